@@ -1,0 +1,195 @@
+"""The project's one Gaussian renderer: gsplat on CUDA, the same rules in pure torch everywhere else."""
+
+import math
+from typing import Literal, Optional
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from pixelsplat_ns.render.compositing import TILE_SIZE, composite
+from pixelsplat_ns.render.projection import project_gaussians, quat_scale_to_covar
+from pixelsplat_ns.render.spherical_harmonics import MAX_SH_DEGREE, evaluate_sh, num_sh_bases
+
+RenderMode = Literal["RGB", "D", "ED", "RGB+D", "RGB+ED"]
+RENDER_MODES = ("RGB", "D", "ED", "RGB+D", "RGB+ED")
+Backend = Literal["auto", "torch", "gsplat"]
+
+
+def rasterize(
+    means: Float[Tensor, "N 3"],
+    quats: Optional[Float[Tensor, "N 4"]],
+    scales: Optional[Float[Tensor, "N 3"]],
+    opacities: Float[Tensor, " N"],
+    colors: Tensor,  # [N, D] or [C, N, D]; SH [N, K, 3] or [C, N, K, 3] with sh_degree
+    viewmats: Float[Tensor, "C 4 4"],
+    Ks: Float[Tensor, "C 3 3"],
+    width: int,
+    height: int,
+    near_plane: float = 0.01,
+    far_plane: float = 1e10,
+    eps2d: float = 0.3,
+    sh_degree: Optional[int] = None,
+    backgrounds: Optional[Float[Tensor, "C D"]] = None,
+    render_mode: RenderMode = "RGB",
+    covars: Optional[Float[Tensor, "N 3 3"]] = None,
+    backend: Backend = "auto",
+) -> tuple[Tensor, Float[Tensor, "C H W 1"], dict]:
+    """Render Gaussians into C cameras with gsplat 1.4.0's ``rasterization`` semantics (classic mode).
+
+    Conventions are gsplat's: ``viewmats`` world-to-camera (OpenCV: +x right, +y down, +z forward),
+    ``Ks`` in pixels, quaternions wxyz (normalized here), linear scales and opacities. ``covars`` replaces
+    ``quats`` and ``scales``. Colours are post-activation features, or SH coefficients in gsplat's basis when
+    ``sh_degree`` is given (colour = SH + 0.5, clamped at 0). "D" renders the accumulated camera z,
+    "ED" the expected z (divided by alpha).
+
+    Returns ``(colors [C, H, W, X], alphas [C, H, W, 1], meta)``; X is D, 1 or D + 1 by ``render_mode``.
+    ``backend="auto"`` runs gsplat for CUDA tensors and the pure-torch rasterizer otherwise.
+    """
+    _check_inputs(means, quats, scales, opacities, colors, viewmats, Ks, width, height, near_plane, far_plane,
+                  sh_degree, backgrounds, render_mode, covars, backend)
+    if backend == "gsplat" or (backend == "auto" and means.is_cuda):
+        return _rasterize_gsplat(means, quats, scales, opacities, colors, viewmats, Ks, width, height, near_plane,
+                                 far_plane, eps2d, sh_degree, backgrounds, render_mode, covars)
+    return _rasterize_torch(means, quats, scales, opacities, colors, viewmats, Ks, width, height, near_plane,
+                            far_plane, eps2d, sh_degree, backgrounds, render_mode, covars)
+
+
+def _rasterize_gsplat(means, quats, scales, opacities, colors, viewmats, Ks, width, height, near_plane, far_plane,
+                      eps2d, sh_degree, backgrounds, render_mode, covars):
+    if not means.is_cuda:
+        raise ValueError("backend='gsplat' needs CUDA tensors; use backend='torch' (or 'auto') for CPU tensors")
+    from gsplat import rasterization  # imported lazily: gsplat compiles its CUDA code on first use
+
+    return rasterization(
+        means=means, quats=quats, scales=scales, opacities=opacities, colors=colors, viewmats=viewmats, Ks=Ks,
+        width=width, height=height, near_plane=near_plane, far_plane=far_plane, eps2d=eps2d, sh_degree=sh_degree,
+        backgrounds=backgrounds, render_mode=render_mode, covars=covars, rasterize_mode="classic",
+    )
+
+
+def _rasterize_torch(means, quats, scales, opacities, colors, viewmats, Ks, width, height, near_plane, far_plane,
+                     eps2d, sh_degree, backgrounds, render_mode, covars):
+    n_cameras = viewmats.shape[0]
+    if covars is None:
+        covars = quat_scale_to_covar(quats, scales)
+    projection = project_gaussians(means, covars, viewmats, Ks, width, height, eps2d, near_plane, far_plane)
+
+    if sh_degree is not None:
+        camera_centers = torch.linalg.inv(viewmats)[:, :3, 3]
+        dirs = means[None] - camera_centers[:, None]
+        coeffs = colors if colors.dim() == 4 else colors.expand(n_cameras, -1, -1, -1)
+        colors = torch.clamp_min(evaluate_sh(sh_degree, dirs, coeffs) + 0.5, 0.0)
+    elif colors.dim() == 2:
+        colors = colors.expand(n_cameras, -1, -1)
+
+    depth_channel = projection.depths[..., None]
+    if render_mode in ("D", "ED"):
+        colors, backgrounds = depth_channel, None
+    elif render_mode in ("RGB+D", "RGB+ED"):
+        colors = torch.cat([colors, depth_channel], dim=-1)
+        if backgrounds is not None:
+            backgrounds = torch.cat([backgrounds, backgrounds.new_zeros(n_cameras, 1)], dim=-1)
+
+    opacities = opacities.expand(n_cameras, -1)
+    render_colors, render_alphas = composite(
+        projection.means2d, projection.conics, opacities, colors, projection.depths, projection.radii, width, height
+    )
+    if backgrounds is not None:
+        render_colors = render_colors + (1.0 - render_alphas) * backgrounds[:, None, None, :]
+    if render_mode in ("ED", "RGB+ED"):
+        expected = render_colors[..., -1:] / render_alphas.clamp(min=1e-10)
+        render_colors = torch.cat([render_colors[..., :-1], expected], dim=-1)
+
+    meta = {
+        "camera_ids": None,
+        "gaussian_ids": None,
+        "radii": projection.radii,
+        "means2d": projection.means2d,
+        "depths": projection.depths,
+        "conics": projection.conics,
+        "opacities": opacities,
+        "tile_width": math.ceil(width / TILE_SIZE),
+        "tile_height": math.ceil(height / TILE_SIZE),
+        "width": width,
+        "height": height,
+        "tile_size": TILE_SIZE,
+        "n_cameras": n_cameras,
+    }
+    return render_colors, render_alphas, meta
+
+
+def _check_inputs(means, quats, scales, opacities, colors, viewmats, Ks, width, height, near_plane, far_plane,
+                  sh_degree, backgrounds, render_mode, covars, backend):
+    """Reject bad input with a message that says what is wrong and how to fix it."""
+
+    def fail(message: str):
+        raise ValueError(f"rasterize: {message}")
+
+    if backend not in ("auto", "torch", "gsplat"):
+        fail(f"backend must be 'auto', 'torch' or 'gsplat', got {backend!r}")
+    if render_mode not in RENDER_MODES:
+        fail(f"render_mode must be one of {RENDER_MODES}, got {render_mode!r}")
+    for name, value in (("width", width), ("height", height)):
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            fail(f"{name} must be a positive integer, got {value!r}")
+    if not (math.isfinite(near_plane) and near_plane > 0 and far_plane > near_plane):
+        fail(f"need 0 < near_plane < far_plane, got near_plane={near_plane}, far_plane={far_plane}")
+
+    if not isinstance(means, Tensor) or means.dim() != 2 or means.shape[-1] != 3:
+        fail(f"means must be a tensor of shape [N, 3], got {_shape(means)}")
+    n = means.shape[0]
+    if n == 0:
+        fail("the scene is empty (means has N = 0 Gaussians); give at least one Gaussian")
+    if viewmats.dim() != 3 or viewmats.shape[1:] != (4, 4):
+        fail(f"viewmats must have shape [C, 4, 4] (world-to-camera), got {_shape(viewmats)}")
+    c = viewmats.shape[0]
+    if c == 0:
+        fail("viewmats holds no camera (C = 0)")
+    expected = {"opacities": (opacities, (n,)), "Ks": (Ks, (c, 3, 3))}
+    if covars is not None:
+        if quats is not None or scales is not None:
+            fail("give either covars or quats and scales, not both")
+        expected["covars"] = (covars, (n, 3, 3))
+    elif quats is None or scales is None:
+        fail("quats and scales are required unless covars is given")
+    else:
+        expected["quats"] = (quats, (n, 4))
+        expected["scales"] = (scales, (n, 3))
+    for name, (tensor, shape) in expected.items():
+        if not isinstance(tensor, Tensor) or tuple(tensor.shape) != shape:
+            fail(f"{name} must have shape {list(shape)} for N = {n} Gaussians and C = {c} cameras, got {_shape(tensor)}")
+
+    if sh_degree is None:
+        if not (colors.dim() == 2 and colors.shape[0] == n) and not (colors.dim() == 3 and colors.shape[:2] == (c, n)):
+            fail(f"colors must have shape [N, D] or [C, N, D] (N = {n}, C = {c}), got {_shape(colors)}; "
+                 "pass sh_degree for SH coefficients")
+    else:
+        if isinstance(sh_degree, bool) or not isinstance(sh_degree, int) or not 0 <= sh_degree <= MAX_SH_DEGREE:
+            fail(f"sh_degree must be an integer between 0 and {MAX_SH_DEGREE}, got {sh_degree!r}")
+        sh_ok = (colors.dim() == 3 and colors.shape[0] == n) or (colors.dim() == 4 and colors.shape[:2] == (c, n))
+        if not sh_ok or colors.shape[-1] != 3 or colors.shape[-2] < num_sh_bases(sh_degree):
+            fail(f"with sh_degree={sh_degree}, colors must be SH coefficients [N, K, 3] or [C, N, K, 3] with "
+                 f"K >= {num_sh_bases(sh_degree)} (N = {n}, C = {c}), got {_shape(colors)}")
+    if backgrounds is not None:
+        channels = 3 if sh_degree is not None else colors.shape[-1]
+        if tuple(backgrounds.shape) != (c, channels):
+            fail(f"backgrounds must have shape [C, D] = [{c}, {channels}], got {_shape(backgrounds)}")
+
+    named = {"means": means, "quats": quats, "scales": scales, "covars": covars, "opacities": opacities,
+             "colors": colors, "viewmats": viewmats, "Ks": Ks, "backgrounds": backgrounds}
+    tensors = {name: t for name, t in named.items() if t is not None}
+    devices = {t.device for t in tensors.values()}
+    if len(devices) > 1:
+        fail(f"all tensors must be on one device, got {sorted(str(d) for d in devices)}")
+    for name, tensor in tensors.items():
+        if not tensor.is_floating_point():
+            fail(f"{name} must be a floating-point tensor, got {tensor.dtype}")
+        if not bool(torch.isfinite(tensor).all()):
+            fail(f"{name} contains NaN or infinite values")
+    if bool((Ks[:, 0, 0] <= 0).any() or (Ks[:, 1, 1] <= 0).any()):
+        fail("Ks must have positive focal lengths fx = K[0, 0] and fy = K[1, 1] (in pixels)")
+
+
+def _shape(value) -> str:
+    return str(list(value.shape)) if isinstance(value, Tensor) else type(value).__name__
