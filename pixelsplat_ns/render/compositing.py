@@ -19,7 +19,7 @@ slab size whatever the scene.
 
 import math
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, Optional
 
 import torch
 from jaxtyping import Bool, Float, Int
@@ -309,12 +309,14 @@ def composite(
     radii: Int[Tensor, "C N"],
     width: int,
     height: int,
-    max_pairs_per_slab: int = MAX_PAIRS_PER_SLAB,
+    max_pairs_per_slab: Optional[int] = None,
 ) -> tuple[Float[Tensor, "C H W D"], Float[Tensor, "C H W 1"]]:
-    """Accumulated colours (no background) and alphas (1 - final transmittance) of every pixel."""
+    """Accumulated colours (no background) and alphas (1 - final transmittance) of every pixel.
+
+    ``max_pairs_per_slab`` (default ``MAX_PAIRS_PER_SLAB``) trades memory for per-slab overhead."""
     n_cameras = means2d.shape[0]
     flat = [t.flatten(0, 1) for t in (means2d, conics, opacities, colors)]
     with torch.no_grad():
         fp = footprints(flat[0].detach(), flat[1].detach(), flat[2].detach(), radii.flatten(), width, height)
-        slabs = plan_slabs(fp, depths.detach(), max_pairs_per_slab)
+        slabs = plan_slabs(fp, depths.detach(), max_pairs_per_slab or MAX_PAIRS_PER_SLAB)
     return _Composite.apply(*flat, fp, slabs, width, height, n_cameras)
