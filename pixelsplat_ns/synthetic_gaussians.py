@@ -75,7 +75,8 @@ def pixel_aligned_scene(
     quats = torch.nn.functional.normalize(torch.randn(*shape, 4, generator=generator), dim=-1)
     opacities = torch.rand(shape, generator=generator) ** 0.5 / per_pixel
 
-    texture = 0.5 + 0.4 * torch.stack([torch.sin(5 * u), torch.cos(7 * v), torch.sin(3 * (u + v))], -1)
+    checker = 0.6 + 0.4 * ((torch.floor(6 * u) + torch.floor(6 * v)) % 2)
+    texture = checker[..., None] * (0.5 + 0.4 * torch.stack([torch.sin(3 * u), torch.cos(4 * v), torch.sin(2 * (u + v))], -1))
     sh = 0.05 * torch.randn(*shape, 16, 3, generator=generator)
     sh[..., 0, :] = repeat((texture - 0.5) / SH_C0, "v p c -> v p s c", s=per_pixel)
     # Flattened in pixelSplat's order: view, pixel (row-major), sample.
