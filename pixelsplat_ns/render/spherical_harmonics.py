@@ -63,3 +63,25 @@ def evaluate_sh(
     """Colour before gsplat's +0.5 offset; coefficients beyond ``degree`` are ignored, as gsplat does."""
     basis = sh_basis(degree, dirs)
     return torch.einsum("...k,...kc->...c", basis, coeffs[..., : basis.shape[-1], :])
+
+
+def _fitting_directions(count: int = 64) -> Float[Tensor, "count 3"]:
+    """Well-spread unit directions (a Fibonacci sphere) on which the rotated basis is fitted."""
+    i = torch.arange(count, dtype=torch.float64) + 0.5
+    polar = torch.acos(1 - 2 * i / count)
+    azimuth = torch.pi * (1 + 5**0.5) * i
+    return torch.stack([torch.sin(polar) * torch.cos(azimuth), torch.sin(polar) * torch.sin(azimuth), torch.cos(polar)], -1)
+
+
+def sh_rotation_matrix(degree: int, rotation: Float[Tensor, "*batch 3 3"]) -> Float[Tensor, "*batch K K"]:
+    """The block-diagonal M with basis(R d) = M basis(d), in gsplat's basis.
+
+    Coefficients c describe the colour function d -> c . basis(d); the function d -> c . basis(R d), the
+    same colours seen through R, has coefficients M^T c. M is found exactly (up to float64 rounding) by least
+    squares on a fixed set of directions, since the rotated basis is a linear map of the original one.
+    """
+    directions = _fitting_directions()
+    basis = sh_basis(degree, directions)  # [D, K]
+    rotated = sh_basis(degree, torch.einsum("...ij,dj->...di", rotation.double(), directions))  # [..., D, K]
+    solution = torch.linalg.pinv(basis) @ rotated  # [..., K, K] = M^T
+    return solution.transpose(-1, -2).to(rotation.dtype)

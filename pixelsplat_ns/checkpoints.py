@@ -1,0 +1,215 @@
+"""Encoder checkpoints: reading official pixelSplat Lightning checkpoints, converting them, loading either.
+
+Loading never executes code from a file: ``torch.load(weights_only=True)`` first; Lightning checkpoints
+that pickle other objects (configs, callbacks) are read with an unpickler that turns every class outside
+torch's tensor-rebuilding allowlist into an inert placeholder.
+"""
+
+import pickle
+import re
+from dataclasses import asdict
+from pathlib import Path
+from typing import Union
+
+import torch
+from torch import Tensor
+
+from pixelsplat_ns.encoder import EncoderConfig, PixelSplatEncoder, ablation, paper
+from pixelsplat_ns.encoder.config import (
+    BackboneConfig,
+    EpipolarConfig,
+    ImageSelfAttentionConfig,
+    ResNetConfig,
+    ViTConfig,
+)
+
+FORMAT = "pixelsplat-ns-encoder"
+VERSION = 1
+UNUSED = None  # official weights with no counterpart: ResNet's layer4, which pixelSplat never runs
+
+_SELF_ATTENTION = r"epipolar_transformer\.transformer\.layers\.(\d+)\.1\.fn\.self_attention\."
+_OURS_SELF_ATTENTION = r"epipolar_transformer.layers.\1.image_attention."
+# Official key (after the Lightning prefix "encoder.") -> our key; the first matching rule applies.
+RENAMES: list[tuple[str, Union[str, None]]] = [
+    (r"backbone\.resnet_backbone\.model\.layer4\.", UNUSED),
+    (r"backbone\.resnet_backbone\.model\.", "backbone.resnet."),
+    (r"backbone\.resnet_backbone\.projections\.layer(\d)\.", r"backbone.resnet.projections.\1."),
+    (r"backbone\.dino\.blocks\.(\d+)\.attn\.", r"backbone.vit.blocks.\1."),
+    (r"backbone\.dino\.", "backbone.vit."),
+    (r"epipolar_transformer\.depth_encoding\.1\.", "epipolar_transformer.depth_encoding."),
+    (r"epipolar_transformer\.transformer\.layers\.(\d+)\.0\.fn\.to_out\.0\.", r"epipolar_transformer.layers.\1.cross_attention.to_out."),
+    (r"epipolar_transformer\.transformer\.layers\.(\d+)\.0\.fn\.", r"epipolar_transformer.layers.\1.cross_attention."),
+    (r"epipolar_transformer\.transformer\.layers\.(\d+)\.0\.norm\.", r"epipolar_transformer.layers.\1.cross_attention.norm."),
+    (r"epipolar_transformer\.transformer\.layers\.(\d+)\.1\.norm\.", r"epipolar_transformer.layers.\1.image_norm."),
+    (_SELF_ATTENTION + r"positional_encoding\.1\.", _OURS_SELF_ATTENTION + "positional_encoding."),
+    (_SELF_ATTENTION + r"patch_embedder\.0\.", _OURS_SELF_ATTENTION + "patch_embedder."),
+    (_SELF_ATTENTION + r"transformer\.layers\.(\d+)\.0\.norm\.", _OURS_SELF_ATTENTION + r"blocks.\2.attention_norm."),
+    (_SELF_ATTENTION + r"transformer\.layers\.(\d+)\.0\.fn\.to_qkv\.", _OURS_SELF_ATTENTION + r"blocks.\2.to_qkv."),
+    (_SELF_ATTENTION + r"transformer\.layers\.(\d+)\.0\.fn\.to_out\.0\.", _OURS_SELF_ATTENTION + r"blocks.\2.to_out."),
+    (_SELF_ATTENTION + r"transformer\.layers\.(\d+)\.1\.norm\.", _OURS_SELF_ATTENTION + r"blocks.\2.mlp_norm."),
+    (_SELF_ATTENTION + r"transformer\.layers\.(\d+)\.1\.fn\.net\.0\.", _OURS_SELF_ATTENTION + r"blocks.\2.mlp.0."),
+    (_SELF_ATTENTION + r"transformer\.layers\.(\d+)\.1\.fn\.net\.3\.", _OURS_SELF_ATTENTION + r"blocks.\2.mlp.2."),
+    (_SELF_ATTENTION + r"resampler\.", _OURS_SELF_ATTENTION + "resampler."),
+    (r"epipolar_transformer\.upscaler\.", "epipolar_transformer.upscaler.expand."),
+    (r"epipolar_transformer\.upscale_refinement\.", "epipolar_transformer.upscaler.refinement."),
+]
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is not, or not entirely, a pixelSplat encoder."""
+
+
+def rename_official_key(key: str) -> Union[str, None]:
+    for pattern, replacement in RENAMES:
+        if re.match(pattern, key):
+            return None if replacement is UNUSED else re.sub(pattern, replacement, key, count=1)
+    return key
+
+
+def to_official_key(ours: str, official_keys: list[str]) -> str:
+    """Inverse of ``rename_official_key`` over a known list of official keys (for tests and tools)."""
+    matches = [k for k in official_keys if rename_official_key(k) == ours]
+    if len(matches) != 1:
+        raise KeyError(ours)
+    return matches[0]
+
+
+class _Inert:
+    """Stands in for any pickled object that is not a tensor or a plain container: holds nothing, runs nothing."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        pass
+
+    def __call__(self, *args, **kwargs) -> "_Inert":
+        return _Inert()
+
+    def __setstate__(self, state) -> None:
+        pass
+
+    def __setitem__(self, key, value) -> None:
+        pass
+
+    def append(self, value) -> None:
+        pass
+
+    def extend(self, values) -> None:
+        pass
+
+
+class _InertUnpickler(pickle.Unpickler):
+    ALLOWED = {
+        ("collections", "OrderedDict"),
+        ("torch._utils", "_rebuild_tensor_v2"),
+        ("torch._utils", "_rebuild_parameter"),
+        ("torch", "Size"),
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in self.ALLOWED or (module == "torch" and name.endswith("Storage")):
+            return super().find_class(module, name)
+        return _Inert
+
+
+class _InertPickle:
+    """A ``pickle_module`` for ``torch.load`` whose unpickler cannot construct arbitrary objects."""
+
+    Unpickler = _InertUnpickler
+    load = staticmethod(pickle.load)
+    __name__ = "pixelsplat_ns_inert_pickle"
+
+
+def read_checkpoint(path: Union[str, Path]) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint file at {path}")
+    try:
+        try:
+            data = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:  # pickled objects beyond tensors: read them as inert placeholders
+            data = torch.load(path, map_location="cpu", weights_only=False, pickle_module=_InertPickle)
+    except Exception as error:
+        raise CheckpointError(f"{path} is not a readable torch checkpoint: {str(error).splitlines()[0]}") from error
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path} holds a {type(data).__name__}, not a checkpoint dictionary")
+    return data
+
+
+def config_from_official(state_dict: dict[str, Tensor]) -> EncoderConfig:
+    """The configuration an official checkpoint was trained with, read from which weights it has."""
+    config = paper()
+    if not any(k.startswith("epipolar_transformer.") for k in state_dict):
+        config = ablation(config, "no_epipolar")
+    elif "epipolar_transformer.depth_encoding.1.weight" not in state_dict:
+        config = ablation(config, "no_depth_encoding")
+    if "depth_predictor.projection.1.weight" in state_dict and state_dict["depth_predictor.projection.1.weight"].shape[0] == 2:
+        config = ablation(config, "no_sampling")
+    if "epipolar_transformer.view_embeddings.weight" in state_dict:
+        config.num_context_views = state_dict["epipolar_transformer.view_embeddings.weight"].shape[0]
+    return config
+
+
+def convert_official(checkpoint: dict) -> tuple[EncoderConfig, dict[str, Tensor]]:
+    """Our configuration and state dict from an official Lightning checkpoint (``state_dict``, ``encoder.``)."""
+    weights = checkpoint.get("state_dict", checkpoint)
+    official = {k[len("encoder."):]: v for k, v in weights.items() if isinstance(k, str) and k.startswith("encoder.")}
+    if not official:
+        raise CheckpointError("no 'encoder.' weights under 'state_dict': this is not an official pixelSplat checkpoint")
+    config = config_from_official(official)
+    renamed = {}
+    for key, value in official.items():
+        ours = rename_official_key(key)
+        if ours is not None:
+            renamed[ours] = value
+    check_state_dict(config, renamed)
+    return config, renamed
+
+
+def check_state_dict(config: EncoderConfig, state_dict: dict[str, Tensor]) -> None:
+    """Refuse a wrong or partial state dict, naming what is missing, unexpected or misshapen."""
+    with torch.device("meta"):  # shapes only: no memory, no initialization
+        expected = {k: v.shape for k, v in PixelSplatEncoder(config).state_dict().items()}
+    missing = sorted(set(expected) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(expected))
+    misshapen = sorted(k for k in set(expected) & set(state_dict) if tuple(state_dict[k].shape) != tuple(expected[k]))
+    if missing or unexpected or misshapen:
+        lines = [f"{len(missing)} missing: {', '.join(missing[:20])}" if missing else "",
+                 f"{len(unexpected)} unexpected: {', '.join(unexpected[:20])}" if unexpected else "",
+                 "wrong shapes: " + ", ".join(f"{k} {list(state_dict[k].shape)} != {list(expected[k])}" for k in misshapen[:20])
+                 if misshapen else ""]
+        raise CheckpointError("the checkpoint does not match the pixelSplat encoder: " + "; ".join(l for l in lines if l))
+
+
+def save_converted(path: Union[str, Path], config: EncoderConfig, state_dict: dict[str, Tensor]) -> None:
+    torch.save({"format": FORMAT, "version": VERSION, "config": asdict(config), "state_dict": state_dict}, path)
+
+
+def config_from_dict(data: dict) -> EncoderConfig:
+    backbone = data["backbone"]
+    epipolar = data["epipolar"]
+    return EncoderConfig(
+        **{k: v for k, v in data.items() if k not in ("backbone", "epipolar")},
+        backbone=BackboneConfig(
+            resnet=ResNetConfig(block=backbone["resnet"]["block"], layers=tuple(backbone["resnet"]["layers"])),
+            vit=ViTConfig(**backbone["vit"]),
+            d_out=backbone["d_out"],
+        ),
+        epipolar=EpipolarConfig(
+            **{k: v for k, v in epipolar.items() if k != "self_attention"},
+            self_attention=ImageSelfAttentionConfig(**epipolar["self_attention"]),
+        ),
+    )
+
+
+def load_encoder(path: Union[str, Path], device: Union[str, torch.device] = "cpu") -> PixelSplatEncoder:
+    """An encoder in eval mode from a converted checkpoint or an official Lightning ``.ckpt``."""
+    checkpoint = read_checkpoint(path)
+    if checkpoint.get("format") == FORMAT:
+        if checkpoint.get("version") != VERSION:
+            raise CheckpointError(f"{path}: converted checkpoint version {checkpoint.get('version')}, expected {VERSION}")
+        config, state_dict = config_from_dict(checkpoint["config"]), checkpoint["state_dict"]
+        check_state_dict(config, state_dict)
+    else:
+        config, state_dict = convert_official(checkpoint)
+    encoder = PixelSplatEncoder(config)
+    encoder.load_state_dict(state_dict)
+    return encoder.to(device).eval()

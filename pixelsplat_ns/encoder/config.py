@@ -1,0 +1,117 @@
+"""Encoder hyper-parameters as dataclasses (tyro turns them into CLI flags), with the paper's and a tiny preset.
+
+``paper()`` is the official camera-ready configuration (config/model/encoder/epipolar.yaml with the DINO
+backbone); the ablations of the paper are switches on it. ``tiny()`` keeps every part of the architecture
+at a width that trains on a CPU.
+"""
+
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+
+@dataclass
+class ResNetConfig:
+    block: Literal["bottleneck", "basic"] = "bottleneck"
+    """torchvision block type: bottleneck for ResNet-50 (DINO), basic for the tiny preset."""
+    layers: tuple[int, int, int] = (3, 4, 6)
+    """Blocks in layer1..layer3; layer4 is never run by pixelSplat, so it is not built."""
+
+
+@dataclass
+class ViTConfig:
+    patch_size: int = 8
+    embed_dim: int = 768
+    depth: int = 12
+    num_heads: int = 12
+    mlp_ratio: float = 4.0
+    pretrained_grid: int = 28
+    """Side of the position-embedding grid the weights were trained with (DINO: 224 / 8 = 28)."""
+
+
+@dataclass
+class BackboneConfig:
+    resnet: ResNetConfig = field(default_factory=ResNetConfig)
+    vit: ViTConfig = field(default_factory=ViTConfig)
+    d_out: int = 512
+    """Channels of the summed ResNet and ViT feature maps."""
+
+
+@dataclass
+class ImageSelfAttentionConfig:
+    patch_size: int = 4
+    num_octaves: int = 10
+    num_layers: int = 2
+    num_heads: int = 4
+    d_dot: int = 128
+    d_mlp: int = 256
+
+
+@dataclass
+class EpipolarConfig:
+    num_samples: int = 32
+    """Samples along each epipolar segment."""
+    num_octaves: int = 10
+    """Octaves of the depth encoding; 0 removes it (the paper's "no depth encoding" ablation)."""
+    num_layers: int = 2
+    num_heads: int = 4
+    d_dot: int = 128
+    downscale: int = 4
+    self_attention: ImageSelfAttentionConfig = field(default_factory=ImageSelfAttentionConfig)
+
+
+@dataclass
+class EncoderConfig:
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    d_feature: int = 128
+    use_epipolar_transformer: bool = True
+    """False is the paper's "no epipolar transformer" ablation."""
+    epipolar: EpipolarConfig = field(default_factory=EpipolarConfig)
+    num_context_views: int = 2
+    """Context views the model is built for; more than two adds learned view embeddings."""
+    num_depth_bins: int = 32
+    gaussians_per_pixel: int = 3
+    """1 bin and 1 Gaussian per pixel is the paper's "no probabilistic sampling" ablation."""
+    scale_min: float = 0.5
+    scale_max: float = 15.0
+    sh_degree: int = 4
+    opacity_divided_by_gaussians_per_pixel: bool = True
+    """The official code divides opacities by gaussians_per_pixel, also in deterministic mode (1 sample)."""
+    exact_rewrites: bool = True
+    """Compute the same function with less arithmetic (composed upscaler, projected epipolar keys);
+    False runs the official code's straightforward arithmetic."""
+
+
+def paper() -> EncoderConfig:
+    return EncoderConfig()
+
+
+def tiny() -> EncoderConfig:
+    return EncoderConfig(
+        backbone=BackboneConfig(
+            resnet=ResNetConfig(block="basic", layers=(1, 1, 1)),
+            vit=ViTConfig(embed_dim=96, depth=2, num_heads=3),
+            d_out=64,
+        ),
+        d_feature=32,
+        epipolar=EpipolarConfig(
+            num_samples=16,
+            num_layers=1,
+            num_heads=2,
+            d_dot=16,
+            self_attention=ImageSelfAttentionConfig(num_layers=1, num_heads=2, d_dot=16, d_mlp=64),
+        ),
+    )
+
+
+PRESETS = {"paper": paper, "tiny": tiny}
+
+
+def ablation(config: EncoderConfig, name: Literal["none", "no_epipolar", "no_depth_encoding", "no_sampling"]):
+    """The paper's ablations (Table 3) applied to a configuration."""
+    if name == "no_epipolar":
+        return replace(config, use_epipolar_transformer=False)
+    if name == "no_depth_encoding":
+        return replace(config, epipolar=replace(config.epipolar, num_octaves=0))
+    if name == "no_sampling":
+        return replace(config, num_depth_bins=1, gaussians_per_pixel=1)
+    return config

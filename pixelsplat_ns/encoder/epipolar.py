@@ -1,0 +1,252 @@
+"""The epipolar transformer: each low-resolution pixel's ray attends to features sampled along its epipolar
+segment in the other views, with each sample's triangulated depth encoded into its key.
+
+With ``exact_rewrites`` the same function is computed with far less arithmetic:
+- keys and values are never materialized: q . W_k (f + e) = (W_k^T q) . (f + e), and the attention-weighted
+  sum of W_v (f + e) is W_v applied to the weighted sum of (f + e);
+- the upscaler (ConvTranspose 4x4, stride 4) and the first 7x7 refinement conv compose into a single 3x3
+  convolution on the low-resolution grid with 16 output phases and a pixel shuffle.
+"""
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from jaxtyping import Bool, Float
+from torch import Tensor, nn
+
+from pixelsplat_ns.encoder.config import EpipolarConfig, ImageSelfAttentionConfig
+from pixelsplat_ns.encoder.depth import depth_to_relative_disparity
+from pixelsplat_ns.geometry import image_grid, project_segments, triangulate_depth, world_rays
+
+
+def positional_encoding(x: Float[Tensor, "*batch d"], num_octaves: int) -> Float[Tensor, "*batch e"]:
+    """sin(2 pi 2^f x + phase), phase in {0, pi/2}, ordered (dimension, octave, phase) as pixelSplat."""
+    frequencies = 2 * torch.pi * 2 ** torch.arange(num_octaves, device=x.device, dtype=x.dtype)
+    phases = torch.tensor([0.0, 0.5 * torch.pi], device=x.device, dtype=x.dtype)
+    angles = x[..., :, None, None] * frequencies[:, None] + phases
+    return rearrange(torch.sin(angles), "... d f p -> ... (d f p)")
+
+
+def other_views(v: int) -> Tensor:
+    """For each view, the indices of all other views in increasing order: [v, v - 1]."""
+    index = torch.arange(v).repeat(v, 1)
+    return index[~torch.eye(v, dtype=torch.bool)].view(v, v - 1)
+
+
+@dataclass
+class EpipolarSamples:
+    """For every ray of every view (b, v, r) and every other view (ov): samples along its epipolar segment."""
+
+    xy: Float[Tensor, "b v ov r s 2"]  # normalized image coordinates in the other view
+    valid: Bool[Tensor, "b v ov r"]  # whether the segment is visible in the other view
+    features: Float[Tensor, "b v ov r s c"]  # sampled features, zero on invalid segments
+    depths: Float[Tensor, "b v ov r s"]  # triangulated depth along the ray, clamped to [near, far]
+
+
+def sample_epipolar(
+    features: Float[Tensor, "b v c h w"],
+    extrinsics: Float[Tensor, "b v 4 4"],
+    intrinsics: Float[Tensor, "b v 3 3"],
+    near: Float[Tensor, "b v"],
+    far: Float[Tensor, "b v"],
+    num_samples: int,
+) -> EpipolarSamples:
+    b, v, c, h, w = features.shape
+    others = other_views(v).to(features.device)
+    xy_ray = rearrange(image_grid(h, w, features.device, features.dtype), "h w xy -> (h w) xy")
+    origins, directions = world_rays(xy_ray, extrinsics[:, :, None], intrinsics[:, :, None])  # [b v r 3]
+
+    other_extrinsics = extrinsics[:, others][:, :, :, None]  # [b v ov 1 4 4]
+    other_intrinsics = intrinsics[:, others][:, :, :, None]
+    start, end, valid = project_segments(
+        origins[:, :, None], directions[:, :, None], other_extrinsics, other_intrinsics,
+        near[:, :, None, None], far[:, :, None, None],
+    )
+    start = start.nan_to_num(posinf=0, neginf=0) * valid[..., None]
+    end = end.nan_to_num(posinf=0, neginf=0) * valid[..., None]
+    steps = (torch.arange(num_samples, device=features.device, dtype=features.dtype) + 0.5) / num_samples
+    xy = start[..., None, :] + steps[:, None] * (end - start)[..., None, :]  # [b v ov r s 2]
+
+    other_features = rearrange(features[:, others], "b v ov c h w -> (b v ov) c h w")
+    sampled = F.grid_sample(
+        other_features, rearrange(2 * xy - 1, "b v ov r s xy -> (b v ov) r s xy"),
+        mode="bilinear", padding_mode="zeros", align_corners=False,
+    )
+    sampled = rearrange(sampled, "(b v ov) c r s -> b v ov r s c", b=b, v=v) * valid[..., None, None]
+
+    sample_origins, sample_directions = world_rays(xy, other_extrinsics[..., None, :, :], other_intrinsics[..., None, :, :])
+    depths = triangulate_depth(origins[:, :, None, :, None], directions[:, :, None, :, None], sample_origins, sample_directions)
+    depths = torch.minimum(torch.maximum(depths, near[..., None, None, None]), far[..., None, None, None])
+    return EpipolarSamples(xy=xy, valid=valid, features=sampled, depths=depths)
+
+
+class PreNormCrossAttention(nn.Module):
+    """Queries are layer-normed, keys/values are not; to_q and to_kv without bias, to_out with."""
+
+    def __init__(self, dim: int, num_heads: int, d_dot: int) -> None:
+        super().__init__()
+        self.num_heads, self.scale = num_heads, d_dot**-0.5
+        self.norm = nn.LayerNorm(dim)
+        self.to_q = nn.Linear(dim, num_heads * d_dot, bias=False)
+        self.to_kv = nn.Linear(dim, 2 * num_heads * d_dot, bias=False)
+        self.to_out = nn.Linear(num_heads * d_dot, dim)
+
+    def forward(self, x: Float[Tensor, "n c"], kv: Float[Tensor, "n s c"], exact_rewrites: bool) -> Float[Tensor, "n c"]:
+        q = rearrange(self.to_q(self.norm(x)), "n (h d) -> n h d", h=self.num_heads)
+        w_k, w_v = rearrange(self.to_kv.weight, "(two h d) c -> two h d c", two=2, h=self.num_heads)
+        if exact_rewrites:
+            # Attention in feature space: keys and values are linear in kv, so fold W_k into q and apply W_v
+            # after the weighted sum, instead of projecting every sample.
+            q_feature = torch.einsum("nhd,hdc->nhc", q, w_k) * self.scale
+            attention = torch.softmax(torch.einsum("nhc,nsc->nhs", q_feature, kv), dim=-1)
+            out = torch.einsum("nhc,hdc->nhd", torch.einsum("nhs,nsc->nhc", attention, kv), w_v)
+        else:
+            k, v = torch.einsum("nsc,hdc->nhsd", kv, w_k), torch.einsum("nsc,hdc->nhsd", kv, w_v)
+            attention = torch.softmax(torch.einsum("nhd,nhsd->nhs", q, k) * self.scale, dim=-1)
+            out = torch.einsum("nhs,nhsd->nhd", attention, v)
+        return self.to_out(rearrange(out, "n h d -> n (h d)"))
+
+
+class TransformerBlock(nn.Module):
+    """Pre-norm self-attention (to_qkv without bias) and a GELU MLP, each with a residual."""
+
+    def __init__(self, dim: int, num_heads: int, d_dot: int, d_mlp: int) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.attention_norm = nn.LayerNorm(dim)
+        self.to_qkv = nn.Linear(dim, 3 * num_heads * d_dot, bias=False)
+        self.to_out = nn.Linear(num_heads * d_dot, dim)
+        self.mlp_norm = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, d_mlp), nn.GELU(), nn.Linear(d_mlp, dim))
+
+    def forward(self, x: Float[Tensor, "n t c"]) -> Float[Tensor, "n t c"]:
+        q, k, v = rearrange(self.to_qkv(self.attention_norm(x)), "n t (three h d) -> three n h t d", three=3, h=self.num_heads)
+        x = x + self.to_out(rearrange(F.scaled_dot_product_attention(q, k, v), "n h t d -> n t (h d)"))
+        return x + self.mlp(self.mlp_norm(x))
+
+
+class ImageSelfAttention(nn.Module):
+    """Self-attention over a view's patches: 4x4 patches -> tokens with a 2D positional encoding ->
+    transformer -> transposed conv back to the input resolution."""
+
+    def __init__(self, config: ImageSelfAttentionConfig, dim: int) -> None:
+        super().__init__()
+        self.num_octaves = config.num_octaves
+        self.positional_encoding = nn.Linear(2 * 2 * config.num_octaves, dim)
+        self.patch_embedder = nn.Conv2d(dim, dim, config.patch_size, config.patch_size)
+        self.blocks = nn.ModuleList(
+            [TransformerBlock(dim, config.num_heads, config.d_dot, config.d_mlp) for _ in range(config.num_layers)]
+        )
+        self.resampler = nn.ConvTranspose2d(dim, dim, config.patch_size, config.patch_size)
+
+    def forward(self, image: Float[Tensor, "n c h w"]) -> Float[Tensor, "n c h w"]:
+        tokens = torch.relu(self.patch_embedder(image))
+        nh, nw = tokens.shape[-2:]
+        position = self.positional_encoding(positional_encoding(image_grid(nh, nw, image.device, image.dtype), self.num_octaves))
+        tokens = rearrange(tokens + rearrange(position, "h w c -> c h w"), "n c h w -> n (h w) c")
+        for block in self.blocks:
+            tokens = block(tokens)
+        return self.resampler(rearrange(tokens, "n (h w) c -> n c h w", h=nh))
+
+
+class EpipolarLayer(nn.Module):
+    """Cross-attention along epipolar samples, then (in place of a feed-forward) image self-attention.
+
+    The official wrapper adds its layer-normed input back, so the second step is x + SA(LN(x)) + LN(x)."""
+
+    def __init__(self, config: EpipolarConfig, dim: int) -> None:
+        super().__init__()
+        self.cross_attention = PreNormCrossAttention(dim, config.num_heads, config.d_dot)
+        self.image_norm = nn.LayerNorm(dim)
+        self.image_attention = ImageSelfAttention(config.self_attention, dim)
+
+    def forward(self, x: Float[Tensor, "b v c h w"], kv: Float[Tensor, "n s c"], exact_rewrites: bool) -> Float[Tensor, "b v c h w"]:
+        b, v, c, h, w = x.shape
+        tokens = rearrange(x, "b v c h w -> (b v h w) c")
+        tokens = tokens + self.cross_attention(tokens, kv, exact_rewrites)
+        normed = self.image_norm(tokens)
+        image = rearrange(normed, "(n h w) c -> n c h w", h=h, w=w)
+        attended = rearrange(self.image_attention(image), "n c h w -> (n h w) c")
+        return rearrange(tokens + attended + normed, "(b v h w) c -> b v c h w", b=b, v=v, h=h)
+
+
+class Upscaler(nn.Module):
+    """ConvTranspose 4x4 stride 4, then ``refinement(x) + x`` with Conv 7x7 -> GELU -> Conv 7x7."""
+
+    def __init__(self, dim: int, factor: int) -> None:
+        super().__init__()
+        self.factor = factor
+        self.expand = nn.ConvTranspose2d(dim, dim, factor, factor)
+        self.refinement = nn.Sequential(nn.Conv2d(dim, 2 * dim, 7, 1, 3), nn.GELU(), nn.Conv2d(2 * dim, dim, 7, 1, 3))
+
+    def forward(self, x: Float[Tensor, "n c h w"], exact_rewrites: bool) -> Float[Tensor, "n c H W"]:
+        upscaled = self.expand(x)
+        if not exact_rewrites:
+            return self.refinement(upscaled) + upscaled
+        first = F.pixel_shuffle(self._composed_first_conv(x), self.factor)
+        return self.refinement[2](self.refinement[1](first)) + upscaled
+
+    def _composed_first_conv(self, x: Float[Tensor, "n c h w"]) -> Float[Tensor, "n k h w"]:
+        """conv7x7(upscale(x)) as one 3x3 conv on the low-resolution grid with factor^2 output phases.
+
+        A constant ones channel carries the upscaler's bias, which the 7x7 conv's zero padding must not see
+        outside the image (the ones channel is zero-padded just like the features)."""
+        conv, f = self.refinement[0], self.factor
+        radius = conv.kernel_size[0] // 2
+        cells = -(-radius // f)  # how many low-resolution cells a kernel reaches on each side
+        bias = self.expand.bias[None, :, None, None].expand(1, -1, f, f)
+        transposed = torch.cat([self.expand.weight, bias], 0)  # [in + 1, out, f, f]
+        # kernel[o, a, b, k, i, j]: weight from input channel k at cell offset (i, j) to output o at phase (a, b).
+        size = 2 * cells + 1
+        kernel = conv.weight.new_zeros(conv.out_channels, f, f, transposed.shape[0], size, size)
+        for a in range(f):
+            for dy in range(conv.kernel_size[0]):
+                cell_y, phase_y = divmod(a + dy - radius, f)
+                for b_ in range(f):
+                    for dx in range(conv.kernel_size[1]):
+                        cell_x, phase_x = divmod(b_ + dx - radius, f)
+                        kernel[:, a, b_, :, cell_y + cells, cell_x + cells] += (
+                            conv.weight[:, :, dy, dx] @ transposed[:, :, phase_y, phase_x].T
+                        )
+        ones = x.new_ones(x.shape[0], 1, *x.shape[2:])
+        weight = rearrange(kernel, "o a b k i j -> (o a b) k i j")
+        return F.conv2d(torch.cat([x, ones], 1), weight, conv.bias.repeat_interleave(f * f), padding=cells)
+
+
+class EpipolarTransformer(nn.Module):
+    def __init__(self, config: EpipolarConfig, dim: int, num_views: int) -> None:
+        super().__init__()
+        self.config = config
+        self.downscaler = nn.Conv2d(dim, dim, config.downscale, config.downscale)
+        self.depth_encoding = nn.Linear(2 * config.num_octaves, dim) if config.num_octaves > 0 else None
+        self.layers = nn.ModuleList([EpipolarLayer(config, dim) for _ in range(config.num_layers)])
+        self.view_embeddings = nn.Embedding(num_views, dim) if num_views > 2 else None
+        self.upscaler = Upscaler(dim, config.downscale)
+
+    def forward(
+        self,
+        features: Float[Tensor, "b v c h w"],
+        extrinsics: Float[Tensor, "b v 4 4"],
+        intrinsics: Float[Tensor, "b v 3 3"],
+        near: Float[Tensor, "b v"],
+        far: Float[Tensor, "b v"],
+        exact_rewrites: bool = True,
+    ) -> Float[Tensor, "b v c h w"]:
+        b, v = features.shape[:2]
+        features = rearrange(self.downscaler(rearrange(features, "b v c h w -> (b v) c h w")), "(b v) c h w -> b v c h w", b=b)
+        samples = sample_epipolar(features, extrinsics, intrinsics, near, far, self.config.num_samples)
+        kv = samples.features
+        if self.depth_encoding is not None:
+            relative = depth_to_relative_disparity(samples.depths, near[..., None, None, None], far[..., None, None, None])
+            kv = kv + self.depth_encoding(positional_encoding(relative[..., None], self.config.num_octaves))
+        if v > 2:
+            # The other views get the learned embeddings in a random order, as in pixelSplat.
+            shuffle = torch.randperm(v - 1, device=kv.device)
+            kv = kv + self.view_embeddings(shuffle)[:, None, None, :]
+        kv = rearrange(kv, "b v ov r s c -> (b v r) (s ov) c")
+        for layer in self.layers:
+            features = layer(features, kv, exact_rewrites)
+        upscaled = self.upscaler(rearrange(features, "b v c h w -> (b v) c h w"), exact_rewrites)
+        return rearrange(upscaled, "(b v) c h w -> b v c h w", b=b)

@@ -1,0 +1,116 @@
+"""From per-pixel network outputs and sampled depths to world-space Gaussians, as pixelSplat does it, with
+the colours converted once to gsplat's SH basis so that ``rasterize`` renders them directly."""
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import torch
+from einops import rearrange
+from jaxtyping import Float
+from torch import Tensor
+
+from pixelsplat_ns.geometry import world_rays
+from pixelsplat_ns.render.spherical_harmonics import num_sh_bases, sh_rotation_matrix
+
+
+@dataclass
+class Gaussians:
+    """Gaussians in the world frame, flattened in pixelSplat's order (view, pixel row-major, sample)."""
+
+    means: Float[Tensor, "b g 3"]
+    covariances: Float[Tensor, "b g 3 3"]
+    opacities: Float[Tensor, "b g"]
+    harmonics: Float[Tensor, "b g k 3"]  # gsplat's SH basis; the official renderer used degrees 0-3
+
+
+def sh_mask(degree: int) -> Float[Tensor, " k"]:
+    """1 for the DC term and 0.1 * 0.25^l for degree l: colours start out nearly view-independent."""
+    return torch.cat([torch.full((2 * l + 1,), 1.0 if l == 0 else 0.1 * 0.25**l) for l in range(degree + 1)])
+
+
+def quaternion_xyzw_to_matrix(q: Float[Tensor, "*batch 4"], eps: float = 1e-8) -> Float[Tensor, "*batch 3 3"]:
+    """Rotation matrix of an xyzw quaternion (pixelSplat's order; 2 / (|q|^2 + eps) as it computes it)."""
+    i, j, k, r = q.unbind(-1)
+    two_s = 2 / ((q * q).sum(-1) + eps)
+    matrix = torch.stack(
+        [
+            1 - two_s * (j * j + k * k), two_s * (i * j - k * r), two_s * (i * k + j * r),
+            two_s * (i * j + k * r), 1 - two_s * (i * i + k * k), two_s * (j * k - i * r),
+            two_s * (i * k - j * r), two_s * (j * k + i * r), 1 - two_s * (i * i + j * j),
+        ],
+        dim=-1,
+    )
+    return rearrange(matrix, "... (i j) -> ... i j", i=3)
+
+
+# The official renderer (a modified Inria rasterizer) evaluates the 3DGS basis at (d.z, d.x, d.y), which
+# matches e3nn's basis up to the sign (-1)^k of coefficient k; the encoder rotates its camera-frame
+# coefficients to the world with e3nn's Wigner matrices. Both steps fold into one matrix per view.
+_PERMUTATION = torch.tensor([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], dtype=torch.float64)
+
+
+@lru_cache(maxsize=8)
+def _official_basis_terms(degree: int) -> tuple[Tensor, Tensor]:
+    signs = torch.tensor([(-1.0) ** k for k in range(num_sh_bases(degree))], dtype=torch.float64)
+    return sh_rotation_matrix(degree, _PERMUTATION.T), signs
+
+
+def official_sh_to_gsplat(degree: int, camera_to_world: Float[Tensor, "*batch 3 3"]) -> Float[Tensor, "*batch k k"]:
+    """A with gsplat_coefficients = A @ official_camera_coefficients, colours equal in every direction.
+
+    A = M(P^-1) S M(P R P^-1) S, with M(Q) the SH rotation matrix of Q, P the official direction permutation,
+    S the e3nn sign flips and R the camera-to-world rotation."""
+    unpermute, signs = _official_basis_terms(degree)
+    rotation = _PERMUTATION @ camera_to_world.double() @ _PERMUTATION.T
+    conjugated = signs[:, None] * sh_rotation_matrix(degree, rotation) * signs
+    return (unpermute.to(conjugated.device) @ conjugated).to(camera_to_world.dtype)
+
+
+def pixel_footprint(intrinsics: Float[Tensor, "*batch 3 3"], height: int, width: int) -> Float[Tensor, " *batch"]:
+    """0.1 x (1 / (w fx) + 1 / (h fy)) for skew-free intrinsics: the world size of a pixel at depth 1 that
+    pixelSplat multiplies into its scales."""
+    pixel_size = torch.tensor([1 / width, 1 / height], dtype=intrinsics.dtype, device=intrinsics.device)
+    return 0.1 * torch.einsum("...ij,j->...i", torch.linalg.inv(intrinsics[..., :2, :2]), pixel_size).sum(-1)
+
+
+def to_gaussians(
+    raw: Float[Tensor, "b v r p"],
+    depths: Float[Tensor, "b v r s"],
+    opacities: Float[Tensor, "b v r s"],
+    extrinsics: Float[Tensor, "b v 4 4"],
+    intrinsics: Float[Tensor, "b v 3 3"],
+    pixel_xy: Float[Tensor, "r 2"],
+    image_shape: tuple[int, int],
+    scale_range: tuple[float, float],
+    sh_degree: int,
+) -> Gaussians:
+    """``raw`` holds per pixel: 2 offset, 3 scale, 4 quaternion (xyzw), 3 x K SH channel-major; the 82 after
+    the offset are shared by the pixel's samples."""
+    h, w = image_shape
+    b, v, r, s = depths.shape
+    offset, scales, quaternions, sh = raw.split((2, 3, 4, 3 * num_sh_bases(sh_degree)), dim=-1)
+
+    xy = pixel_xy + (torch.sigmoid(offset) - 0.5) / torch.tensor([w, h], dtype=raw.dtype, device=raw.device)
+    origins, directions = world_rays(xy, extrinsics[:, :, None], intrinsics[:, :, None])
+    means = origins[..., None, :] + directions[..., None, :] * depths[..., None]
+
+    low, high = scale_range
+    scales = low + (high - low) * torch.sigmoid(scales)
+    scales = scales[..., None, :] * (depths * pixel_footprint(intrinsics, h, w)[:, :, None, None])[..., None]
+    quaternions = quaternions / (quaternions.norm(dim=-1, keepdim=True) + 1e-8)
+    rotation = quaternion_xyzw_to_matrix(quaternions)[..., None, :, :]  # shared by the samples
+    camera_covariances = rotation @ torch.diag_embed(scales * scales) @ rotation.transpose(-1, -2)
+    c2w = extrinsics[:, :, None, None, :3, :3]
+    covariances = c2w @ camera_covariances @ c2w.transpose(-1, -2)
+
+    sh = rearrange(sh, "... (c k) -> ... c k", c=3) * sh_mask(sh_degree).to(sh)
+    conversion = official_sh_to_gsplat(sh_degree, extrinsics[..., :3, :3])  # [b v k k]
+    harmonics = torch.einsum("bvkj,bvrcj->bvrkc", conversion, sh)
+
+    flat = "b v r s ... -> b (v r s) ..."
+    return Gaussians(
+        means=rearrange(means, flat),
+        covariances=rearrange(covariances, flat),
+        opacities=rearrange(opacities, flat),
+        harmonics=rearrange(harmonics[:, :, :, None].expand(-1, -1, -1, s, -1, -1), flat),
+    )
