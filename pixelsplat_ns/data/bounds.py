@@ -1,0 +1,53 @@
+"""Scene scale: the baseline normalization and the paper's near/far rule (the official "bounds shim")."""
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+NEAR_DISPARITY = 3.0
+"""Near plane disparity in multiples of the image's shorter side in pixels (official encoder config)."""
+FAR_DISPARITY = 0.5
+"""Far plane disparity in pixels (hard-coded in the official encoder)."""
+
+
+def max_baseline(extrinsics: Float[Tensor, "*batch view 4 4"]) -> Float[Tensor, " *batch"]:
+    """Largest distance between two camera centres (camera-to-world input)."""
+    origins = extrinsics[..., :3, 3]
+    return (origins[..., :, None, :] - origins[..., None, :, :]).norm(dim=-1).flatten(-2).max(dim=-1).values
+
+
+def normalize_baseline(
+    extrinsics: Float[Tensor, "view 4 4"], context: Tensor
+) -> tuple[Float[Tensor, "view 4 4"], float]:
+    """Scale the scene so the context cameras' baseline is 1 (official ``make_baseline_1``: with two
+    context views it divides by their distance; with more, this uses the largest pairwise distance, where
+    the official code leaves the scale alone). Returns the scaled extrinsics and the divisor."""
+    scale = max_baseline(extrinsics[context]).item()
+    extrinsics = extrinsics.clone()
+    extrinsics[:, :3, 3] /= scale
+    return extrinsics, scale
+
+
+def near_far(
+    extrinsics: Float[Tensor, "*batch view 4 4"],
+    intrinsics: Float[Tensor, "*batch view 3 3"],
+    image_shape: tuple[int, int],
+    near_disparity: float = NEAR_DISPARITY,
+    far_disparity: float = FAR_DISPARITY,
+    min_baseline: float = 1e-6,
+) -> tuple[Float[Tensor, " *batch"], Float[Tensor, " *batch"]]:
+    """Near and far depth for a set of context views, as the paper computes them: the depths at which the
+    views' largest baseline spans ``near_disparity * min(h, w)`` and ``far_disparity`` pixels:
+    ``depth(d) = baseline / (d * mean pixel size at depth 1)``, the mean taken over x, y and the views.
+
+    ``extrinsics`` camera-to-world, ``intrinsics`` normalized, ``image_shape`` (h, w) of the images the
+    encoder sees. The baseline is clamped at ``min_baseline`` as in the official code.
+    """
+    h, w = image_shape
+    baseline = max_baseline(extrinsics).clamp(min=min_baseline)
+    pixel = torch.tensor([1.0 / w, 1.0 / h], dtype=intrinsics.dtype, device=intrinsics.device)
+    pixel_size = (torch.linalg.inv(intrinsics[..., :2, :2]) @ pixel[:, None])[..., 0]
+    mean_pixel_size = pixel_size.flatten(-2).mean(dim=-1)
+    near = baseline / (near_disparity * min(h, w) * mean_pixel_size)
+    far = baseline / (far_disparity * mean_pixel_size)
+    return near, far

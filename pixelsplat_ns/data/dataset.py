@@ -1,0 +1,170 @@
+"""Streaming RealEstate10k / ACID examples from chunk files, for training and evaluation.
+
+Chunks are read one at a time. Each pass shuffles the chunk order with a seed shared by every process, then
+gives each (DDP rank, data-loader worker) pair its own share of the chunks, so no scene is read twice in a
+pass; with fewer chunks than readers, every reader opens every chunk and keeps every n-th scene instead.
+"""
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import IterableDataset, get_worker_info
+
+from .bounds import max_baseline, near_far, normalize_baseline
+from .cameras import field_of_view, mirror_cameras
+from .chunks import ChunkFormatError, ChunkScene, chunk_paths, read_chunk
+from .images import CropIntrinsics
+from .samplers import ViewSampler
+from .scene import load_views, scene_cameras
+from .skips import SkipCounter, SkipReason, SkipScene
+
+LOGGER = logging.getLogger("pixelsplat_ns.data")
+
+
+@dataclass
+class ChunkDatasetConfig:
+    roots: list[Path] = field(default_factory=list)
+    """Dataset roots, each holding <split>/*.torch and <split>/index.json; keys must be unique across them."""
+    split: str = "train"
+    """Folder to read under each root: "train" or "test"."""
+    image_shape: tuple[int, int] = (256, 256)
+    """(height, width) after resizing and centre-cropping."""
+    max_fov: float = 100.0
+    """Scenes whose field of view exceeds this many degrees (in x or y, any frame) are skipped."""
+    baseline_epsilon: float = 1e-3
+    """Scenes whose context cameras are closer than this are skipped."""
+    make_baseline_1: bool = True
+    """Rescale each example so that its context baseline is 1 (the paper's setting)."""
+    augment: bool = True
+    """Flip each example horizontally with probability 0.5 (the paper's training augmentation)."""
+    shuffle: bool = True
+    """Shuffle chunks and the scenes inside them on every pass (training); off: file order (evaluation)."""
+    repeat: bool = False
+    """Start a new pass when one ends (training); off: a single pass (evaluation)."""
+    seed: int = 0
+    """Seed of the shuffles, the samplers and the flips (same seed, same stream)."""
+    crop_intrinsics: CropIntrinsics = "exact"
+    """"exact" moves the principal point with the crop; "official" keeps cx, cy (see images.resize_and_crop)."""
+
+
+def _distributed() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def _generator(*seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(int(np.random.SeedSequence(list(seed)).generate_state(1)[0]))
+
+
+class ChunkDataset(IterableDataset):
+    """Yields ``{"context": views, "target": views, "scene": key}``; views hold ``image`` [V,3,H,W],
+    ``extrinsics`` [V,4,4] camera-to-world OpenCV, ``intrinsics`` [V,3,3] normalized, ``near``/``far``
+    [V] (the paper's rule on the context views) and ``index`` [V].
+
+    Skipped scenes are logged and counted in ``skips`` (per process: each worker has its own counter).
+    """
+
+    def __init__(
+        self,
+        config: ChunkDatasetConfig,
+        sampler: ViewSampler,
+        rank: int | None = None,
+        world_size: int | None = None,
+    ) -> None:
+        super().__init__()
+        if not config.roots:
+            raise ValueError("ChunkDatasetConfig.roots is empty: give at least one dataset root")
+        self.config = config
+        self.sampler = sampler
+        distributed_rank, distributed_world_size = _distributed()
+        self.rank = distributed_rank if rank is None else rank
+        self.world_size = distributed_world_size if world_size is None else world_size
+        if not 0 <= self.rank < self.world_size:
+            raise ValueError(f"rank {self.rank} is outside world size {self.world_size}")
+        self.chunks = [path for root in config.roots for path in chunk_paths(Path(root) / config.split)]
+        if not self.chunks:
+            raise FileNotFoundError(f"no .torch chunks under {[str(Path(r) / config.split) for r in config.roots]}")
+        self.skips = SkipCounter()
+        self.epoch = 0
+
+    def _shard(self) -> tuple[int, int]:
+        worker = get_worker_info()
+        worker_id, num_workers = (worker.id, worker.num_workers) if worker is not None else (0, 1)
+        return self.rank * num_workers + worker_id, self.world_size * num_workers
+
+    def __iter__(self) -> Iterator[dict]:
+        shard, num_shards = self._shard()
+        while True:
+            count = 0
+            for example in self._one_pass(shard, num_shards):
+                count += 1
+                yield example
+            LOGGER.info("pass %d of shard %d/%d: %d examples; %s", self.epoch, shard, num_shards, count,
+                        self.skips.summary())
+            self.epoch += 1
+            if not self.config.repeat:
+                return
+            if count == 0:
+                raise RuntimeError(
+                    f"shard {shard} of {num_shards} found no usable scene in {len(self.chunks)} chunks "
+                    f"({self.skips.summary()}); check the data, the view sampler and the skip thresholds"
+                )
+
+    def _one_pass(self, shard: int, num_shards: int) -> Iterator[dict]:
+        chunks = self.chunks
+        if self.config.shuffle:
+            order = torch.randperm(len(chunks), generator=_generator(self.config.seed, self.epoch))
+            chunks = [chunks[i] for i in order]
+        by_chunk = len(chunks) >= num_shards
+        if by_chunk:
+            chunks = chunks[shard::num_shards]
+        generator = _generator(self.config.seed, self.epoch, shard, num_shards)
+        position = 0
+        for path in chunks:
+            try:
+                scenes = read_chunk(path)
+            except ChunkFormatError as error:
+                self.skips.record(SkipScene(SkipReason.UNREADABLE_CHUNK, path.name, str(error)))
+                continue
+            if not by_chunk:
+                kept = [s for i, s in enumerate(scenes, start=position) if i % num_shards == shard]
+                position += len(scenes)
+                scenes = kept
+            if self.config.shuffle:
+                scenes = [scenes[i] for i in torch.randperm(len(scenes), generator=generator)]
+            for scene in scenes:
+                try:
+                    yield self.example(scene, generator)
+                except SkipScene as skip:
+                    self.skips.record(skip)
+
+    def example(self, scene: ChunkScene, generator: torch.Generator) -> dict:
+        """One example from a scene, or ``SkipScene`` saying why not."""
+        c = self.config
+        c2w, intrinsics = scene_cameras(scene)
+        context, target = self.sampler.sample(scene.key, len(scene), generator)
+        fov = field_of_view(intrinsics).rad2deg().max().item()
+        if fov > c.max_fov:
+            raise SkipScene(SkipReason.FOV_TOO_WIDE, scene.key, f"{fov:.1f} > {c.max_fov} degrees")
+        baseline = max_baseline(c2w[context]).item()
+        if baseline < c.baseline_epsilon:
+            raise SkipScene(SkipReason.NEAR_ZERO_BASELINE, scene.key, f"{baseline:.2e} < {c.baseline_epsilon}")
+        if c.make_baseline_1:
+            c2w, _ = normalize_baseline(c2w, context)
+        views = {
+            name: load_views(scene, indices, c2w, intrinsics, c.image_shape, c.crop_intrinsics)
+            for name, indices in (("context", context), ("target", target))
+        }
+        near, far = near_far(views["context"]["extrinsics"], views["context"]["intrinsics"], c.image_shape)
+        flip = c.augment and torch.rand((), generator=generator).item() < 0.5
+        for v in views.values():
+            v["near"], v["far"] = near.expand(len(v["index"])).clone(), far.expand(len(v["index"])).clone()
+            if flip:
+                v["image"] = v["image"].flip(-1)
+                v["extrinsics"], v["intrinsics"] = mirror_cameras(v["extrinsics"], v["intrinsics"])
+        return {**views, "scene": scene.key}
