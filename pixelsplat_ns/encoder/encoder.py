@@ -4,6 +4,7 @@ import math
 from typing import Optional
 
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 from jaxtyping import Float
 from torch import Tensor, nn
@@ -60,8 +61,11 @@ class PixelSplatEncoder(nn.Module):
         self._check_inputs(images, extrinsics, intrinsics, near, far)
         b, v, _, h, w = images.shape
         flat_images = rearrange(images, "b v c h w -> (b v) c h w")
-        features = self.backbone_projection(rearrange(self.backbone(flat_images), "n c h w -> n h w c"))
-        features = rearrange(features, "(b v) h w c -> b v c h w", b=b)
+        # ReLU and Linear over channels, as a 1x1 convolution: the same map without two transposes of a
+        # 512-channel full-resolution tensor.
+        linear = self.backbone_projection[1]
+        features = F.conv2d(torch.relu(self.backbone(flat_images)), linear.weight[:, :, None, None], linear.bias)
+        features = rearrange(features, "(b v) c h w -> b v c h w", b=b)
         if self.epipolar_transformer is not None:
             features = self.epipolar_transformer(features, extrinsics, intrinsics, near, far, self.config.exact_rewrites)
         features = features + rearrange(self.high_resolution_skip(flat_images), "(b v) c h w -> b v c h w", b=b)

@@ -198,21 +198,27 @@ class Upscaler(nn.Module):
         cells = -(-radius // f)  # how many low-resolution cells a kernel reaches on each side
         bias = self.expand.bias[None, :, None, None].expand(1, -1, f, f)
         transposed = torch.cat([self.expand.weight, bias], 0)  # [in + 1, out, f, f]
-        # kernel[o, a, b, k, i, j]: weight from input channel k at cell offset (i, j) to output o at phase (a, b).
-        size = 2 * cells + 1
-        kernel = conv.weight.new_zeros(conv.out_channels, f, f, transposed.shape[0], size, size)
-        for a in range(f):
-            for dy in range(conv.kernel_size[0]):
-                cell_y, phase_y = divmod(a + dy - radius, f)
-                for b_ in range(f):
-                    for dx in range(conv.kernel_size[1]):
-                        cell_x, phase_x = divmod(b_ + dx - radius, f)
-                        kernel[:, a, b_, :, cell_y + cells, cell_x + cells] += (
-                            conv.weight[:, :, dy, dx] @ transposed[:, :, phase_y, phase_x].T
-                        )
+        # Every (7x7 tap, upscaler phase) product, then summed into (output phase, cell offset) per axis:
+        # tap d seen from output phase a reads phase (a + d - radius) mod f of cell (a + d - radius) // f.
+        products = torch.einsum("ocyx,kcpq->okypxq", conv.weight, transposed)
+        select = _phase_selector(conv.kernel_size[0], f, radius, cells).to(products)  # [(y p), (a i)]
+        products = rearrange(products, "o k y p x q -> o k (y p) (x q)")
+        kernel = torch.einsum("okYX,YA,XB->oAkB", products, select, select)
+        kernel = rearrange(kernel, "o (a i) k (b j) -> o a b k i j", a=f, b=f)
         ones = x.new_ones(x.shape[0], 1, *x.shape[2:])
         weight = rearrange(kernel, "o a b k i j -> (o a b) k i j")
         return F.conv2d(torch.cat([x, ones], 1), weight, conv.bias.repeat_interleave(f * f), padding=cells)
+
+
+def _phase_selector(taps: int, factor: int, radius: int, cells: int) -> Tensor:
+    """S[(tap, source phase), (output phase, cell offset)] = 1 where output phase a, through kernel tap d,
+    reads the upscaled pixel of source phase (a + d - radius) mod f in cell (a + d - radius) // f."""
+    selector = torch.zeros(taps, factor, factor, 2 * cells + 1)
+    for a in range(factor):
+        for d in range(taps):
+            cell, phase = divmod(a + d - radius, factor)
+            selector[d, phase, a, cell + cells] = 1.0
+    return rearrange(selector, "y p a i -> (y p) (a i)")
 
 
 class EpipolarTransformer(nn.Module):
