@@ -20,6 +20,12 @@ def image_grid(height: int, width: int, device=None, dtype=torch.float32) -> Flo
     return torch.stack([x, y], dim=-1)
 
 
+def pixel_size_at_unit_depth(intrinsics: Float[Tensor, "*batch 3 3"], height: int, width: int) -> Float[Tensor, "*batch 2"]:
+    """World size (x, y) of one pixel at depth 1: inv(K[:2, :2]) @ (1 / width, 1 / height)."""
+    pixel = torch.tensor([1.0 / width, 1.0 / height], dtype=intrinsics.dtype, device=intrinsics.device)
+    return torch.einsum("...ij,j->...i", torch.linalg.inv(intrinsics[..., :2, :2]), pixel)
+
+
 def world_rays(
     xy: Float[Tensor, "*#batch 2"], extrinsics: Float[Tensor, "*#batch 4 4"], intrinsics: Float[Tensor, "*#batch 3 3"]
 ) -> tuple[Float[Tensor, "*batch 3"], Float[Tensor, "*batch 3"]]:
@@ -119,9 +125,9 @@ def triangulate_depth(
     w = origins - other_origins
     b = (directions * other_directions).sum(-1)
     d1, d2 = (directions * w).sum(-1), (other_directions * w).sum(-1)
-    denominator = 1.0 - b * b
     parallel = b > 1 - parallel_eps
-    denominator = torch.where(parallel, torch.ones_like(denominator), denominator)
+    # Opposite directions (b = -1) have no unique closest points either; keep them finite.
+    denominator = torch.where(parallel, torch.ones_like(b), (1.0 - b * b).clamp(min=1e-12))
     t = (b * d2 - d1) / denominator  # closest point on the first ray
     s = (d2 - b * d1) / denominator  # closest point on the second ray
     midpoint = 0.5 * (origins + t[..., None] * directions + other_origins + s[..., None] * other_directions)

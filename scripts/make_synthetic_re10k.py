@@ -49,5 +49,5 @@ def main(args: Args) -> None:
 if __name__ == "__main__":
     try:
         main(tyro.cli(Args))
-    except FileExistsError as error:
+    except (FileExistsError, ValueError) as error:
         raise SystemExit(f"error: {error}") from error

@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 import torch
 from chunk_fixtures import write_split
 
@@ -108,3 +109,11 @@ def convex_hull(points: np.ndarray) -> np.ndarray:
         return chain[:-1]
 
     return np.array(half(points) + half(points[::-1]))
+
+
+def test_invalid_settings_are_refused_before_anything_is_written(tmp_path):
+    from pixelsplat_ns.data.synthetic import SyntheticConfig, write_synthetic_dataset
+
+    with pytest.raises(ValueError, match="min_frames <= max_frames"):
+        write_synthetic_dataset(tmp_path / "out", 2, 0, SyntheticConfig(min_frames=40, max_frames=30))
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*"))

@@ -4,6 +4,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from pixelsplat_ns.geometry import pixel_size_at_unit_depth
+
 NEAR_DISPARITY = 3.0
 """Near plane disparity in multiples of the image's shorter side in pixels (official encoder config)."""
 FAR_DISPARITY = 0.5
@@ -45,9 +47,7 @@ def near_far(
     """
     h, w = image_shape
     baseline = max_baseline(extrinsics).clamp(min=min_baseline)
-    pixel = torch.tensor([1.0 / w, 1.0 / h], dtype=intrinsics.dtype, device=intrinsics.device)
-    pixel_size = (torch.linalg.inv(intrinsics[..., :2, :2]) @ pixel[:, None])[..., 0]
-    mean_pixel_size = pixel_size.flatten(-2).mean(dim=-1)
+    mean_pixel_size = pixel_size_at_unit_depth(intrinsics, h, w).flatten(-2).mean(dim=-1)
     near = baseline / (near_disparity * min(h, w) * mean_pixel_size)
     far = baseline / (far_disparity * mean_pixel_size)
     return near, far

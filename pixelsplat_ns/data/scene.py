@@ -75,24 +75,29 @@ def load_scene(
     image_shape: tuple[int, int] = (256, 256),
     make_baseline_1: bool = False,
     crop_intrinsics: CropIntrinsics = "exact",
+    context: Sequence[int] | None = None,
 ) -> dict[str, Tensor]:
     """Read frames ``views`` of scene ``key`` from ``<root>/<split>`` through its index.json.
 
     Returns ``image`` [V,3,H,W] float in [0,1], ``extrinsics`` [V,4,4] camera-to-world OpenCV,
-    ``intrinsics`` [V,3,3] normalized, ``near`` and ``far`` [V] from the paper's rule applied to these
-    views (their largest baseline), and ``index`` [V]. ``make_baseline_1`` rescales the scene so that
-    the largest baseline between the views is 1. Raises a ``ValueError`` that says what is wrong for an
-    unknown key, out-of-range views or an undecodable frame.
+    ``intrinsics`` [V,3,3] normalized, ``near`` and ``far`` [V] from the paper's rule, and ``index`` [V].
+    ``context`` (positions in ``views``; default: all of them) are the context views, as in the official
+    code: their largest baseline sets the scale when ``make_baseline_1`` (it becomes 1) and the near/far
+    planes of every returned view. Raises ``KeyError`` for an unknown key, ``IndexError`` for out-of-range
+    views and a ``ValueError`` for an undecodable frame, each saying what is wrong.
     """
     scene = read_scene(root, split, key)
     indices = torch.tensor(list(views), dtype=torch.int64)
     if len(indices) == 0 or indices.min() < 0 or indices.max() >= len(scene):
         raise IndexError(f"views {list(views)} out of range: scene {key!r} has {len(scene)} frames")
+    positions = torch.arange(len(indices)) if context is None else torch.tensor(list(context), dtype=torch.int64)
+    if len(positions) == 0 or positions.min() < 0 or positions.max() >= len(indices):
+        raise IndexError(f"context positions {list(positions.tolist())} must index the {len(indices)} requested views")
     c2w, intrinsics = scene_cameras(scene)
     if make_baseline_1:
-        c2w, _ = normalize_baseline(c2w, indices)
+        c2w, _ = normalize_baseline(c2w, indices[positions])
     result = load_views(scene, indices, c2w, intrinsics, image_shape, crop_intrinsics)
-    near, far = near_far(result["extrinsics"], result["intrinsics"], image_shape)
+    near, far = near_far(result["extrinsics"][positions], result["intrinsics"][positions], image_shape)
     result["near"] = near.expand(len(indices)).clone()
     result["far"] = far.expand(len(indices)).clone()
     return result

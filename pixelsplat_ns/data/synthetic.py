@@ -363,6 +363,16 @@ class SyntheticConfig:
     """JPEG quality of the stored frames."""
 
 
+def check_config(config: SyntheticConfig) -> None:
+    """Refuse settings that would fail halfway through writing a dataset."""
+    if config.min_frames < 5 or config.min_frames > config.max_frames:
+        raise ValueError(f"need 5 <= min_frames <= max_frames, got {config.min_frames} and {config.max_frames}")
+    if config.min_boxes < 0 or config.min_boxes > config.max_boxes:
+        raise ValueError(f"need 0 <= min_boxes <= max_boxes, got {config.min_boxes} and {config.max_boxes}")
+    if config.height < 2 or config.width < 2:
+        raise ValueError(f"frames must be at least 2x2 pixels, got {config.height}x{config.width}")
+
+
 def random_scene(seed: int, index: int, config: SyntheticConfig) -> tuple[Room, np.ndarray, np.ndarray]:
     """Scene ``index`` of dataset ``seed``: (room, c2w [N, 4, 4] at room scale, normalized intrinsics)."""
     rng = np.random.default_rng([seed, index])
@@ -430,6 +440,7 @@ def write_synthetic_dataset(
     ``out/evaluation_index.json`` (official format) for the test scenes. Scene i is the same for a given
     seed whatever ``num_scenes`` and ``workers`` are; scenes are test scenes by a seeded draw (at least one
     when there are two or more scenes). Returns the number of scenes per split."""
+    check_config(config)
     out = Path(out)
     index_path = out / "evaluation_index.json"
     if index_path.exists() and not overwrite:

@@ -9,7 +9,7 @@ from einops import rearrange
 from jaxtyping import Float, Int64
 from torch import Tensor, nn
 
-FLOAT32_EPS = torch.finfo(torch.float32).eps
+from pixelsplat_ns.geometry import FLOAT32_EPS
 
 
 def depth_to_relative_disparity(depth: Tensor, near: Tensor, far: Tensor, eps: float = 1e-10) -> Tensor:

@@ -67,7 +67,9 @@ class PixelSplatEncoder(nn.Module):
         features = F.conv2d(torch.relu(self.backbone(flat_images)), linear.weight[:, :, None, None], linear.bias)
         features = rearrange(features, "(b v) c h w -> b v c h w", b=b)
         if self.epipolar_transformer is not None:
-            features = self.epipolar_transformer(features, extrinsics, intrinsics, near, far, self.config.exact_rewrites)
+            features = self.epipolar_transformer(
+                features, extrinsics, intrinsics, near, far, self.config.exact_rewrites, generator
+            )
         features = features + rearrange(self.high_resolution_skip(flat_images), "(b v) c h w -> b v c h w", b=b)
         features = rearrange(features, "b v c h w -> b v (h w) c")
 

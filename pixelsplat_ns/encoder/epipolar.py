@@ -9,6 +9,7 @@ With ``exact_rewrites`` the same function is computed with far less arithmetic:
 """
 
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -239,6 +240,7 @@ class EpipolarTransformer(nn.Module):
         near: Float[Tensor, "b v"],
         far: Float[Tensor, "b v"],
         exact_rewrites: bool = True,
+        generator: Optional[torch.Generator] = None,
     ) -> Float[Tensor, "b v c h w"]:
         b, v = features.shape[:2]
         features = rearrange(self.downscaler(rearrange(features, "b v c h w -> (b v) c h w")), "(b v) c h w -> b v c h w", b=b)
@@ -249,7 +251,8 @@ class EpipolarTransformer(nn.Module):
             kv = kv + self.depth_encoding(positional_encoding(relative[..., None], self.config.num_octaves))
         if v > 2:
             # The other views get the learned embeddings in a random order, as in pixelSplat.
-            shuffle = torch.randperm(v - 1, device=kv.device)
+            device = generator.device if generator is not None else kv.device
+            shuffle = torch.randperm(v - 1, generator=generator, device=device).to(kv.device)
             kv = kv + self.view_embeddings(shuffle)[:, None, None, :]
         kv = rearrange(kv, "b v ov r s c -> (b v r) (s ov) c")
         for layer in self.layers:

@@ -9,7 +9,7 @@ from einops import rearrange
 from jaxtyping import Float
 from torch import Tensor
 
-from pixelsplat_ns.geometry import world_rays
+from pixelsplat_ns.geometry import pixel_size_at_unit_depth, world_rays
 from pixelsplat_ns.render.spherical_harmonics import num_sh_bases, sh_rotation_matrix
 
 
@@ -69,8 +69,7 @@ def official_sh_to_gsplat(degree: int, camera_to_world: Float[Tensor, "*batch 3 
 def pixel_footprint(intrinsics: Float[Tensor, "*batch 3 3"], height: int, width: int) -> Float[Tensor, " *batch"]:
     """0.1 x (1 / (w fx) + 1 / (h fy)) for skew-free intrinsics: the world size of a pixel at depth 1 that
     pixelSplat multiplies into its scales."""
-    pixel_size = torch.tensor([1 / width, 1 / height], dtype=intrinsics.dtype, device=intrinsics.device)
-    return 0.1 * torch.einsum("...ij,j->...i", torch.linalg.inv(intrinsics[..., :2, :2]), pixel_size).sum(-1)
+    return 0.1 * pixel_size_at_unit_depth(intrinsics, height, width).sum(-1)
 
 
 def to_gaussians(
