@@ -94,10 +94,24 @@ def test_ranks_and_workers_share_the_scenes_exactly(tmp_path, chunks):
 def test_shuffling_is_seeded_and_changes_each_pass(tmp_path):
     write_split(tmp_path, "train", [[plain_scene(f"{c}{i}", 6) for i in range(4)] for c in "abcd"])
     first = dataset(tmp_path, seed=5)
-    passes = [[e["scene"] for e in first] for _ in range(2)]
+    passes = []
+    for epoch in range(2):
+        first.set_epoch(epoch)
+        passes.append([e["scene"] for e in first])
     again = [e["scene"] for e in dataset(tmp_path, seed=5)]
     assert passes[0] == again and passes[0] != passes[1] and sorted(passes[0]) == sorted(passes[1])
     assert passes[0] != sorted(passes[0])
+
+
+def test_set_epoch_reaches_forked_loader_workers(tmp_path):
+    write_split(tmp_path, "train", [[plain_scene(f"{c}{i}", 6) for i in range(4)] for c in "abcd"])
+    data = dataset(tmp_path, seed=5)
+    loader = DataLoader(data, batch_size=None, num_workers=2, collate_fn=lambda x: x)
+    orders = []
+    for epoch in range(2):
+        data.set_epoch(epoch)
+        orders.append([example["scene"] for example in loader])
+    assert sorted(orders[0]) == sorted(orders[1]) and orders[0] != orders[1]
 
 
 def test_repeat_without_usable_scenes_stops_with_an_explanation(tmp_path):

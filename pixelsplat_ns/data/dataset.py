@@ -90,7 +90,14 @@ class ChunkDataset(IterableDataset):
         if not self.chunks:
             raise FileNotFoundError(f"no .torch chunks under {[str(Path(r) / config.split) for r in config.roots]}")
         self.skips = SkipCounter()
-        self.epoch = 0
+        # In shared memory: loader workers are forked copies, so a plain attribute set by the trainer (or
+        # advanced inside a worker) would never reach the next pass's workers.
+        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+
+    def set_epoch(self, epoch: int) -> None:
+        """Like ``DistributedSampler.set_epoch``: the shuffling of a pass depends on it. Call it before each
+        pass when iterating without ``repeat``; with ``repeat`` each iterator also counts its own passes."""
+        self._epoch.fill_(epoch)
 
     def _shard(self) -> tuple[int, int]:
         worker = get_worker_info()
@@ -99,14 +106,15 @@ class ChunkDataset(IterableDataset):
 
     def __iter__(self) -> Iterator[dict]:
         shard, num_shards = self._shard()
+        epoch = int(self._epoch)
         while True:
             count = 0
-            for example in self._one_pass(shard, num_shards):
+            for example in self._one_pass(shard, num_shards, epoch):
                 count += 1
                 yield example
-            LOGGER.info("pass %d of shard %d/%d: %d examples; %s", self.epoch, shard, num_shards, count,
+            LOGGER.info("pass %d of shard %d/%d: %d examples; %s", epoch, shard, num_shards, count,
                         self.skips.summary())
-            self.epoch += 1
+            epoch += 1
             if not self.config.repeat:
                 return
             if count == 0:
@@ -115,15 +123,15 @@ class ChunkDataset(IterableDataset):
                     f"({self.skips.summary()}); check the data, the view sampler and the skip thresholds"
                 )
 
-    def _one_pass(self, shard: int, num_shards: int) -> Iterator[dict]:
+    def _one_pass(self, shard: int, num_shards: int, epoch: int) -> Iterator[dict]:
         chunks = self.chunks
         if self.config.shuffle:
-            order = torch.randperm(len(chunks), generator=_generator(self.config.seed, self.epoch))
+            order = torch.randperm(len(chunks), generator=_generator(self.config.seed, epoch))
             chunks = [chunks[i] for i in order]
         by_chunk = len(chunks) >= num_shards
         if by_chunk:
             chunks = chunks[shard::num_shards]
-        generator = _generator(self.config.seed, self.epoch, shard, num_shards)
+        generator = _generator(self.config.seed, epoch, shard, num_shards)
         position = 0
         for path in chunks:
             try:
