@@ -1,0 +1,15 @@
+"""pixelSplat (CVPR 2024) as a nerfstudio plugin.
+
+``load_encoder`` is imported on first use: nerfstudio imports ``pixelsplat_ns.config`` for every ns-*
+command, and that must not pull in the model code.
+"""
+
+__all__ = ["load_encoder"]
+
+
+def __getattr__(name: str):
+    if name == "load_encoder":
+        from pixelsplat_ns.checkpoints import load_encoder
+
+        return load_encoder
+    raise AttributeError(f"module 'pixelsplat_ns' has no attribute {name!r}")

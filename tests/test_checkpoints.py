@@ -143,3 +143,9 @@ def test_files_that_are_not_encoder_checkpoints_get_clear_errors(tmp_path):
     torch.save({"state_dict": {"model.weight": torch.zeros(1)}}, tmp_path / "other.ckpt")
     with pytest.raises(CheckpointError, match="not an official pixelSplat checkpoint"):
         load_encoder(tmp_path / "other.ckpt")
+
+
+def test_load_encoder_is_part_of_the_public_api():
+    from pixelsplat_ns import load_encoder as public
+
+    assert public is load_encoder
