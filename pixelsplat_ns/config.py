@@ -1,15 +1,42 @@
-"""The nerfstudio methods this plugin registers (entry points in pyproject.toml).
+"""The nerfstudio methods this plugin registers (entry points in pyproject.toml), with their configurations.
 
 Imported by every ``ns-*`` command through nerfstudio's plugin discovery, so it must stay cheap and safe:
-configs only, no model construction, no weights, no network, nothing from ``pixelsplat_ns.render``.
+dataclass configurations only. What they build is imported when nerfstudio instantiates it
+(``_lazy_target``): no model is constructed, no weight read and nothing fetched at import time.
 """
 
+import importlib
 from dataclasses import dataclass, field
-from typing import Type
+from pathlib import Path
+from typing import Optional, Type
 
+import torch
+from nerfstudio.configs.base_config import LoggingConfig, MachineConfig
+from nerfstudio.data.datamanagers.base_datamanager import DataManagerConfig
+from nerfstudio.engine.optimizers import AdamOptimizerConfig
+from nerfstudio.engine.schedulers import ExponentialDecaySchedulerConfig
 from nerfstudio.engine.trainer import TrainerConfig
+from nerfstudio.models.base_model import ModelConfig
 from nerfstudio.pipelines.base_pipeline import VanillaPipelineConfig
 from nerfstudio.plugins.types import MethodSpecification
+
+from pixelsplat_ns.data.dataset import ChunkDatasetConfig
+from pixelsplat_ns.data.samplers import BoundedSamplerConfig
+from pixelsplat_ns.encoder.config import EncoderConfig, paper
+from pixelsplat_ns.training import LossConfig
+
+
+def _lazy_target(path: str) -> type:
+    """A class standing for ``module:Class`` that imports it only when nerfstudio instantiates it."""
+    module, name = path.split(":")
+
+    class Target:
+        def __new__(cls, *args, **kwargs):
+            return getattr(importlib.import_module(module), name)(*args, **kwargs)
+
+    # Saved configs (config.yml) then name the real class, which loading imports.
+    Target.__module__, Target.__name__, Target.__qualname__ = module, name, name
+    return Target
 
 
 class MethodUnavailableError(RuntimeError):
@@ -21,9 +48,9 @@ class UnavailablePipeline:
 
     def __init__(self, config: "UnavailablePipelineConfig", **_kwargs) -> None:
         raise MethodUnavailableError(
-            "pixelsplat-ns 0.1.0 registers this method, but its pipeline (the pixelSplat encoder and its "
-            "nerfstudio model) is not in this release yet, so nothing was trained. What works today is the "
-            "Gaussian renderer: `from pixelsplat_ns.render import rasterize` (see README.md)."
+            "pixelsplat-ns 0.1.0 registers this method, but its pipeline (the per-scene nerfstudio model) is "
+            "not in this release yet, so nothing was trained. What works today: `ns-train pixelsplat-pretrain`, "
+            "the encoder (`from pixelsplat_ns import load_encoder`) and the renderer (see README.md)."
         )
 
 
@@ -34,12 +61,70 @@ class UnavailablePipelineConfig(VanillaPipelineConfig):
     _target: Type = field(default_factory=lambda: UnavailablePipeline)
 
 
+@dataclass
+class PretrainDataManagerConfig(DataManagerConfig):
+    """Scenes streamed from RealEstate10k-format chunks (``--data`` is the dataset root)."""
+
+    _target: Type = field(default_factory=lambda: _lazy_target("pixelsplat_ns.pretraining:PretrainDataManager"))
+    dataset: ChunkDatasetConfig = field(default_factory=lambda: ChunkDatasetConfig(repeat=True))
+    """Frames, augmentation and skipping; the roots come from --data."""
+    sampler: BoundedSamplerConfig = field(default_factory=BoundedSamplerConfig)
+    """Context and target views per scene (the paper's bounded sampler and warm-up)."""
+    batch_size: int = 7
+    """Scenes per batch and GPU (the paper: 7)."""
+    num_workers: int = 2
+    """DataLoader worker processes."""
+
+
+@dataclass
+class PretrainModelConfig(ModelConfig):
+    _target: Type = field(default_factory=lambda: _lazy_target("pixelsplat_ns.pretraining:PretrainModel"))
+    enable_collider: bool = False
+    encoder: EncoderConfig = field(default_factory=paper)
+    """Encoder architecture (default: the paper's)."""
+    dino_init: bool = False
+    """Initialize the backbone with DINO weights (downloaded: needs the internet), as the paper does."""
+    loss: LossConfig = field(default_factory=LossConfig)
+
+
+@dataclass
+class PretrainPipelineConfig(VanillaPipelineConfig):
+    _target: Type = field(default_factory=lambda: _lazy_target("pixelsplat_ns.pretraining:PretrainPipeline"))
+    datamanager: PretrainDataManagerConfig = field(default_factory=PretrainDataManagerConfig)
+    model: PretrainModelConfig = field(default_factory=PretrainModelConfig)
+    evaluation_index: Optional[Path] = None
+    """Evaluation index JSON for ns-eval (default: <data>/evaluation_index.json)."""
+
+
+PAPER_LR = 1.5e-4
+PAPER_STEPS = 300_001
+
 pixelsplat = MethodSpecification(
     config=TrainerConfig(method_name="pixelsplat", pipeline=UnavailablePipelineConfig()),
     description="pixelSplat (CVPR 2024): a Gaussian splat scene from two posed views by a feed-forward encoder.",
 )
 
 pixelsplat_pretrain = MethodSpecification(
-    config=TrainerConfig(method_name="pixelsplat-pretrain", pipeline=UnavailablePipelineConfig()),
+    config=TrainerConfig(
+        method_name="pixelsplat-pretrain",
+        max_num_iterations=PAPER_STEPS,
+        steps_per_save=5000,
+        steps_per_eval_batch=PAPER_STEPS,
+        steps_per_eval_image=PAPER_STEPS,
+        steps_per_eval_all_images=PAPER_STEPS,
+        vis="tensorboard",
+        machine=MachineConfig(device_type="cuda" if torch.cuda.is_available() else "cpu"),
+        logging=LoggingConfig(steps_per_log=50),
+        pipeline=PretrainPipelineConfig(),
+        optimizers={
+            "encoder": {
+                "optimizer": AdamOptimizerConfig(lr=PAPER_LR, max_norm=0.5),
+                "scheduler": ExponentialDecaySchedulerConfig(
+                    lr_pre_warmup=PAPER_LR / 2000, lr_final=PAPER_LR, warmup_steps=2000, max_steps=PAPER_STEPS,
+                    ramp="linear",
+                ),
+            }
+        },
+    ),
     description="pixelSplat encoder training across RealEstate10k/ACID scenes (generalizable, multi-GPU).",
 )

@@ -1,0 +1,44 @@
+"""ns-train pixelsplat-pretrain and ns-eval through the real CLI, on a generated dataset, on the CPU."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from pixelsplat_ns.data.synthetic import SyntheticConfig, write_synthetic_dataset
+
+BIN = Path(sys.executable).parent
+SMALL = [
+    "--pipeline.datamanager.batch-size", "1", "--pipeline.datamanager.num-workers", "1",
+    "--pipeline.datamanager.dataset.image-shape", "32", "32", "--pipeline.model.loss.lpips-weight", "0",
+    "--pipeline.model.encoder.backbone.resnet.block", "basic",
+    "--pipeline.model.encoder.backbone.resnet.layers", "1", "1", "1",
+    "--pipeline.model.encoder.backbone.vit.embed-dim", "96", "--pipeline.model.encoder.backbone.vit.depth", "1",
+    "--pipeline.model.encoder.backbone.vit.num-heads", "3",
+    "--pipeline.datamanager.sampler.warm-up-steps", "0",
+    *[arg for name in ("min", "max") for arg in (f"--pipeline.datamanager.sampler.{name}-distance-between-context-views", "8",
+                                                 f"--pipeline.datamanager.sampler.initial-{name}-distance-between-context-views", "8")],
+]
+
+
+def test_pretrain_then_evaluate(tmp_path):
+    data = tmp_path / "data"
+    write_synthetic_dataset(data, num_scenes=4, seed=1, config=SyntheticConfig(height=48, width=80), test_fraction=0.5)
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    train = subprocess.run(
+        [str(BIN / "ns-train"), "pixelsplat-pretrain", "--data", str(data), "--output-dir", str(tmp_path / "out"),
+         "--max-num-iterations", "3", "--steps-per-save", "2", *SMALL],
+        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600,
+    )
+    assert train.returncode == 0, train.stderr[-3000:]
+    config = next((tmp_path / "out").rglob("config.yml"))
+    assert list(config.parent.rglob("*.ckpt")), "the trainer saves checkpoints"
+    report = tmp_path / "eval.json"
+    evaluation = subprocess.run([str(BIN / "ns-eval"), "--load-config", str(config), "--output-path", str(report)],
+                                capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
+    assert evaluation.returncode == 0, evaluation.stderr[-3000:]
+    results = json.loads(report.read_text())["results"]
+    index = json.loads((data / "evaluation_index.json").read_text())
+    assert results["scenes"] == sum(entry is not None for entry in index.values())
+    assert 0 < results["psnr"] < 60 and -1 <= results["ssim"] <= 1
