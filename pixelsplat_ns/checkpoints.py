@@ -179,6 +179,19 @@ def check_state_dict(config: EncoderConfig, state_dict: dict[str, Tensor]) -> No
         raise CheckpointError("the checkpoint does not match the pixelSplat encoder: " + "; ".join(l for l in lines if l))
 
 
+def encoder_from_pretraining(checkpoint: dict, config: EncoderConfig) -> dict[str, Tensor]:
+    """The encoder weights of a ``ns-train pixelsplat-pretrain`` checkpoint (``pipeline`` state dict)."""
+    pipeline = checkpoint.get("pipeline")
+    if not isinstance(pipeline, dict):
+        raise CheckpointError("no 'pipeline' state dict: this is not a nerfstudio checkpoint")
+    prefixes = ("_model.encoder.", "_model.module.encoder.")  # the latter when saved from DDP
+    state_dict = {k.split(".encoder.", 1)[1]: v for k, v in pipeline.items() if k.startswith(prefixes)}
+    if not state_dict:
+        raise CheckpointError("the nerfstudio checkpoint holds no encoder weights: is it a pixelsplat-pretrain run?")
+    check_state_dict(config, state_dict)
+    return state_dict
+
+
 def save_converted(path: Union[str, Path], config: EncoderConfig, state_dict: dict[str, Tensor]) -> None:
     torch.save({"format": FORMAT, "version": VERSION, "config": asdict(config), "state_dict": state_dict}, path)
 

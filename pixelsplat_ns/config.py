@@ -22,7 +22,7 @@ from nerfstudio.plugins.types import MethodSpecification
 
 from pixelsplat_ns.data.dataset import ChunkDatasetConfig
 from pixelsplat_ns.data.samplers import BoundedSamplerConfig
-from pixelsplat_ns.encoder.config import EncoderConfig, paper
+from pixelsplat_ns.encoder.config import EncoderConfig, paper, tiny
 from pixelsplat_ns.training import LossConfig
 
 
@@ -98,6 +98,36 @@ class PretrainPipelineConfig(VanillaPipelineConfig):
 
 PAPER_LR = 1.5e-4
 PAPER_STEPS = 300_001
+TINY_LR = 5e-4
+TINY_STEPS = 2500
+
+
+def pretraining_trainer(
+    method_name: str, pipeline: PretrainPipelineConfig, lr: float, steps: int, warmup: int, save_every: int
+) -> TrainerConfig:
+    """nerfstudio's trainer with the paper's optimization: Adam, linear warm-up from lr / 2000, then a
+    constant rate, gradient norm clipped at 0.5; evaluation is left to ns-eval over the evaluation index."""
+    return TrainerConfig(
+        method_name=method_name,
+        max_num_iterations=steps,
+        steps_per_save=save_every,
+        steps_per_eval_batch=steps,
+        steps_per_eval_image=steps,
+        steps_per_eval_all_images=steps,
+        vis="tensorboard",
+        machine=MachineConfig(device_type="cuda" if torch.cuda.is_available() else "cpu"),
+        logging=LoggingConfig(steps_per_log=50),
+        pipeline=pipeline,
+        optimizers={
+            "encoder": {
+                "optimizer": AdamOptimizerConfig(lr=lr, max_norm=0.5),
+                "scheduler": ExponentialDecaySchedulerConfig(
+                    lr_pre_warmup=lr / 2000, lr_final=lr, warmup_steps=warmup, max_steps=steps, ramp="linear"
+                ),
+            }
+        },
+    )
+
 
 pixelsplat = MethodSpecification(
     config=TrainerConfig(method_name="pixelsplat", pipeline=UnavailablePipelineConfig()),
@@ -105,26 +135,27 @@ pixelsplat = MethodSpecification(
 )
 
 pixelsplat_pretrain = MethodSpecification(
-    config=TrainerConfig(
-        method_name="pixelsplat-pretrain",
-        max_num_iterations=PAPER_STEPS,
-        steps_per_save=5000,
-        steps_per_eval_batch=PAPER_STEPS,
-        steps_per_eval_image=PAPER_STEPS,
-        steps_per_eval_all_images=PAPER_STEPS,
-        vis="tensorboard",
-        machine=MachineConfig(device_type="cuda" if torch.cuda.is_available() else "cpu"),
-        logging=LoggingConfig(steps_per_log=50),
-        pipeline=PretrainPipelineConfig(),
-        optimizers={
-            "encoder": {
-                "optimizer": AdamOptimizerConfig(lr=PAPER_LR, max_norm=0.5),
-                "scheduler": ExponentialDecaySchedulerConfig(
-                    lr_pre_warmup=PAPER_LR / 2000, lr_final=PAPER_LR, warmup_steps=2000, max_steps=PAPER_STEPS,
-                    ramp="linear",
-                ),
-            }
-        },
-    ),
+    config=pretraining_trainer("pixelsplat-pretrain", PretrainPipelineConfig(), PAPER_LR, PAPER_STEPS, 2000, 5000),
     description="pixelSplat encoder training across RealEstate10k/ACID scenes (generalizable, multi-GPU).",
+)
+
+pixelsplat_pretrain_tiny = MethodSpecification(
+    config=pretraining_trainer(
+        "pixelsplat-pretrain-tiny",
+        PretrainPipelineConfig(
+            datamanager=PretrainDataManagerConfig(
+                dataset=ChunkDatasetConfig(repeat=True, image_shape=(64, 64)),
+                sampler=BoundedSamplerConfig(
+                    num_target_views=4, warm_up_steps=800,
+                    initial_min_distance_between_context_views=8, initial_max_distance_between_context_views=12,
+                    min_distance_between_context_views=16, max_distance_between_context_views=24,
+                ),
+                batch_size=2,
+                num_workers=1,
+            ),
+            model=PretrainModelConfig(encoder=tiny(), loss=LossConfig(lpips_weight=0.0)),
+        ),
+        TINY_LR, TINY_STEPS, 100, 500,
+    ),
+    description="pixelSplat's tiny preset for CPU training (64 x 64 images, small backbone, MSE only).",
 )

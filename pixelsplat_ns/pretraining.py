@@ -90,7 +90,18 @@ class PretrainDataManager(DataManager):
 
 
 class PretrainModel(Model):
-    """The encoder as a nerfstudio model: its parameters form the optimizer group "encoder"."""
+    """The encoder as a nerfstudio model: its parameters form the optimizer group "encoder".
+
+    nerfstudio's models carry an empty ``device_indicator_param`` that no loss uses; it is removed so that
+    DDP needs no unused-parameter search (every remaining parameter gets a gradient every step)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        del self.device_indicator_param
+
+    @property
+    def device(self):
+        return next(self.encoder.parameters()).device
 
     def populate_modules(self) -> None:
         super().populate_modules()

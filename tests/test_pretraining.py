@@ -6,9 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
+
+from pixelsplat_ns import load_encoder
 from pixelsplat_ns.data.synthetic import SyntheticConfig, write_synthetic_dataset
 
 BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parents[1]
 SMALL = [
     "--pipeline.datamanager.batch-size", "1", "--pipeline.datamanager.num-workers", "1",
     "--pipeline.datamanager.dataset.image-shape", "32", "32", "--pipeline.model.loss.lpips-weight", "0",
@@ -42,3 +46,13 @@ def test_pretrain_then_evaluate(tmp_path):
     index = json.loads((data / "evaluation_index.json").read_text())
     assert results["scenes"] == sum(entry is not None for entry in index.values())
     assert 0 < results["psnr"] < 60 and -1 <= results["ssim"] <= 1
+
+    exported = tmp_path / "encoder.pt"
+    export = subprocess.run([sys.executable, str(ROOT / "scripts/export_encoder.py"), "--load-config", str(config),
+                             "--output", str(exported)], capture_output=True, text=True, env=env)
+    assert export.returncode == 0, export.stderr[-3000:]
+    encoder = load_encoder(exported)
+    last = sorted(config.parent.rglob("step-*.ckpt"))[-1]
+    pipeline = torch.load(last, map_location="cpu", weights_only=False)["pipeline"]
+    for key, value in encoder.state_dict().items():
+        assert torch.equal(pipeline["_model.encoder." + key], value), key
