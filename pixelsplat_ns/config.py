@@ -94,6 +94,8 @@ class PretrainPipelineConfig(VanillaPipelineConfig):
     model: PretrainModelConfig = field(default_factory=PretrainModelConfig)
     evaluation_index: Optional[Path] = None
     """Evaluation index JSON for ns-eval (default: <data>/evaluation_index.json)."""
+    time_budget_minutes: Optional[float] = None
+    """Stop training after this many minutes (and save a checkpoint), whatever --max-num-iterations says."""
 
 
 PAPER_LR = 1.5e-4

@@ -125,6 +125,23 @@ def evaluate(
     return {"scenes": scenes, "mean": summarize(scenes), "peak_memory_gb": peak_memory_gb(device)}
 
 
+def nearest_view_baseline(root: Path, index_path: Path, config: EvaluationConfig) -> dict:
+    """The "copy the nearest context view" baseline: each target is predicted by the context image whose
+    camera centre is closest to the target's. Scored like ``evaluate`` (LPIPS not computed)."""
+    scenes: dict[str, dict] = {}
+    entries = [(k, e) for k, e in read_evaluation_index(index_path).items() if e is not None][: config.limit]
+    for key, entry in entries:
+        n = len(entry.context)
+        views = load_scene(root, config.split, key, list(entry.context) + list(entry.target), config.image_shape,
+                           crop_intrinsics=config.crop_intrinsics)
+        centres = views["extrinsics"][:, :3, 3]
+        nearest = torch.cdist(centres[n:], centres[:n]).argmin(dim=1)
+        predicted, truth = views["image"][:n][nearest], views["image"][n:]
+        scenes[key] = {"psnr": psnr(truth, predicted).tolist(), "ssim": ssim(truth, predicted).tolist(), "lpips": [],
+                       "encode_seconds": 0.0, "render_seconds": 0.0}
+    return {"scenes": scenes, "mean": summarize(scenes)}
+
+
 def summarize(scenes: dict[str, dict]) -> dict[str, Optional[float]]:
     """Means over all target images (metrics) and over scenes (times)."""
     def image_mean(name):

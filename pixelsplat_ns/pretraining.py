@@ -6,11 +6,13 @@ this module holds what they build.
 """
 
 import logging
+import time
 from pathlib import Path
 from typing import Optional
 
 import torch
 from nerfstudio.data.datamanagers.base_datamanager import DataManager
+from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackLocation
 from nerfstudio.data.scene_box import SceneBox
 from nerfstudio.models.base_model import Model
 from nerfstudio.pipelines.base_pipeline import Pipeline
@@ -147,8 +149,18 @@ class PretrainPipeline(Pipeline):
     def get_param_groups(self):
         return {**self.datamanager.get_param_groups(), **self.model.get_param_groups()}
 
-    def get_training_callbacks(self, training_callback_attributes):
-        return []
+    def get_training_callbacks(self, attributes):
+        """With a time budget, stop training once it is spent (the trainer then saves a checkpoint)."""
+        budget = self.config.time_budget_minutes
+        if budget is None:
+            return []
+        start = time.monotonic()
+
+        def stop_when_spent(step: int) -> None:
+            if time.monotonic() - start > 60 * budget:
+                attributes.trainer.stop_training = True
+
+        return [TrainingCallback([TrainingCallbackLocation.AFTER_TRAIN_ITERATION], stop_when_spent, update_every_num_iters=1)]
 
     def get_train_loss_dict(self, step: int):
         _, batch = self.datamanager.next_train(step)

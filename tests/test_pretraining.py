@@ -56,3 +56,19 @@ def test_pretrain_then_evaluate(tmp_path):
     pipeline = torch.load(last, map_location="cpu", weights_only=False)["pipeline"]
     for key, value in encoder.state_dict().items():
         assert torch.equal(pipeline["_model.encoder." + key], value), key
+
+
+def test_ablation_script_runs_with_a_tiny_budget(tmp_path):
+    data = tmp_path / "data"
+    write_synthetic_dataset(data, num_scenes=4, seed=5, config=SyntheticConfig(height=48, width=80), test_fraction=0.5)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts/ablation_synthetic.py"), "--data", str(data), "--budget-minutes", "0.05",
+         "--output-dir", str(tmp_path / "ablation")],
+        capture_output=True, text=True, env=dict(os.environ, PYTHONWARNINGS="ignore"), timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = json.loads((tmp_path / "ablation" / "ablation.json").read_text())
+    assert set(rows) == {"pixelSplat (tiny)", "no epipolar transformer", "copy nearest context view"}
+    assert all(0 < row["psnr"] < 60 for row in rows.values())
+    assert all(row["steps"] >= 1 for name, row in rows.items() if name != "copy nearest context view")
+    assert "full - no epipolar" in result.stdout
