@@ -4,7 +4,7 @@ import json
 
 import pytest
 import torch
-from chunk_fixtures import reference_file
+from chunk_fixtures import plain_scene, reference_file, write_split
 
 from pixelsplat_ns.data import (
     AllFramesSampler,
@@ -124,3 +124,23 @@ def test_all_frames_sampler():
     path = reference_file("evaluation_index_re10k.json")
     context, target = AllFramesSampler(EvaluationViewSampler(path)).sample("5aca87f95a9412c6", 150)
     assert context.tolist() == [58, 133] and target.tolist() == list(range(150))
+
+
+def test_warm_up_step_reaches_persistent_loader_workers(tmp_path):
+    from torch.utils.data import DataLoader
+
+    from pixelsplat_ns.data import ChunkDataset, ChunkDatasetConfig
+
+    write_split(tmp_path, "train", [[plain_scene(f"s{i}", 40) for i in range(4)]])
+    step = SharedStep()
+    sampler = BoundedViewSampler(BoundedSamplerConfig(
+        num_target_views=1, warm_up_steps=100, initial_min_distance_between_context_views=5,
+        initial_max_distance_between_context_views=5, min_distance_between_context_views=30,
+        max_distance_between_context_views=30), step)
+    data = ChunkDataset(ChunkDatasetConfig(roots=[tmp_path], image_shape=(16, 16), repeat=True, augment=False), sampler)
+    loader = iter(DataLoader(data, batch_size=None, num_workers=1, persistent_workers=True, collate_fn=lambda x: x))
+    gap = lambda example: int(example["context"]["index"][-1] - example["context"]["index"][0])  # noqa: E731
+    assert gap(next(loader)) == 5
+    step.set(100)
+    gaps = [gap(next(loader)) for _ in range(6)]  # a few examples may have been prefetched at step 0
+    assert gaps[-1] == 30, gaps

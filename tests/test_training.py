@@ -50,3 +50,23 @@ def test_every_trained_parameter_gets_a_gradient():
     loss["mse"].backward()
     missing = [name for name, p in encoder.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert not missing, missing
+
+
+def test_lpips_joins_the_loss_from_its_start_step():
+    import lpips
+
+    torch.manual_seed(0)
+    encoder = PixelSplatEncoder(tiny()).train()
+    extrinsics = torch.eye(4).repeat(1, 2, 1, 1)
+    extrinsics[0, 1, 0, 3] = 0.3
+    intrinsics = torch.tensor([[0.8, 0, 0.5], [0, 0.8, 0.5], [0, 0, 1.0]]).repeat(1, 2, 1, 1)
+    views = {"image": torch.rand(1, 2, 3, 32, 32), "extrinsics": extrinsics, "intrinsics": intrinsics,
+             "near": torch.full((1, 2), 0.5), "far": torch.full((1, 2), 20.0)}
+    batch = {"context": views, "target": views}
+    model = lpips.LPIPS(net="vgg", pretrained=False, pnet_rand=True, verbose=False).eval()
+    config = LossConfig(lpips_weight=0.05, lpips_start_step=100)
+    before, _ = pretraining_loss(encoder, batch, 99, config, model)
+    after, _ = pretraining_loss(encoder, batch, 100, config, model)
+    assert set(before) == {"mse"} and set(after) == {"mse", "lpips"}
+    after["lpips"].backward()
+    assert encoder.to_gaussians[1].weight.grad.abs().sum() > 0, "LPIPS must train the encoder"
