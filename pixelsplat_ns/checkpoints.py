@@ -24,6 +24,8 @@ from pixelsplat_ns.encoder.config import (
 )
 
 FORMAT = "pixelsplat-ns-encoder"
+BUNDLED_TINY_ENCODER = Path(__file__).parent / "weights" / "tiny_synthetic.pt"
+"""The tiny preset trained on the synthetic dataset on a CPU (README: "The bundled encoder")."""
 VERSION = 1
 UNUSED = None  # official weights with no counterpart: ResNet's layer4, which pixelSplat never runs
 
