@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from nerfstudio.plugins.types import MethodSpecification
 
-METHODS = ("pixelsplat", "pixelsplat-pretrain")
+METHODS = ("pixelsplat", "pixelsplat-pretrain", "pixelsplat-pretrain-tiny")
 NS_TRAIN = str(Path(sys.executable).with_name("ns-train"))
 
 
@@ -19,7 +19,7 @@ def run(args, cwd=None):
     return subprocess.run(args, capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
 
 
-def test_entry_points_register_both_methods_under_their_own_names():
+def test_entry_points_register_every_method_under_its_own_name():
     found = {ep.name: ep for ep in entry_points(group="nerfstudio.method_configs") if ep.value.startswith("pixelsplat_ns")}
     assert set(found) == set(METHODS)
     for name, ep in found.items():
@@ -29,13 +29,14 @@ def test_entry_points_register_both_methods_under_their_own_names():
         assert spec.description
 
 
-def test_ns_train_help_lists_both_methods_with_descriptions():
+def test_ns_train_help_lists_the_methods_with_descriptions():
     result = run([NS_TRAIN, "--help"])
     assert result.returncode == 0, result.stderr
     text = " ".join(result.stdout.replace("│", " ").split())
     assert "pixelsplat-pretrain" in text
     assert "pixelSplat (CVPR 2024): a Gaussian splat scene from two posed views" in text
     assert "pixelSplat encoder training across RealEstate10k/ACID scenes" in text
+    assert "pixelSplat's tiny preset for CPU training" in text
 
 
 @pytest.mark.parametrize("method", METHODS)
