@@ -17,6 +17,15 @@ def scene_batch(root, key, context, target, size=64):
     return {"context": {f: views[f][None, :n] for f in VIEW_FIELDS}, "target": {f: views[f][None, n:] for f in VIEW_FIELDS}}
 
 
+def two_views() -> dict:
+    """Two random 32 x 32 views 0.3 apart, used as both context and targets."""
+    extrinsics = torch.eye(4).repeat(1, 2, 1, 1)
+    extrinsics[0, 1, 0, 3] = 0.3
+    intrinsics = torch.tensor([[0.8, 0, 0.5], [0, 0.8, 0.5], [0, 0, 1.0]]).repeat(1, 2, 1, 1)
+    return {"image": torch.rand(1, 2, 3, 32, 32), "extrinsics": extrinsics, "intrinsics": intrinsics,
+            "near": torch.full((1, 2), 0.5), "far": torch.full((1, 2), 20.0)}
+
+
 def test_a_few_steps_reduce_the_loss_on_a_fixed_scene(tmp_path):
     write_synthetic_dataset(tmp_path, num_scenes=1, seed=7, config=SyntheticConfig(height=72, width=128), test_fraction=0.0)
     key = next(iter(json.loads((tmp_path / "train" / "index.json").read_text())))
@@ -40,11 +49,7 @@ def test_every_trained_parameter_gets_a_gradient():
     """DDP-friendliness: no parameter of the model is left out of the graph (ResNet's layer4 is not built)."""
     torch.manual_seed(0)
     encoder = PixelSplatEncoder(tiny()).train()
-    extrinsics = torch.eye(4).repeat(1, 2, 1, 1)
-    extrinsics[0, 1, 0, 3] = 0.3
-    intrinsics = torch.tensor([[0.8, 0, 0.5], [0, 0.8, 0.5], [0, 0, 1.0]]).repeat(1, 2, 1, 1)
-    views = {"image": torch.rand(1, 2, 3, 32, 32), "extrinsics": extrinsics, "intrinsics": intrinsics,
-             "near": torch.full((1, 2), 0.5), "far": torch.full((1, 2), 20.0)}
+    views = two_views()
     loss, rendered = pretraining_loss(encoder, {"context": views, "target": views}, 0, LossConfig())
     assert rendered.shape == (1, 2, 3, 32, 32)
     loss["mse"].backward()
@@ -57,11 +62,7 @@ def test_lpips_joins_the_loss_from_its_start_step():
 
     torch.manual_seed(0)
     encoder = PixelSplatEncoder(tiny()).train()
-    extrinsics = torch.eye(4).repeat(1, 2, 1, 1)
-    extrinsics[0, 1, 0, 3] = 0.3
-    intrinsics = torch.tensor([[0.8, 0, 0.5], [0, 0.8, 0.5], [0, 0, 1.0]]).repeat(1, 2, 1, 1)
-    views = {"image": torch.rand(1, 2, 3, 32, 32), "extrinsics": extrinsics, "intrinsics": intrinsics,
-             "near": torch.full((1, 2), 0.5), "far": torch.full((1, 2), 20.0)}
+    views = two_views()
     batch = {"context": views, "target": views}
     model = lpips.LPIPS(net="vgg", pretrained=False, pnet_rand=True, verbose=False).eval()
     config = LossConfig(lpips_weight=0.05, lpips_start_step=100)
