@@ -30,7 +30,7 @@ def synchronize(device: str) -> None:
 
 def run_case(case: str, size: int, repeats: int, device: str, official_repo, dino_repo) -> dict:
     sys.path.insert(0, str(Path(__file__).parent))
-    from official_encoder import example_inputs, import_official, ours_from, randomize_batch_norm
+    from official_encoder import example_inputs, import_official, randomize_batch_norm
 
     torch.manual_seed(0)
     if case == "official":

@@ -1,6 +1,5 @@
 """Scene scale: the baseline normalization and the paper's near/far rule (the official "bounds shim")."""
 
-import torch
 from jaxtyping import Float
 from torch import Tensor
 
