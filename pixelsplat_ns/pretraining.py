@@ -19,7 +19,8 @@ from nerfstudio.pipelines.base_pipeline import Pipeline
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from pixelsplat_ns.data import BoundedViewSampler, ChunkDataset, SharedStep
+from pixelsplat_ns.checkpoints import encoder_from_pretraining
+from pixelsplat_ns.data import BoundedViewSampler, ChunkDataset
 from pixelsplat_ns.encoder import PixelSplatEncoder
 from pixelsplat_ns.encoder.pretrained import load_dino_weights
 from pixelsplat_ns.evaluation import EvaluationConfig, evaluate
@@ -43,18 +44,19 @@ def _to_device(batch, device):
 
 
 class PretrainDataManager(DataManager):
-    """Batches of scenes (context + target views) streamed from chunks by DataLoader workers. The global
-    step reaches the workers' view sampler through shared memory, for the context-gap warm-up."""
+    """Batches of scenes (context + target views) streamed from chunks by DataLoader workers. Batch k is the
+    batch of training step k, whatever the timing (the sampler's warm-up reads k), and ``start_at`` resumes
+    the stream at a step (see ``ChunkDataset``)."""
 
     def __init__(self, config, device="cpu", test_mode="val", world_size=1, local_rank=0, **kwargs) -> None:
         self.config, self.device, self.test_mode = config, device, test_mode
         if config.data is None:
             raise ValueError("pixelsplat-pretrain needs --data: a dataset root with train/*.torch and index.json")
-        self.step = SharedStep()
         dataset_config = config.dataset
         dataset_config.roots = [Path(config.data)]
-        self.train_dataset = ChunkDataset(dataset_config, BoundedViewSampler(config.sampler, self.step),
-                                          rank=local_rank if world_size > 1 else 0, world_size=world_size)
+        self.train_dataset = ChunkDataset(dataset_config, BoundedViewSampler(config.sampler),
+                                          rank=local_rank if world_size > 1 else 0, world_size=world_size,
+                                          batch_size=config.batch_size)
         self.eval_dataset = None  # evaluation runs over the paper's index: see PretrainPipeline
         super().__init__()
 
@@ -63,11 +65,15 @@ class PretrainDataManager(DataManager):
                             persistent_workers=self.config.num_workers > 0)
         self.train_iterator = iter(loader)
 
+    def start_at(self, step: int) -> None:
+        """Continue the stream with the batch of ``step`` (on resume; earlier batches are replayed unloaded)."""
+        self.train_dataset.start_batch = step
+        self.setup_train()
+
     def setup_eval(self) -> None:
         pass
 
     def next_train(self, step: int):
-        self.step.set(step)
         self.train_count += 1
         return None, _to_device(next(self.train_iterator), self.device)
 
@@ -130,14 +136,16 @@ class PretrainModel(Model):
     def get_image_metrics_and_images(self, outputs, batch):
         return {}, {}
 
-    def forward(self, batch: dict, step: int):
-        return pretraining_loss(self.encoder, batch, step, self.config.loss, self.lpips)
+    def forward(self, batch: dict, step: int, rank: int = 0):
+        """Loss of one batch. The depth-bin draws are seeded by (step, rank), so a resumed run repeats them."""
+        generator = torch.Generator(self.device).manual_seed(step * 65_536 + rank)
+        return pretraining_loss(self.encoder, batch, step, self.config.loss, self.lpips, generator)
 
 
 class PretrainPipeline(Pipeline):
     def __init__(self, config, device, test_mode="val", world_size=1, local_rank=0, grad_scaler=None) -> None:
         super().__init__()
-        self.config, self.test_mode, self.world_size = config, test_mode, world_size
+        self.config, self.test_mode, self.world_size, self.local_rank = config, test_mode, world_size, local_rank
         self.datamanager = config.datamanager.setup(device=device, test_mode=test_mode, world_size=world_size,
                                                     local_rank=local_rank)
         self._model = config.model.setup(scene_box=SceneBox(aabb=torch.tensor([[-1.0] * 3, [1.0] * 3])),
@@ -164,10 +172,18 @@ class PretrainPipeline(Pipeline):
 
     def get_train_loss_dict(self, step: int):
         _, batch = self.datamanager.next_train(step)
-        losses, rendered = self._model(batch, step)
+        losses, rendered = self._model(batch, step, self.local_rank)
         target = batch["target"]["image"].flatten(0, 1)
         metrics = {"psnr": psnr(target, rendered.detach().flatten(0, 1)).mean()}
         return rendered, losses, metrics
+
+    def load_pipeline(self, loaded_state: dict, step: int) -> None:
+        """The encoder weights of a checkpoint (saved with or without DDP), for ns-eval and for resuming;
+        resuming also continues the data stream with the step after the checkpoint's."""
+        encoder = self.model.encoder
+        encoder.load_state_dict(encoder_from_pretraining({"pipeline": loaded_state}, encoder.config))
+        if self.test_mode == "val":
+            self.datamanager.start_at(step + 1)
 
     def get_eval_loss_dict(self, step: int):
         raise EvaluatedOverTheIndex()

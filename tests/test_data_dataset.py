@@ -139,3 +139,25 @@ def test_flip_augmentation_keeps_views_consistent(tmp_path):
                 assert np.abs(marker_centroid(views["image"][view]) - expected).max() < 0.25
                 flips.append(flipped)
     assert any(flips) and not all(flips)
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_resuming_at_a_batch_gives_the_uninterrupted_stream(tmp_path, num_workers):
+    """Batches from ``start_batch`` on equal those of a stream read from the start (views, flips, images),
+    across passes, skipped scenes and loader workers."""
+    scenes = [plain_scene(f"s{i}", 12) for i in range(5)] + [plain_scene("short", 3)]
+    write_split(tmp_path, "train", [scenes[:3], scenes[3:]])
+
+    def batches(start: int, count: int) -> list[dict]:
+        data = dataset(tmp_path, repeat=True)
+        data.batch_size, data.start_batch = 2, start
+        loader = iter(DataLoader(data, batch_size=2, num_workers=num_workers))
+        return [next(loader) for _ in range(count)]
+
+    uninterrupted, resumed = batches(0, 9), batches(6, 3)
+    for expected, actual in zip(uninterrupted[6:], resumed):
+        assert expected["scene"] == actual["scene"]
+        for part in ("context", "target"):
+            for name in ("index", "image", "extrinsics", "intrinsics", "near", "far"):
+                assert torch.equal(expected[part][name], actual[part][name]), (part, name)
+    assert len({key for batch in uninterrupted for key in batch["scene"]}) == 5, "several passes were read"

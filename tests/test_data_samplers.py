@@ -12,18 +12,17 @@ from pixelsplat_ns.data import (
     BoundedViewSampler,
     ChunkFormatError,
     EvaluationViewSampler,
-    SharedStep,
     SkipReason,
     SkipScene,
     read_evaluation_index,
 )
 
 
-def gaps(sampler, num_frames=200, draws=200):
+def gaps(sampler, num_frames=200, draws=200, step=0):
     generator = torch.Generator().manual_seed(0)
     seen = set()
     for _ in range(draws):
-        context, target = sampler.sample("s", num_frames, generator)
+        context, target = sampler.sample("s", num_frames, generator, step)
         left, right = context[0].item(), context[-1].item()
         assert 0 <= left < right < num_frames
         assert ((left <= target) & (target <= right)).all()
@@ -33,10 +32,7 @@ def gaps(sampler, num_frames=200, draws=200):
 
 @pytest.mark.parametrize("step, gap", [(0, 25), (30_000, 29), (75_000, 35), (149_999, 44), (150_000, 45), (10**6, 45)])
 def test_paper_gap_warms_up_from_25_to_45(step, gap):
-    shared = SharedStep()
-    sampler = BoundedViewSampler(BoundedSamplerConfig(), shared)
-    shared.set(step)
-    assert gaps(sampler) == {gap}  # 25 + int(20 * step / 150000), capped at 45
+    assert gaps(BoundedViewSampler(BoundedSamplerConfig()), step=step) == {gap}  # 25 + int(20 * step / 150000), capped at 45
 
 
 def test_paper_defaults():
@@ -126,21 +122,22 @@ def test_all_frames_sampler():
     assert context.tolist() == [58, 133] and target.tolist() == list(range(150))
 
 
-def test_warm_up_step_reaches_persistent_loader_workers(tmp_path):
+def test_warm_up_follows_the_step_of_each_batch_in_loader_workers(tmp_path):
+    """Each example's context gap is the one of the step its batch is consumed at, whatever the prefetching
+    of two workers: batch k comes from worker k % 2 and is the batch of step k."""
     from torch.utils.data import DataLoader
 
     from pixelsplat_ns.data import ChunkDataset, ChunkDatasetConfig
 
     write_split(tmp_path, "train", [[plain_scene(f"s{i}", 40) for i in range(4)]])
-    step = SharedStep()
     sampler = BoundedViewSampler(BoundedSamplerConfig(
-        num_target_views=1, warm_up_steps=100, initial_min_distance_between_context_views=5,
-        initial_max_distance_between_context_views=5, min_distance_between_context_views=30,
-        max_distance_between_context_views=30), step)
-    data = ChunkDataset(ChunkDatasetConfig(roots=[tmp_path], image_shape=(16, 16), repeat=True, augment=False), sampler)
-    loader = iter(DataLoader(data, batch_size=None, num_workers=1, persistent_workers=True, collate_fn=lambda x: x))
-    gap = lambda example: int(example["context"]["index"][-1] - example["context"]["index"][0])  # noqa: E731
-    assert gap(next(loader)) == 5
-    step.set(100)
-    gaps = [gap(next(loader)) for _ in range(6)]  # a few examples may have been prefetched at step 0
-    assert gaps[-1] == 30, gaps
+        num_target_views=1, warm_up_steps=10, initial_min_distance_between_context_views=5,
+        initial_max_distance_between_context_views=5, min_distance_between_context_views=35,
+        max_distance_between_context_views=35))
+    data = ChunkDataset(ChunkDatasetConfig(roots=[tmp_path], image_shape=(16, 16), repeat=True, augment=False), sampler,
+                        batch_size=2)
+    loader = iter(DataLoader(data, batch_size=2, num_workers=2, persistent_workers=True))
+    for step in range(12):
+        indices = next(loader)["context"]["index"]
+        expected = 5 + int(30 * min(step / 10, 1))
+        assert (indices[:, -1] - indices[:, 0]).tolist() == [expected] * 2, step

@@ -8,7 +8,6 @@ from .samplers import (
     BoundedSamplerConfig,
     BoundedViewSampler,
     EvaluationViewSampler,
-    SharedStep,
     read_evaluation_index,
 )
 from .scene import load_scene
@@ -24,7 +23,6 @@ __all__ = [
     "ChunkScene",
     "ChunkWriter",
     "EvaluationViewSampler",
-    "SharedStep",
     "SkipReason",
     "SkipScene",
     "load_scene",

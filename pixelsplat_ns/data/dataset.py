@@ -3,6 +3,11 @@
 Chunks are read one at a time. Each pass shuffles the chunk order with a seed shared by every process, then
 gives each (DDP rank, data-loader worker) pair its own share of the chunks, so no scene is read twice in a
 pass; with fewer chunks than readers, every reader opens every chunk and keeps every n-th scene instead.
+
+The stream is a function of the seed and of the training step alone: each example knows the step of the batch
+it will be in (the data loader takes whole batches from its workers in turn), the view sampler's warm-up reads
+that step, and ``start_batch`` replays the draws of earlier batches without loading their images, so a resumed
+run sees the same examples as an uninterrupted one.
 """
 
 import logging
@@ -75,6 +80,7 @@ class ChunkDataset(IterableDataset):
         sampler: ViewSampler,
         rank: int | None = None,
         world_size: int | None = None,
+        batch_size: int = 1,
     ) -> None:
         super().__init__()
         if not config.roots:
@@ -90,6 +96,10 @@ class ChunkDataset(IterableDataset):
         if not self.chunks:
             raise FileNotFoundError(f"no .torch chunks under {[str(Path(r) / config.split) for r in config.roots]}")
         self.skips = SkipCounter()
+        self.batch_size = batch_size
+        """Examples per batch of the loader that reads this dataset: what links an example to its step."""
+        self.start_batch = 0
+        """Batches already consumed (set before creating the loader's iterator, to resume)."""
         # In shared memory: loader workers are forked copies, so a plain attribute set by the trainer (or
         # advanced inside a worker) would never reach the next pass's workers.
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
@@ -99,19 +109,33 @@ class ChunkDataset(IterableDataset):
         pass when iterating without ``repeat``; with ``repeat`` each iterator also counts its own passes."""
         self._epoch.fill_(epoch)
 
-    def _shard(self) -> tuple[int, int]:
+    def __iter__(self) -> Iterator[dict]:
         worker = get_worker_info()
         worker_id, num_workers = (worker.id, worker.num_workers) if worker is not None else (0, 1)
-        return self.rank * num_workers + worker_id, self.world_size * num_workers
-
-    def __iter__(self) -> Iterator[dict]:
-        shard, num_shards = self._shard()
+        shard, num_shards = self.rank * num_workers + worker_id, self.world_size * num_workers
         epoch = int(self._epoch)
+        produced = 0  # examples of this worker so far, replayed ones included
+
+        def batch_of_next_example() -> int:
+            return (produced // self.batch_size) * num_workers + worker_id
+
         while True:
             count = 0
-            for example in self._one_pass(shard, num_shards, epoch):
+            for scene, generator in self._one_pass(shard, num_shards, epoch):
+                batch = batch_of_next_example()
+                try:
+                    plan = self._plan(scene, generator, batch)
+                except SkipScene as skip:
+                    self.skips.record(skip)
+                    continue
+                produced += 1
                 count += 1
-                yield example
+                if batch < self.start_batch:
+                    continue  # replayed: consumed before a resume
+                try:
+                    yield self._load(scene, plan)
+                except SkipScene as skip:  # an undecodable frame: its slot goes to the next example
+                    self.skips.record(skip)
             LOGGER.info("pass %d of shard %d/%d: %d examples; %s", epoch, shard, num_shards, count,
                         self.skips.summary())
             epoch += 1
@@ -123,7 +147,8 @@ class ChunkDataset(IterableDataset):
                     f"({self.skips.summary()}); check the data, the view sampler and the skip thresholds"
                 )
 
-    def _one_pass(self, shard: int, num_shards: int, epoch: int) -> Iterator[dict]:
+    def _one_pass(self, shard: int, num_shards: int, epoch: int) -> Iterator[tuple[ChunkScene, torch.Generator]]:
+        """This shard's scenes of one pass, in order, with the pass's random generator."""
         chunks = self.chunks
         if self.config.shuffle:
             order = torch.randperm(len(chunks), generator=_generator(self.config.seed, epoch))
@@ -146,16 +171,14 @@ class ChunkDataset(IterableDataset):
             if self.config.shuffle:
                 scenes = [scenes[i] for i in torch.randperm(len(scenes), generator=generator)]
             for scene in scenes:
-                try:
-                    yield self.example(scene, generator)
-                except SkipScene as skip:
-                    self.skips.record(skip)
+                yield scene, generator
 
-    def example(self, scene: ChunkScene, generator: torch.Generator) -> dict:
-        """One example from a scene, or ``SkipScene`` saying why not."""
+    def _plan(self, scene: ChunkScene, generator: torch.Generator, step: int) -> dict:
+        """The random choices of one example (views, flip) and its cameras, without loading images; raises
+        ``SkipScene`` saying why the scene cannot serve."""
         c = self.config
         c2w, intrinsics = scene_cameras(scene)
-        context, target = self.sampler.sample(scene.key, len(scene), generator)
+        context, target = self.sampler.sample(scene.key, len(scene), generator, step)
         fov = field_of_view(intrinsics).rad2deg().max().item()
         if fov > c.max_fov:
             raise SkipScene(SkipReason.FOV_TOO_WIDE, scene.key, f"{fov:.1f} > {c.max_fov} degrees")
@@ -164,12 +187,17 @@ class ChunkDataset(IterableDataset):
             raise SkipScene(SkipReason.NEAR_ZERO_BASELINE, scene.key, f"{baseline:.2e} < {c.baseline_epsilon}")
         if c.make_baseline_1:
             c2w, _ = normalize_baseline(c2w, context)
+        flip = c.augment and torch.rand((), generator=generator).item() < 0.5
+        return {"context": context, "target": target, "c2w": c2w, "intrinsics": intrinsics, "flip": flip}
+
+    def _load(self, scene: ChunkScene, plan: dict) -> dict:
+        c = self.config
         views = {
-            name: load_views(scene, indices, c2w, intrinsics, c.image_shape, c.crop_intrinsics)
-            for name, indices in (("context", context), ("target", target))
+            name: load_views(scene, plan[name], plan["c2w"], plan["intrinsics"], c.image_shape, c.crop_intrinsics)
+            for name in ("context", "target")
         }
         near, far = near_far(views["context"]["extrinsics"], views["context"]["intrinsics"], c.image_shape)
-        flip = c.augment and torch.rand((), generator=generator).item() < 0.5
+        flip = plan["flip"]
         for v in views.values():
             v["near"], v["far"] = near.expand(len(v["index"])).clone(), far.expand(len(v["index"])).clone()
             if flip:

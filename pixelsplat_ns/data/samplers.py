@@ -16,22 +16,10 @@ Views = tuple[Int64[Tensor, " context"], Int64[Tensor, " target"]]
 
 
 class ViewSampler(Protocol):
-    def sample(self, key: str, num_frames: int, generator: torch.Generator | None = None) -> Views:
-        """Context and target frame indices; raises ``SkipScene`` when the scene cannot serve."""
+    def sample(self, key: str, num_frames: int, generator: torch.Generator | None = None, step: int = 0) -> Views:
+        """Context and target frame indices for the batch of training step ``step``; raises ``SkipScene`` when
+        the scene cannot serve."""
         ...
-
-
-class SharedStep:
-    """The global training step, in shared memory so data-loader worker processes see the trainer's value."""
-
-    def __init__(self) -> None:
-        self.value = torch.zeros((), dtype=torch.int64).share_memory_()
-
-    def set(self, step: int) -> None:
-        self.value.fill_(step)
-
-    def get(self) -> int:
-        return int(self.value.item())
 
 
 @dataclass
@@ -59,16 +47,15 @@ class BoundedSamplerConfig:
 class BoundedViewSampler:
     """The paper's training sampler: a context gap that widens with the global step, targets in between."""
 
-    def __init__(self, config: BoundedSamplerConfig, step: SharedStep | None = None) -> None:
+    def __init__(self, config: BoundedSamplerConfig) -> None:
         self.config = config
-        self.step = step or SharedStep()
 
-    def gap_bounds(self) -> tuple[int, int]:
-        """(min, max) context gap at the current step, before clipping to the scene's length."""
+    def gap_bounds(self, step: int) -> tuple[int, int]:
+        """(min, max) context gap at training step ``step``, before clipping to the scene's length."""
         c = self.config
         if c.warm_up_steps <= 0:
             return c.min_distance_between_context_views, c.max_distance_between_context_views
-        fraction = self.step.get() / c.warm_up_steps
+        fraction = step / c.warm_up_steps
 
         def schedule(initial: int, final: int) -> int:
             return min(initial + int((final - initial) * fraction), final)
@@ -78,9 +65,9 @@ class BoundedViewSampler:
             schedule(c.initial_max_distance_between_context_views, c.max_distance_between_context_views),
         )
 
-    def sample(self, key: str, num_frames: int, generator: torch.Generator | None = None) -> Views:
+    def sample(self, key: str, num_frames: int, generator: torch.Generator | None = None, step: int = 0) -> Views:
         c = self.config
-        min_gap, max_gap = self.gap_bounds()
+        min_gap, max_gap = self.gap_bounds(step)
         max_gap = min(num_frames - 1, max_gap)
         min_gap = max(2 * c.min_distance_to_context_views, min_gap)
         if max_gap < min_gap:
@@ -147,7 +134,7 @@ class EvaluationViewSampler:
         self.index = read_evaluation_index(index_path)
         self.num_context_views = num_context_views
 
-    def sample(self, key: str, num_frames: int, generator: torch.Generator | None = None) -> Views:
+    def sample(self, key: str, num_frames: int, generator: torch.Generator | None = None, step: int = 0) -> Views:
         entry = self.index.get(key)
         if entry is None:
             reason = "is null in" if key in self.index else "is not in"
@@ -168,7 +155,7 @@ class AllFramesSampler:
     def __init__(self, context_sampler: ViewSampler | None = None) -> None:
         self.context_sampler = context_sampler
 
-    def sample(self, key: str, num_frames: int, generator: torch.Generator | None = None) -> Views:
+    def sample(self, key: str, num_frames: int, generator: torch.Generator | None = None, step: int = 0) -> Views:
         every = torch.arange(num_frames)
         if self.context_sampler is None:
             return every, every
