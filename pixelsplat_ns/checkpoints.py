@@ -9,9 +9,10 @@ import pickle
 import re
 from dataclasses import asdict
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
 
 import torch
+import yaml
 from torch import Tensor
 
 from pixelsplat_ns.encoder import EncoderConfig, PixelSplatEncoder, ablation, paper
@@ -27,6 +28,8 @@ FORMAT = "pixelsplat-ns-encoder"
 BUNDLED_TINY_ENCODER = Path(__file__).parent / "weights" / "tiny_synthetic.pt"
 """The tiny preset trained on the synthetic dataset on a CPU (README: "The bundled encoder")."""
 VERSION = 1
+PAPER_IMAGE_SHAPE = (256, 256)
+"""Image size of the official checkpoints (RealEstate10k and ACID), and of converted files that record none."""
 UNUSED = None  # official weights with no counterpart: ResNet's layer4, which pixelSplat never runs
 
 _SELF_ATTENTION = r"epipolar_transformer\.transformer\.layers\.(\d+)\.1\.fn\.self_attention\."
@@ -194,8 +197,14 @@ def encoder_from_pretraining(checkpoint: dict, config: EncoderConfig) -> dict[st
     return state_dict
 
 
-def save_converted(path: Union[str, Path], config: EncoderConfig, state_dict: dict[str, Tensor]) -> None:
-    torch.save({"format": FORMAT, "version": VERSION, "config": asdict(config), "state_dict": state_dict}, path)
+def save_converted(
+    path: Union[str, Path], config: EncoderConfig, state_dict: dict[str, Tensor],
+    image_shape: Optional[tuple[int, int]] = None,
+) -> None:
+    """Write a converted checkpoint; ``image_shape`` (h, w) records the image size it was trained at."""
+    extra = {} if image_shape is None else {"image_shape": list(image_shape)}
+    torch.save({"format": FORMAT, "version": VERSION, "config": asdict(config), "state_dict": state_dict, **extra},
+               path)
 
 
 def config_from_dict(data: dict) -> EncoderConfig:
@@ -215,16 +224,73 @@ def config_from_dict(data: dict) -> EncoderConfig:
     )
 
 
-def load_encoder(path: Union[str, Path], device: Union[str, torch.device] = "cpu") -> PixelSplatEncoder:
-    """An encoder in eval mode from a converted checkpoint or an official Lightning ``.ckpt``."""
-    checkpoint = read_checkpoint(path)
+class _PlainDataLoader(yaml.SafeLoader):
+    """Reads a nerfstudio config.yml as plain data: python object tags become dicts and lists, nothing is
+    imported or constructed (unlike nerfstudio's own ``yaml.Loader``)."""
+
+
+def _plain(loader: yaml.SafeLoader, _suffix: str, node: yaml.Node):
+    if isinstance(node, yaml.MappingNode):
+        return loader.construct_mapping(node, deep=True)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node, deep=True)
+    return loader.construct_scalar(node)
+
+
+_PlainDataLoader.add_multi_constructor("tag:yaml.org,2002:python/", _plain)
+
+
+def _pretraining_run(path: Path) -> tuple[Path, Path]:
+    """(config.yml, checkpoint) of a ``ns-train pixelsplat-pretrain`` run, given either of them."""
+    if path.suffix in (".yml", ".yaml"):
+        checkpoints = sorted((path.parent / "nerfstudio_models").glob("step-*.ckpt"))
+        if not checkpoints:
+            raise CheckpointError(f"no step-*.ckpt in {path.parent / 'nerfstudio_models'}: the run saved no checkpoint")
+        return path, checkpoints[-1]
+    config = path.parent.parent / "config.yml"
+    if not config.is_file():
+        raise CheckpointError(f"{path} is a nerfstudio checkpoint, but {config} (its run's config, which says "
+                              "which encoder it holds) is missing")
+    return config, path
+
+
+def read_encoder(path: Union[str, Path]) -> tuple[EncoderConfig, dict[str, Tensor], tuple[int, int]]:
+    """Configuration, weights and training image size (h, w) from any encoder file: a converted checkpoint,
+    an official Lightning ``.ckpt``, or a ``pixelsplat-pretrain`` run (its config.yml or a step-*.ckpt)."""
+    path = Path(path)
+    if path.suffix in (".yml", ".yaml"):
+        config_path, checkpoint_path = _pretraining_run(path)
+        checkpoint = read_checkpoint(checkpoint_path)
+    else:
+        checkpoint = read_checkpoint(path)
+        config_path = _pretraining_run(path)[0] if "pipeline" in checkpoint else None
+    if config_path is not None:
+        run = yaml.load(config_path.read_text(), Loader=_PlainDataLoader)
+        try:
+            config = config_from_dict(run["pipeline"]["model"]["encoder"])
+            image_shape = tuple(run["pipeline"]["datamanager"]["dataset"]["image_shape"])
+        except (KeyError, TypeError) as error:
+            raise CheckpointError(f"{config_path} is not the config of a pixelsplat-pretrain run") from error
+        return config, encoder_from_pretraining(checkpoint, config), image_shape
     if checkpoint.get("format") == FORMAT:
         if checkpoint.get("version") != VERSION:
             raise CheckpointError(f"{path}: converted checkpoint version {checkpoint.get('version')}, expected {VERSION}")
         config, state_dict = config_from_dict(checkpoint["config"]), checkpoint["state_dict"]
         check_state_dict(config, state_dict)
-    else:
-        config, state_dict = convert_official(checkpoint)
+        return config, state_dict, tuple(checkpoint.get("image_shape", PAPER_IMAGE_SHAPE))
+    return (*convert_official(checkpoint), PAPER_IMAGE_SHAPE)
+
+
+def build_encoder(
+    config: EncoderConfig, state_dict: dict[str, Tensor], device: Union[str, torch.device] = "cpu"
+) -> PixelSplatEncoder:
     encoder = PixelSplatEncoder(config)
     encoder.load_state_dict(state_dict)
     return encoder.to(device).eval()
+
+
+def load_encoder(path: Union[str, Path], device: Union[str, torch.device] = "cpu") -> PixelSplatEncoder:
+    """An encoder in eval mode from a converted checkpoint, an official Lightning ``.ckpt`` or a
+    ``pixelsplat-pretrain`` run (its config.yml or one of its step-*.ckpt)."""
+    config, state_dict, _ = read_encoder(path)
+    return build_encoder(config, state_dict, device)

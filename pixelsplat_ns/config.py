@@ -8,11 +8,13 @@ dataclass configurations only. What they build is imported when nerfstudio insta
 import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Type
+from typing import Literal, Optional, Tuple, Type
 
 import torch
+from nerfstudio.cameras.camera_optimizers import CameraOptimizerConfig
 from nerfstudio.configs.base_config import LoggingConfig, MachineConfig
 from nerfstudio.data.datamanagers.base_datamanager import DataManagerConfig
+from nerfstudio.data.datamanagers.full_images_datamanager import FullImageDatamanagerConfig
 from nerfstudio.engine.optimizers import AdamOptimizerConfig
 from nerfstudio.engine.schedulers import ExponentialDecaySchedulerConfig
 from nerfstudio.engine.trainer import TrainerConfig
@@ -20,6 +22,7 @@ from nerfstudio.models.base_model import ModelConfig
 from nerfstudio.pipelines.base_pipeline import VanillaPipelineConfig
 from nerfstudio.plugins.types import MethodSpecification
 
+from pixelsplat_ns.data.context_datamanager import PixelSplatDataManager
 from pixelsplat_ns.data.dataset import ChunkDatasetConfig
 from pixelsplat_ns.data.samplers import BoundedSamplerConfig
 from pixelsplat_ns.encoder.config import EncoderConfig, paper, tiny
@@ -39,26 +42,59 @@ def _lazy_target(path: str) -> type:
     return Target
 
 
-class MethodUnavailableError(RuntimeError):
-    """Raised when a registered method is run before this release ships its pipeline."""
+@dataclass
+class PixelSplatDataManagerConfig(FullImageDatamanagerConfig):
+    """Full images from any nerfstudio dataparser; two of the training images are the encoder's context."""
 
-
-class UnavailablePipeline:
-    """What ``ns-train`` builds for a method whose pipeline this release does not ship: it stops at once."""
-
-    def __init__(self, config: "UnavailablePipelineConfig", **_kwargs) -> None:
-        raise MethodUnavailableError(
-            "pixelsplat-ns 0.1.0 registers this method, but its pipeline (the per-scene nerfstudio model) is "
-            "not in this release yet, so nothing was trained. What works today: `ns-train pixelsplat-pretrain`, "
-            "the encoder (`from pixelsplat_ns import load_encoder`) and the renderer (see README.md)."
-        )
+    _target: Type = field(default_factory=lambda: PixelSplatDataManager)
+    context_views: Optional[Tuple[int, ...]] = None
+    """Indices (into the training images, in the dataparser's order) of the context views; default: the pair
+    with the widest baseline among pairs whose viewing directions differ by at most max-context-angle."""
+    max_context_angle: float = 30.0
+    """Largest angle in degrees between the viewing directions of automatically chosen context views."""
 
 
 @dataclass
-class UnavailablePipelineConfig(VanillaPipelineConfig):
-    """Stands in for a pipeline this release does not ship yet: setting it up stops with a clear error."""
+class PixelSplatModelConfig(ModelConfig):
+    """A splat model (nerfstudio's splatfacto layout) holding pixelSplat's predicted Gaussians; refinement is
+    plain gradient descent on the target views, without densification or culling."""
 
-    _target: Type = field(default_factory=lambda: UnavailablePipeline)
+    _target: Type = field(default_factory=lambda: _lazy_target("pixelsplat_ns.model:PixelSplatModel"))
+    encoder_checkpoint: Optional[Path] = None
+    """Encoder weights: an official .ckpt, a converted .pt, or a pixelsplat-pretrain run's config.yml or
+    step-*.ckpt. Default: the bundled tiny encoder (trained on synthetic rooms at 64 x 64: a demo, not the
+    paper's quality; use the official re10k.ckpt for real scenes)."""
+    context_short_side: Optional[int] = None
+    """Shorter side in pixels (a multiple of 16) of the context images the encoder sees; the other side keeps
+    the aspect ratio. Default: the size the encoder was trained at (official checkpoints: 256)."""
+    deterministic: bool = False
+    """Take each pixel's most likely depth bin (1 Gaussian per pixel) instead of drawing bins as the paper does."""
+    prediction_seed: int = 0
+    """Seed of the depth-bin draws."""
+    background_color: Literal["random", "black", "white"] = "black"
+    """Background of renders and of RGBA images (pixelSplat is trained on black)."""
+    sh_degree: int = 3
+    """SH degrees kept from the prediction (the paper renders degrees 0-3 of the predicted 0-4)."""
+    output_depth_during_training: bool = False
+    """Also render depth during refinement (it is always rendered for evaluation and the viewer)."""
+    camera_optimizer: CameraOptimizerConfig = field(default_factory=lambda: CameraOptimizerConfig(mode="off"))
+    """Pose refinement of the target views during refinement (nerfstudio's camera optimizer)."""
+
+
+@dataclass
+class PixelSplatPipelineConfig(VanillaPipelineConfig):
+    _target: Type = field(default_factory=lambda: _lazy_target("pixelsplat_ns.per_scene:PixelSplatPipeline"))
+    datamanager: PixelSplatDataManagerConfig = field(default_factory=PixelSplatDataManagerConfig)
+    model: PixelSplatModelConfig = field(default_factory=PixelSplatModelConfig)
+
+
+def _adam(lr: float, lr_final: Optional[float] = None, steps: int = 30000) -> dict:
+    scheduler = None if lr_final is None else ExponentialDecaySchedulerConfig(lr_final=lr_final, max_steps=steps)
+    return {"optimizer": AdamOptimizerConfig(lr=lr, eps=1e-15), "scheduler": scheduler}
+
+
+def _device_type() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 @dataclass
@@ -117,7 +153,7 @@ def pretraining_trainer(
         steps_per_eval_image=steps,
         steps_per_eval_all_images=steps,
         vis="tensorboard",
-        machine=MachineConfig(device_type="cuda" if torch.cuda.is_available() else "cpu"),
+        machine=MachineConfig(device_type=_device_type()),
         logging=LoggingConfig(steps_per_log=50),
         pipeline=pipeline,
         optimizers={
@@ -132,7 +168,27 @@ def pretraining_trainer(
 
 
 pixelsplat = MethodSpecification(
-    config=TrainerConfig(method_name="pixelsplat", pipeline=UnavailablePipelineConfig()),
+    config=TrainerConfig(
+        _target=_lazy_target("pixelsplat_ns.per_scene:PixelSplatTrainer"),
+        method_name="pixelsplat",
+        max_num_iterations=0,
+        steps_per_eval_image=100,
+        steps_per_eval_batch=0,
+        steps_per_eval_all_images=1000,
+        steps_per_save=500,
+        machine=MachineConfig(device_type=_device_type()),
+        pipeline=PixelSplatPipelineConfig(),
+        # splatfacto's rates, for the optional refinement (--max-num-iterations N).
+        optimizers={
+            "means": _adam(1.6e-4, 1.6e-6),
+            "features_dc": _adam(0.0025),
+            "features_rest": _adam(0.0025 / 20),
+            "opacities": _adam(0.05),
+            "scales": _adam(0.005),
+            "quats": _adam(0.001),
+        },
+        vis="viewer",
+    ),
     description="pixelSplat (CVPR 2024): a Gaussian splat scene from two posed views by a feed-forward encoder.",
 )
 

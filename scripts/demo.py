@@ -1,62 +1,84 @@
-"""Demo of what pixelsplat-ns runs today: the Gaussian renderer on a generated pixelSplat-like scene.
+"""The per-scene pipeline on the bundled sample scene, through nerfstudio's own commands.
 
-The per-scene pipeline (two photos -> pretrained encoder -> Gaussians -> nerfstudio) is not in this release
-yet; until it is, this renders a procedurally generated scene of 393,216 pixel-aligned Gaussians (the size
-pixelSplat predicts from two 256 x 256 views) along a small orbit with ``pixelsplat_ns.render.rasterize``,
-and writes colour and depth images.
+    python scripts/demo.py [--out outputs/demo] [--refine-steps 50]
 
-    python scripts/demo.py [--out outputs/demo] [--frames 8]
+1. ``ns-train pixelsplat --max-num-iterations 0``: the bundled encoder predicts the scene from two views;
+   ``ns-eval`` scores it on the held-out views (feed-forward PSNR).
+2. The same with ``--refine-steps`` iterations of refinement on the other views, and ``ns-eval`` again.
+3. ``ns-export gaussian-splat``: the refined scene as a standard 3DGS .ply.
+4. ``ns-render interpolate``: a novel-view video along the training trajectory.
 """
 
 import argparse
+import json
+import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-from PIL import Image
-
-from pixelsplat_ns.render import rasterize
-from pixelsplat_ns.synthetic_gaussians import orbit_c2w, pixel_aligned_scene
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_SCENE = ROOT / "pixelsplat_ns" / "sample_scene"
+BIN = Path(sys.executable).parent
 
 
-def to_png(image: torch.Tensor, path: Path) -> None:
-    Image.fromarray((image.clamp(0, 1).numpy() * 255).round().astype(np.uint8)).save(path)
+def run(*args) -> None:
+    """One nerfstudio command; its output goes to the log, and a failure stops the demo with the log's tail."""
+    command = [str(BIN / str(args[0])), *map(str, args[1:])]
+    print("$", Path(command[0]).name, *command[1:], flush=True)
+    result = subprocess.run(command, capture_output=True, text=True)
+    with open(LOG, "a") as log:
+        log.write(f"$ {' '.join(command)}\n{result.stdout}{result.stderr}\n")
+    if result.returncode != 0:
+        sys.exit(f"{Path(command[0]).name} failed:\n{(result.stdout + result.stderr)[-3000:]}\n(full log: {LOG})")
+
+
+def train(out: Path, name: str, steps: int) -> Path:
+    run("ns-train", "pixelsplat", "--data", SAMPLE_SCENE, "--output-dir", out, "--experiment-name", name,
+        "--timestamp", "run", "--vis", "tensorboard", "--max-num-iterations", steps)
+    return out / name / "pixelsplat" / "run" / "config.yml"
+
+
+def evaluate(config: Path) -> dict:
+    report = config.parent / "eval.json"
+    run("ns-eval", "--load-config", config, "--output-path", report)
+    return json.loads(report.read_text())["results"]
 
 
 def main() -> None:
+    global LOG
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=Path("outputs/demo"), help="folder for the images")
-    parser.add_argument("--frames", type=int, default=8, help="novel views along the orbit")
+    parser.add_argument("--out", type=Path, default=Path("outputs/demo"), help="folder for everything it writes")
+    parser.add_argument("--refine-steps", type=int, default=50, help="refinement iterations on the target views")
     args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
-
-    print("pixelsplat-ns demo: the per-scene pipeline is not in this release yet, so this renders a generated")
-    print("pixelSplat-like Gaussian scene with the project's renderer (pure torch on CPU, gsplat on CUDA).")
-    scene = pixel_aligned_scene(size=256, views=2, per_pixel=3)
-    viewmats = torch.linalg.inv(orbit_c2w(scene, args.frames))
-    Ks = scene.K.expand(args.frames, 3, 3)
+    out = args.out.resolve()
+    if out.exists():
+        shutil.rmtree(out)  # only ever this demo's own folder
+    out.mkdir(parents=True)
+    LOG = out / "demo.log"
     start = time.perf_counter()
-    with torch.no_grad():
-        images, alphas, _ = rasterize(
-            scene.means, scene.quats, scene.scales, scene.opacities, scene.sh, viewmats, Ks, scene.width,
-            scene.height, sh_degree=3, render_mode="RGB+ED", backgrounds=torch.zeros(args.frames, 3),
-        )
-    seconds = time.perf_counter() - start
-    depth = images[..., 3]
-    covered = alphas[..., 0] > 0.5
-    near, far = depth[covered].min(), depth[covered].max()
-    for i in range(args.frames):
-        to_png(images[i, ..., :3], args.out / f"color_{i:02d}.png")
-        normalized = torch.where(covered[i], (depth[i] - near) / (far - near), torch.zeros_like(depth[i]))
-        to_png(normalized[..., None].expand(-1, -1, 3), args.out / f"depth_{i:02d}.png")
-    sheet = torch.cat([torch.cat(list(images[:, ..., :3]), dim=1), torch.cat(list(alphas.expand(-1, -1, -1, 3)), 1)])
-    to_png(sheet, args.out / "contact_sheet.png")
-    print(f"rendered {scene.means.shape[0]:,} Gaussians into {args.frames} views of {scene.width}x{scene.height} "
-          f"in {seconds:.2f} s ({seconds / args.frames:.2f} s per view) on {images.device}")
-    print(f"mean coverage {alphas.mean():.3f}; expected depth from {near:.2f} to {far:.2f}")
-    print(f"images: {args.out.resolve()}/color_*.png, depth_*.png, contact_sheet.png")
 
+    feed_forward = train(out, "feed_forward", 0)
+    before = evaluate(feed_forward)
+    refined = train(out, "refined", args.refine_steps)
+    after = evaluate(refined)
+    run("ns-export", "gaussian-splat", "--load-config", refined, "--output-dir", out / "export")
+    video = out / "novel_views.mp4"
+    run("ns-render", "interpolate", "--load-config", refined, "--output-path", video, "--pose-source", "train",
+        "--interpolation-steps", 2, "--frame-rate", 12)
+
+    print(f"\nsample scene: {SAMPLE_SCENE}")
+    print(f"eval PSNR feed-forward:          {before['psnr']:.2f} dB  (SSIM {before['ssim']:.3f})")
+    print(f"eval PSNR after {args.refine_steps:3d} refine steps: {after['psnr']:.2f} dB  (SSIM {after['ssim']:.3f})")
+    print(f"runs (config.yml for ns-viewer): {feed_forward}\n                                 {refined}")
+    print(f"splat (.ply, 3DGS layout):       {out / 'export' / 'splat.ply'}")
+    print(f"novel-view video:                {video}")
+    print(f"log of every command:            {LOG}")
+    print(f"view it: {BIN / 'ns-viewer'} --load-config {refined}")
+    print(f"done in {time.perf_counter() - start:.0f} s")
+
+
+LOG: Path
 
 if __name__ == "__main__":
     main()

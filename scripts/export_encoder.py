@@ -35,7 +35,8 @@ def main() -> None:
         parser.error(f"no checkpoint{'' if args.step is None else f' for step {args.step}'} in {models}")
     state_dict = encoder_from_pretraining(read_checkpoint(checkpoints[-1]), encoder_config)
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    save_converted(args.output, encoder_config, state_dict)
+    image_shape = tuple(config.pipeline.datamanager.dataset.image_shape)
+    save_converted(args.output, encoder_config, state_dict, image_shape)
     print(f"exported the encoder of {checkpoints[-1]} to {args.output}")
 
 

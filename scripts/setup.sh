@@ -7,6 +7,21 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 TORCH_PINS=(torch==2.14.1 torchvision==0.29.1)
 
+# System packages: libusb for open3d (imported by ns-export), ffmpeg for ns-render's videos, chromium for the
+# viewer test. Installed with apt when missing and we are root; otherwise the command to run is printed.
+SYSTEM_PACKAGES=(libusb-1.0-0 ffmpeg chromium)
+missing=()
+for package in "${SYSTEM_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    else
+        echo "setup.sh: missing system packages: ${missing[*]} (sudo apt-get install ${missing[*]})" >&2
+    fi
+fi
+
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 PY=.venv/bin/python
 

@@ -1,0 +1,149 @@
+"""Two views of a nerfstudio dataset -> the encoder's inputs, and the checks that make them safe to use.
+
+nerfstudio hands over camera-to-world matrices in OpenGL axes and pixel intrinsics, at whatever size the
+images have. The encoder wants OpenCV axes, normalized intrinsics, images whose sides are multiples of 16,
+a context baseline of 1 and the paper's near/far planes. Everything here is one conversion each; the
+Gaussians the encoder predicts come back to the dataparser's frame by the baseline (see
+``pixelsplat_ns.splats.scale_gaussians``).
+"""
+
+import math
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+from jaxtyping import Float
+from PIL import Image
+from torch import Tensor
+
+from .bounds import max_baseline, near_far
+from .cameras import convert_c2w_opengl_opencv, homogeneous, normalize_intrinsics
+from .images import resize_and_crop
+
+PATCH = 16
+"""Image sides must be multiples of this (the ViT's 8-pixel patches after the 2x epipolar downscale)."""
+MIN_BASELINE = 1e-6
+"""Context cameras closer than this (dataparser units) are treated as the same position."""
+
+
+class ContextError(ValueError):
+    """Context views the encoder cannot use; the message says what is wrong and how to fix it."""
+
+
+@dataclass
+class ContextViews:
+    """One scene's encoder inputs (batch of 1) and the scale that maps its frame back to the dataparser's."""
+
+    images: Float[Tensor, "1 v 3 h w"]
+    extrinsics: Float[Tensor, "1 v 4 4"]  # camera-to-world, OpenCV axes, context baseline 1
+    intrinsics: Float[Tensor, "1 v 3 3"]  # normalized
+    near: Float[Tensor, "1 v"]
+    far: Float[Tensor, "1 v"]
+    baseline: float  # multiply encoder-frame lengths by this to return to the dataparser's frame
+
+
+def encoder_shape(height: int, width: int, short_side: int) -> tuple[int, int]:
+    """Image size for the encoder: the shorter side becomes ``short_side``, the longer one keeps the aspect
+    ratio rounded down to a multiple of 16 (the rest is cropped, centred)."""
+    if short_side % PATCH or short_side <= 0:
+        raise ContextError(f"the context image side must be a positive multiple of {PATCH}, got {short_side}")
+    long_side = max(PATCH, math.floor(max(height, width) * short_side / min(height, width) / PATCH) * PATCH)
+    return (short_side, long_side) if height <= width else (long_side, short_side)
+
+
+def check_cameras(camera_to_worlds: Float[Tensor, "n 3 4"], camera_types: Sequence[str], names: Sequence[str]) -> None:
+    """Refuse camera sets the encoder cannot use, naming the frames at fault."""
+    if len(names) < 2:
+        raise ContextError(f"pixelsplat needs at least two training images, found {len(names)}: add views, or train on "
+                           "every image (nerfstudio-data: end the command with `nerfstudio-data --eval-mode all`)")
+    bad = [name for name, c2w in zip(names, camera_to_worlds) if not torch.isfinite(c2w).all()]
+    if bad:
+        raise ContextError(f"{len(bad)} camera pose(s) contain NaN or infinite values after parsing, e.g. "
+                           f"{', '.join(bad[:5])}: fix the poses in the dataset (nerfstudio's auto-orientation "
+                           "spreads a bad pose to every camera, so look for the one bad transform_matrix)")
+    origins = camera_to_worlds[:, :3, 3].double()
+    if float(torch.cdist(origins, origins).max()) <= MIN_BASELINE:
+        raise ContextError(f"all {len(names)} training views are taken from the same position: pixelSplat needs two "
+                           "views from different positions (check that the poses are not all the same matrix)")
+    not_pinhole = sorted({t for t in camera_types if t != "PERSPECTIVE"})
+    if not_pinhole:
+        raise ContextError(f"pixelsplat needs pinhole (perspective) cameras; this dataset has {', '.join(not_pinhole)}: "
+                           "undistort the images first (e.g. COLMAP's image_undistorter) and give pinhole intrinsics")
+
+
+def choose_context_views(camera_to_worlds: Float[Tensor, "n 3 4"], max_angle_degrees: float) -> tuple[int, int]:
+    """The pair with the widest baseline among pairs whose viewing directions differ by at most
+    ``max_angle_degrees`` (so that the two views still see the same part of the scene, as pixelSplat's
+    training pairs do). When no pair is that close, the pair with the smallest angle."""
+    forward = -camera_to_worlds[:, :3, 2].double()  # OpenGL cameras look along -z
+    forward = forward / forward.norm(dim=-1, keepdim=True)
+    angles = torch.rad2deg(torch.acos((forward @ forward.T).clamp(-1, 1)))
+    origins = camera_to_worlds[:, :3, 3].double()
+    distances = torch.cdist(origins, origins)
+    pairs = torch.triu(torch.ones_like(angles, dtype=torch.bool), diagonal=1)
+    close = pairs & (angles <= max_angle_degrees) & (distances > MIN_BASELINE)
+    if close.any():
+        score = torch.where(close, distances, torch.full_like(distances, -1.0))
+    else:
+        score = torch.where(pairs, -angles, torch.full_like(angles, -math.inf))
+    i, j = divmod(int(score.argmax()), score.shape[1])
+    return i, j
+
+
+def to_pil(image: Float[Tensor, "h w c"], background: Float[Tensor, " 3"]) -> Image.Image:
+    """A nerfstudio image (float in [0, 1], RGB or RGBA) as an 8-bit RGB image, alpha composited onto
+    ``background`` (pixelSplat's is black)."""
+    rgb = image[..., :3]
+    if image.shape[-1] == 4:
+        rgb = rgb * image[..., 3:] + (1 - image[..., 3:]) * background.to(image)
+    pixels = (rgb.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+    return Image.fromarray(np.ascontiguousarray(pixels))
+
+
+def context_views(
+    images: Sequence[Float[Tensor, "h w c"]],
+    camera_to_worlds: Float[Tensor, "v 3 4"],
+    intrinsics: Float[Tensor, "v 3 3"],
+    short_side: int,
+    background: Optional[Float[Tensor, " 3"]] = None,
+    names: Optional[Sequence[str]] = None,
+) -> ContextViews:
+    """The encoder's inputs for context views given as nerfstudio has them (OpenGL camera-to-world, pixel
+    intrinsics for each image's own size). Each image is resized so that its shorter side is ``short_side``
+    and centre-cropped to multiples of 16, with the intrinsics following exactly (off-centre principal points
+    and non-square pixels included); the scene is scaled so that the context baseline is 1."""
+    names = names or [f"view {i}" for i in range(len(images))]
+    sizes = {(int(image.shape[0]), int(image.shape[1])) for image in images}
+    if len(sizes) != 1:
+        listed = ", ".join(f"{name}: {image.shape[1]}x{image.shape[0]}" for name, image in zip(names, images))
+        raise ContextError(f"the context views have different sizes ({listed}); pixelSplat encodes views of one "
+                           "size: resize the images or choose others with --pipeline.datamanager.context-views")
+    (height, width), = sizes
+    shape = encoder_shape(height, width, short_side)
+    background = torch.zeros(3) if background is None else background
+    c2w = convert_c2w_opengl_opencv(homogeneous(camera_to_worlds.float()))
+    baseline = float(max_baseline(c2w))
+    if not math.isfinite(baseline) or baseline <= MIN_BASELINE:
+        raise ContextError(f"the context views {', '.join(names)} are taken from the same position (baseline "
+                           f"{baseline:.3g}): pixelSplat needs two views from different positions; choose others "
+                           "with --pipeline.datamanager.context-views I J")
+    c2w[:, :3, 3] /= baseline
+
+    resized, normalized = [], []
+    for image, k in zip(images, intrinsics):
+        pixels, k_crop = resize_and_crop(to_pil(image, background), normalize_intrinsics(k.float(), width, height),
+                                         shape, crop_intrinsics="exact")
+        resized.append(pixels)
+        normalized.append(k_crop)
+    normalized = torch.stack(normalized)
+    near, far = near_far(c2w, normalized, shape)
+    views = len(images)
+    return ContextViews(
+        images=torch.stack(resized)[None],
+        extrinsics=c2w[None],
+        intrinsics=normalized[None],
+        near=near.expand(views)[None].clone(),
+        far=far.expand(views)[None].clone(),
+        baseline=baseline,
+    )

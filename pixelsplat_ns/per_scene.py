@@ -1,0 +1,71 @@
+"""``ns-train pixelsplat``: two views of any nerfstudio dataset in, a Gaussian splat scene out.
+
+The datamanager (``pixelsplat_ns.data.context_datamanager``) picks and checks the context views; the
+pipeline predicts the scene with the encoder once, when training starts, and hands the Gaussians to
+``PixelSplatModel``. The tools that load a finished run (viewer, ns-render, ns-eval,
+ns-export) build the pipeline without predicting and read the Gaussians from the checkpoint.
+"""
+
+from pathlib import Path
+
+import torch
+from nerfstudio.engine.trainer import Trainer
+from nerfstudio.pipelines.base_pipeline import VanillaPipeline
+from nerfstudio.utils import writer
+from nerfstudio.utils.rich_utils import CONSOLE
+
+from pixelsplat_ns.checkpoints import BUNDLED_TINY_ENCODER, CheckpointError, build_encoder, read_encoder
+from pixelsplat_ns.data.context import ContextError, context_views
+from pixelsplat_ns.data.context_datamanager import PixelSplatDataManager
+from pixelsplat_ns.encoder import Gaussians
+from pixelsplat_ns.splats import scale_gaussians
+
+
+def predict_scene(model_config, datamanager: PixelSplatDataManager, device) -> Gaussians:
+    """Encode the context views; the Gaussians come back in the dataparser's frame."""
+    path = model_config.encoder_checkpoint or BUNDLED_TINY_ENCODER
+    try:
+        encoder_config, state_dict, trained_shape = read_encoder(path)
+    except (FileNotFoundError, CheckpointError) as error:
+        raise CheckpointError(f"--pipeline.model.encoder-checkpoint {path}: {error}. Give an official .ckpt, a "
+                              "converted .pt or a pixelsplat-pretrain run's config.yml or step-*.ckpt") from error
+    indices = datamanager.context_indices
+    if len(indices) != encoder_config.num_context_views:
+        raise ContextError(f"the encoder in {path} takes {encoder_config.num_context_views} context views, "
+                           f"{len(indices)} were given (--pipeline.datamanager.context-views)")
+    encoder = build_encoder(encoder_config, state_dict, device)
+    cameras = datamanager.train_dataset.cameras
+    names = [Path(datamanager.train_dataparser_outputs.image_filenames[i]).name for i in indices]
+    context = context_views(
+        [datamanager.cached_train[i]["image"] for i in indices],
+        cameras.camera_to_worlds[list(indices)],
+        cameras.get_intrinsics_matrices()[list(indices)],
+        model_config.context_short_side or min(trained_shape),
+        background=torch.zeros(3) if model_config.background_color != "white" else torch.ones(3),
+        names=names,
+    )
+    generator = torch.Generator(device).manual_seed(model_config.prediction_seed)
+    with torch.no_grad():
+        gaussians = encoder.encode(context.images.to(device), context.extrinsics.to(device),
+                                   context.intrinsics.to(device), context.near.to(device), context.far.to(device),
+                                   deterministic=model_config.deterministic, generator=generator)
+    CONSOLE.log(f"pixelsplat predicted {gaussians.means.shape[1]} Gaussians from "
+                f"{context.images.shape[-1]}x{context.images.shape[-2]} context views")
+    return scale_gaussians(gaussians, context.baseline)
+
+
+class PixelSplatPipeline(VanillaPipeline):
+    def __init__(self, config, device, test_mode="val", world_size=1, local_rank=0, grad_scaler=None) -> None:
+        super().__init__(config, device, test_mode, world_size, local_rank, grad_scaler)
+        if test_mode == "val":  # ns-train: predict. The post-training tools load the checkpoint's Gaussians.
+            self.model.set_gaussians(predict_scene(self.model.config, self.datamanager, device))
+
+
+class PixelSplatTrainer(Trainer):
+    """nerfstudio's trainer, made to finish a run of 0 iterations (pure feed-forward): nerfstudio 1.1.5's
+    terminal writer divides by the iteration count and reads a step that only a training iteration sets."""
+
+    def setup(self, test_mode="val") -> None:
+        super().setup(test_mode)
+        if self.config.max_num_iterations == 0:
+            writer.GLOBAL_BUFFER.update(max_iter=1, step=0)

@@ -1,0 +1,248 @@
+"""Your own photos with known cameras -> a nerfstudio-data folder (images/ + transforms.json).
+
+    python scripts/make_transforms.py --cameras photos/cameras.json --out scenes/mine
+    ns-train pixelsplat --data scenes/mine
+
+For photos whose cameras are not known, let COLMAP find them instead:
+``ns-process-data images --data PHOTOS --output-dir OUT``.
+
+The cameras JSON (pinhole cameras, no lens distortion: undistort the photos first):
+
+    {
+      "convention": "opencv",            # camera axes: "opencv" (+x right, +y down, +z forward)
+                                         #           or "opengl" (+x right, +y up, +z backward)
+      "pose": "camera_to_world",         # what each matrix maps: "camera_to_world" or "world_to_camera"
+      "intrinsics": {"fx": 1200.0, "fy": 1200.0, "cx": 960.0, "cy": 540.0},   # pixels, shared by all frames
+      "frames": [
+        {"image": "IMG_0001.jpg", "matrix": [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]},
+        {"image": "IMG_0002.jpg", "matrix": [[...], [...], [...]],                 # 3x4 works too
+         "intrinsics": {"fx": 1210.0, "fy": 1210.0, "cx": 958.0, "cy": 541.0}}   # replaces the shared one
+      ]
+    }
+
+Relative image paths are resolved against ``--images`` (default: the JSON's folder). Widths and heights are
+read from the images. The photos are copied, never changed, to ``OUT/images/<file name>`` (file names must be
+unique). ``transforms.json`` gets ``fl_x, fl_y, cx, cy, w, h`` at the top when all frames agree (else per
+frame), ``camera_model: "OPENCV"`` and each frame's ``file_path`` and 4x4 OpenGL camera-to-world
+``transform_matrix``, nerfstudio's convention. Nothing is written when any input is wrong; an OUT that is not
+empty is written into only with ``--overwrite``, and OUT may not hold the inputs.
+"""
+
+import json
+import logging
+import math
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import tyro
+from PIL import Image
+
+from pixelsplat_ns.data.cameras import convert_c2w_opengl_opencv, homogeneous
+
+LOGGER = logging.getLogger("make_transforms")
+CONVENTIONS = ("opencv", "opengl")
+POSES = ("camera_to_world", "world_to_camera")
+INTRINSICS = ("fx", "fy", "cx", "cy")
+ROTATION_TOLERANCE = 1e-3
+EXIF_ORIENTATION = 0x0112
+
+
+class CamerasError(ValueError):
+    """Input that cannot become a nerfstudio dataset; the message says what is wrong and how to fix it."""
+
+
+@dataclass
+class Args:
+    """Your photos and known cameras -> OUT/images + OUT/transforms.json for `ns-train pixelsplat --data OUT`.
+    The cameras JSON format is described at the top of scripts/make_transforms.py."""
+
+    cameras: Path
+    """Cameras JSON (the format is in this script's docstring)."""
+    out: Path
+    """Output folder: images/ and transforms.json are written here."""
+    images: Path | None = None
+    """Folder that relative image paths are resolved against (default: the cameras JSON's folder)."""
+    overwrite: bool = False
+    """Write into OUT although it is not empty (files of the same names are replaced)."""
+
+
+@dataclass(frozen=True)
+class Frame:
+    source: Path
+    name: str
+    """File name under OUT/images."""
+    c2w_opengl: torch.Tensor
+    camera: dict
+    """fl_x, fl_y, cx, cy, w, h as transforms.json names them."""
+
+
+def _check_keys(item: object, required: tuple[str, ...], optional: tuple[str, ...], where: str) -> dict:
+    """Catch typos and missing fields early: a misspelt key would otherwise be silently ignored."""
+    if not isinstance(item, dict):
+        raise CamerasError(f"{where} must be a JSON object, got {type(item).__name__}")
+    missing = [k for k in required if k not in item]
+    unknown = [k for k in item if k not in required + optional]
+    if missing or unknown:
+        raise CamerasError(f"{where}: missing {missing}, unknown {unknown}; the fields are "
+                           f"{list(required)} and optionally {list(optional)}")
+    return item
+
+
+def _choice(value: object, choices: tuple[str, ...], field: str) -> str:
+    if value not in choices:
+        raise CamerasError(f"unknown {field} {value!r}; choose one of {list(choices)}")
+    return value
+
+
+def _intrinsics(item: object, where: str) -> tuple[float, ...]:
+    """Pixel fx, fy, cx, cy; normalized ones (the project's internal convention) are refused, not guessed."""
+    values = _check_keys(item, INTRINSICS, (), f"{where} intrinsics")
+    numbers = [values[k] for k in INTRINSICS]
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in numbers):
+        raise CamerasError(f"{where} intrinsics must be finite numbers in pixels, got {values}")
+    fx, fy, cx, cy = map(float, numbers)
+    if fx <= 0 or fy <= 0:
+        raise CamerasError(f"{where}: the focal length must be positive (fx={fx}, fy={fy} pixels)")
+    if max(fx, fy, cx, cy) <= 2:
+        raise CamerasError(f"{where}: intrinsics {values} look normalized; give pixels (multiply fx and cx by "
+                           "the image width, fy and cy by the height)")
+    return fx, fy, cx, cy
+
+
+def _pose(matrix: object, convention: str, pose: str, where: str) -> torch.Tensor:
+    """The 4x4 OpenGL camera-to-world matrix, after checking that the input is a rigid pose."""
+    try:
+        m = torch.tensor(matrix, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError):
+        raise CamerasError(f"{where}: the matrix must be a 3x4 or 4x4 nested list of numbers") from None
+    if m.shape not in ((3, 4), (4, 4)):
+        raise CamerasError(f"{where}: the matrix is {'x'.join(map(str, m.shape))}; give 3x4 or 4x4 (rows first)")
+    if not torch.isfinite(m).all():
+        raise CamerasError(f"{where}: the matrix has non-finite entries (NaN or infinity)")
+    if m.shape == (4, 4) and not torch.allclose(m[3], torch.tensor([0.0, 0, 0, 1], dtype=m.dtype), atol=1e-6):
+        raise CamerasError(f"{where}: the last row is {m[3].tolist()}, not [0, 0, 0, 1]; give a rigid camera "
+                           "pose (rotation and translation), not a projection matrix")
+    rotation = m[:3, :3]
+    error = (rotation @ rotation.T - torch.eye(3, dtype=m.dtype)).abs().max().item()
+    det = torch.linalg.det(rotation).item()
+    if error > ROTATION_TOLERANCE or abs(det - 1) > ROTATION_TOLERANCE:
+        raise CamerasError(
+            f"{where}: the 3x3 rotation part is not a rotation (determinant {det:.6g}, |R R^T - I| up to "
+            f"{error:.3g}; both must be within {ROTATION_TOLERANCE} of a rotation). Remove scale from the pose; "
+            "a determinant of -1 means mirrored (left-handed) axes: flip one axis of the world frame"
+        )
+    m = homogeneous(m[:3])
+    c2w = torch.linalg.inv(m) if pose == "world_to_camera" else m
+    return convert_c2w_opengl_opencv(c2w) if convention == "opencv" else c2w
+
+
+def _image_size(path: Path, where: str) -> tuple[int, int]:
+    """Width and height as nerfstudio will see them: the stored pixels, EXIF rotation not applied."""
+    if not path.is_file():
+        raise CamerasError(f"{where}: image {path} not found; relative paths are resolved against the images "
+                           "folder (--images, default: the cameras JSON's folder)")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            size = image.size
+            orientation = image.getexif().get(EXIF_ORIENTATION, 1)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        raise CamerasError(f"{where}: {path} is not a readable image ({error})") from error
+    if orientation != 1:
+        LOGGER.warning("%s: %s has EXIF orientation %s, which nerfstudio ignores: its intrinsics must describe the "
+                       "stored %dx%d pixels, not the rotated picture", where, path, orientation, *size)
+    return size
+
+
+def read_frames(cameras: Path, images: Path | None = None) -> list[Frame]:
+    """Parse and check the cameras JSON and its images; raises CamerasError naming the first problem."""
+    cameras = Path(cameras)
+    if not cameras.is_file():
+        raise CamerasError(f"cameras file {cameras} not found")
+    try:
+        spec = json.loads(cameras.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CamerasError(f"{cameras} is not valid JSON ({error})") from error
+    _check_keys(spec, ("convention", "pose", "frames"), ("intrinsics",), str(cameras))
+    convention = _choice(spec["convention"], CONVENTIONS, "convention")
+    pose = _choice(spec["pose"], POSES, "pose")
+    shared = _intrinsics(spec["intrinsics"], "shared") if "intrinsics" in spec else None
+    if not isinstance(spec["frames"], list) or len(spec["frames"]) < 2:
+        raise CamerasError("pixelSplat needs at least two frames; list them under \"frames\"")
+    root = Path(images if images is not None else cameras.parent).resolve()
+    frames, sources, names = [], {}, {}
+    for i, item in enumerate(spec["frames"]):
+        where = f"frame {i}"
+        _check_keys(item, ("image", "matrix"), ("intrinsics",), where)
+        if not isinstance(item["image"], str) or not item["image"]:
+            raise CamerasError(f"{where}: \"image\" must be a file path")
+        where = f"frame {i} ({item['image']})"
+        if "intrinsics" in item:
+            fx, fy, cx, cy = _intrinsics(item["intrinsics"], where)
+        elif shared is not None:
+            fx, fy, cx, cy = shared
+        else:
+            raise CamerasError(f"{where} has no intrinsics; give shared \"intrinsics\" or the frame's own")
+        c2w = _pose(item["matrix"], convention, pose, where)
+        source = (root / item["image"]).resolve()
+        if source in sources:
+            raise CamerasError(f"{where} uses the same image as frame {sources[source]}; each frame needs its own")
+        name = source.name  # flat, as nerfstudio's downscaled copies (images_2/<name>) expect
+        if name in names:
+            raise CamerasError(f"{where} and frame {names[name]} would both be copied to images/{name}; rename one")
+        sources[source], names[name] = i, i
+        width, height = _image_size(source, where)
+        camera = {"fl_x": fx, "fl_y": fy, "cx": cx, "cy": cy, "w": width, "h": height}
+        frames.append(Frame(source, name, c2w, camera))
+    return frames
+
+
+def _check_out(out: Path, inputs: list[Path], overwrite: bool) -> None:
+    """Never write over or next to the user's own files."""
+    out = out.resolve()
+    for path in inputs:
+        if path.resolve().is_relative_to(out):
+            raise CamerasError(f"the output folder {out} is or contains the input {path}; choose an output "
+                               "folder outside your photos and cameras file")
+    if out.exists() and not out.is_dir():
+        raise CamerasError(f"{out} exists and is not a folder")
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise CamerasError(f"{out} is not empty; choose another folder or pass --overwrite")
+
+
+def make_transforms(cameras: Path, out: Path, images: Path | None = None, overwrite: bool = False) -> dict:
+    """Check everything, then copy the images into OUT/images and write OUT/transforms.json (returned)."""
+    frames = read_frames(cameras, images)
+    root = Path(images if images is not None else Path(cameras).parent)
+    _check_out(Path(out), [Path(cameras), root, *(f.source for f in frames)], overwrite)
+    transforms = {"camera_model": "OPENCV"}
+    entries = [{"file_path": f"images/{f.name}", "transform_matrix": f.c2w_opengl.tolist()} for f in frames]
+    for key in frames[0].camera:
+        values = [f.camera[key] for f in frames]
+        if len(set(values)) == 1:
+            transforms[key] = values[0]
+        else:
+            for entry, value in zip(entries, values):
+                entry[key] = value
+    transforms["frames"] = entries
+    for frame in frames:
+        target = Path(out) / "images" / frame.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(frame.source, target)
+    (Path(out) / "transforms.json").write_text(json.dumps(transforms, indent=1))
+    return transforms
+
+
+def main(args: Args) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    transforms = make_transforms(args.cameras, args.out, args.images, args.overwrite)
+    print(f"wrote {len(transforms['frames'])} frames to {args.out}; train with: ns-train pixelsplat --data {args.out}")
+
+
+if __name__ == "__main__":
+    try:
+        main(tyro.cli(Args))
+    except CamerasError as error:  # bad input: say why, no traceback
+        raise SystemExit(f"error: {error}") from error

@@ -1,0 +1,169 @@
+"""The per-scene method's conversions: nerfstudio views -> encoder inputs, and Gaussians -> splat parameters."""
+
+import math
+
+import pytest
+import torch
+from test_render_reference import random_scene
+
+from pixelsplat_ns.data.bounds import near_far
+from pixelsplat_ns.data.cameras import convert_c2w_opengl_opencv, homogeneous
+from pixelsplat_ns.data.context import (
+    ContextError,
+    check_cameras,
+    choose_context_views,
+    context_views,
+    encoder_shape,
+)
+from pixelsplat_ns.encoder import Gaussians
+from pixelsplat_ns.render import rasterize
+from pixelsplat_ns.render.projection import quat_scale_to_covar
+from pixelsplat_ns.splats import decompose_covariances, scale_gaussians, splat_parameters
+
+
+def random_gaussians(n=250, seed=0) -> Gaussians:
+    scene = random_scene(n=n, seed=seed, sh_degree=4)
+    covariances = quat_scale_to_covar(scene["quats"], scene["scales"])
+    return Gaussians(scene["means"][None], covariances[None], scene["opacities"][None], scene["colors"][None])
+
+
+def test_covariance_decomposition_is_exact():
+    covariances = random_gaussians().covariances[0]
+    covariances = torch.cat([covariances, torch.diag(torch.tensor([0.04, 0.04, 0.01]))[None]])  # repeated eigenvalue
+    log_scales, quats = decompose_covariances(covariances)
+    assert torch.allclose(quats.norm(dim=-1), torch.ones(len(quats)), atol=1e-6)
+    rebuilt = quat_scale_to_covar(quats, log_scales.exp())
+    assert torch.allclose(rebuilt, covariances, rtol=1e-4, atol=1e-7)
+
+
+def test_splat_parameters_render_like_the_encoder_output():
+    """The splat model renders the predicted Gaussians exactly as the encoder's covariances and SH do."""
+    gaussians = random_gaussians()
+    scene = random_scene()
+    params = splat_parameters(gaussians, sh_degree=3)
+    assert params["features_rest"].shape == (250, 15, 3) and params["opacities"].shape == (250, 1)
+    common = dict(viewmats=scene["viewmats"], Ks=scene["Ks"], width=75, height=45, sh_degree=3)
+    expected, _, _ = rasterize(gaussians.means[0], None, None, gaussians.opacities[0], gaussians.harmonics[0, :, :16],
+                               covars=gaussians.covariances[0], **common)
+    colors = torch.cat([params["features_dc"][:, None], params["features_rest"]], dim=1)
+    actual, _, _ = rasterize(params["means"], params["quats"], params["scales"].exp(),
+                             torch.sigmoid(params["opacities"][:, 0]), colors, **common)
+    assert torch.allclose(actual, expected, atol=1e-4)
+
+
+def test_splat_parameters_keep_opacities_finite():
+    gaussians = random_gaussians(n=3)
+    gaussians.opacities[0] = torch.tensor([0.0, 1.0, 0.5])
+    logits = splat_parameters(gaussians, sh_degree=3)["opacities"][:, 0]
+    assert torch.isfinite(logits).all() and abs(float(logits[2])) < 1e-6
+
+
+def test_scaled_world_renders_the_same_from_scaled_cameras():
+    gaussians, scene, scale = random_gaussians(), random_scene(), 2.5
+    viewmats = scene["viewmats"].clone()
+    viewmats[:, :3, 3] *= scale
+    common = dict(Ks=scene["Ks"], width=75, height=45, sh_degree=3)
+
+    def render(g, views):
+        return rasterize(g.means[0], None, None, g.opacities[0], g.harmonics[0, :, :16], viewmats=views,
+                         covars=g.covariances[0], near_plane=1e-3, **common)[0]
+
+    assert torch.allclose(render(scale_gaussians(gaussians, scale), viewmats), render(gaussians, scene["viewmats"]),
+                          atol=1e-4)
+
+
+def test_encoder_shape_keeps_the_aspect_ratio_in_multiples_of_16():
+    assert encoder_shape(144, 256, 64) == (64, 112)
+    assert encoder_shape(256, 144, 64) == (112, 64)
+    assert encoder_shape(360, 640, 256) == (256, 448)
+    assert encoder_shape(100, 100, 32) == (32, 32)
+    with pytest.raises(ContextError, match="multiple of 16"):
+        encoder_shape(144, 256, 60)
+
+
+def gl_camera(position, yaw_degrees=0.0) -> torch.Tensor:
+    """OpenGL camera-to-world [3, 4] at ``position``, turned by ``yaw`` about +y (looking along -z at 0)."""
+    yaw = math.radians(yaw_degrees)
+    rotation = torch.tensor([[math.cos(yaw), 0, math.sin(yaw)], [0, 1, 0], [-math.sin(yaw), 0, math.cos(yaw)]])
+    return torch.cat([rotation, torch.tensor(position, dtype=torch.float32)[:, None]], dim=1)
+
+
+def test_context_views_convert_cameras_images_and_scale():
+    """A 3D point projects to the same image content before and after the resize, crop and conversion."""
+    height, width = 90, 200
+    k = torch.tensor([[150.0, 0, 110.0], [0, 140.0, 40.0], [0, 0, 1]])  # off-centre, non-square pixels
+    c2w_gl = torch.stack([gl_camera([0.0, 0.0, 0.0]), gl_camera([0.4, 0.1, -0.2], 8.0)])
+    point = torch.tensor([0.3, -0.2, -3.0])  # in front of both cameras (OpenGL looks along -z)
+
+    # Each image is black with one white pixel where the point projects.
+    images = []
+    for c2w in c2w_gl:
+        w2c = torch.linalg.inv(convert_c2w_opengl_opencv(homogeneous(c2w)))
+        camera_point = w2c[:3, :3] @ point + w2c[:3, 3]
+        u, v = (k @ camera_point)[:2] / camera_point[2]
+        image = torch.zeros(height, width, 3)
+        image[int(v), int(u)] = 1.0  # pixel (col, row) contains (u, v)
+        images.append(image)
+    context = context_views(images, c2w_gl, k.expand(2, 3, 3), short_side=32)
+
+    assert context.images.shape == (1, 2, 3, 32, 64)
+    assert math.isclose(context.baseline, float((c2w_gl[0, :, 3] - c2w_gl[1, :, 3]).norm()), rel_tol=1e-6)
+    extrinsics = context.extrinsics[0]
+    assert torch.allclose((extrinsics[0, :3, 3] - extrinsics[1, :3, 3]).norm(), torch.tensor(1.0))
+    assert torch.allclose(extrinsics[:, :3, 2], -c2w_gl[:, :3, 2]), "OpenCV +z is OpenGL's -z"
+    near, far = near_far(extrinsics, context.intrinsics[0], (32, 64))
+    assert torch.allclose(context.near[0], near.expand(2)) and torch.allclose(context.far[0], far.expand(2))
+
+    scaled_point = point / context.baseline
+    for view in range(2):
+        w2c = torch.linalg.inv(extrinsics[view])
+        camera_point = w2c[:3, :3] @ scaled_point + w2c[:3, 3]
+        xy = (context.intrinsics[0, view] @ camera_point)[:2] / camera_point[2]
+        column, row = int(xy[0] * 64), int(xy[1] * 32)
+        brightest = int(context.images[0, view].sum(0).flatten().argmax())
+        assert divmod(brightest, 64) == (row, column), "intrinsics follow the resize and the crop"
+
+
+def test_context_views_refuse_bad_pairs():
+    k = torch.tensor([[50.0, 0, 32], [0, 50.0, 32], [0, 0, 1]]).expand(2, 3, 3)
+    same_place = torch.stack([gl_camera([0.0, 0, 0]), gl_camera([0.0, 0, 0], 10.0)])
+    with pytest.raises(ContextError, match="same position"):
+        context_views([torch.rand(64, 64, 3)] * 2, same_place, k, 32, names=["a.png", "b.png"])
+    apart = torch.stack([gl_camera([0.0, 0, 0]), gl_camera([1.0, 0, 0])])
+    with pytest.raises(ContextError, match="different sizes .*a.png: 64x64, b.png: 80x64"):
+        context_views([torch.rand(64, 64, 3), torch.rand(64, 80, 3)], apart, k, 32, names=["a.png", "b.png"])
+
+
+def test_rgba_images_are_composited_onto_the_background():
+    k = torch.tensor([[50.0, 0, 16], [0, 50.0, 16], [0, 0, 1]]).expand(2, 3, 3)
+    apart = torch.stack([gl_camera([0.0, 0, 0]), gl_camera([1.0, 0, 0])])
+    transparent = torch.zeros(32, 32, 4)
+    transparent[..., 0] = 1.0  # red, fully transparent
+    context = context_views([transparent] * 2, apart, k, 32, background=torch.tensor([0.0, 0.0, 1.0]))
+    assert torch.allclose(context.images[0, :, 2], torch.ones(2, 32, 32)) and context.images[0, :, 0].max() == 0
+
+
+def test_automatic_context_is_the_widest_pair_that_still_overlaps():
+    cameras = torch.stack([
+        gl_camera([0.0, 0, 0]), gl_camera([0.5, 0, 0], 5.0), gl_camera([1.0, 0, 0], -10.0),
+        gl_camera([3.0, 0, 0], 90.0),  # farthest away, but looking elsewhere
+    ])
+    assert choose_context_views(cameras, max_angle_degrees=30) == (0, 2)
+    assert choose_context_views(cameras, max_angle_degrees=8) == (0, 1)
+    # No pair is close enough: the most similar directions.
+    assert choose_context_views(cameras[[0, 3]], max_angle_degrees=30) == (0, 1)
+    spread = torch.stack([gl_camera([0.0, 0, 0]), gl_camera([1.0, 0, 0], 60.0), gl_camera([2.0, 0, 0], 130.0)])
+    assert choose_context_views(spread, max_angle_degrees=30) == (0, 1)
+
+
+def test_camera_checks_name_what_is_wrong():
+    good = torch.stack([gl_camera([0.0, 0, 0]), gl_camera([1.0, 0, 0])])
+    check_cameras(good, ["PERSPECTIVE"] * 2, ["a", "b"])
+    with pytest.raises(ContextError, match="at least two training images, found 1"):
+        check_cameras(good[:1], ["PERSPECTIVE"], ["a"])
+    bad = good.clone()
+    bad[1, 0, 3] = math.nan
+    with pytest.raises(ContextError, match="NaN or infinite values .* b"):
+        check_cameras(bad, ["PERSPECTIVE"] * 2, ["a", "b"])
+    with pytest.raises(ContextError, match="pinhole .* FISHEYE"):
+        check_cameras(good, ["PERSPECTIVE", "FISHEYE"], ["a", "b"])

@@ -1,0 +1,168 @@
+"""ns-train pixelsplat, then ns-eval, ns-export gaussian-splat and ns-render, through the real CLI on the CPU,
+on the bundled sample scene and on broken copies of it."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from plyfile import PlyData
+
+import pixelsplat_ns  # noqa: F401  (makes nerfstudio's checkpoints loadable, as in every ns-* command)
+
+BIN = Path(sys.executable).parent
+SAMPLE = Path(__file__).resolve().parents[1] / "pixelsplat_ns" / "sample_scene"
+ENV = dict(os.environ, PYTHONWARNINGS="ignore")
+LOGIT_1_OVER_255 = -5.5373  # ns-export leaves out Gaussians below this opacity: they can never be drawn
+
+
+def ns(command: str, *args, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run([str(BIN / command), *map(str, args)], capture_output=True, text=True, cwd=cwd, env=ENV,
+                            timeout=600)
+    if check:
+        assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    return result
+
+
+def train(data: Path, out: Path, iterations: int = 0, *extra) -> Path:
+    ns("ns-train", "pixelsplat", "--data", data, "--output-dir", out, "--vis", "tensorboard", "--timestamp", "run",
+       "--max-num-iterations", iterations, *extra, cwd=out.parent)
+    return next(out.rglob("config.yml"))
+
+
+def gaussians(config: Path) -> dict[str, torch.Tensor]:
+    checkpoint = sorted((config.parent / "nerfstudio_models").glob("step-*.ckpt"))[-1]
+    state = torch.load(checkpoint, map_location="cpu")["pipeline"]
+    return {k.split(".")[-1]: v for k, v in state.items() if ".gauss_params." in k}
+
+
+def evaluate(config: Path) -> dict:
+    report = config.parent / "eval.json"
+    ns("ns-eval", "--load-config", config, "--output-path", report, cwd=config.parent)
+    return json.loads(report.read_text())["results"]
+
+
+@pytest.fixture(scope="module")
+def feed_forward(tmp_path_factory) -> Path:
+    return train(SAMPLE, tmp_path_factory.mktemp("feed_forward") / "outputs")
+
+
+def test_feed_forward_scene_scores_well_on_the_eval_views(feed_forward):
+    params = gaussians(feed_forward)
+    # Two 256 x 144 views at the bundled encoder's 64-pixel short side: 2 x 64 x 112 pixels, 3 Gaussians each.
+    assert params["means"].shape == (2 * 64 * 112 * 3, 3) and params["features_rest"].shape[1:] == (15, 3)
+    results = evaluate(feed_forward)
+    assert results["psnr"] > 22.0, results  # measured 25.2; a random encoder gives about 10
+    assert set(results) >= {"psnr", "ssim"}
+
+
+def test_refinement_updates_the_predicted_gaussians(feed_forward, tmp_path):
+    refined = train(SAMPLE, tmp_path / "outputs", 3)
+    before, after = gaussians(feed_forward), gaussians(refined)
+    assert (refined.parent / "nerfstudio_models" / "step-000000002.ckpt").exists()
+    assert before["means"].shape == after["means"].shape, "refinement neither densifies nor culls"
+    assert torch.allclose(before["means"], after["means"], atol=1e-2) and not torch.equal(before["means"], after["means"])
+
+
+def test_export_writes_the_model_gaussians_as_standard_3dgs_ply(feed_forward, tmp_path):
+    ns("ns-export", "gaussian-splat", "--load-config", feed_forward, "--output-dir", tmp_path, cwd=tmp_path)
+    ply = PlyData.read(str(tmp_path / "splat.ply"))["vertex"]
+    params = gaussians(feed_forward)
+    keep = params["opacities"][:, 0] >= LOGIT_1_OVER_255
+
+    def column(*names):
+        return torch.from_numpy(np.stack([np.asarray(ply[name]) for name in names], axis=-1))
+
+    assert len(ply["x"]) == int(keep.sum())
+    assert torch.allclose(column("x", "y", "z"), params["means"][keep])
+    assert torch.allclose(column("f_dc_0", "f_dc_1", "f_dc_2"), params["features_dc"][keep])
+    # 3DGS layout: f_rest_* is channel-major (all of red's 15 coefficients, then green's, then blue's).
+    rest = column(*[f"f_rest_{i}" for i in range(45)]).reshape(-1, 3, 15).transpose(1, 2)
+    assert torch.allclose(rest, params["features_rest"][keep])
+    assert torch.allclose(column("opacity")[:, 0], params["opacities"][keep, 0])
+    assert torch.allclose(column("scale_0", "scale_1", "scale_2"), params["scales"][keep])
+    assert torch.allclose(column("rot_0", "rot_1", "rot_2", "rot_3"), params["quats"][keep])
+
+
+def test_render_draws_the_eval_views(feed_forward, tmp_path):
+    ns("ns-render", "dataset", "--load-config", feed_forward, "--output-path", tmp_path, "--split", "test",
+       "--rendered-output-names", "rgb", cwd=tmp_path)
+    rendered = sorted(tmp_path.rglob("*.jpg")) + sorted(tmp_path.rglob("*.png"))
+    assert rendered, "ns-render wrote no images"
+    image = np.asarray(Image.open(rendered[0]).convert("RGB"), dtype=np.float32) / 255
+    assert image.shape == (144, 256, 3) and image.std() > 0.05, "a drawn scene, not a blank image"
+
+
+def scene_copy(tmp_path: Path, frames: list[int], edit=None) -> Path:
+    """A copy of the sample scene with some of its frames; ``edit(transforms, folder)`` breaks it."""
+    data = tmp_path / "scene"
+    (data / "images").mkdir(parents=True)
+    transforms = json.loads((SAMPLE / "transforms.json").read_text())
+    transforms["frames"] = [transforms["frames"][i] for i in frames]
+    for frame in transforms["frames"]:
+        shutil.copy(SAMPLE / frame["file_path"], data / frame["file_path"])
+    if edit is not None:
+        edit(transforms, data)
+    (data / "transforms.json").write_text(json.dumps(transforms))
+    return data
+
+
+def test_exactly_two_images_train_and_evaluate_on_what_exists(tmp_path):
+    config = train(scene_copy(tmp_path, [0, 20]), tmp_path / "outputs")
+    results = evaluate(config)
+    assert results["psnr"] > 25.0, results  # the context views themselves
+
+
+def _same_pose(transforms, _):
+    transforms["frames"][1]["transform_matrix"] = transforms["frames"][0]["transform_matrix"]
+
+
+def _other_size(transforms, data):
+    frame = transforms["frames"][1]
+    Image.open(data / frame["file_path"]).resize((200, 120)).save(data / frame["file_path"])
+    frame.update(w=200, h=120, fl_x=frame["fl_x"] * 200 / 256, fl_y=frame["fl_y"] * 120 / 144,
+                 cx=frame["cx"] * 200 / 256, cy=frame["cy"] * 120 / 144)
+
+
+def _fisheye(transforms, _):
+    transforms["camera_model"] = "OPENCV_FISHEYE"
+
+
+def _nan_pose(transforms, _):
+    transforms["frames"][1]["transform_matrix"][0][3] = float("nan")
+
+
+CHOOSE_0_1 = ("--pipeline.datamanager.context-views", "0", "1")
+
+
+@pytest.mark.parametrize("frames, edit, args, message", [
+    ([0], None, (), "at least two training images, found 1"),
+    ([0, 20], _same_pose, (), "all 2 training views are taken from the same position"),
+    ([0, 5, 20], _same_pose, CHOOSE_0_1, "context views frame_00000.jpg, frame_00005.jpg are taken from the same"),
+    ([0, 20], _other_size, (), "different sizes"),
+    ([0, 20], _fisheye, (), "pinhole .*FISHEYE"),
+    ([0, 20], _nan_pose, (), "NaN or infinite values .*frame_00020.jpg"),
+    ([0, 20], None, ("--pipeline.datamanager.context-views", "0", "7"), "give two .* indices of training images, 0 to 1"),
+])
+def test_bad_input_is_refused_with_a_clear_error(tmp_path, frames, edit, args, message):
+    data = scene_copy(tmp_path, frames, edit)
+    result = ns("ns-train", "pixelsplat", "--data", data, "--output-dir", tmp_path / "outputs", "--vis", "tensorboard",
+                *args, "nerfstudio-data", "--eval-mode", "all", cwd=tmp_path, check=False)
+    output = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode != 0
+    assert "ContextError" in output and re.search(message, output), output[-3000:]
+    assert not list(tmp_path.rglob("*.ckpt"))
+
+
+def test_missing_encoder_checkpoint_is_named(tmp_path):
+    result = ns("ns-train", "pixelsplat", "--data", SAMPLE, "--output-dir", tmp_path / "outputs", "--vis",
+                "tensorboard", "--pipeline.model.encoder-checkpoint", tmp_path / "nope.ckpt", cwd=tmp_path, check=False)
+    output = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode != 0 and "encoder-checkpoint" in output and "nope.ckpt" in output, output[-3000:]
