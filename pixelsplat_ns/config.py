@@ -71,6 +71,9 @@ class PixelSplatModelConfig(ModelConfig):
     """Take each pixel's most likely depth bin (1 Gaussian per pixel) instead of drawing bins as the paper does."""
     prediction_seed: int = 0
     """Seed of the depth-bin draws."""
+    refine_encoder: bool = False
+    """Refine the encoder's weights on the target views (the Gaussians are predicted anew at every step)
+    instead of the Gaussians themselves."""
     background_color: Literal["random", "black", "white"] = "black"
     """Background of renders and of RGBA images (pixelSplat is trained on black)."""
     sh_degree: int = 3
@@ -186,6 +189,7 @@ pixelsplat = MethodSpecification(
             "opacities": _adam(0.05),
             "scales": _adam(0.005),
             "quats": _adam(0.001),
+            "encoder": _adam(1e-4),  # --pipeline.model.refine-encoder True
         },
         vis="viewer",
     ),

@@ -4,6 +4,7 @@ It subclasses splatfacto's model so that everything nerfstudio does with a splat
 ``ns-export gaussian-splat``, ``ns-render``, ``ns-eval``) works on it unchanged. What differs:
 - the Gaussians come from the encoder (``set_gaussians``; ``PixelSplatPipeline`` calls it), not from
   SfM points, and are refined by plain gradient descent on the target views: no densification or culling;
+  or, with ``refine_encoder``, the encoder's weights are refined and the Gaussians predicted anew each step;
 - rendering goes through ``pixelsplat_ns.render.rasterize`` (gsplat on CUDA, pure torch elsewhere): no
   ``.cuda()``, no ``torch.compile``;
 - the loss is the paper's (MSE) and the metrics are the paper's (``pixelsplat_ns.metrics``); LPIPS needs
@@ -45,6 +46,8 @@ class PixelSplatModel(SplatfactoModel):
         self.background_color = get_color(self.config.background_color)
         self._lpips: Optional[torch.nn.Module] = None
         self._lpips_checked = False
+        self.scene_encoder: Optional[torch.nn.Module] = None
+        self._last_prediction: Optional[Gaussians] = None
 
     def set_gaussians(self, gaussians: Gaussians) -> None:
         """Make the predicted Gaussians (one scene, the dataparser's frame) the model's parameters."""
@@ -52,15 +55,62 @@ class PixelSplatModel(SplatfactoModel):
         for name, value in splat_parameters(gaussians, self.config.sh_degree).items():
             self.gauss_params[name] = torch.nn.Parameter(value.detach().to(device).contiguous())
 
+    def attach_scene_encoder(self, scene_encoder: torch.nn.Module) -> None:
+        """Refine the encoder instead of the Gaussians: ``scene_encoder()`` predicts them (see per_scene)."""
+        self.scene_encoder = scene_encoder.eval()  # batch norm keeps its statistics: two views are no batch
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.scene_encoder is not None:
+            self.scene_encoder.eval()
+        return self
+
+    def load_state_dict(self, state_dict, **kwargs):
+        """The post-training tools need only the Gaussians: a refined encoder's weights are left out unless
+        the model carries the encoder (resuming its refinement)."""
+        if self.scene_encoder is None:
+            state_dict = {k: v for k, v in state_dict.items() if not k.startswith("scene_encoder.")}
+        return super().load_state_dict(state_dict, **kwargs)
+
     def get_training_callbacks(self, training_callback_attributes: TrainingCallbackAttributes) -> list[TrainingCallback]:
-        """Only the step counter: refinement keeps the predicted set of Gaussians (no densify or cull)."""
-        return [TrainingCallback([TrainingCallbackLocation.BEFORE_TRAIN_ITERATION], self.step_cb,
-                                 args=[training_callback_attributes.optimizers])]
+        """The step counter, and the refined encoder's latest prediction kept as the scene's Gaussians.
+        Refinement keeps the predicted set of Gaussians: no densify or cull."""
+        return [
+            TrainingCallback([TrainingCallbackLocation.BEFORE_TRAIN_ITERATION], self.step_cb,
+                             args=[training_callback_attributes.optimizers]),
+            TrainingCallback([TrainingCallbackLocation.AFTER_TRAIN_ITERATION], self._keep_last_prediction),
+        ]
+
+    def _keep_last_prediction(self, step: int) -> None:
+        if self._last_prediction is not None:
+            self.set_gaussians(self._last_prediction)
+            self._last_prediction = None
 
     def get_param_groups(self) -> dict[str, list[torch.nn.Parameter]]:
-        groups = self.get_gaussian_param_groups()
+        if self.scene_encoder is not None:
+            groups = {"encoder": list(self.scene_encoder.parameters())}
+        else:
+            groups = self.get_gaussian_param_groups()
         self.camera_optimizer.get_param_groups(param_groups=groups)
         return groups
+
+    def _splats(self) -> dict[str, Optional[torch.Tensor]]:
+        """What to draw, as ``rasterize`` arguments: the refined encoder's prediction while refining it,
+        otherwise the parameters (cropped to the viewer's box outside training)."""
+        num_bases = (self.config.sh_degree + 1) ** 2
+        if self.training and self.scene_encoder is not None:
+            predicted = self.scene_encoder()
+            self._last_prediction = Gaussians(*(t.detach() for t in (
+                predicted.means, predicted.covariances, predicted.opacities, predicted.harmonics)))
+            return {"means": predicted.means[0], "quats": None, "scales": None, "covars": predicted.covariances[0],
+                    "opacities": predicted.opacities[0], "colors": predicted.harmonics[0, :, :num_bases]}
+        params = dict(self.gauss_params)
+        if self.crop_box is not None and not self.training:
+            inside = self.crop_box.within(params["means"]).squeeze()
+            params = {k: v[inside] for k, v in params.items()}
+        return {"means": params["means"], "quats": params["quats"], "scales": torch.exp(params["scales"]),
+                "covars": None, "opacities": torch.sigmoid(params["opacities"])[:, 0],
+                "colors": torch.cat([params["features_dc"][:, None], params["features_rest"]], dim=1)}
 
     def _get_downscale_factor(self) -> int:
         """Refinement renders at full resolution from the first step (no coarse-to-fine schedule)."""
@@ -76,28 +126,23 @@ class PixelSplatModel(SplatfactoModel):
             raise TypeError(f"{type(self).__name__} renders Cameras, got {type(camera).__name__}")
         if camera.shape[0] != 1:
             raise ValueError(f"one camera at a time, got {camera.shape[0]}")
-        params = dict(self.gauss_params)
-        if self.crop_box is not None and not self.training:
-            inside = self.crop_box.within(params["means"]).squeeze()
-            params = {k: v[inside] for k, v in params.items()}
+        splats = self._splats()
         width, height = int(camera.width.item()), int(camera.height.item())
         self.last_size = (height, width)
         background = self._get_background_color()
-        if params["means"].shape[0] == 0:
+        if splats["means"].shape[0] == 0:
             return self.get_empty_outputs(width, height, background)
 
         c2w = self.camera_optimizer.apply_to_camera(camera) if self.training else camera.camera_to_worlds
         viewmats = torch.linalg.inv(convert_c2w_opengl_opencv(homogeneous(c2w)))
         render_mode = "RGB+ED" if self.config.output_depth_during_training or not self.training else "RGB"
         render, alpha, self.info = rasterize(
-            params["means"], params["quats"], torch.exp(params["scales"]), torch.sigmoid(params["opacities"])[:, 0],
-            torch.cat([params["features_dc"][:, None], params["features_rest"]], dim=1),
+            splats["means"], splats["quats"], splats["scales"], splats["opacities"], splats["colors"],
             viewmats, camera.get_intrinsics_matrices().to(self.device), width, height,
-            near_plane=NEAR_PLANE, sh_degree=self.config.sh_degree, render_mode=render_mode,
+            near_plane=NEAR_PLANE, sh_degree=self.config.sh_degree, render_mode=render_mode, covars=splats["covars"],
         )
         rgb = torch.clamp(render[..., :3] + (1 - alpha) * background, 0.0, 1.0)
-        outputs = {"rgb": rgb[0], "accumulation": alpha[0], "background": background}
-        outputs["depth"] = None
+        outputs = {"rgb": rgb[0], "accumulation": alpha[0], "background": background, "depth": None}
         if render_mode == "RGB+ED":
             depth = render[..., 3:4]
             outputs["depth"] = torch.where(alpha > 0, depth, depth.detach().max())[0]

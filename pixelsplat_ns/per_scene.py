@@ -15,14 +15,31 @@ from nerfstudio.utils import writer
 from nerfstudio.utils.rich_utils import CONSOLE
 
 from pixelsplat_ns.checkpoints import BUNDLED_TINY_ENCODER, CheckpointError, build_encoder, read_encoder
-from pixelsplat_ns.data.context import ContextError, context_views
+from pixelsplat_ns.data.context import ContextError, ContextViews, context_views
 from pixelsplat_ns.data.context_datamanager import PixelSplatDataManager
-from pixelsplat_ns.encoder import Gaussians
+from pixelsplat_ns.encoder import Gaussians, PixelSplatEncoder
 from pixelsplat_ns.splats import scale_gaussians
 
 
-def predict_scene(model_config, datamanager: PixelSplatDataManager, device) -> Gaussians:
-    """Encode the context views; the Gaussians come back in the dataparser's frame."""
+class SceneEncoder(torch.nn.Module):
+    """The encoder bound to one scene's context views: calling it predicts the scene's Gaussians in the
+    dataparser's frame (differentiably, with the same depth-bin draws every time)."""
+
+    def __init__(self, encoder: PixelSplatEncoder, context: ContextViews, deterministic: bool, seed: int) -> None:
+        super().__init__()
+        self.encoder, self.baseline, self.deterministic, self.seed = encoder, context.baseline, deterministic, seed
+        for name in ("images", "extrinsics", "intrinsics", "near", "far"):
+            self.register_buffer(f"context_{name}", getattr(context, name), persistent=False)
+
+    def forward(self) -> Gaussians:
+        generator = torch.Generator(self.context_images.device).manual_seed(self.seed)
+        gaussians = self.encoder.encode(self.context_images, self.context_extrinsics, self.context_intrinsics,
+                                        self.context_near, self.context_far, self.deterministic, generator)
+        return scale_gaussians(gaussians, self.baseline)
+
+
+def load_scene_encoder(model_config, datamanager: PixelSplatDataManager, device) -> SceneEncoder:
+    """The configured encoder (the bundled one by default) and the datamanager's context views."""
     path = model_config.encoder_checkpoint or BUNDLED_TINY_ENCODER
     try:
         encoder_config, state_dict, trained_shape = read_encoder(path)
@@ -33,7 +50,6 @@ def predict_scene(model_config, datamanager: PixelSplatDataManager, device) -> G
     if len(indices) != encoder_config.num_context_views:
         raise ContextError(f"the encoder in {path} takes {encoder_config.num_context_views} context views, "
                            f"{len(indices)} were given (--pipeline.datamanager.context-views)")
-    encoder = build_encoder(encoder_config, state_dict, device)
     cameras = datamanager.train_dataset.cameras
     names = [Path(datamanager.train_dataparser_outputs.image_filenames[i]).name for i in indices]
     context = context_views(
@@ -44,21 +60,24 @@ def predict_scene(model_config, datamanager: PixelSplatDataManager, device) -> G
         background=torch.zeros(3) if model_config.background_color != "white" else torch.ones(3),
         names=names,
     )
-    generator = torch.Generator(device).manual_seed(model_config.prediction_seed)
-    with torch.no_grad():
-        gaussians = encoder.encode(context.images.to(device), context.extrinsics.to(device),
-                                   context.intrinsics.to(device), context.near.to(device), context.far.to(device),
-                                   deterministic=model_config.deterministic, generator=generator)
-    CONSOLE.log(f"pixelsplat predicted {gaussians.means.shape[1]} Gaussians from "
-                f"{context.images.shape[-1]}x{context.images.shape[-2]} context views")
-    return scale_gaussians(gaussians, context.baseline)
+    encoder = build_encoder(encoder_config, state_dict, device)
+    return SceneEncoder(encoder, context, model_config.deterministic, model_config.prediction_seed).to(device)
 
 
 class PixelSplatPipeline(VanillaPipeline):
     def __init__(self, config, device, test_mode="val", world_size=1, local_rank=0, grad_scaler=None) -> None:
         super().__init__(config, device, test_mode, world_size, local_rank, grad_scaler)
-        if test_mode == "val":  # ns-train: predict. The post-training tools load the checkpoint's Gaussians.
-            self.model.set_gaussians(predict_scene(self.model.config, self.datamanager, device))
+        if test_mode != "val":  # the post-training tools load the checkpoint's Gaussians
+            return
+        scene_encoder = load_scene_encoder(self.model.config, self.datamanager, device)
+        with torch.no_grad():
+            gaussians = scene_encoder()
+        images = scene_encoder.context_images
+        CONSOLE.log(f"pixelsplat predicted {gaussians.means.shape[1]} Gaussians from "
+                    f"{images.shape[-1]}x{images.shape[-2]} context views")
+        self.model.set_gaussians(gaussians)
+        if self.model.config.refine_encoder:
+            self.model.attach_scene_encoder(scene_encoder)
 
 
 class PixelSplatTrainer(Trainer):

@@ -71,6 +71,17 @@ def test_refinement_updates_the_predicted_gaussians(feed_forward, tmp_path):
     assert torch.allclose(before["means"], after["means"], atol=1e-2) and not torch.equal(before["means"], after["means"])
 
 
+def test_encoder_refinement_predicts_the_kept_gaussians_anew(feed_forward, tmp_path):
+    refined = train(SAMPLE, tmp_path / "outputs", 2, "--pipeline.model.refine-encoder", "True")
+    checkpoint = sorted((refined.parent / "nerfstudio_models").glob("step-*.ckpt"))[-1]
+    state = torch.load(checkpoint, map_location="cpu")
+    encoder_keys = [k for k in state["pipeline"] if ".scene_encoder.encoder." in k]
+    assert encoder_keys and "encoder" in state["optimizers"], "the encoder is what was optimized"
+    before, after = gaussians(feed_forward), gaussians(refined)
+    assert before["means"].shape == after["means"].shape and not torch.equal(before["means"], after["means"])
+    assert evaluate(refined)["psnr"] > 22.0, "the tools load the Gaussians and leave the encoder out"
+
+
 def test_export_writes_the_model_gaussians_as_standard_3dgs_ply(feed_forward, tmp_path):
     ns("ns-export", "gaussian-splat", "--load-config", feed_forward, "--output-dir", tmp_path, cwd=tmp_path)
     ply = PlyData.read(str(tmp_path / "splat.ply"))["vertex"]
