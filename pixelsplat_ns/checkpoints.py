@@ -258,6 +258,8 @@ def read_encoder(path: Union[str, Path]) -> tuple[EncoderConfig, dict[str, Tenso
     """Configuration, weights and training image size (h, w) from any encoder file: a converted checkpoint,
     an official Lightning ``.ckpt``, or a ``pixelsplat-pretrain`` run (its config.yml or a step-*.ckpt)."""
     path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint or run config at {path}")
     if path.suffix in (".yml", ".yaml"):
         config_path, checkpoint_path = _pretraining_run(path)
         checkpoint = read_checkpoint(checkpoint_path)
@@ -265,17 +267,20 @@ def read_encoder(path: Union[str, Path]) -> tuple[EncoderConfig, dict[str, Tenso
         checkpoint = read_checkpoint(path)
         config_path = _pretraining_run(path)[0] if "pipeline" in checkpoint else None
     if config_path is not None:
-        run = yaml.load(config_path.read_text(), Loader=_PlainDataLoader)
         try:
+            run = yaml.load(config_path.read_text(), Loader=_PlainDataLoader)
             config = config_from_dict(run["pipeline"]["model"]["encoder"])
             image_shape = tuple(run["pipeline"]["datamanager"]["dataset"]["image_shape"])
-        except (KeyError, TypeError) as error:
+        except (yaml.YAMLError, UnicodeDecodeError, KeyError, TypeError) as error:
             raise CheckpointError(f"{config_path} is not the config of a pixelsplat-pretrain run") from error
         return config, encoder_from_pretraining(checkpoint, config), image_shape
     if checkpoint.get("format") == FORMAT:
         if checkpoint.get("version") != VERSION:
             raise CheckpointError(f"{path}: converted checkpoint version {checkpoint.get('version')}, expected {VERSION}")
-        config, state_dict = config_from_dict(checkpoint["config"]), checkpoint["state_dict"]
+        try:
+            config, state_dict = config_from_dict(checkpoint["config"]), checkpoint["state_dict"]
+        except (KeyError, TypeError) as error:
+            raise CheckpointError(f"{path}: a converted checkpoint without a valid config and state_dict") from error
         check_state_dict(config, state_dict)
         return config, state_dict, tuple(checkpoint.get("image_shape", PAPER_IMAGE_SHAPE))
     return (*convert_official(checkpoint), PAPER_IMAGE_SHAPE)

@@ -72,8 +72,8 @@ class PixelSplatModelConfig(ModelConfig):
     prediction_seed: int = 0
     """Seed of the depth-bin draws."""
     refine_encoder: bool = False
-    """Refine the encoder's weights on the target views (the Gaussians are predicted anew at every step)
-    instead of the Gaussians themselves."""
+    """Refine the encoder's weights on the target views instead of the Gaussians: they are predicted anew at
+    every step, and the scene keeps the prediction the last step rendered (one update behind the weights)."""
     background_color: Literal["random", "black", "white"] = "black"
     """Background of renders and of RGBA images (pixelSplat is trained on black)."""
     sh_degree: int = 3
@@ -149,6 +149,7 @@ def pretraining_trainer(
     """nerfstudio's trainer with the paper's optimization: Adam, linear warm-up from lr / 2000, then a
     constant rate, gradient norm clipped at 0.5; evaluation is left to ns-eval over the evaluation index."""
     return TrainerConfig(
+        _target=_lazy_target("pixelsplat_ns.trainer:PixelSplatTrainer"),
         method_name=method_name,
         max_num_iterations=steps,
         steps_per_save=save_every,
@@ -172,7 +173,7 @@ def pretraining_trainer(
 
 pixelsplat = MethodSpecification(
     config=TrainerConfig(
-        _target=_lazy_target("pixelsplat_ns.per_scene:PixelSplatTrainer"),
+        _target=_lazy_target("pixelsplat_ns.trainer:PixelSplatTrainer"),
         method_name="pixelsplat",
         max_num_iterations=0,
         steps_per_eval_image=100,

@@ -66,10 +66,15 @@ class PixelSplatModel(SplatfactoModel):
         return self
 
     def load_state_dict(self, state_dict, **kwargs):
-        """The post-training tools need only the Gaussians: a refined encoder's weights are left out unless
-        the model carries the encoder (resuming its refinement)."""
+        """The post-training tools build an empty model, which splatfacto resizes to the checkpoint's
+        Gaussians. A resumed run already holds them, and the optimizer holds those very tensors, so their
+        values are copied in place (splatfacto's resize would leave Adam stepping stale tensors: it only
+        gets back in step when it densifies, which refinement never does). A refined encoder's weights are
+        left out unless the model carries the encoder (resuming its refinement)."""
         if self.scene_encoder is None:
             state_dict = {k: v for k, v in state_dict.items() if not k.startswith("scene_encoder.")}
+        if state_dict["gauss_params.means"].shape == self.means.shape:
+            return torch.nn.Module.load_state_dict(self, state_dict, **kwargs)
         return super().load_state_dict(state_dict, **kwargs)
 
     def get_training_callbacks(self, training_callback_attributes: TrainingCallbackAttributes) -> list[TrainingCallback]:
@@ -117,9 +122,12 @@ class PixelSplatModel(SplatfactoModel):
         return 1
 
     def _get_background_color(self) -> torch.Tensor:
-        if self.config.background_color == "random" and self.training:
+        """The configured background while training; outside it, the one the viewer may have set."""
+        if not self.training:
+            return self.background_color.to(self.device)
+        if self.config.background_color == "random":
             return torch.rand(3, device=self.device)
-        return self.background_color.to(self.device)
+        return get_color(self.config.background_color).to(self.device)
 
     def get_outputs(self, camera: Cameras) -> dict[str, torch.Tensor]:
         if not isinstance(camera, Cameras):
@@ -136,7 +144,7 @@ class PixelSplatModel(SplatfactoModel):
         c2w = self.camera_optimizer.apply_to_camera(camera) if self.training else camera.camera_to_worlds
         viewmats = torch.linalg.inv(convert_c2w_opengl_opencv(homogeneous(c2w)))
         render_mode = "RGB+ED" if self.config.output_depth_during_training or not self.training else "RGB"
-        render, alpha, self.info = rasterize(
+        render, alpha, _ = rasterize(
             splats["means"], splats["quats"], splats["scales"], splats["opacities"], splats["colors"],
             viewmats, camera.get_intrinsics_matrices().to(self.device), width, height,
             near_plane=NEAR_PLANE, sh_degree=self.config.sh_degree, render_mode=render_mode, covars=splats["covars"],
@@ -157,9 +165,17 @@ class PixelSplatModel(SplatfactoModel):
                 "gaussian_count": self.num_points}
 
     def get_loss_dict(self, outputs, batch, metrics_dict=None) -> dict[str, torch.Tensor]:
-        """The paper's reconstruction loss (MSE) on the target view."""
+        """The paper's reconstruction loss (MSE) on the target view (inside its mask, when the dataset has
+        masks), plus the camera optimizer's regularizer when it is on."""
         target = self.composite_with_background(self.get_gt_img(batch["image"]), outputs["background"])
-        return {"mse": torch.nn.functional.mse_loss(outputs["rgb"], target)}
+        rendered = outputs["rgb"]
+        if "mask" in batch:
+            mask = batch["mask"].to(self.device)
+            target, rendered = target * mask, rendered * mask
+        losses = {"mse": torch.nn.functional.mse_loss(rendered, target)}
+        if self.training:
+            self.camera_optimizer.get_loss_dict(losses)
+        return losses
 
     def _lpips_model(self) -> Optional[torch.nn.Module]:
         if not self._lpips_checked:

@@ -9,9 +9,7 @@ ns-export) build the pipeline without predicting and read the Gaussians from the
 from pathlib import Path
 
 import torch
-from nerfstudio.engine.trainer import Trainer
 from nerfstudio.pipelines.base_pipeline import VanillaPipeline
-from nerfstudio.utils import writer
 from nerfstudio.utils.rich_utils import CONSOLE
 
 from pixelsplat_ns.checkpoints import BUNDLED_TINY_ENCODER, CheckpointError, build_encoder, read_encoder
@@ -65,7 +63,17 @@ def load_scene_encoder(model_config, datamanager: PixelSplatDataManager, device)
 
 
 class PixelSplatPipeline(VanillaPipeline):
+    """nerfstudio's pipeline that predicts the scene when training starts (``ns-train``, test mode "val"). The
+    post-training tools build it in the other modes and read the Gaussians from the checkpoint instead, so
+    they need neither the encoder nor its file. A resumed run predicts too, then loads the checkpoint over it."""
+
     def __init__(self, config, device, test_mode="val", world_size=1, local_rank=0, grad_scaler=None) -> None:
+        dataparser = config.datamanager.dataparser
+        if getattr(dataparser, "alpha_color", None) is not None:
+            # RGBA images reach the model, which composites context, targets and renders on one background.
+            CONSOLE.log(f"pixelsplat composites RGBA images onto the model's background "
+                        f"({config.model.background_color}), not the dataparser's alpha color ({dataparser.alpha_color})")
+            dataparser.alpha_color = None
         super().__init__(config, device, test_mode, world_size, local_rank, grad_scaler)
         if test_mode != "val":  # the post-training tools load the checkpoint's Gaussians
             return
@@ -78,13 +86,3 @@ class PixelSplatPipeline(VanillaPipeline):
         self.model.set_gaussians(gaussians)
         if self.model.config.refine_encoder:
             self.model.attach_scene_encoder(scene_encoder)
-
-
-class PixelSplatTrainer(Trainer):
-    """nerfstudio's trainer, made to finish a run of 0 iterations (pure feed-forward): nerfstudio 1.1.5's
-    terminal writer divides by the iteration count and reads a step that only a training iteration sets."""
-
-    def setup(self, test_mode="val") -> None:
-        super().setup(test_mode)
-        if self.config.max_num_iterations == 0:
-            writer.GLOBAL_BUFFER.update(max_iter=1, step=0)

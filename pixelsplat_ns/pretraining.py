@@ -43,6 +43,11 @@ def _to_device(batch, device):
     return batch.to(device) if isinstance(batch, torch.Tensor) else batch
 
 
+def _global_rank(world_size: int) -> int:
+    """This process's rank among all nodes (nerfstudio hands the pipeline only its rank on this node)."""
+    return torch.distributed.get_rank() if world_size > 1 else 0
+
+
 class PretrainDataManager(DataManager):
     """Batches of scenes (context + target views) streamed from chunks by DataLoader workers. Batch k is the
     batch of training step k, whatever the timing (the sampler's warm-up reads k), and ``start_at`` resumes
@@ -55,7 +60,7 @@ class PretrainDataManager(DataManager):
         dataset_config = config.dataset
         dataset_config.roots = [Path(config.data)]
         self.train_dataset = ChunkDataset(dataset_config, BoundedViewSampler(config.sampler),
-                                          rank=local_rank if world_size > 1 else 0, world_size=world_size,
+                                          rank=_global_rank(world_size), world_size=world_size,
                                           batch_size=config.batch_size)
         self.eval_dataset = None  # evaluation runs over the paper's index: see PretrainPipeline
         super().__init__()
@@ -145,7 +150,8 @@ class PretrainModel(Model):
 class PretrainPipeline(Pipeline):
     def __init__(self, config, device, test_mode="val", world_size=1, local_rank=0, grad_scaler=None) -> None:
         super().__init__()
-        self.config, self.test_mode, self.world_size, self.local_rank = config, test_mode, world_size, local_rank
+        self.config, self.test_mode, self.world_size = config, test_mode, world_size
+        self.rank = _global_rank(world_size)
         self.datamanager = config.datamanager.setup(device=device, test_mode=test_mode, world_size=world_size,
                                                     local_rank=local_rank)
         self._model = config.model.setup(scene_box=SceneBox(aabb=torch.tensor([[-1.0] * 3, [1.0] * 3])),
@@ -172,7 +178,7 @@ class PretrainPipeline(Pipeline):
 
     def get_train_loss_dict(self, step: int):
         _, batch = self.datamanager.next_train(step)
-        losses, rendered = self._model(batch, step, self.local_rank)
+        losses, rendered = self._model(batch, step, self.rank)
         target = batch["target"]["image"].flatten(0, 1)
         metrics = {"psnr": psnr(target, rendered.detach().flatten(0, 1)).mean()}
         return rendered, losses, metrics

@@ -12,6 +12,7 @@ weights are available). Targets (pretraining issue): full >= no-epipolar + 1 dB,
 
 import argparse
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -49,13 +50,15 @@ def main() -> None:
     parser.add_argument("--budget-minutes", type=float, default=30.0, help="training time per variant")
     parser.add_argument("--output-dir", type=Path, default=Path("outputs/ablation"))
     parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N indexed scenes")
+    parser.add_argument("--train-args", default="", help="more ns-train flags for both variants, as one string")
     args = parser.parse_args()
     index = args.index or args.data / "evaluation_index.json"
     config = EvaluationConfig(image_shape=(64, 64), crop_intrinsics="exact", limit=args.limit)
 
     rows = {}
     for name, extra in VARIANTS.items():
-        encoder, steps = load_run(train(name, args.data, args.output_dir, args.budget_minutes, extra))
+        run = train(name, args.data, args.output_dir, args.budget_minutes, [*shlex.split(args.train_args), *extra])
+        encoder, steps = load_run(run)
         rows[name] = {**evaluate(encoder, args.data, index, config)["mean"], "steps": steps}
     rows["copy nearest context view"] = {**nearest_view_baseline(args.data, index, config)["mean"], "steps": 0}
     args.output_dir.mkdir(parents=True, exist_ok=True)

@@ -52,10 +52,12 @@ def main() -> None:
     parser.add_argument("--refine-steps", type=int, default=50, help="refinement iterations on the target views")
     args = parser.parse_args()
     out = args.out.resolve()
-    if out.exists():
-        shutil.rmtree(out)  # only ever this demo's own folder
-    out.mkdir(parents=True)
     LOG = out / "demo.log"
+    if out.exists() and any(out.iterdir()):
+        if not LOG.is_file():
+            sys.exit(f"{out} is not empty and holds no demo.log: give --out a new folder (or an earlier demo's)")
+        shutil.rmtree(out)  # an earlier run of this demo
+    out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
 
     feed_forward = train(out, "feed_forward", 0)

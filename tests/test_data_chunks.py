@@ -90,3 +90,16 @@ def test_invalid_index_json_gives_a_clear_error(tmp_path):
     (tmp_path / "index.json").write_text(json.dumps({"a": 3}))
     with pytest.raises(ChunkFormatError, match="mapping scene keys to chunk file names"):
         read_index(tmp_path)
+
+
+def test_chunks_in_torch_legacy_format_read_back_too(tmp_path):
+    """Chunks are memory-mapped when torch can map them; files saved in torch's pre-zip format cannot be, and
+    are read whole."""
+    scenes = [plain_scene("a", 3), plain_scene("b", 4)]
+    write_chunk(tmp_path / "zip.torch", scenes)
+    legacy = tmp_path / "legacy.torch"
+    torch.save(torch.load(tmp_path / "zip.torch", weights_only=True), legacy, _use_new_zipfile_serialization=False)
+    for path in (tmp_path / "zip.torch", legacy):
+        loaded = read_chunk(path)
+        assert [s.key for s in loaded] == ["a", "b"]
+        assert all(torch.equal(x, y) for s, t in zip(scenes, loaded) for x, y in zip(s.images, t.images))

@@ -143,6 +143,15 @@ def test_rgba_images_are_composited_onto_the_background():
     assert torch.allclose(context.images[0, :, 2], torch.ones(2, 32, 32)) and context.images[0, :, 0].max() == 0
 
 
+def test_uint8_images_convert_like_float_ones():
+    k = torch.tensor([[50.0, 0, 16], [0, 50.0, 16], [0, 0, 1]]).expand(2, 3, 3)
+    apart = torch.stack([gl_camera([0.0, 0, 0]), gl_camera([1.0, 0, 0])])
+    image = torch.randint(0, 256, (32, 32, 3), dtype=torch.uint8)
+    as_bytes = context_views([image] * 2, apart, k, 32).images
+    as_floats = context_views([image.float() / 255] * 2, apart, k, 32).images
+    assert torch.equal(as_bytes, as_floats)
+
+
 def test_automatic_context_is_the_widest_pair_that_still_overlaps():
     cameras = torch.stack([
         gl_camera([0.0, 0, 0]), gl_camera([0.5, 0, 0], 5.0), gl_camera([1.0, 0, 0], -10.0),
@@ -154,6 +163,9 @@ def test_automatic_context_is_the_widest_pair_that_still_overlaps():
     assert choose_context_views(cameras[[0, 3]], max_angle_degrees=30) == (0, 1)
     spread = torch.stack([gl_camera([0.0, 0, 0]), gl_camera([1.0, 0, 0], 60.0), gl_camera([2.0, 0, 0], 130.0)])
     assert choose_context_views(spread, max_angle_degrees=30) == (0, 1)
+    # The most similar directions at one position lose to a pair that is apart.
+    one_place = torch.stack([gl_camera([0.0, 0, 0]), gl_camera([0.0, 0, 0], 40.0), gl_camera([1.0, 0, 0], 100.0)])
+    assert choose_context_views(one_place, max_angle_degrees=30) == (1, 2)
 
 
 def test_camera_checks_name_what_is_wrong():
@@ -167,3 +179,17 @@ def test_camera_checks_name_what_is_wrong():
         check_cameras(bad, ["PERSPECTIVE"] * 2, ["a", "b"])
     with pytest.raises(ContextError, match="pinhole .* FISHEYE"):
         check_cameras(good, ["PERSPECTIVE", "FISHEYE"], ["a", "b"])
+
+
+def test_the_viewer_background_never_reaches_the_refinement_loss():
+    from nerfstudio.data.scene_box import SceneBox
+
+    from pixelsplat_ns.config import PixelSplatModelConfig
+
+    model = PixelSplatModelConfig().setup(scene_box=SceneBox(torch.tensor([[-1.0] * 3, [1.0] * 3])), num_train_data=2)
+    grey = torch.tensor([0.149, 0.165, 0.216])
+    model.set_background(grey)  # what the viewer does before each render
+    model.train()
+    assert torch.equal(model._get_background_color(), torch.zeros(3)), "training uses the configured black"
+    model.eval()
+    assert torch.equal(model._get_background_color(), grey), "the viewer's renders use its colour"

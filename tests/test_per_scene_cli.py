@@ -71,6 +71,13 @@ def test_refinement_updates_the_predicted_gaussians(feed_forward, tmp_path):
     assert torch.allclose(before["means"], after["means"], atol=1e-2) and not torch.equal(before["means"], after["means"])
 
 
+def test_resumed_refinement_keeps_optimizing_the_gaussians(tmp_path):
+    first = train(SAMPLE, tmp_path / "outputs", 2)
+    resumed = train(SAMPLE, tmp_path / "resumed", 2, "--load-dir", first.parent / "nerfstudio_models")
+    assert (resumed.parent / "nerfstudio_models" / "step-000000003.ckpt").exists()
+    assert not torch.equal(gaussians(first)["means"], gaussians(resumed)["means"]), "the resumed steps moved them"
+
+
 def test_encoder_refinement_predicts_the_kept_gaussians_anew(feed_forward, tmp_path):
     refined = train(SAMPLE, tmp_path / "outputs", 2, "--pipeline.model.refine-encoder", "True")
     checkpoint = sorted((refined.parent / "nerfstudio_models").glob("step-*.ckpt"))[-1]

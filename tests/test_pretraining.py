@@ -114,3 +114,19 @@ def test_resumed_training_continues_exactly(tmp_path):
     assert uninterrupted["step"] == resumed["step"] == 3
     for key, value in uninterrupted["pipeline"].items():
         assert torch.equal(value, resumed["pipeline"][key]), key
+
+
+def test_a_run_stopped_by_its_time_budget_saves_the_step_it_trained(tmp_path):
+    """nerfstudio advances its step before it sees the stop flag; the checkpoint must name the step trained
+    last, or a resumed run would skip a batch."""
+    data = tmp_path / "data"
+    write_synthetic_dataset(data, num_scenes=2, seed=3, config=SyntheticConfig(height=48, width=80), test_fraction=0.5)
+    result = subprocess.run(
+        [str(BIN / "ns-train"), "pixelsplat-pretrain", "--data", str(data), "--output-dir", str(tmp_path / "out"),
+         "--max-num-iterations", "50", "--pipeline.time-budget-minutes", "0.00001", *SMALL],
+        capture_output=True, text=True, cwd=tmp_path, env=dict(os.environ, PYTHONWARNINGS="ignore"), timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    checkpoints = sorted((tmp_path / "out").rglob("step-*.ckpt"))
+    assert [c.name for c in checkpoints] == ["step-000000000.ckpt"]
+    assert torch.load(checkpoints[0], map_location="cpu", weights_only=False)["step"] == 0

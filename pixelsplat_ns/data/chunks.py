@@ -64,11 +64,23 @@ class ChunkScene:
         return ChunkScene(item["key"], str(item["url"]), timestamps, cameras.float(), list(images))
 
 
+def _load_mapped(path: Path):
+    """``torch.load`` with the file memory-mapped, so that frame bytes are read only when a frame is decoded
+    (training uses a few frames a scene; a resume replays whole passes without decoding). Files in torch's
+    legacy (pre-zip) format cannot be mapped and are read whole."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError as error:
+        if "mmap" not in str(error):
+            raise
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
 def read_chunk(path: Path) -> list[ChunkScene]:
     """Load and validate one chunk file."""
     path = Path(path)
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        data = _load_mapped(path)
     except FileNotFoundError:
         raise
     except Exception as error:  # torch.load raises many types for damaged files

@@ -17,7 +17,7 @@ from jaxtyping import Float
 from PIL import Image
 from torch import Tensor
 
-from .bounds import max_baseline, near_far
+from .bounds import max_baseline, near_far, normalize_baseline
 from .cameras import convert_c2w_opengl_opencv, homogeneous, normalize_intrinsics
 from .images import resize_and_crop
 
@@ -75,25 +75,29 @@ def check_cameras(camera_to_worlds: Float[Tensor, "n 3 4"], camera_types: Sequen
 def choose_context_views(camera_to_worlds: Float[Tensor, "n 3 4"], max_angle_degrees: float) -> tuple[int, int]:
     """The pair with the widest baseline among pairs whose viewing directions differ by at most
     ``max_angle_degrees`` (so that the two views still see the same part of the scene, as pixelSplat's
-    training pairs do). When no pair is that close, the pair with the smallest angle."""
+    training pairs do). When no pair is that close, the pair with the smallest angle; pairs at one position
+    only when there is nothing else (the encoder then refuses them)."""
     forward = -camera_to_worlds[:, :3, 2].double()  # OpenGL cameras look along -z
     forward = forward / forward.norm(dim=-1, keepdim=True)
     angles = torch.rad2deg(torch.acos((forward @ forward.T).clamp(-1, 1)))
     origins = camera_to_worlds[:, :3, 3].double()
     distances = torch.cdist(origins, origins)
     pairs = torch.triu(torch.ones_like(angles, dtype=torch.bool), diagonal=1)
-    close = pairs & (angles <= max_angle_degrees) & (distances > MIN_BASELINE)
+    apart = pairs & (distances > MIN_BASELINE)
+    close = apart & (angles <= max_angle_degrees)
     if close.any():
         score = torch.where(close, distances, torch.full_like(distances, -1.0))
     else:
-        score = torch.where(pairs, -angles, torch.full_like(angles, -math.inf))
+        score = torch.where(apart if apart.any() else pairs, -angles, torch.full_like(angles, -math.inf))
     i, j = divmod(int(score.argmax()), score.shape[1])
     return i, j
 
 
 def to_pil(image: Float[Tensor, "h w c"], background: Float[Tensor, " 3"]) -> Image.Image:
-    """A nerfstudio image (float in [0, 1], RGB or RGBA) as an 8-bit RGB image, alpha composited onto
-    ``background`` (pixelSplat's is black)."""
+    """A nerfstudio image (float in [0, 1] or uint8, RGB or RGBA) as an 8-bit RGB image, alpha composited
+    onto ``background`` (pixelSplat's is black)."""
+    if image.dtype == torch.uint8:
+        image = image.float() / 255
     rgb = image[..., :3]
     if image.shape[-1] == 4:
         rgb = rgb * image[..., 3:] + (1 - image[..., 3:]) * background.to(image)
@@ -128,7 +132,7 @@ def context_views(
         raise ContextError(f"the context views {', '.join(names)} are taken from the same position (baseline "
                            f"{baseline:.3g}): pixelSplat needs two views from different positions; choose others "
                            "with --pipeline.datamanager.context-views I J")
-    c2w[:, :3, 3] /= baseline
+    c2w, baseline = normalize_baseline(c2w, torch.arange(len(c2w)))
 
     resized, normalized = [], []
     for image, k in zip(images, intrinsics):

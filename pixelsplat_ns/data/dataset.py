@@ -7,7 +7,8 @@ pass; with fewer chunks than readers, every reader opens every chunk and keeps e
 The stream is a function of the seed and of the training step alone: each example knows the step of the batch
 it will be in (the data loader takes whole batches from its workers in turn), the view sampler's warm-up reads
 that step, and ``start_batch`` replays the draws of earlier batches without loading their images, so a resumed
-run sees the same examples as an uninterrupted one.
+run sees the same examples as an uninterrupted one. One case it cannot foresee: a frame that fails to decode
+(logged as a skip) gives its slot to the next example, so batches after it are one example off in a resumed run.
 """
 
 import logging
