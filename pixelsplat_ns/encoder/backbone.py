@@ -1,23 +1,28 @@
 """pixelSplat's backbone: a DINO ResNet-50 and a DINO ViT-B/8 whose feature maps are summed per pixel.
 
-Images go in as they are, in [0, 1]: the official code applies no ImageNet normalization.
+Images go in as they are, in [0, 1]: the official code applies no ImageNet normalization. Feature maps are
+kept channels-last, which oneDNN's convolutions and torch's bilinear upsampling run fastest on.
 """
 
 from collections import OrderedDict
 
 import torch
 import torch.nn.functional as F
-from einops import rearrange, repeat
+from einops import rearrange
 from jaxtyping import Float
 from torch import Tensor, nn
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
 from pixelsplat_ns.encoder.config import BackboneConfig, ResNetConfig, ViTConfig
+from pixelsplat_ns.encoder.cpu_kernels import Linear
 
 
 class ResNetTrunk(nn.Module):
     """torchvision's ResNet stem (conv1, bn1, relu; no max-pool) and layer1..layer3, each stage's output
-    projected to ``d_out`` channels, upsampled to full resolution (bilinear, corners aligned) and summed."""
+    projected to ``d_out`` channels, upsampled to full resolution (bilinear, corners aligned) and summed.
+
+    Projections of equal resolution (the stem's and layer1's) are summed before upsampling, which is linear:
+    one full-resolution upsampling and sum fewer."""
 
     def __init__(self, config: ResNetConfig, d_out: int) -> None:
         super().__init__()
@@ -30,13 +35,17 @@ class ResNetTrunk(nn.Module):
 
     def forward(self, images: Float[Tensor, "n 3 h w"]) -> Float[Tensor, "n d_out h w"]:
         h, w = images.shape[-2:]
-        x = torch.relu(self.bn1(self.conv1(images)))
-        total = None
+        x = torch.relu(self.bn1(self.conv1(images.contiguous(memory_format=torch.channels_last))))
+        by_resolution: dict[tuple[int, int], Tensor] = {}
         for stage, projection in zip((None, self.layer1, self.layer2, self.layer3), self.projections):
             if stage is not None:
                 x = stage(x)
-            upsampled = F.interpolate(projection(x), (h, w), mode="bilinear", align_corners=True)
-            total = upsampled if total is None else total + upsampled
+            size, projected = tuple(x.shape[-2:]), projection(x)
+            by_resolution[size] = by_resolution[size] + projected if size in by_resolution else projected
+        total = None
+        for projected in by_resolution.values():
+            upsampled = F.interpolate(projected, (h, w), mode="bilinear", align_corners=True)
+            total = upsampled if total is None else total.add_(upsampled)  # in place: one full-size sum alive
         return total
 
 
@@ -45,11 +54,11 @@ class ViTBlock(nn.Module):
         super().__init__()
         self.num_heads = num_heads
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
-        self.qkv = nn.Linear(dim, dim * 3)
-        self.proj = nn.Linear(dim, dim)
+        self.qkv = Linear(dim, dim * 3)
+        self.proj = Linear(dim, dim)
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
         hidden = int(dim * mlp_ratio)
-        self.mlp = nn.Sequential(OrderedDict(fc1=nn.Linear(dim, hidden), act=nn.GELU(), fc2=nn.Linear(hidden, dim)))
+        self.mlp = nn.Sequential(OrderedDict(fc1=Linear(dim, hidden), act=nn.GELU(), fc2=Linear(hidden, dim)))
 
     def forward(self, x: Float[Tensor, "n token dim"]) -> Float[Tensor, "n token dim"]:
         q, k, v = rearrange(self.qkv(self.norm1(x)), "n t (three h d) -> three n h t d", three=3, h=self.num_heads)
@@ -96,11 +105,14 @@ class DinoViT(nn.Module):
 
 
 def token_mlp(dim: int, d_out: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, d_out))
+    return nn.Sequential(Linear(dim, dim), nn.ReLU(), Linear(dim, d_out))
 
 
 class Backbone(nn.Module):
-    """ResNet features + ViT patch tokens (each repeated over its patch's pixels) + the ViT class token."""
+    """ResNet features + ViT patch tokens (each repeated over its patch's pixels) + the ViT class token.
+
+    The class token is added to the patch tokens before they are repeated over the pixels, and the tokens
+    are added to the ResNet features patch by patch, never materialized at full resolution."""
 
     def __init__(self, config: BackboneConfig) -> None:
         super().__init__()
@@ -114,14 +126,11 @@ class Backbone(nn.Module):
         h, w = images.shape[-2:]
         if h % self.patch_size or w % self.patch_size:
             raise ValueError(f"image size {h}x{w} must be a multiple of the ViT patch size {self.patch_size}")
+        images = images.contiguous(memory_format=torch.channels_last)
         tokens = self.vit(images)
-        local = repeat(
-            self.local_token_mlp(tokens[:, 1:]),
-            "n (h w) c -> n c (h ph) (w pw)",
-            h=h // self.patch_size,
-            ph=self.patch_size,
-            pw=self.patch_size,
-        )
-        global_token = self.global_token_mlp(tokens[:, 0])[:, :, None, None]
-        return self.resnet(images) + local + global_token
+        patches = self.local_token_mlp(tokens[:, 1:]) + self.global_token_mlp(tokens[:, :1])
+        patches = rearrange(patches, "n (h w) c -> n h () w () c", h=h // self.patch_size)
+        pixels = rearrange(self.resnet(images), "n c (h ph) (w pw) -> n h ph w pw c", ph=self.patch_size, pw=self.patch_size)
+        summed = rearrange(pixels.add_(patches), "n h ph w pw c -> n (h ph) (w pw) c")  # in place, into the ResNet's sum
+        return rearrange(summed, "n h w c -> n c h w")  # a channels-last view
 

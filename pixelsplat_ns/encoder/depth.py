@@ -9,6 +9,7 @@ from einops import rearrange
 from jaxtyping import Float, Int64
 from torch import Tensor, nn
 
+from pixelsplat_ns.encoder.cpu_kernels import Linear
 from pixelsplat_ns.geometry import FLOAT32_EPS
 
 
@@ -41,7 +42,7 @@ class DepthPredictor(nn.Module):
     def __init__(self, d_in: int, num_bins: int) -> None:
         super().__init__()
         self.num_bins = num_bins
-        self.projection = nn.Sequential(nn.ReLU(), nn.Linear(d_in, 2 * num_bins))
+        self.projection = nn.Sequential(nn.ReLU(), Linear(d_in, 2 * num_bins))
 
     def forward(
         self,

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from pixelsplat_ns.encoder.backbone import Backbone
 from pixelsplat_ns.encoder.config import EncoderConfig
+from pixelsplat_ns.encoder.cpu_kernels import Linear
 from pixelsplat_ns.encoder.depth import DepthPredictor
 from pixelsplat_ns.encoder.epipolar import EpipolarTransformer
 from pixelsplat_ns.encoder.gaussian_adapter import Gaussians, to_gaussians
@@ -30,7 +31,10 @@ class PixelSplatEncoder(nn.Module):
         )
         self.high_resolution_skip = nn.Sequential(nn.Conv2d(3, d, 7, 1, 3), nn.ReLU())
         self.depth_predictor = DepthPredictor(d, config.num_depth_bins)
-        self.to_gaussians = nn.Sequential(nn.ReLU(), nn.Linear(d, 2 + 7 + 3 * num_sh_bases(config.sh_degree)))
+        self.to_gaussians = nn.Sequential(nn.ReLU(), Linear(d, 2 + 7 + 3 * num_sh_bases(config.sh_degree)))
+        for module in self.modules():
+            if isinstance(module, Linear):
+                module.via_convolution = config.linear_as_convolution
 
     @property
     def size_multiple(self) -> int:
@@ -60,11 +64,12 @@ class PixelSplatEncoder(nn.Module):
         """
         self._check_inputs(images, extrinsics, intrinsics, near, far)
         b, v, _, h, w = images.shape
-        flat_images = rearrange(images, "b v c h w -> (b v) c h w")
+        flat_images = rearrange(images, "b v c h w -> (b v) c h w").contiguous(memory_format=torch.channels_last)
         # ReLU and Linear over channels, as a 1x1 convolution: the same map without two transposes of a
         # 512-channel full-resolution tensor.
         linear = self.backbone_projection[1]
-        features = F.conv2d(torch.relu(self.backbone(flat_images)), linear.weight[:, :, None, None], linear.bias)
+        backbone = torch.relu_(self.backbone(flat_images))  # in place: the largest tensor of the encoder
+        features = F.conv2d(backbone, linear.weight[:, :, None, None], linear.bias)
         features = rearrange(features, "(b v) c h w -> b v c h w", b=b)
         if self.epipolar_transformer is not None:
             features = self.epipolar_transformer(

@@ -5,7 +5,8 @@ With ``exact_rewrites`` the same function is computed with far less arithmetic:
 - keys and values are never materialized: q . W_k (f + e) = (W_k^T q) . (f + e), and the attention-weighted
   sum of W_v (f + e) is W_v applied to the weighted sum of (f + e);
 - the upscaler (ConvTranspose 4x4, stride 4) and the first 7x7 refinement conv compose into a single 3x3
-  convolution on the low-resolution grid with 16 output phases and a pixel shuffle.
+  convolution on the low-resolution grid with 16 output phases and a pixel shuffle;
+- the second 7x7 refinement conv runs in the Fourier domain on CPU (``cpu_kernels.FourierConv2d``).
 """
 
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from jaxtyping import Bool, Float
 from torch import Tensor, nn
 
 from pixelsplat_ns.encoder.config import EpipolarConfig, ImageSelfAttentionConfig
+from pixelsplat_ns.encoder.cpu_kernels import FourierConv2d, Linear
+from pixelsplat_ns.encoder.derived_weights import DerivedWeights
 from pixelsplat_ns.encoder.depth import depth_to_relative_disparity
 from pixelsplat_ns.geometry import image_grid, project_segments, triangulate_depth, world_rays
 
@@ -90,9 +93,9 @@ class PreNormCrossAttention(nn.Module):
         super().__init__()
         self.num_heads, self.scale = num_heads, d_dot**-0.5
         self.norm = nn.LayerNorm(dim)
-        self.to_q = nn.Linear(dim, num_heads * d_dot, bias=False)
-        self.to_kv = nn.Linear(dim, 2 * num_heads * d_dot, bias=False)
-        self.to_out = nn.Linear(num_heads * d_dot, dim)
+        self.to_q = Linear(dim, num_heads * d_dot, bias=False)
+        self.to_kv = Linear(dim, 2 * num_heads * d_dot, bias=False)
+        self.to_out = Linear(num_heads * d_dot, dim)
 
     def forward(self, x: Float[Tensor, "n c"], kv: Float[Tensor, "n s c"], exact_rewrites: bool) -> Float[Tensor, "n c"]:
         q = rearrange(self.to_q(self.norm(x)), "n (h d) -> n h d", h=self.num_heads)
@@ -117,10 +120,10 @@ class TransformerBlock(nn.Module):
         super().__init__()
         self.num_heads = num_heads
         self.attention_norm = nn.LayerNorm(dim)
-        self.to_qkv = nn.Linear(dim, 3 * num_heads * d_dot, bias=False)
-        self.to_out = nn.Linear(num_heads * d_dot, dim)
+        self.to_qkv = Linear(dim, 3 * num_heads * d_dot, bias=False)
+        self.to_out = Linear(num_heads * d_dot, dim)
         self.mlp_norm = nn.LayerNorm(dim)
-        self.mlp = nn.Sequential(nn.Linear(dim, d_mlp), nn.GELU(), nn.Linear(d_mlp, dim))
+        self.mlp = nn.Sequential(Linear(dim, d_mlp), nn.GELU(), Linear(d_mlp, dim))
 
     def forward(self, x: Float[Tensor, "n t c"]) -> Float[Tensor, "n t c"]:
         q, k, v = rearrange(self.to_qkv(self.attention_norm(x)), "n t (three h d) -> three n h t d", three=3, h=self.num_heads)
@@ -135,7 +138,7 @@ class ImageSelfAttention(nn.Module):
     def __init__(self, config: ImageSelfAttentionConfig, dim: int) -> None:
         super().__init__()
         self.num_octaves = config.num_octaves
-        self.positional_encoding = nn.Linear(2 * 2 * config.num_octaves, dim)
+        self.positional_encoding = Linear(2 * 2 * config.num_octaves, dim)
         self.patch_embedder = nn.Conv2d(dim, dim, config.patch_size, config.patch_size)
         self.blocks = nn.ModuleList(
             [TransformerBlock(dim, config.num_heads, config.d_dot, config.d_mlp) for _ in range(config.num_layers)]
@@ -180,20 +183,24 @@ class Upscaler(nn.Module):
         super().__init__()
         self.factor = factor
         self.expand = nn.ConvTranspose2d(dim, dim, factor, factor)
-        self.refinement = nn.Sequential(nn.Conv2d(dim, 2 * dim, 7, 1, 3), nn.GELU(), nn.Conv2d(2 * dim, dim, 7, 1, 3))
+        self.refinement = nn.Sequential(nn.Conv2d(dim, 2 * dim, 7, 1, 3), nn.GELU(), FourierConv2d(2 * dim, dim, 7))
+        self._derived = DerivedWeights()
 
     def forward(self, x: Float[Tensor, "n c h w"], exact_rewrites: bool) -> Float[Tensor, "n c H W"]:
         upscaled = self.expand(x)
         if not exact_rewrites:
             return self.refinement(upscaled) + upscaled
-        first = F.pixel_shuffle(self._composed_first_conv(x), self.factor)
-        return self.refinement[2](self.refinement[1](first)) + upscaled
+        first, activation, second = self.refinement
+        parameters = (self.expand.weight, self.expand.bias, first.weight, first.bias)
+        weight, bias = self._derived("composed first conv", parameters, self._composed_first_conv)
+        with_ones = torch.cat([x, x.new_ones(x.shape[0], 1, *x.shape[2:])], 1).contiguous(memory_format=torch.channels_last)
+        hidden = activation(F.pixel_shuffle(F.conv2d(with_ones, weight, bias, padding=weight.shape[-1] // 2), self.factor))
+        return second.fourier(hidden) + upscaled
 
-    def _composed_first_conv(self, x: Float[Tensor, "n c h w"]) -> Float[Tensor, "n k h w"]:
-        """conv7x7(upscale(x)) as one 3x3 conv on the low-resolution grid with factor^2 output phases.
-
-        A constant ones channel carries the upscaler's bias, which the 7x7 conv's zero padding must not see
-        outside the image (the ones channel is zero-padded just like the features)."""
+    def _composed_first_conv(self) -> tuple[Float[Tensor, "k c_plus_1 i j"], Float[Tensor, "k"]]:
+        """conv7x7(upscale(x)) as one 3x3 conv on the low-resolution grid with factor^2 output phases, taking
+        x and a constant ones channel, which carries the upscaler's bias and is zero-padded like the features
+        (so the 7x7 conv's zero padding never sees that bias outside the image)."""
         conv, f = self.refinement[0], self.factor
         radius = conv.kernel_size[0] // 2
         cells = -(-radius // f)  # how many low-resolution cells a kernel reaches on each side
@@ -205,10 +212,8 @@ class Upscaler(nn.Module):
         select = _phase_selector(conv.kernel_size[0], f, radius, cells).to(products)  # [(y p), (a i)]
         products = rearrange(products, "o k y p x q -> o k (y p) (x q)")
         kernel = torch.einsum("okYX,YA,XB->oAkB", products, select, select)
-        kernel = rearrange(kernel, "o (a i) k (b j) -> o a b k i j", a=f, b=f)
-        ones = x.new_ones(x.shape[0], 1, *x.shape[2:])
-        weight = rearrange(kernel, "o a b k i j -> (o a b) k i j")
-        return F.conv2d(torch.cat([x, ones], 1), weight, conv.bias.repeat_interleave(f * f), padding=cells)
+        kernel = rearrange(kernel, "o (a i) k (b j) -> (o a b) k i j", a=f, b=f)
+        return kernel, conv.bias.repeat_interleave(f * f)
 
 
 def _phase_selector(taps: int, factor: int, radius: int, cells: int) -> Tensor:
@@ -227,7 +232,7 @@ class EpipolarTransformer(nn.Module):
         super().__init__()
         self.config = config
         self.downscaler = nn.Conv2d(dim, dim, config.downscale, config.downscale)
-        self.depth_encoding = nn.Linear(2 * config.num_octaves, dim) if config.num_octaves > 0 else None
+        self.depth_encoding = Linear(2 * config.num_octaves, dim) if config.num_octaves > 0 else None
         self.layers = nn.ModuleList([EpipolarLayer(config, dim) for _ in range(config.num_layers)])
         self.view_embeddings = nn.Embedding(num_views, dim) if num_views > 2 else None
         self.upscaler = Upscaler(dim, config.downscale)
@@ -255,7 +260,9 @@ class EpipolarTransformer(nn.Module):
             shuffle = torch.randperm(v - 1, generator=generator, device=device).to(kv.device)
             kv = kv + self.view_embeddings(shuffle)[:, None, None, :]
         kv = rearrange(kv, "b v ov r s c -> (b v r) (s ov) c")
+        del samples
         for layer in self.layers:
             features = layer(features, kv, exact_rewrites)
+        del kv  # with the samples, the transformer's largest tensors, not needed by the upscaler
         upscaled = self.upscaler(rearrange(features, "b v c h w -> (b v) c h w"), exact_rewrites)
         return rearrange(upscaled, "(b v) c h w -> b v c h w", b=b)

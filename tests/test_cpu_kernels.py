@@ -1,0 +1,153 @@
+"""The encoder's CPU routes compute what torch's own kernels compute: values, gradients, and cached spectra."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from pixelsplat_ns.encoder import PixelSplatEncoder, tiny
+from pixelsplat_ns.encoder.backbone import Backbone
+from pixelsplat_ns.encoder.cpu_kernels import (
+    MIN_FOURIER_SIDE,
+    MIN_ROWS_FOR_CONVOLUTION,
+    FourierConv2d,
+    Linear,
+    conv2d_fourier,
+    kernel_spectrum,
+    linear,
+)
+from pixelsplat_ns.encoder.derived_weights import DerivedWeights
+
+
+def close(a: torch.Tensor, b: torch.Tensor, tolerance: float = 1e-5) -> bool:
+    a, b = a.detach(), b.detach()
+    return float((a - b).abs().max()) <= tolerance * max(1.0, float(b.abs().max()))
+
+
+@pytest.mark.parametrize("shape", [(2, 1025, 96), (300, 40), (7, 40), (3, 5, 64, 40)])
+@pytest.mark.parametrize("bias", [True, False])
+def test_linear_equals_torch_linear_with_gradients(shape, bias):
+    torch.manual_seed(0)
+    x = torch.randn(shape, requires_grad=True)
+    weight = torch.randn(24, shape[-1], requires_grad=True)
+    b = torch.randn(24, requires_grad=True) if bias else None
+    ours = linear(x, weight, b)
+    reference = F.linear(x, weight, b)
+    assert ours.shape == reference.shape and close(ours, reference)
+    upstream = torch.randn_like(reference)
+    grads = torch.autograd.grad(ours, [x, weight], upstream)
+    expected = torch.autograd.grad(reference, [x, weight], upstream)
+    assert all(close(g, e) for g, e in zip(grads, expected))
+
+
+def test_linear_takes_the_convolution_route_for_large_inputs_only():
+    torch.manual_seed(0)
+    weight = torch.randn(16, 8)
+    large = torch.randn(MIN_ROWS_FOR_CONVOLUTION, 8)
+    with torch.profiler.profile() as profile:
+        linear(large, weight, None)
+        linear(large[:4], weight, None)
+        linear(large.double(), weight.double(), None)
+    names = [event.name for event in profile.events()]
+    assert names.count("aten::convolution") == 1
+
+
+def test_linear_accepts_non_contiguous_inputs():
+    torch.manual_seed(0)
+    x = torch.randn(2, 300, 20)[:, ::2, :10]
+    weight = torch.randn(6, 10)
+    assert close(linear(x, weight, None), F.linear(x, weight))
+
+
+def test_linear_module_keeps_nn_linear_state_dict_and_can_use_torch_default():
+    module = Linear(8, 4)
+    assert set(module.state_dict()) == {"weight", "bias"}
+    x = torch.randn(MIN_ROWS_FOR_CONVOLUTION, 8)
+    fast = module(x)
+    module.via_convolution = False
+    assert close(fast, module(x))
+
+
+@pytest.mark.parametrize("size, kernel, batch", [((64, 64), 7, 2), ((45, 70), 7, 1), ((40, 33), 5, 3), ((26, 26), 7, 1)])
+def test_fourier_convolution_equals_direct_convolution(size, kernel, batch):
+    torch.manual_seed(0)
+    x = torch.randn(batch, 12, *size)
+    weight, bias = torch.randn(10, 12, kernel, kernel), torch.randn(10)
+    ours = conv2d_fourier(x, kernel_spectrum(weight), bias, kernel)
+    assert ours.is_contiguous(memory_format=torch.channels_last)
+    assert close(ours, F.conv2d(x, weight, bias, padding=kernel // 2))
+
+
+def test_fourier_convolution_chunks_many_images():
+    torch.manual_seed(0)
+    x = torch.randn(40, 3, 30, 30)  # 4 tiles each: several chunks of whole images
+    weight, bias = torch.randn(4, 3, 7, 7), torch.randn(4)
+    assert close(conv2d_fourier(x, kernel_spectrum(weight), bias, 7), F.conv2d(x, weight, bias, padding=3))
+
+
+def test_fourier_conv2d_uses_the_fourier_route_at_inference_on_large_images_only():
+    torch.manual_seed(0)
+    conv = FourierConv2d(4, 3, 7)
+    large = torch.randn(1, 4, MIN_FOURIER_SIDE, MIN_FOURIER_SIDE)
+
+    def ffts(*args) -> int:
+        with torch.profiler.profile() as profile:
+            result = conv.fourier(*args)
+        assert close(result, F.conv2d(args[0], conv.weight, conv.bias, padding=3))
+        return sum(event.name == "aten::fft_rfft2" for event in profile.events())
+
+    with torch.no_grad():
+        assert ffts(large) >= 1
+        assert ffts(large[..., :-8]) == 0  # smaller than MIN_FOURIER_SIDE
+        conv.double()
+        assert ffts(large.double()) == 0  # float64: torch's own convolution
+        conv.float()
+    assert ffts(large) == 0  # autograd on: the direct convolution, whose backward is faster
+
+
+def test_fourier_conv2d_recomputes_the_spectrum_when_weights_change():
+    torch.manual_seed(0)
+    conv = FourierConv2d(4, 3, 7)
+    x = torch.randn(1, 4, MIN_FOURIER_SIDE, MIN_FOURIER_SIDE)
+    with torch.no_grad():
+        conv.fourier(x)
+        conv.weight.mul_(-2.0)  # an in-place update, as an optimizer step or load_state_dict makes
+        assert close(conv.fourier(x), F.conv2d(x, conv.weight, conv.bias, padding=3))
+        conv.load_state_dict({"weight": torch.randn(3, 4, 7, 7), "bias": torch.randn(3)})
+        assert close(conv.fourier(x), F.conv2d(x, conv.weight, conv.bias, padding=3))
+
+
+def test_derived_weights_are_kept_only_while_parameters_are_unchanged_and_grad_free():
+    parameter = torch.nn.Parameter(torch.ones(3))
+    derived, calls = DerivedWeights(), []
+
+    def compute():
+        calls.append(1)
+        return parameter.detach() * 2
+
+    with torch.no_grad():
+        derived("double", [parameter], compute)
+        derived("double", [parameter], compute)
+        assert len(calls) == 1
+        parameter.add_(1.0)
+        assert torch.equal(derived("double", [parameter], compute), torch.full((3,), 4.0))
+        assert len(calls) == 2
+    derived("double", [parameter], compute)  # autograd on: always computed afresh
+    derived("double", [parameter], compute)
+    assert len(calls) == 4
+
+
+def test_backbone_gradients_through_its_in_place_sums():
+    """The backbone sums its feature maps in place; autograd's numerical check in float64 (the CPU routes
+    are float32-only, so this checks the in-place sums and layouts)."""
+    torch.manual_seed(0)
+    backbone = Backbone(tiny().backbone).double().eval()
+    images = torch.rand(1, 3, 8, 16, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x: backbone(x).sum(dim=(2, 3)), (images,), eps=1e-6, atol=1e-5)
+
+
+def test_encoder_can_use_torch_default_linear():
+    config = tiny()
+    config.linear_as_convolution = False
+    encoder = PixelSplatEncoder(config)
+    assert not any(m.via_convolution for m in encoder.modules() if isinstance(m, Linear))
+    assert all(m.via_convolution for m in PixelSplatEncoder(tiny()).modules() if isinstance(m, Linear))
