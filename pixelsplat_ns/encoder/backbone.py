@@ -130,7 +130,8 @@ class Backbone(nn.Module):
         tokens = self.vit(images)
         patches = self.local_token_mlp(tokens[:, 1:]) + self.global_token_mlp(tokens[:, :1])
         patches = rearrange(patches, "n (h w) c -> n h () w () c", h=h // self.patch_size)
-        pixels = rearrange(self.resnet(images), "n c (h ph) (w pw) -> n h ph w pw c", ph=self.patch_size, pw=self.patch_size)
-        summed = rearrange(pixels.add_(patches), "n h ph w pw c -> n (h ph) (w pw) c")  # in place, into the ResNet's sum
+        pixels = rearrange(self.resnet(images), "n c (h ph) (w pw) -> n h ph w pw c", ph=self.patch_size,
+                           pw=self.patch_size)
+        summed = rearrange(pixels.add_(patches), "n h ph w pw c -> n (h ph) (w pw) c")  # into the ResNet's sum
         return rearrange(summed, "n h w c -> n c h w")  # a channels-last view
 

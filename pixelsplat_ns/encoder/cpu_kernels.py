@@ -34,12 +34,14 @@ def _on_cpu_float32(x: Tensor) -> bool:
     return x.device.type == "cpu" and x.dtype == torch.float32
 
 
-def linear(x: Float[Tensor, "*batch d_in"], weight: Float[Tensor, "d_out d_in"], bias: Tensor | None) -> Float[Tensor, "*batch d_out"]:
+def linear(
+    x: Float[Tensor, "*batch d_in"], weight: Float[Tensor, "d_out d_in"], bias: Tensor | None
+) -> Float[Tensor, "*batch d_out"]:
     """``F.linear``; on CPU in float32 computed by oneDNN as a 1x1 convolution over a channels-last row of
     pixels (one pixel per input row), whose output is already the row-major result."""
-    rows = x.reshape(-1, x.shape[-1]).contiguous()
-    if not _on_cpu_float32(x) or len(rows) < MIN_ROWS_FOR_CONVOLUTION:
+    if not _on_cpu_float32(x) or x.numel() < MIN_ROWS_FOR_CONVOLUTION * x.shape[-1]:
         return F.linear(x, weight, bias)
+    rows = x.reshape(-1, x.shape[-1]).contiguous()
     # A [1, c, 1, m] view with NHWC strides; an explicit permute, because oneDNN picks its layout from the
     # strides, including those of the size-1 axes.
     pixels = rows.view(1, 1, *rows.shape).permute(0, 3, 1, 2)

@@ -193,8 +193,12 @@ class Upscaler(nn.Module):
         first, activation, second = self.refinement
         parameters = (self.expand.weight, self.expand.bias, first.weight, first.bias)
         weight, bias = self._derived("composed first conv", parameters, self._composed_first_conv)
-        with_ones = torch.cat([x, x.new_ones(x.shape[0], 1, *x.shape[2:])], 1).contiguous(memory_format=torch.channels_last)
-        hidden = activation(F.pixel_shuffle(F.conv2d(with_ones, weight, bias, padding=weight.shape[-1] // 2), self.factor))
+        ones = x.new_ones(x.shape[0], 1, *x.shape[2:])
+        with_ones = torch.cat([x, ones], 1).contiguous(memory_format=torch.channels_last)
+        phases = F.conv2d(with_ones, weight, bias, padding=weight.shape[-1] // 2)
+        del with_ones
+        hidden = activation(F.pixel_shuffle(phases, self.factor))
+        del phases  # full-resolution tensors: keep one alive at a time
         return second.fourier(hidden) + upscaled
 
     def _composed_first_conv(self) -> tuple[Float[Tensor, "k c_plus_1 i j"], Float[Tensor, "k"]]:
