@@ -35,7 +35,7 @@ class ResNetTrunk(nn.Module):
 
     def forward(self, images: Float[Tensor, "n 3 h w"]) -> Float[Tensor, "n d_out h w"]:
         h, w = images.shape[-2:]
-        x = torch.relu(self.bn1(self.conv1(images.contiguous(memory_format=torch.channels_last))))
+        x = torch.relu(self.bn1(self.conv1(images)))  # channels-last images from Backbone: channels-last maps
         by_resolution: dict[tuple[int, int], Tensor] = {}
         for stage, projection in zip((None, self.layer1, self.layer2, self.layer3), self.projections):
             if stage is not None:

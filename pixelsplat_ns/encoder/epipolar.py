@@ -6,7 +6,8 @@ With ``exact_rewrites`` the same function is computed with far less arithmetic:
   sum of W_v (f + e) is W_v applied to the weighted sum of (f + e);
 - the upscaler (ConvTranspose 4x4, stride 4) and the first 7x7 refinement conv compose into a single 3x3
   convolution on the low-resolution grid with 16 output phases and a pixel shuffle;
-- the second 7x7 refinement conv runs in the Fourier domain on CPU (``cpu_kernels.FourierConv2d``).
+- at inference on CPU, on large images, the second 7x7 refinement conv runs in the Fourier domain
+  (``cpu_kernels.FourierConv2d``).
 """
 
 from dataclasses import dataclass
