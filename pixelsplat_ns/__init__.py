@@ -1,20 +1,17 @@
-"""pixelSplat (CVPR 2024) as a nerfstudio plugin.
+"""pixelSplat (CVPR 2024) as a nerfstudio plugin, and as a library.
 
-``load_encoder`` is imported on first use: nerfstudio imports ``pixelsplat_ns.config`` for every ns-*
-command, and that must not pull in the model code. The same import makes nerfstudio's own checkpoints
-loadable under torch >= 2.6 (``pixelsplat_ns.nerfstudio_checkpoints``).
+The library: ``pixelsplat_ns.encoder`` (``load_encoder``, ``prepare_views``, ``PixelSplatEncoder.encode``)
+and ``pixelsplat_ns.render`` (``rasterize``). The plugin: ``pixelsplat_ns.methods`` (nerfstudio's entry
+points). ``load_encoder`` is imported here on first use, so that importing the package stays cheap and
+changes nothing outside it.
 """
-
-from pixelsplat_ns.nerfstudio_checkpoints import allow_nerfstudio_checkpoints
-
-allow_nerfstudio_checkpoints()
 
 __all__ = ["load_encoder"]
 
 
 def __getattr__(name: str):
     if name == "load_encoder":
-        from pixelsplat_ns.checkpoints import load_encoder
+        from pixelsplat_ns.encoder.checkpoints import load_encoder
 
         return load_encoder
     raise AttributeError(f"module 'pixelsplat_ns' has no attribute {name!r}")

@@ -13,43 +13,12 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 import torch
-from jaxtyping import Float
-from torch import Tensor
 
-from pixelsplat_ns.data.cameras import denormalize_intrinsics
-from pixelsplat_ns.data.samplers import read_evaluation_index
-from pixelsplat_ns.data.scene import load_scene
-from pixelsplat_ns.encoder import Gaussians, PixelSplatEncoder
+from pixelsplat_ns.data.samplers import EvaluationViewSampler
+from pixelsplat_ns.data.scene import read_scene, scene_views
+from pixelsplat_ns.encoder import PixelSplatEncoder, Views
 from pixelsplat_ns.metrics import lpips_distance, psnr, ssim
-from pixelsplat_ns.render import rasterize
-
-RENDERED_SH_DEGREE = 3  # the official (Inria-based) renderer evaluates degrees 0-3 of the predicted 4
-
-
-def render_gaussians(
-    gaussians: Gaussians,
-    extrinsics: Float[Tensor, "b v 4 4"],
-    intrinsics: Float[Tensor, "b v 3 3"],
-    near: Float[Tensor, "b v"],
-    image_shape: tuple[int, int],
-    background: tuple[float, float, float] = (0.0, 0.0, 0.0),
-) -> Float[Tensor, "b v 3 h w"]:
-    """Render encoder output into views given in the encoder's conventions (camera-to-world OpenCV,
-    normalized intrinsics). Gaussians closer than 0.2 x near are culled, as the official renderer's frustum
-    test does after it rescales the scene so that near is 1."""
-    h, w = image_shape
-    images = []
-    for i in range(extrinsics.shape[0]):
-        views = extrinsics.shape[1]
-        color, _, _ = rasterize(
-            gaussians.means[i], None, None, gaussians.opacities[i], gaussians.harmonics[i],
-            torch.linalg.inv(extrinsics[i]), denormalize_intrinsics(intrinsics[i], w, h), w, h,
-            near_plane=0.2 * float(near[i].min()), sh_degree=RENDERED_SH_DEGREE,
-            backgrounds=torch.tensor(background, device=extrinsics.device).expand(views, 3),
-            covars=gaussians.covariances[i],
-        )
-        images.append(color.permute(0, 3, 1, 2))
-    return torch.stack(images)
+from pixelsplat_ns.render import render_gaussians
 
 
 @dataclass
@@ -74,29 +43,36 @@ class SceneResult:
     render_seconds: float = 0.0  # per target view
 
 
-def evaluate_scene(
-    encoder: PixelSplatEncoder, root: Path, key: str, context: tuple[int, ...], target: tuple[int, ...],
-    config: EvaluationConfig, lpips_model: Optional[torch.nn.Module], device: torch.device,
-) -> SceneResult:
+def load_index_scene(root: Path, key: str, sampler: EvaluationViewSampler, config: EvaluationConfig) -> tuple[Views, int]:
+    """A scene's indexed views (context first, then targets) as the encoder sees them, and the context count."""
+    scene = read_scene(root, config.split, key)
+    context, target = sampler.sample(key, len(scene))
     n = len(context)
-    views = load_scene(root, config.split, key, list(context) + list(target), config.image_shape,
-                       make_baseline_1=True, crop_intrinsics=config.crop_intrinsics, context=range(n))
-    batch = {name: views[name][None].to(device) for name in ("image", "extrinsics", "intrinsics", "near", "far")}
+    views = scene_views(scene, context.tolist() + target.tolist(), config.image_shape, make_baseline_1=True,
+                        crop_intrinsics=config.crop_intrinsics, context=range(n))
+    return views, n
 
+
+def evaluate_scene(
+    encoder: PixelSplatEncoder, views: Views, n: int, config: EvaluationConfig,
+    lpips_model: Optional[torch.nn.Module], device: torch.device,
+) -> SceneResult:
+    """Encode the first ``n`` of one scene's views, render the others and score them."""
+    views = views.to(device).batched()
+    context, target = views.select((slice(None), slice(0, n))), views.select((slice(None), slice(n, None)))
     result = SceneResult()
     synchronize(device)
     start = time.perf_counter()
     with torch.no_grad():
-        gaussians = encoder.encode(*(batch[name][:, :n] for name in ("image", "extrinsics", "intrinsics", "near", "far")),
-                                   deterministic=config.deterministic)
+        gaussians = encoder.encode(context, deterministic=config.deterministic)
         synchronize(device)
         result.encode_seconds = time.perf_counter() - start
         start = time.perf_counter()
-        rendered = render_gaussians(gaussians, batch["extrinsics"][:, n:], batch["intrinsics"][:, n:],
-                                    batch["near"][:, n:], config.image_shape)[0].clamp(0, 1)
+        rendered = render_gaussians(gaussians, target.extrinsics, target.intrinsics, target.near,
+                                    config.image_shape)[0].clamp(0, 1)
         synchronize(device)
-        result.render_seconds = (time.perf_counter() - start) / len(target)
-    truth = views["image"][n:].to(device)
+        result.render_seconds = (time.perf_counter() - start) / rendered.shape[0]
+    truth = target.images[0]
     result.psnr = psnr(truth, rendered).tolist()
     result.ssim = ssim(truth, rendered).tolist()
     if lpips_model is not None:
@@ -116,11 +92,13 @@ def evaluate(
     """Per-scene and mean metrics over the evaluation index (scenes mapped to null are skipped, as officially)."""
     device = next(encoder.parameters()).device
     torch.manual_seed(config.seed)
-    entries = [(k, e) for k, e in read_evaluation_index(index_path).items() if e is not None][: config.limit]
+    sampler = EvaluationViewSampler(index_path, encoder.config.num_context_views)
+    keys = [k for k, entry in sampler.index.items() if entry is not None][: config.limit]
     scenes: dict[str, dict] = {}
-    iterator: Iterable = progress(entries) if progress else entries
-    for key, entry in iterator:
-        result = evaluate_scene(encoder, root, key, entry.context, entry.target, config, lpips_model, device)
+    iterator: Iterable = progress(keys) if progress else keys
+    for key in iterator:
+        views, n = load_index_scene(root, key, sampler, config)
+        result = evaluate_scene(encoder, views, n, config, lpips_model, device)
         scenes[key] = {name: value for name, value in vars(result).items()}
     return {"scenes": scenes, "mean": summarize(scenes), "peak_memory_gb": peak_memory_gb(device)}
 
@@ -128,15 +106,13 @@ def evaluate(
 def nearest_view_baseline(root: Path, index_path: Path, config: EvaluationConfig) -> dict:
     """The "copy the nearest context view" baseline: each target is predicted by the context image whose
     camera centre is closest to the target's. Scored like ``evaluate`` (LPIPS not computed)."""
+    sampler = EvaluationViewSampler(index_path)
     scenes: dict[str, dict] = {}
-    entries = [(k, e) for k, e in read_evaluation_index(index_path).items() if e is not None][: config.limit]
-    for key, entry in entries:
-        n = len(entry.context)
-        views = load_scene(root, config.split, key, list(entry.context) + list(entry.target), config.image_shape,
-                           crop_intrinsics=config.crop_intrinsics)
-        centres = views["extrinsics"][:, :3, 3]
+    for key in [k for k, entry in sampler.index.items() if entry is not None][: config.limit]:
+        views, n = load_index_scene(root, key, sampler, config)
+        centres = views.extrinsics[:, :3, 3]
         nearest = torch.cdist(centres[n:], centres[:n]).argmin(dim=1)
-        predicted, truth = views["image"][:n][nearest], views["image"][n:]
+        predicted, truth = views.images[:n][nearest], views.images[n:]
         scenes[key] = {"psnr": psnr(truth, predicted).tolist(), "ssim": ssim(truth, predicted).tolist(), "lpips": [],
                        "encode_seconds": 0.0, "render_seconds": 0.0}
     return {"scenes": scenes, "mean": summarize(scenes)}

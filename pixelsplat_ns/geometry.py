@@ -1,8 +1,7 @@
-"""Camera geometry in pixelSplat's conventions: OpenCV camera-to-world extrinsics and normalized
-intrinsics (fx, cx divided by the image width; fy, cy by its height), so that image coordinates run from
-0 to 1 across the image whatever its size.
-
-Conversions from nerfstudio's and gsplat's conventions live here too, each written once.
+"""Camera geometry in the project's conventions (``pixelsplat_ns.conventions``): OpenCV camera-to-world
+extrinsics and normalized intrinsics, so that image coordinates run from 0 to 1 across the image whatever its
+size. Rays, projection, field of view, epipolar segments and triangulation, as the official pixelSplat code
+computes them.
 """
 
 import torch
@@ -133,3 +132,17 @@ def triangulate_depth(
     midpoint = 0.5 * (origins + t[..., None] * directions + other_origins + s[..., None] * other_directions)
     depth = (midpoint - origins).norm(dim=-1)
     return torch.where(parallel, torch.full_like(depth, torch.inf), depth)
+
+
+def field_of_view(intrinsics: Float[Tensor, "*batch 3 3"]) -> Float[Tensor, "*batch 2"]:
+    """Horizontal and vertical field of view in radians: the angle between the rays through the middles of
+    opposite image borders (the official ``get_fov``; exact for off-centre principal points too)."""
+    inverse = torch.linalg.inv(intrinsics.double())
+
+    def ray(x: float, y: float) -> Tensor:
+        direction = inverse @ torch.tensor([x, y, 1.0], dtype=torch.float64)
+        return torch.nn.functional.normalize(direction, dim=-1)
+
+    fov_x = (ray(0, 0.5) * ray(1, 0.5)).sum(-1).clamp(-1, 1).acos()
+    fov_y = (ray(0.5, 0) * ray(0.5, 1)).sum(-1).clamp(-1, 1).acos()
+    return torch.stack([fov_x, fov_y], dim=-1).to(intrinsics.dtype)

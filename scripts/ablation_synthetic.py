@@ -2,12 +2,12 @@
 each trained for the same time budget, scored on the test split's evaluation index, next to the
 "copy the nearest context view" baseline.
 
-    python scripts/make_synthetic_re10k.py --out datasets/synthetic --scenes 200 --seed 0
-    python scripts/ablation_synthetic.py --data datasets/synthetic --budget-minutes 30
+    pixelsplat-make-synthetic --output-dir outputs/datasets/synthetic --scenes 200 --seed 0
+    python scripts/ablation_synthetic.py --data outputs/datasets/synthetic --budget-minutes 30
 
-Each variant is a ``ns-train pixelsplat-pretrain-tiny`` run (kept in --output-dir), exported with
-scripts/export_encoder.py's logic and evaluated with the paper's protocol (PSNR, SSIM; LPIPS when its VGG
-weights are available). Targets (pretraining issue): full >= no-epipolar + 1 dB, full >= nearest view + 3 dB.
+Each variant is a ``ns-train pixelsplat-pretrain-tiny`` run (kept in --output-dir), read back as
+``pixelsplat-export-encoder`` reads it and evaluated with the paper's protocol (PSNR, SSIM; LPIPS when its
+VGG weights are available). Targets: full >= no-epipolar + 1 dB, full >= nearest view + 3 dB.
 """
 
 import argparse
@@ -17,10 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import yaml
-
-from pixelsplat_ns.checkpoints import encoder_from_pretraining, read_checkpoint
 from pixelsplat_ns.encoder import PixelSplatEncoder
+from pixelsplat_ns.encoder.checkpoints import build_encoder, read_pretraining_run
 from pixelsplat_ns.evaluation import EvaluationConfig, evaluate, nearest_view_baseline
 
 VARIANTS = {"pixelSplat (tiny)": [], "no epipolar transformer": ["--pipeline.model.encoder.use-epipolar-transformer", "False"]}
@@ -35,12 +33,8 @@ def train(name: str, data: Path, output_dir: Path, budget: float, extra: list[st
 
 
 def load_run(config_path: Path) -> tuple[PixelSplatEncoder, int]:
-    config = yaml.load(config_path.read_text(), Loader=yaml.Loader)  # our own run's config
-    encoder_config = config.pipeline.model.encoder
-    checkpoint = read_checkpoint(sorted((config_path.parent / "nerfstudio_models").glob("step-*.ckpt"))[-1])
-    encoder = PixelSplatEncoder(encoder_config)
-    encoder.load_state_dict(encoder_from_pretraining(checkpoint, encoder_config))
-    return encoder.eval(), int(checkpoint["step"])
+    run = read_pretraining_run(config_path)
+    return build_encoder(run.config, run.state_dict), run.step
 
 
 def main() -> None:

@@ -31,7 +31,7 @@ def synchronize(device: str) -> None:
 
 def run_case(case: str, size: int, repeats: int, device: str, official_repo, dino_repo) -> dict:
     sys.path.insert(0, str(Path(__file__).parent))
-    from official_encoder import example_inputs, import_official, randomize_batch_norm
+    from official_encoder import as_views, example_inputs, import_official, randomize_batch_norm
 
     torch.manual_seed(0)
     if case == "official":
@@ -55,7 +55,7 @@ def run_case(case: str, size: int, repeats: int, device: str, official_repo, din
             if case == "official":
                 model(inputs, 0, deterministic=False)
             else:
-                model.encode(inputs["image"], inputs["extrinsics"], inputs["intrinsics"], inputs["near"], inputs["far"])
+                model.encode(as_views(inputs))
             synchronize(device)
             times.append(time.perf_counter() - start)
     peak = (torch.cuda.max_memory_allocated() / 2**30 if device == "cuda"

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from official_encoder import example_inputs, import_official, ours_from, randomize_batch_norm  # noqa: E402
+from official_encoder import as_views, example_inputs, import_official, ours_from, randomize_batch_norm  # noqa: E402
 
 from pixelsplat_ns.render.spherical_harmonics import sh_basis  # noqa: E402
 
@@ -42,8 +42,7 @@ def encode_both(official, ours, inputs, deterministic: bool):
         torch.manual_seed(1)  # both draw their depth bins from the global generator, in the same order
         g_official = official(inputs, 0, deterministic=deterministic)
         torch.manual_seed(1)
-        g_ours = ours.encode(inputs["image"], inputs["extrinsics"], inputs["intrinsics"], inputs["near"],
-                             inputs["far"], deterministic=deterministic)
+        g_ours = ours.encode(as_views(inputs), deterministic=deterministic)
     return g_official, g_ours
 
 

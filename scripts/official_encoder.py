@@ -13,9 +13,9 @@ from pathlib import Path
 import torch
 import torchvision
 
-from pixelsplat_ns.checkpoints import convert_official
-from pixelsplat_ns.data.bounds import near_far
-from pixelsplat_ns.encoder import PixelSplatEncoder
+from pixelsplat_ns.encoder import PixelSplatEncoder, Views
+from pixelsplat_ns.encoder.bounds import near_far
+from pixelsplat_ns.encoder.checkpoints import convert_official
 
 TRAINING_ONLY_MODULES = [
     "lightning", "lightning.pytorch", "lightning.pytorch.loggers", "lightning.pytorch.loggers.wandb",
@@ -103,3 +103,8 @@ def example_inputs(size: int, views: int, seed: int = 0) -> dict:
     near, far = (bound[:, None].repeat(1, views) for bound in near_far(extrinsics, intrinsics, (size, size)))
     images = torch.rand(1, views, 3, size, size, generator=generator)
     return {"image": images, "extrinsics": extrinsics, "intrinsics": intrinsics, "near": near, "far": far}
+
+
+def as_views(inputs: dict) -> Views:
+    """The official code's context batch (a dict) as the ``Views`` our encoder takes."""
+    return Views(inputs["image"], inputs["extrinsics"], inputs["intrinsics"], inputs["near"], inputs["far"])

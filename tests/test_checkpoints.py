@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from pixelsplat_ns.checkpoints import (
+from pixelsplat_ns.encoder.checkpoints import (
     CheckpointError,
     check_state_dict,
     config_from_official,
@@ -21,7 +21,7 @@ from pixelsplat_ns.checkpoints import (
 from pixelsplat_ns.encoder import PixelSplatEncoder, paper, tiny
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "pixelsplat_official_keys.json"
-ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
 
 
 @pytest.fixture(scope="module")
@@ -98,14 +98,14 @@ def test_official_lightning_checkpoint_loads_without_running_its_code(tmp_path, 
         assert torch.equal(loaded.state_dict()[key], value), key
 
     converted = tmp_path / "re10k.pt"
-    result = subprocess.run([sys.executable, str(ROOT / "scripts/convert_official_checkpoint.py"), str(path), str(converted)],
+    result = subprocess.run([str(BIN / "pixelsplat-convert-checkpoint"), str(path), str(converted)],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "converted 514 tensors" in result.stdout
     again = load_encoder(converted)
     for key, value in encoder.state_dict().items():
         assert torch.equal(again.state_dict()[key], value), key
-    refused = subprocess.run([sys.executable, str(ROOT / "scripts/convert_official_checkpoint.py"), str(path), str(converted)],
+    refused = subprocess.run([str(BIN / "pixelsplat-convert-checkpoint"), str(path), str(converted)],
                              capture_output=True, text=True)
     assert refused.returncode != 0 and "--force" in refused.stderr
 

@@ -62,9 +62,9 @@ def test_chunk_cameras_follow_the_conventions(tmp_path):
     poses_gl = np.array([f["transform_matrix"] for f in json.loads((source / "transforms.json").read_text())["frames"]])
     poses_cv = poses_gl.copy()
     poses_cv[:, :3, 1:3] *= -1  # OpenGL camera axes (y up, z back) -> OpenCV (y down, z forward)
-    assert np.allclose(scene["extrinsics"].numpy(), poses_cv, atol=1e-5)
+    assert np.allclose(scene.extrinsics.numpy(), poses_cv, atol=1e-5)
     expected_k = np.array([[61.0 / WIDTH, 0, 30.25 / WIDTH], [0, 63.5 / HEIGHT, 31.0 / HEIGHT], [0, 0, 1]])
-    assert np.allclose(scene["intrinsics"].numpy(), expected_k, atol=1e-6)  # no resize: intrinsics unchanged
+    assert np.allclose(scene.intrinsics.numpy(), expected_k, atol=1e-6)  # no resize: intrinsics unchanged
 
 
 def test_png_with_alpha_is_composited_onto_black(tmp_path):
@@ -73,7 +73,7 @@ def test_png_with_alpha_is_composited_onto_black(tmp_path):
     scene = load_scene(tmp_path / "chunks", "test", "png", views=[0], image_shape=(HEIGHT, WIDTH))
     rgba = np.asarray(Image.open(source / "images/frame_00000.png")).astype(np.float64) / 255
     expected = rgba[..., :3] * rgba[..., 3:]
-    assert np.abs(scene["image"][0].permute(1, 2, 0).numpy() - expected).mean() < 0.01  # JPEG error only
+    assert np.abs(scene.images[0].permute(1, 2, 0).numpy() - expected).mean() < 0.01  # JPEG error only
 
 
 def colmap_dataset(folder, model="PINHOLE", params=(61.0, 63.5, 30.25, 31.0)):

@@ -66,11 +66,11 @@ def test_example_layout_and_near_far(tmp_path):
     write_split(tmp_path, "train", [[plain_scene("good", 8)]])
     example = next(iter(dataset(tmp_path, augment=False)))
     context, target = example["context"], example["target"]
-    assert context["image"].shape == (2, 3, 32, 32) and target["image"].shape == (2, 3, 32, 32)
-    assert context["extrinsics"].shape == (2, 4, 4) and context["intrinsics"].shape == (2, 3, 3)
-    baseline = (context["extrinsics"][0, :3, 3] - context["extrinsics"][1, :3, 3]).norm()
+    assert context.images.shape == (2, 3, 32, 32) and target.images.shape == (2, 3, 32, 32)
+    assert context.extrinsics.shape == (2, 4, 4) and context.intrinsics.shape == (2, 3, 3)
+    baseline = (context.extrinsics[0, :3, 3] - context.extrinsics[1, :3, 3]).norm()
     assert baseline.item() == pytest.approx(1.0)  # make_baseline_1
-    assert torch.equal(context["near"], target["near"][:1].expand(2)) and (context["far"] > context["near"]).all()
+    assert torch.equal(context.near, target.near[:1].expand(2)) and (context.far > context.near).all()
 
 
 def shard_keys(root, rank, world_size, workers):
@@ -129,14 +129,14 @@ def test_flip_augmentation_keeps_views_consistent(tmp_path):
     for seed in range(6):
         example = next(iter(dataset(tmp_path, seed=seed, image_shape=(96, 96))))
         for views in (example["context"], example["target"]):
-            for view in range(len(views["index"])):
-                original = c2w[views["index"][view]]
-                flipped = np.sign(views["extrinsics"][view, 0, 1].item()) != np.sign(original[0, 1])
-                scale = np.linalg.norm(original[:3, 3]) / views["extrinsics"][view, :3, 3].norm().item()
+            for view in range(len(views.index)):
+                original = c2w[views.index[view]]
+                flipped = np.sign(views.extrinsics[view, 0, 1].item()) != np.sign(original[0, 1])
+                scale = np.linalg.norm(original[:3, 3]) / views.extrinsics[view, :3, 3].norm().item()
                 target = point / scale * (np.array([-1.0, 1.0, 1.0]) if flipped else 1.0)
-                expected = project_pixels(target, views["extrinsics"][view].double().numpy(),
-                                          views["intrinsics"][view].double().numpy(), 96, 96)
-                assert np.abs(marker_centroid(views["image"][view]) - expected).max() < 0.25
+                expected = project_pixels(target, views.extrinsics[view].double().numpy(),
+                                          views.intrinsics[view].double().numpy(), 96, 96)
+                assert np.abs(marker_centroid(views.images[view]) - expected).max() < 0.25
                 flips.append(flipped)
     assert any(flips) and not all(flips)
 
@@ -158,6 +158,6 @@ def test_resuming_at_a_batch_gives_the_uninterrupted_stream(tmp_path, num_worker
     for expected, actual in zip(uninterrupted[6:], resumed):
         assert expected["scene"] == actual["scene"]
         for part in ("context", "target"):
-            for name in ("index", "image", "extrinsics", "intrinsics", "near", "far"):
-                assert torch.equal(expected[part][name], actual[part][name]), (part, name)
+            for name in ("index", "images", "extrinsics", "intrinsics", "near", "far"):
+                assert torch.equal(getattr(expected[part], name), getattr(actual[part], name)), (part, name)
     assert len({key for batch in uninterrupted for key in batch["scene"]}) == 5, "several passes were read"

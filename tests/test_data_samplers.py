@@ -1,4 +1,4 @@
-"""View samplers: the paper's bounded schedule, the official evaluation index, all frames."""
+"""View samplers: the paper's bounded schedule and the official evaluation index."""
 
 import json
 
@@ -7,7 +7,6 @@ import torch
 from chunk_fixtures import plain_scene, reference_file, write_split
 
 from pixelsplat_ns.data import (
-    AllFramesSampler,
     BoundedSamplerConfig,
     BoundedViewSampler,
     ChunkFormatError,
@@ -114,14 +113,6 @@ def test_invalid_evaluation_index(tmp_path):
         read_evaluation_index(tmp_path / "missing.json")
 
 
-def test_all_frames_sampler():
-    context, target = AllFramesSampler().sample("s", 5)
-    assert context.tolist() == target.tolist() == [0, 1, 2, 3, 4]
-    path = reference_file("evaluation_index_re10k.json")
-    context, target = AllFramesSampler(EvaluationViewSampler(path)).sample("5aca87f95a9412c6", 150)
-    assert context.tolist() == [58, 133] and target.tolist() == list(range(150))
-
-
 def test_warm_up_follows_the_step_of_each_batch_in_loader_workers(tmp_path):
     """Each example's context gap is the one of the step its batch is consumed at, whatever the prefetching
     of two workers: batch k comes from worker k % 2 and is the batch of step k."""
@@ -138,6 +129,6 @@ def test_warm_up_follows_the_step_of_each_batch_in_loader_workers(tmp_path):
                         batch_size=2)
     loader = iter(DataLoader(data, batch_size=2, num_workers=2, persistent_workers=True))
     for step in range(12):
-        indices = next(loader)["context"]["index"]
+        indices = next(loader)["context"].index
         expected = 5 + int(30 * min(step / 10, 1))
         assert (indices[:, -1] - indices[:, 0]).tolist() == [expected] * 2, step

@@ -6,14 +6,12 @@ import torch
 from chunk_fixtures import marker_centroid, marker_scene, plain_scene, project_pixels, walk, write_split
 from PIL import Image
 
-from pixelsplat_ns.data import load_scene, near_far
-from pixelsplat_ns.data.cameras import (
-    convert_c2w_opengl_opencv,
-    decode_chunk_cameras,
-    field_of_view,
-    mirror_cameras,
-)
-from pixelsplat_ns.data.images import resize_and_crop
+from pixelsplat_ns.conventions import convert_c2w_opengl_opencv
+from pixelsplat_ns.data import load_scene
+from pixelsplat_ns.data.cameras import decode_chunk_cameras, mirror_cameras
+from pixelsplat_ns.encoder.bounds import near_far
+from pixelsplat_ns.encoder.crop import resize_and_crop
+from pixelsplat_ns.geometry import field_of_view
 
 POINT = np.array([0.4, 0.1, 3.0])
 # A portrait 300x400 frame with its principal point far from the centre.
@@ -31,12 +29,12 @@ def marker_root(tmp_path_factory):
 @pytest.mark.parametrize("shape", [(128, 128), (96, 160), (200, 150)])
 def test_point_projects_onto_its_marker(marker_root, shape):
     scene = load_scene(marker_root, "test", "m", views=[0, 2], image_shape=shape)
-    assert scene["image"].shape == (2, 3, *shape)
-    assert scene["image"].dtype == torch.float32 and 0 <= scene["image"].min() and scene["image"].max() <= 1
+    assert scene.images.shape == (2, 3, *shape)
+    assert scene.images.dtype == torch.float32 and 0 <= scene.images.min() and scene.images.max() <= 1
     for view in range(2):
-        expected = project_pixels(POINT, scene["extrinsics"][view].double().numpy(),
-                                  scene["intrinsics"][view].double().numpy(), shape[1], shape[0])
-        found = marker_centroid(scene["image"][view])
+        expected = project_pixels(POINT, scene.extrinsics[view].double().numpy(),
+                                  scene.intrinsics[view].double().numpy(), shape[1], shape[0])
+        found = marker_centroid(scene.images[view])
         assert np.abs(found - expected).max() < 0.2, (shape, view, found, expected)
 
 
@@ -44,10 +42,10 @@ def test_official_crop_intrinsics_are_off_for_an_off_centre_principal_point(mark
     shape = (128, 128)  # 300x400 scales to 128x171: row margin 43
     official = load_scene(marker_root, "test", "m", views=[1], image_shape=shape, crop_intrinsics="official")
     exact = load_scene(marker_root, "test", "m", views=[1], image_shape=shape)
-    assert torch.equal(official["image"], exact["image"])
-    assert official["intrinsics"][0, 1, 2] == pytest.approx(0.61)  # official: cy unchanged
+    assert torch.equal(official.images, exact.images)
+    assert official.intrinsics[0, 1, 2] == pytest.approx(0.61)  # official: cy unchanged
     expected_shift = ((0.61 - 0.5) * (171 - 128) + 0.5) / 128  # off-centre error plus the odd margin's half pixel
-    assert (exact["intrinsics"][0, 1, 2] - official["intrinsics"][0, 1, 2]).item() == pytest.approx(
+    assert (exact.intrinsics[0, 1, 2] - official.intrinsics[0, 1, 2]).item() == pytest.approx(
         expected_shift, abs=1e-5)
 
 
@@ -68,11 +66,11 @@ def test_exact_and_official_crop_agree_on_centred_principal_points():
 
 def test_flipped_views_stay_consistent(marker_root):
     scene = load_scene(marker_root, "test", "m", views=[0, 1, 2], image_shape=(128, 160))
-    c2w, k = mirror_cameras(scene["extrinsics"], scene["intrinsics"])
+    c2w, k = mirror_cameras(scene.extrinsics, scene.intrinsics)
     mirrored_point = POINT * np.array([-1.0, 1.0, 1.0])
     for view in range(3):
         expected = project_pixels(mirrored_point, c2w[view].double().numpy(), k[view].double().numpy(), 160, 128)
-        found = marker_centroid(scene["image"][view].flip(-1))
+        found = marker_centroid(scene.images[view].flip(-1))
         assert np.abs(found - expected).max() < 0.2
     assert torch.allclose(torch.linalg.det(c2w[:, :3, :3]), torch.ones(3))  # still proper rotations
 
@@ -80,14 +78,14 @@ def test_flipped_views_stay_consistent(marker_root):
 def test_baseline_normalization_scales_the_world(marker_root):
     raw = load_scene(marker_root, "test", "m", views=[0, 2])
     scaled = load_scene(marker_root, "test", "m", views=[0, 2], make_baseline_1=True)
-    baseline = (raw["extrinsics"][0, :3, 3] - raw["extrinsics"][1, :3, 3]).norm()
-    assert (scaled["extrinsics"][0, :3, 3] - scaled["extrinsics"][1, :3, 3]).norm() == pytest.approx(1.0)
-    assert torch.allclose(scaled["extrinsics"][:, :3, 3] * baseline, raw["extrinsics"][:, :3, 3], atol=1e-5)
-    assert torch.allclose(scaled["near"] * baseline, raw["near"]) and torch.allclose(scaled["far"] * baseline, raw["far"])
+    baseline = (raw.extrinsics[0, :3, 3] - raw.extrinsics[1, :3, 3]).norm()
+    assert (scaled.extrinsics[0, :3, 3] - scaled.extrinsics[1, :3, 3]).norm() == pytest.approx(1.0)
+    assert torch.allclose(scaled.extrinsics[:, :3, 3] * baseline, raw.extrinsics[:, :3, 3], atol=1e-5)
+    assert torch.allclose(scaled.near * baseline, raw.near) and torch.allclose(scaled.far * baseline, raw.far)
     for view in range(2):  # the marker's point, scaled alike, still lands on the marker
-        expected = project_pixels(POINT / baseline.item(), scaled["extrinsics"][view].double().numpy(),
-                                  scaled["intrinsics"][view].double().numpy(), 256, 256)
-        assert np.abs(marker_centroid(scaled["image"][view]) - expected).max() < 0.2
+        expected = project_pixels(POINT / baseline.item(), scaled.extrinsics[view].double().numpy(),
+                                  scaled.intrinsics[view].double().numpy(), 256, 256)
+        assert np.abs(marker_centroid(scaled.images[view]) - expected).max() < 0.2
 
 
 def test_near_far_rule_by_hand():

@@ -74,12 +74,12 @@ def test_a_known_box_appears_where_the_cameras_project_it(tmp_path):
     corners = box.corners() * room.scale  # the stored world is scaled; the images are not
     ys, xs = np.mgrid[:120, :160] + 0.5
     for view in range(2):
-        w2c = torch.linalg.inv(loaded["extrinsics"][view].double()).numpy()
+        w2c = torch.linalg.inv(loaded.extrinsics[view].double()).numpy()
         camera = corners @ w2c[:3, :3].T + w2c[:3, 3]
-        uv = camera[:, :2] / camera[:, 2:] @ loaded["intrinsics"][view, :2, :2].double().numpy().T
-        pixels = (uv + loaded["intrinsics"][view, :2, 2].double().numpy()) * [160, 120]
+        uv = camera[:, :2] / camera[:, 2:] @ loaded.intrinsics[view, :2, :2].double().numpy().T
+        pixels = (uv + loaded.intrinsics[view, :2, 2].double().numpy()) * [160, 120]
         distance = signed_distance_to_hull(pixels, xs, ys)
-        image = loaded["image"][view].numpy()
+        image = loaded.images[view].numpy()
         is_red = (image[0] > image[1] + 0.2) & (image[0] > image[2] + 0.2)
         assert is_red[distance < -2].all() and not is_red[distance > 2].any()
         assert (distance < -2).sum() > 200  # the box covers a real area

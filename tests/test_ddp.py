@@ -9,11 +9,11 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from pixelsplat_ns.config import PretrainDataManagerConfig, PretrainModelConfig, PretrainPipelineConfig
 from pixelsplat_ns.data import BoundedSamplerConfig, ChunkDatasetConfig
 from pixelsplat_ns.data.synthetic import SyntheticConfig, write_synthetic_dataset
 from pixelsplat_ns.encoder import tiny
-from pixelsplat_ns.training import LossConfig
+from pixelsplat_ns.pretraining.config import PretrainDataManagerConfig, PretrainModelConfig, PretrainPipelineConfig
+from pixelsplat_ns.pretraining.loss import LossConfig
 
 
 def small_pipeline(data) -> PretrainPipelineConfig:

@@ -6,7 +6,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from pixelsplat_ns.encoder import PixelSplatEncoder, ablation, paper, tiny
+from pixelsplat_ns.encoder import PixelSplatEncoder, Views, ablation, paper, tiny
 from pixelsplat_ns.encoder.depth import DepthPredictor, relative_disparity_to_depth, sample_bins
 from pixelsplat_ns.encoder.gaussian_adapter import official_sh_to_gsplat
 from pixelsplat_ns.geometry import project_camera_points
@@ -30,7 +30,7 @@ def encode(config, size=32, v=2, b=1, deterministic=True, seed=0, encoder=None):
     encoder = encoder or PixelSplatEncoder(config).eval()
     images = torch.rand(b, v, 3, size, size, generator=torch.Generator().manual_seed(seed))
     with torch.no_grad():
-        return encoder, encoder.encode(images, *cameras(b, v), deterministic=deterministic)
+        return encoder, encoder.encode(Views(images, *cameras(b, v)), deterministic=deterministic)
 
 
 def test_gaussians_are_ordered_by_view_pixel_and_sample():
@@ -184,4 +184,4 @@ def test_bad_input_is_refused(change, message):
     inputs = dict(images=torch.rand(1, 2, 3, 32, 32), extrinsics=extrinsics, intrinsics=intrinsics, near=near, far=far)
     inputs.update(change)
     with pytest.raises(ValueError, match=message):
-        PixelSplatEncoder(tiny()).encode(**inputs)
+        PixelSplatEncoder(tiny()).encode(Views(**inputs))

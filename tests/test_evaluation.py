@@ -7,13 +7,12 @@ from pathlib import Path
 
 import torch
 
-from pixelsplat_ns.checkpoints import save_converted
 from pixelsplat_ns.data.synthetic import SyntheticConfig, write_synthetic_dataset
-from pixelsplat_ns.encoder import PixelSplatEncoder, tiny
-from pixelsplat_ns.evaluation import render_gaussians
-from pixelsplat_ns.encoder.gaussian_adapter import Gaussians
+from pixelsplat_ns.encoder import Gaussians, PixelSplatEncoder, tiny
+from pixelsplat_ns.encoder.checkpoints import save_converted
+from pixelsplat_ns.render import render_gaussians
 
-ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
 
 
 def test_evaluate_script_scores_every_indexed_target(tmp_path):
@@ -27,8 +26,8 @@ def test_evaluate_script_scores_every_indexed_target(tmp_path):
     config = tiny()
     save_converted(tmp_path / "tiny.pt", config, PixelSplatEncoder(config).state_dict())
     output = tmp_path / "eval.json"
-    command = [sys.executable, str(ROOT / "scripts/evaluate.py"), "--checkpoint", str(tmp_path / "tiny.pt"),
-               "--data", str(data), "--index", str(data / "evaluation_index.json"), "--output", str(output),
+    command = [str(BIN / "pixelsplat-evaluate"), "--checkpoint", str(tmp_path / "tiny.pt"),
+               "--data", str(data), "--index", str(data / "evaluation_index.json"), "--output-path", str(output),
                "--image-size", "64", "64", "--skip-lpips"]
     result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

@@ -1,8 +1,7 @@
-"""scripts/make_transforms.py: every camera description gives the poses nerfstudio reads back, the user's
+"""pixelsplat-process-data cameras: every camera description gives the poses nerfstudio reads back, the user's
 files stay as they were, and each kind of bad input is refused with a reason."""
 
 import hashlib
-import importlib.util
 import json
 import subprocess
 import sys
@@ -14,12 +13,11 @@ import torch
 from PIL import Image
 from scipy.spatial.transform import Rotation
 
-ROOT = Path(__file__).resolve().parents[1]
-_SPEC = importlib.util.spec_from_file_location("make_transforms", ROOT / "scripts" / "make_transforms.py")
-make_transforms_script = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(make_transforms_script)
-CamerasError = make_transforms_script.CamerasError
-make_transforms = make_transforms_script.make_transforms
+from pixelsplat_ns.process_data.cameras import CamerasError
+from pixelsplat_ns.process_data.cameras import scene_from_cameras as make_transforms
+from pixelsplat_ns.scripts import process_data
+
+COMMAND = Path(sys.executable).parent / "pixelsplat-process-data"
 
 WIDTH, HEIGHT = 40, 30  # not square, so swapped width and height show
 K = {"fx": 50.0, "fy": 52.5, "cx": 19.25, "cy": 16.0}  # off centre, fx != fy
@@ -303,10 +301,10 @@ def test_command_line(scene, tmp_path):
     spec = spec_for(names)
     spec["convention"] = "OpenCV"
     cameras = write_spec(folder, spec)
-    script = str(ROOT / "scripts" / "make_transforms.py")
-    refused = subprocess.run([sys.executable, script, "--cameras", str(cameras), "--out", str(tmp_path / "out")],
+    refused = subprocess.run([str(COMMAND), "cameras", "--cameras", str(cameras), "--output-dir", str(tmp_path / "out")],
                              capture_output=True, text=True)
     assert refused.returncode != 0
     assert "error: unknown convention 'OpenCV'" in refused.stderr and "Traceback" not in refused.stderr
-    make_transforms_script.main(make_transforms_script.Args(write_spec(folder, spec_for(names)), tmp_path / "out"))
+    process_data.main(["cameras", "--cameras", str(write_spec(folder, spec_for(names))), "--output-dir",
+                       str(tmp_path / "out")])
     assert len(json.loads((tmp_path / "out" / "transforms.json").read_text())["frames"]) == 3

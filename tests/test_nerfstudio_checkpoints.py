@@ -1,5 +1,5 @@
 """nerfstudio's step-*.ckpt files load with torch >= 2.6's default ``torch.load`` once the plugin is imported,
-and anything beyond plain data is still refused."""
+anything beyond plain data is still refused, and the library alone leaves torch's allow-list as it is."""
 
 import json
 import os
@@ -18,7 +18,7 @@ from nerfstudio.engine.schedulers import (
     MultiStepSchedulerConfig,
 )
 
-import pixelsplat_ns  # noqa: F401  (registers the allow-list in this process too)
+import pixelsplat_ns.methods  # noqa: F401  (registers the allow-list in this process too, as every ns-* command does)
 
 TORCH_DEFAULTS_TO_WEIGHTS_ONLY = tuple(int(p) for p in torch.__version__.split(".")[:2]) >= (2, 6)
 
@@ -95,10 +95,11 @@ def test_the_checkpoint_holds_numpy_scalars_that_plain_torch_refuses(checkpoint)
     assert "UnpicklingError" in result.stderr and "multiarray.scalar" in result.stderr
 
 
-@pytest.mark.parametrize("plugin_import", ["import pixelsplat_ns", "import nerfstudio.configs.method_configs"],
-                         ids=["package", "ns-entry-points"])
+@pytest.mark.parametrize("plugin_import", ["import pixelsplat_ns.methods", "import nerfstudio.configs.method_configs"],
+                         ids=["plugin", "ns-entry-points"])
 def test_a_trainer_checkpoint_loads_with_plain_torch_load_after_the_plugin(checkpoint, plugin_import):
-    """Importing the package, or only nerfstudio's method discovery (what every ns-* command does), suffices."""
+    """Importing the plugin's methods, or only nerfstudio's method discovery (what every ns-* command does),
+    suffices."""
     result = python(f"{plugin_import}\n" + LOAD.format(path=str(checkpoint)))
     assert result.returncode == 0, result.stderr[-3000:]
     assert "loaded 4" in result.stdout
@@ -165,7 +166,7 @@ def test_arbitrary_objects_are_still_refused(tmp_path, checkpoint, payload):
     assert not marker.exists()
 
     code = (
-        "import json, pickle, torch, pixelsplat_ns\n"
+        "import json, pickle, torch, pixelsplat_ns.methods\n"
         f"try:\n    torch.load({str(path)!r}, map_location='cpu')\n    print(json.dumps('loaded'))\n"
         "except pickle.UnpicklingError as error:\n    print(json.dumps(str(error)))\n"
     )
@@ -187,3 +188,12 @@ def test_the_payload_is_real_when_unpickled_without_restrictions(tmp_path):
     torch.save({"x": WritesAFile(marker)}, path)
     torch.load(path, weights_only=False)["x"].close()
     assert marker.exists()
+
+
+@pytest.mark.skipif(not TORCH_DEFAULTS_TO_WEIGHTS_ONLY, reason="torch < 2.6 does not default to weights_only")
+def test_the_library_alone_leaves_torch_allow_list_as_it_is(checkpoint):
+    """Only the nerfstudio plugin changes torch's global allow-list: a program that uses the encoder and the
+    renderer does not get it changed behind its back."""
+    result = python("import pixelsplat_ns, pixelsplat_ns.encoder, pixelsplat_ns.render, pixelsplat_ns.data\n"
+                    + LOAD.format(path=str(checkpoint)))
+    assert result.returncode != 0 and "UnpicklingError" in result.stderr

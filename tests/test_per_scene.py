@@ -6,19 +6,19 @@ import pytest
 import torch
 from test_render_reference import random_scene
 
-from pixelsplat_ns.data.bounds import near_far
-from pixelsplat_ns.data.cameras import convert_c2w_opengl_opencv, homogeneous
-from pixelsplat_ns.data.context import (
+from pixelsplat_ns.conventions import convert_c2w_opengl_opencv, homogeneous
+from pixelsplat_ns.encoder import Gaussians
+from pixelsplat_ns.encoder.bounds import near_far
+from pixelsplat_ns.per_scene.context import (
     ContextError,
     check_cameras,
     choose_context_views,
     context_views,
     encoder_shape,
 )
-from pixelsplat_ns.encoder import Gaussians
+from pixelsplat_ns.per_scene.splats import decompose_covariances, splat_parameters
 from pixelsplat_ns.render import rasterize
 from pixelsplat_ns.render.projection import quat_scale_to_covar
-from pixelsplat_ns.splats import decompose_covariances, scale_gaussians, splat_parameters
 
 
 def random_gaussians(n=250, seed=0) -> Gaussians:
@@ -68,7 +68,7 @@ def test_scaled_world_renders_the_same_from_scaled_cameras():
         return rasterize(g.means[0], None, None, g.opacities[0], g.harmonics[0, :, :16], viewmats=views,
                          covars=g.covariances[0], near_plane=1e-3, **common)[0]
 
-    assert torch.allclose(render(scale_gaussians(gaussians, scale), viewmats), render(gaussians, scene["viewmats"]),
+    assert torch.allclose(render(gaussians.scaled(scale), viewmats), render(gaussians, scene["viewmats"]),
                           atol=1e-4)
 
 
@@ -104,17 +104,17 @@ def test_context_views_convert_cameras_images_and_scale():
         image = torch.zeros(height, width, 3)
         image[int(v), int(u)] = 1.0  # pixel (col, row) contains (u, v)
         images.append(image)
-    context = context_views(images, c2w_gl, k.expand(2, 3, 3), short_side=32)
+    context, baseline = context_views(images, c2w_gl, k.expand(2, 3, 3), short_side=32)
 
     assert context.images.shape == (1, 2, 3, 32, 64)
-    assert math.isclose(context.baseline, float((c2w_gl[0, :, 3] - c2w_gl[1, :, 3]).norm()), rel_tol=1e-6)
+    assert math.isclose(baseline, float((c2w_gl[0, :, 3] - c2w_gl[1, :, 3]).norm()), rel_tol=1e-6)
     extrinsics = context.extrinsics[0]
     assert torch.allclose((extrinsics[0, :3, 3] - extrinsics[1, :3, 3]).norm(), torch.tensor(1.0))
     assert torch.allclose(extrinsics[:, :3, 2], -c2w_gl[:, :3, 2]), "OpenCV +z is OpenGL's -z"
     near, far = near_far(extrinsics, context.intrinsics[0], (32, 64))
     assert torch.allclose(context.near[0], near.expand(2)) and torch.allclose(context.far[0], far.expand(2))
 
-    scaled_point = point / context.baseline
+    scaled_point = point / baseline
     for view in range(2):
         w2c = torch.linalg.inv(extrinsics[view])
         camera_point = w2c[:3, :3] @ scaled_point + w2c[:3, 3]
@@ -139,7 +139,7 @@ def test_rgba_images_are_composited_onto_the_background():
     apart = torch.stack([gl_camera([0.0, 0, 0]), gl_camera([1.0, 0, 0])])
     transparent = torch.zeros(32, 32, 4)
     transparent[..., 0] = 1.0  # red, fully transparent
-    context = context_views([transparent] * 2, apart, k, 32, background=torch.tensor([0.0, 0.0, 1.0]))
+    context, _ = context_views([transparent] * 2, apart, k, 32, background=torch.tensor([0.0, 0.0, 1.0]))
     assert torch.allclose(context.images[0, :, 2], torch.ones(2, 32, 32)) and context.images[0, :, 0].max() == 0
 
 
@@ -147,8 +147,8 @@ def test_uint8_images_convert_like_float_ones():
     k = torch.tensor([[50.0, 0, 16], [0, 50.0, 16], [0, 0, 1]]).expand(2, 3, 3)
     apart = torch.stack([gl_camera([0.0, 0, 0]), gl_camera([1.0, 0, 0])])
     image = torch.randint(0, 256, (32, 32, 3), dtype=torch.uint8)
-    as_bytes = context_views([image] * 2, apart, k, 32).images
-    as_floats = context_views([image.float() / 255] * 2, apart, k, 32).images
+    as_bytes = context_views([image] * 2, apart, k, 32)[0].images
+    as_floats = context_views([image.float() / 255] * 2, apart, k, 32)[0].images
     assert torch.equal(as_bytes, as_floats)
 
 
@@ -184,7 +184,7 @@ def test_camera_checks_name_what_is_wrong():
 def test_the_viewer_background_never_reaches_the_refinement_loss():
     from nerfstudio.data.scene_box import SceneBox
 
-    from pixelsplat_ns.config import PixelSplatModelConfig
+    from pixelsplat_ns.per_scene.config import PixelSplatModelConfig
 
     model = PixelSplatModelConfig().setup(scene_box=SceneBox(torch.tensor([[-1.0] * 3, [1.0] * 3])), num_train_data=2)
     grey = torch.tensor([0.149, 0.165, 0.216])

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from plyfile import PlyData
 
-import pixelsplat_ns  # noqa: F401  (makes nerfstudio's checkpoints loadable, as in every ns-* command)
+import pixelsplat_ns.methods  # noqa: F401  (makes nerfstudio's checkpoints loadable, as in every ns-* command)
 
 BIN = Path(sys.executable).parent
 SAMPLE = Path(__file__).resolve().parents[1] / "pixelsplat_ns" / "sample_scene"

@@ -1,7 +1,6 @@
-"""scripts/ply_to_input_frame.py: a splat exported in nerfstudio's dataparser frame, mapped back, is the
+"""pixelsplat-ply-to-input-frame: a splat exported in nerfstudio's dataparser frame, mapped back, is the
 ground truth in the input frame (positions, covariances, view-dependent colour), and bad inputs are refused."""
 
-import importlib.util
 import json
 import math
 import subprocess
@@ -16,12 +15,9 @@ from scipy.spatial.transform import Rotation
 
 from pixelsplat_ns.render.projection import quat_scale_to_covar
 from pixelsplat_ns.render.spherical_harmonics import evaluate_sh, num_sh_bases, sh_basis
+from pixelsplat_ns.scripts import ply_to_input_frame
 
-ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "scripts" / "ply_to_input_frame.py"
-_SPEC = importlib.util.spec_from_file_location("ply_to_input_frame", SCRIPT)
-ply_to_input_frame = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(ply_to_input_frame)
+COMMAND = Path(sys.executable).parent / "pixelsplat-ply-to-input-frame"
 
 COUNT = 200
 
@@ -203,7 +199,7 @@ def test_a_converted_file_is_refused_as_input(exported, tmp_path):
 def test_the_command_line(exported, tmp_path):
     _, _, ply, transforms = exported
     out = tmp_path / "sub" / "input.ply"
-    command = [sys.executable, str(SCRIPT), str(ply), str(transforms), str(out)]
+    command = [str(COMMAND), str(ply), str(transforms), str(out)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert f"wrote {COUNT} Gaussians (SH degree 3)" in result.stdout and out.is_file()

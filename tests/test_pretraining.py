@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from pixelsplat_ns import load_encoder
-from pixelsplat_ns.checkpoints import read_encoder
+from pixelsplat_ns.encoder.checkpoints import read_encoder
 from pixelsplat_ns.evaluation import EvaluationConfig
 from pixelsplat_ns.evaluation import evaluate as evaluate_index
 from pixelsplat_ns.data.synthetic import SyntheticConfig, write_synthetic_dataset
@@ -51,8 +51,8 @@ def test_pretrain_then_evaluate(tmp_path):
     assert 0 < results["psnr"] < 60 and -1 <= results["ssim"] <= 1
 
     exported = tmp_path / "encoder.pt"
-    export = subprocess.run([sys.executable, str(ROOT / "scripts/export_encoder.py"), "--load-config", str(config),
-                             "--output", str(exported)], capture_output=True, text=True, env=env)
+    export = subprocess.run([str(BIN / "pixelsplat-export-encoder"), "--load-config", str(config),
+                             "--output-path", str(exported)], capture_output=True, text=True, env=env)
     assert export.returncode == 0, export.stderr[-3000:]
     encoder = load_encoder(exported)
     last = sorted(config.parent.rglob("step-*.ckpt"))[-1]
@@ -61,7 +61,7 @@ def test_pretrain_then_evaluate(tmp_path):
         assert torch.equal(pipeline["_model.encoder." + key], value), key
     assert read_encoder(exported)[2] == (32, 32), "the export records the training image size"
 
-    # ns-eval scores the checkpoint's encoder exactly as scripts/evaluate.py's protocol does.
+    # ns-eval scores the checkpoint's encoder exactly as pixelsplat-evaluate's protocol does.
     library = evaluate_index(encoder, data, data / "evaluation_index.json",
                              EvaluationConfig(image_shape=(32, 32), crop_intrinsics="exact"))["mean"]
     assert abs(library["psnr"] - results["psnr"]) < 1e-4 and abs(library["ssim"] - results["ssim"]) < 1e-4

@@ -6,24 +6,24 @@ import torch
 
 from pixelsplat_ns.data import load_scene
 from pixelsplat_ns.data.synthetic import SyntheticConfig, write_synthetic_dataset
-from pixelsplat_ns.encoder import PixelSplatEncoder, tiny
-from pixelsplat_ns.training import VIEW_FIELDS, LossConfig, pretraining_loss
+from pixelsplat_ns.encoder import PixelSplatEncoder, Views, tiny
+from pixelsplat_ns.pretraining.loss import LossConfig, pretraining_loss
 
 
 def scene_batch(root, key, context, target, size=64):
     views = load_scene(root, "train", key, list(context) + list(target), (size, size), make_baseline_1=True,
                        context=range(len(context)))
     n = len(context)
-    return {"context": {f: views[f][None, :n] for f in VIEW_FIELDS}, "target": {f: views[f][None, n:] for f in VIEW_FIELDS}}
+    views = views.batched()
+    return {"context": views.select((slice(None), slice(0, n))), "target": views.select((slice(None), slice(n, None)))}
 
 
-def two_views() -> dict:
+def two_views() -> Views:
     """Two random 32 x 32 views 0.3 apart, used as both context and targets."""
     extrinsics = torch.eye(4).repeat(1, 2, 1, 1)
     extrinsics[0, 1, 0, 3] = 0.3
     intrinsics = torch.tensor([[0.8, 0, 0.5], [0, 0.8, 0.5], [0, 0, 1.0]]).repeat(1, 2, 1, 1)
-    return {"image": torch.rand(1, 2, 3, 32, 32), "extrinsics": extrinsics, "intrinsics": intrinsics,
-            "near": torch.full((1, 2), 0.5), "far": torch.full((1, 2), 20.0)}
+    return Views(torch.rand(1, 2, 3, 32, 32), extrinsics, intrinsics, torch.full((1, 2), 0.5), torch.full((1, 2), 20.0))
 
 
 def test_a_few_steps_reduce_the_loss_on_a_fixed_scene(tmp_path):

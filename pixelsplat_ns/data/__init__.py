@@ -1,20 +1,13 @@
-"""RealEstate10k / ACID chunks: reading, writing, view sampling and the paper's data conventions."""
+"""The RealEstate10k / ACID chunk format: reading and writing chunks, the paper's view samplers, the
+streaming dataset, converters to and from nerfstudio datasets, and generated datasets in the same format."""
 
-from .bounds import near_far, normalize_baseline
 from .chunks import ChunkFormatError, ChunkScene, ChunkWriter, read_chunk, read_index, write_chunk
 from .dataset import ChunkDataset, ChunkDatasetConfig
-from .samplers import (
-    AllFramesSampler,
-    BoundedSamplerConfig,
-    BoundedViewSampler,
-    EvaluationViewSampler,
-    read_evaluation_index,
-)
-from .scene import load_scene
+from .samplers import BoundedSamplerConfig, BoundedViewSampler, EvaluationViewSampler, read_evaluation_index
+from .scene import load_scene, read_scene, scene_views
 from .skips import SkipReason, SkipScene
 
 __all__ = [
-    "AllFramesSampler",
     "BoundedSamplerConfig",
     "BoundedViewSampler",
     "ChunkDataset",
@@ -26,10 +19,10 @@ __all__ = [
     "SkipReason",
     "SkipScene",
     "load_scene",
-    "near_far",
-    "normalize_baseline",
     "read_chunk",
     "read_evaluation_index",
     "read_index",
+    "read_scene",
+    "scene_views",
     "write_chunk",
 ]

@@ -1,12 +1,8 @@
-"""Camera conventions of the data, each conversion written once.
+"""Cameras of RealEstate10k / ACID chunks, and their horizontal flip (the paper's training augmentation).
 
-- Chunk cameras (RealEstate10k / ACID): ``[N, 18]`` = fx, fy, cx, cy normalized (fx, cx by width; fy, cy by
-  height), two unused zeros, then the row-major 3x4 world-to-camera matrix in OpenCV axes.
-- The project inside: camera-to-world ``[..., 4, 4]`` in OpenCV axes (+x right, +y down, +z forward) and
-  normalized intrinsics ``[..., 3, 3]``. Normalized image coordinates run from 0 to 1 across the image, so
-  pixel ``i`` has its centre at ``(i + 0.5) / width``.
-- nerfstudio: camera-to-world in OpenGL axes (+y up, +z back) and pixel intrinsics with the same
-  pixel-centre convention.
+Chunk cameras are ``[N, 18]`` rows: fx, fy, cx, cy normalized (fx, cx by width; fy, cy by height), two
+unused zeros, then the row-major 3x4 world-to-camera matrix in OpenCV axes. Decoded, they are the project's
+conventions (``pixelsplat_ns.conventions``): camera-to-world OpenCV and normalized intrinsics.
 """
 
 import torch
@@ -14,40 +10,9 @@ from einops import rearrange
 from jaxtyping import Float
 from torch import Tensor
 
-_GL_CV = torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0]))
+from pixelsplat_ns.conventions import homogeneous
+
 _MIRROR_X = torch.diag(torch.tensor([-1.0, 1.0, 1.0, 1.0]))
-
-
-def homogeneous(matrix: Float[Tensor, "*batch 3 4"]) -> Float[Tensor, "*batch 4 4"]:
-    """Append the ``[0, 0, 0, 1]`` row."""
-    bottom = torch.zeros_like(matrix[..., :1, :])
-    bottom[..., 0, 3] = 1.0
-    return torch.cat([matrix, bottom], dim=-2)
-
-
-def convert_c2w_opengl_opencv(c2w: Float[Tensor, "*batch 4 4"]) -> Float[Tensor, "*batch 4 4"]:
-    """OpenGL <-> OpenCV camera-to-world (flips the camera's y and z axes); the map is its own inverse."""
-    return c2w @ _GL_CV.to(c2w)
-
-
-def normalize_intrinsics(
-    intrinsics: Float[Tensor, "*batch 3 3"], width: Tensor | float, height: Tensor | float
-) -> Float[Tensor, "*batch 3 3"]:
-    """Pixel intrinsics -> normalized (row 0 divided by the width, row 1 by the height)."""
-    scale = torch.ones_like(intrinsics[..., :, 0])
-    scale[..., 0] = 1.0 / torch.as_tensor(width, dtype=intrinsics.dtype)
-    scale[..., 1] = 1.0 / torch.as_tensor(height, dtype=intrinsics.dtype)
-    return intrinsics * scale[..., :, None]
-
-
-def denormalize_intrinsics(
-    intrinsics: Float[Tensor, "*batch 3 3"], width: Tensor | float, height: Tensor | float
-) -> Float[Tensor, "*batch 3 3"]:
-    """Normalized intrinsics -> pixels."""
-    scale = torch.ones_like(intrinsics[..., :, 0])
-    scale[..., 0] = torch.as_tensor(width, dtype=intrinsics.dtype)
-    scale[..., 1] = torch.as_tensor(height, dtype=intrinsics.dtype)
-    return intrinsics * scale[..., :, None]
 
 
 def decode_chunk_cameras(
@@ -74,20 +39,6 @@ def encode_chunk_cameras(
     return rows
 
 
-def field_of_view(intrinsics: Float[Tensor, "*batch 3 3"]) -> Float[Tensor, "*batch 2"]:
-    """Horizontal and vertical field of view in radians: the angle between the rays through the middles of
-    opposite image borders (the official ``get_fov``; exact for off-centre principal points too)."""
-    inverse = torch.linalg.inv(intrinsics.double())
-
-    def ray(x: float, y: float) -> Tensor:
-        direction = inverse @ torch.tensor([x, y, 1.0], dtype=torch.float64)
-        return torch.nn.functional.normalize(direction, dim=-1)
-
-    fov_x = (ray(0, 0.5) * ray(1, 0.5)).sum(-1).clamp(-1, 1).acos()
-    fov_y = (ray(0.5, 0) * ray(0.5, 1)).sum(-1).clamp(-1, 1).acos()
-    return torch.stack([fov_x, fov_y], dim=-1).to(intrinsics.dtype)
-
-
 def mirror_cameras(
     c2w: Float[Tensor, "*batch 4 4"], intrinsics: Float[Tensor, "*batch 3 3"]
 ) -> tuple[Float[Tensor, "*batch 4 4"], Float[Tensor, "*batch 3 3"]]:
@@ -98,4 +49,3 @@ def mirror_cameras(
     intrinsics = intrinsics.clone()
     intrinsics[..., 0, 2] = 1.0 - intrinsics[..., 0, 2]
     return mirror @ c2w @ mirror, intrinsics
-

@@ -20,12 +20,15 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from .bounds import max_baseline, near_far, normalize_baseline
-from .cameras import field_of_view, mirror_cameras
+from pixelsplat_ns.encoder.bounds import MIN_BASELINE, max_baseline
+from pixelsplat_ns.encoder.crop import CropIntrinsics
+from pixelsplat_ns.encoder.views import Views, prepare_views
+from pixelsplat_ns.geometry import field_of_view
+
+from .cameras import mirror_cameras
 from .chunks import ChunkFormatError, ChunkScene, chunk_paths, read_chunk
-from .images import CropIntrinsics
 from .samplers import ViewSampler
-from .scene import load_views, scene_cameras
+from .scene import load_frames, scene_cameras
 from .skips import SkipCounter, SkipReason, SkipScene
 
 LOGGER = logging.getLogger("pixelsplat_ns.data")
@@ -68,9 +71,9 @@ def _generator(*seed: int) -> torch.Generator:
 
 
 class ChunkDataset(IterableDataset):
-    """Yields ``{"context": views, "target": views, "scene": key}``; views hold ``image`` [V,3,H,W],
-    ``extrinsics`` [V,4,4] camera-to-world OpenCV, ``intrinsics`` [V,3,3] normalized, ``near``/``far``
-    [V] (the paper's rule on the context views) and ``index`` [V].
+    """Yields ``{"context": Views, "target": Views, "scene": key}``, each ``Views`` one scene's (made by
+    ``prepare_views``: near/far from the context views, ``index`` the frame numbers); a ``DataLoader``
+    batches them into ``Views`` of a batch.
 
     Skipped scenes are logged and counted in ``skips`` (per process: each worker has its own counter).
     """
@@ -184,24 +187,25 @@ class ChunkDataset(IterableDataset):
         if fov > c.max_fov:
             raise SkipScene(SkipReason.FOV_TOO_WIDE, scene.key, f"{fov:.1f} > {c.max_fov} degrees")
         baseline = max_baseline(c2w[context]).item()
-        if baseline < c.baseline_epsilon:
+        if baseline < c.baseline_epsilon or baseline <= MIN_BASELINE:
             raise SkipScene(SkipReason.NEAR_ZERO_BASELINE, scene.key, f"{baseline:.2e} < {c.baseline_epsilon}")
-        if c.make_baseline_1:
-            c2w, _ = normalize_baseline(c2w, context)
         flip = c.augment and torch.rand((), generator=generator).item() < 0.5
         return {"context": context, "target": target, "c2w": c2w, "intrinsics": intrinsics, "flip": flip}
 
     def _load(self, scene: ChunkScene, plan: dict) -> dict:
         c = self.config
-        views = {
-            name: load_views(scene, plan[name], plan["c2w"], plan["intrinsics"], c.image_shape, c.crop_intrinsics)
-            for name in ("context", "target")
-        }
-        near, far = near_far(views["context"]["extrinsics"], views["context"]["intrinsics"], c.image_shape)
-        flip = plan["flip"]
-        for v in views.values():
-            v["near"], v["far"] = near.expand(len(v["index"])).clone(), far.expand(len(v["index"])).clone()
-            if flip:
-                v["image"] = v["image"].flip(-1)
-                v["extrinsics"], v["intrinsics"] = mirror_cameras(v["extrinsics"], v["intrinsics"])
-        return {**views, "scene": scene.key}
+        context, target = plan["context"], plan["target"]
+        indices = torch.cat([context, target])
+        images, intrinsics = load_frames(scene, indices, plan["intrinsics"], c.image_shape, c.crop_intrinsics)
+        views, _ = prepare_views(images, plan["c2w"][indices], intrinsics, range(len(context)), c.make_baseline_1,
+                                 index=indices)
+        if plan["flip"]:
+            views = flipped(views)
+        return {"context": views.select(slice(0, len(context))), "target": views.select(slice(len(context), None)),
+                "scene": scene.key}
+
+
+def flipped(views: Views) -> Views:
+    """The views mirrored horizontally: images flipped, cameras mirrored (``mirror_cameras``)."""
+    extrinsics, intrinsics = mirror_cameras(views.extrinsics, views.intrinsics)
+    return views._replace(images=views.images.flip(-1), extrinsics=extrinsics, intrinsics=intrinsics)

@@ -16,32 +16,14 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from .cameras import (
-    convert_c2w_opengl_opencv,
-    decode_chunk_cameras,
-    denormalize_intrinsics,
-    encode_chunk_cameras,
-    homogeneous,
-    normalize_intrinsics,
-)
+from pixelsplat_ns.conventions import convert_c2w_opengl_opencv, denormalize_intrinsics, from_nerfstudio
+from pixelsplat_ns.nerfstudio_workarounds import NEUTRAL_DATAPARSER_SETTINGS
+
+from .cameras import decode_chunk_cameras, encode_chunk_cameras
 from .chunks import ChunkScene, ChunkWriter, existing_chunk_files
 from .images import encode_jpeg
 
 LOGGER = logging.getLogger("pixelsplat_ns.data")
-
-NEUTRAL_DATAPARSER_SETTINGS = {
-    "orientation_method": "none",
-    "center_method": "none",
-    "auto_scale_poses": False,
-    "scale_factor": 1.0,
-    "eval_mode": "all",
-    "downscale_factor": 1,
-    "assume_colmap_world_coordinate_convention": False,
-    "load_3D_points": False,
-}
-"""Applied to whichever of these fields the chosen dataparser's config has: keep the input's frame and all
-frames, and never write downscaled image copies into the user's folder."""
-
 
 class ConversionError(ValueError):
     """Input that the chunk format cannot represent, or that cannot be read."""
@@ -103,12 +85,9 @@ def read_nerfstudio_scene(data: Path, key: str, dataparser: str = "auto", split:
             "writes a PINHOLE model) and convert the undistorted dataset."
         )
     width, height = cameras.width.flatten().float(), cameras.height.flatten().float()
-    pixel_k = torch.zeros(count, 3, 3)
-    pixel_k[:, 0, 0], pixel_k[:, 1, 1] = cameras.fx.flatten(), cameras.fy.flatten()
-    pixel_k[:, 0, 2], pixel_k[:, 1, 2] = cameras.cx.flatten(), cameras.cy.flatten()
-    pixel_k[:, 2, 2] = 1.0
-    intrinsics = normalize_intrinsics(pixel_k, width, height)
-    c2w = convert_c2w_opengl_opencv(homogeneous(cameras.camera_to_worlds.double())).float()
+    c2w, intrinsics = from_nerfstudio(cameras.camera_to_worlds.double(), cameras.get_intrinsics_matrices(), width,
+                                      height)
+    c2w = c2w.float()
     if not torch.allclose(outputs.dataparser_transform, torch.eye(4)[:3]) or outputs.dataparser_scale != 1:
         LOGGER.warning("%s: the dataparser moved the poses (transform %s, scale %s)", data,
                        outputs.dataparser_transform.tolist(), outputs.dataparser_scale)

@@ -146,17 +146,3 @@ class EvaluationViewSampler:
             raise SkipScene(SkipReason.TOO_FEW_FRAMES, key, f"index needs frame {max(context + list(entry.target))}"
                             f" but the scene has {num_frames}")
         return torch.tensor(context), torch.tensor(entry.target)
-
-
-class AllFramesSampler:
-    """Every frame as a target, for video renders; the context comes from ``context_sampler`` (e.g. the
-    evaluation index) or, without one, is every frame too (as the official "all" sampler)."""
-
-    def __init__(self, context_sampler: ViewSampler | None = None) -> None:
-        self.context_sampler = context_sampler
-
-    def sample(self, key: str, num_frames: int, generator: torch.Generator | None = None, step: int = 0) -> Views:
-        every = torch.arange(num_frames)
-        if self.context_sampler is None:
-            return every, every
-        return self.context_sampler.sample(key, num_frames, generator)[0], every

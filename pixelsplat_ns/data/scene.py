@@ -1,4 +1,4 @@
-"""One scene's views as the encoder wants them, and ``load_scene`` for reading a scene by key."""
+"""Frames of a chunk scene as the encoder's ``Views``, and ``load_scene`` for reading a scene by key."""
 
 from pathlib import Path
 from typing import Sequence
@@ -7,10 +7,12 @@ import torch
 from jaxtyping import Float, Int64
 from torch import Tensor
 
-from .bounds import near_far, normalize_baseline
+from pixelsplat_ns.encoder.crop import CropIntrinsics, resize_and_crop
+from pixelsplat_ns.encoder.views import Views, prepare_views
+
 from .cameras import decode_chunk_cameras
 from .chunks import ChunkScene, read_chunk, read_index
-from .images import CropIntrinsics, FrameDecodeError, decode_frame, resize_and_crop
+from .images import FrameDecodeError, decode_frame
 from .skips import SkipReason, SkipScene
 
 
@@ -28,16 +30,15 @@ def scene_cameras(scene: ChunkScene) -> tuple[Float[Tensor, "frame 4 4"], Float[
     return c2w, intrinsics
 
 
-def load_views(
+def load_frames(
     scene: ChunkScene,
     indices: Int64[Tensor, " view"],
-    c2w: Float[Tensor, "frame 4 4"],
     intrinsics: Float[Tensor, "frame 3 3"],
     image_shape: tuple[int, int],
     crop_intrinsics: CropIntrinsics = "exact",
-) -> dict[str, Tensor]:
-    """Decode, resize and crop the chosen frames: ``image`` [V,3,H,W] in [0,1], ``extrinsics`` [V,4,4],
-    ``intrinsics`` [V,3,3] normalized, ``index`` [V]."""
+) -> tuple[Float[Tensor, "view 3 h w"], Float[Tensor, "view 3 3"]]:
+    """Decode, resize and crop the chosen frames (the crop shim): images in [0, 1] and their normalized
+    intrinsics. Raises ``SkipScene`` for a frame that does not decode."""
     images, cropped = [], []
     for index in indices.tolist():
         try:
@@ -47,12 +48,7 @@ def load_views(
         image, k = resize_and_crop(frame, intrinsics[index], image_shape, crop_intrinsics)
         images.append(image)
         cropped.append(k)
-    return {
-        "image": torch.stack(images),
-        "extrinsics": c2w[indices],
-        "intrinsics": torch.stack(cropped),
-        "index": indices,
-    }
+    return torch.stack(images), torch.stack(cropped)
 
 
 def read_scene(root: Path, split: str, key: str) -> ChunkScene:
@@ -76,28 +72,34 @@ def load_scene(
     make_baseline_1: bool = False,
     crop_intrinsics: CropIntrinsics = "exact",
     context: Sequence[int] | None = None,
-) -> dict[str, Tensor]:
-    """Read frames ``views`` of scene ``key`` from ``<root>/<split>`` through its index.json.
+) -> Views:
+    """Read frames ``views`` of scene ``key`` from ``<root>/<split>`` through its index.json: ``scene_views``
+    of ``read_scene``. Raises ``KeyError`` for an unknown key, and what ``scene_views`` raises."""
+    return scene_views(read_scene(root, split, key), views, image_shape, make_baseline_1, crop_intrinsics, context)
 
-    Returns ``image`` [V,3,H,W] float in [0,1], ``extrinsics`` [V,4,4] camera-to-world OpenCV,
-    ``intrinsics`` [V,3,3] normalized, ``near`` and ``far`` [V] from the paper's rule, and ``index`` [V].
+
+def scene_views(
+    scene: ChunkScene,
+    views: Sequence[int],
+    image_shape: tuple[int, int] = (256, 256),
+    make_baseline_1: bool = False,
+    crop_intrinsics: CropIntrinsics = "exact",
+    context: Sequence[int] | None = None,
+) -> Views:
+    """Frames ``views`` of a chunk scene as ``Views`` of one scene (``prepare_views``), with ``index`` the
+    frame numbers, at ``image_shape`` (h, w) after the crop shim.
+
     ``context`` (positions in ``views``; default: all of them) are the context views, as in the official
     code: their largest baseline sets the scale when ``make_baseline_1`` (it becomes 1) and the near/far
-    planes of every returned view. Raises ``KeyError`` for an unknown key, ``IndexError`` for out-of-range
-    views and a ``ValueError`` for an undecodable frame, each saying what is wrong.
+    planes of every returned view. Raises ``IndexError`` for out-of-range views and a ``ValueError`` for an
+    undecodable frame or context views at one position, each saying what is wrong.
     """
-    scene = read_scene(root, split, key)
     indices = torch.tensor(list(views), dtype=torch.int64)
     if len(indices) == 0 or indices.min() < 0 or indices.max() >= len(scene):
-        raise IndexError(f"views {list(views)} out of range: scene {key!r} has {len(scene)} frames")
+        raise IndexError(f"views {list(views)} out of range: scene {scene.key!r} has {len(scene)} frames")
     positions = torch.arange(len(indices)) if context is None else torch.tensor(list(context), dtype=torch.int64)
     if len(positions) == 0 or positions.min() < 0 or positions.max() >= len(indices):
         raise IndexError(f"context positions {list(positions.tolist())} must index the {len(indices)} requested views")
     c2w, intrinsics = scene_cameras(scene)
-    if make_baseline_1:
-        c2w, _ = normalize_baseline(c2w, indices[positions])
-    result = load_views(scene, indices, c2w, intrinsics, image_shape, crop_intrinsics)
-    near, far = near_far(result["extrinsics"][positions], result["intrinsics"][positions], image_shape)
-    result["near"] = near.expand(len(indices)).clone()
-    result["far"] = far.expand(len(indices)).clone()
-    return result
+    images, cropped = load_frames(scene, indices, intrinsics, image_shape, crop_intrinsics)
+    return prepare_views(images, c2w[indices], cropped, positions, make_baseline_1, index=indices)[0]

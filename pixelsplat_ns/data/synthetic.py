@@ -18,6 +18,7 @@ import multiprocessing
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Iterable, Optional
 
 import numpy as np
 import torch
@@ -435,11 +436,13 @@ def write_synthetic_dataset(
     workers: int = 1,
     overwrite: bool = False,
     max_chunk_bytes: int = 100_000_000,
+    progress: Optional[Callable[[Iterable], Iterable]] = None,
 ) -> dict[str, int]:
     """Write ``num_scenes`` scenes as ``out/{train,test}`` chunks with index.json, plus
     ``out/evaluation_index.json`` (official format) for the test scenes. Scene i is the same for a given
     seed whatever ``num_scenes`` and ``workers`` are; scenes are test scenes by a seeded draw (at least one
-    when there are two or more scenes). Returns the number of scenes per split."""
+    when there are two or more scenes). ``progress`` wraps the stream of rendered scenes (e.g. a tqdm bar).
+    Returns the number of scenes per split."""
     check_config(config)
     out = Path(out)
     index_path = out / "evaluation_index.json"
@@ -454,6 +457,8 @@ def write_synthetic_dataset(
     jobs = [(seed, i, config) for i in range(num_scenes)]
     with multiprocessing.get_context("spawn").Pool(workers) if workers > 1 else nullcontext() as pool:
         results = pool.imap(_render_for_pool, jobs) if pool is not None else map(_render_for_pool, jobs)
+        if progress is not None:
+            results = progress(results)
         for i, item in enumerate(results):
             scene = ChunkScene(
                 item["key"], item["url"], torch.from_numpy(item["timestamps"]), torch.from_numpy(item["cameras"]),

@@ -81,16 +81,18 @@ class EncoderConfig:
     at inference the last 7x7 convolution in the Fourier domain); False runs the official code's
     straightforward arithmetic."""
     linear_as_convolution: bool = True
-    """On CPU, run float32 linear layers through oneDNN as 1x1 convolutions, about 2.2x faster than torch's
-    default (MKL) on AMD CPUs, within float rounding; False keeps torch's default. Read when the encoder is
+    """On CPU, run float32 linear layers through oneDNN as 1x1 convolutions, faster than torch's default
+    (MKL) on AMD CPUs and equal within float rounding; False keeps torch's default. Read when the encoder is
     built."""
 
 
 def paper() -> EncoderConfig:
+    """The official camera-ready encoder (``config/model/encoder/epipolar.yaml``, DINO ResNet-50 + ViT-B/8)."""
     return EncoderConfig()
 
 
 def tiny() -> EncoderConfig:
+    """Every part of the paper's architecture at a width that trains on a CPU (the bundled encoder's)."""
     return EncoderConfig(
         backbone=BackboneConfig(
             resnet=ResNetConfig(block="basic", layers=(1, 1, 1)),
@@ -106,9 +108,6 @@ def tiny() -> EncoderConfig:
             self_attention=ImageSelfAttentionConfig(num_layers=1, num_heads=2, d_dot=16, d_mlp=64),
         ),
     )
-
-
-PRESETS = {"paper": paper, "tiny": tiny}
 
 
 def ablation(config: EncoderConfig, name: Literal["none", "no_epipolar", "no_depth_encoding", "no_sampling"]):

@@ -2,7 +2,7 @@
 
 - Linear layers as channels-last 1x1 convolutions: torch sends float32 matmuls to MKL, whose sgemm takes
   its AVX2 path on AMD CPUs, and convolutions to oneDNN, which uses AVX-512: the same products and sums run
-  about 2.2x faster (``scripts/benchmark_encoder.py`` measures it).
+  faster (``scripts/benchmark_encoder.py`` measures by how much; the README has the figures).
 - Large-kernel convolutions in the Fourier domain, tile by tile (overlap-save): a 7x7 convolution costs
   about a tenth of the multiply-adds; used at inference on large images, where it is faster.
 
@@ -96,10 +96,9 @@ def conv2d_fourier(
 class FourierConv2d(nn.Conv2d):
     """``nn.Conv2d`` (same parameters and state dict; odd square kernel, "same" padding) whose ``fourier``
     method computes the same convolution in the Fourier domain where that is faster: on CPU in float32, at
-    inference, on images of at least ``MIN_FOURIER_SIDE`` pixels. There, at 2 x 256 x 256 with 256 -> 128
-    channels, it takes 0.62 s against oneDNN's 0.85 s; on smaller images, and with autograd's backward at
-    every size measured, the direct convolution was faster. The kernel's spectrum is computed once while
-    the weights stay unchanged."""
+    inference, on images of at least ``MIN_FOURIER_SIDE`` pixels (on smaller images, and with autograd's
+    backward at every size measured, the direct convolution was faster; the README has the figures). The
+    kernel's spectrum is computed once while the weights stay unchanged."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int) -> None:
         super().__init__(in_channels, out_channels, kernel_size, padding=kernel_size // 2)

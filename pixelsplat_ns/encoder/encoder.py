@@ -14,18 +14,37 @@ from pixelsplat_ns.encoder.config import EncoderConfig
 from pixelsplat_ns.encoder.cpu_kernels import Linear
 from pixelsplat_ns.encoder.depth import DepthPredictor
 from pixelsplat_ns.encoder.epipolar import EpipolarTransformer
-from pixelsplat_ns.encoder.gaussian_adapter import Gaussians, to_gaussians
+from pixelsplat_ns.encoder.gaussian_adapter import to_gaussians
+from pixelsplat_ns.encoder.views import Views
+from pixelsplat_ns.gaussians import Gaussians
 from pixelsplat_ns.geometry import image_grid
 from pixelsplat_ns.render.spherical_harmonics import num_sh_bases
 
 
+class BackboneProjection(nn.Sequential):
+    """ReLU, then Linear from the backbone's channels to the feature width (official ``backbone_projection``),
+    applied per pixel as a 1x1 convolution: the same map without moving the largest tensor of the encoder,
+    a full-resolution 512-channel map, to channels-last and back. The ReLU runs in place on it."""
+
+    def __init__(self, d_in: int, d_out: int) -> None:
+        super().__init__(nn.ReLU(), nn.Linear(d_in, d_out))  # the official parameter names
+
+    def forward(self, features: Float[Tensor, "n c h w"]) -> Float[Tensor, "n d h w"]:
+        linear = self[1]
+        return F.conv2d(torch.relu_(features), linear.weight[:, :, None, None], linear.bias)
+
+
 class PixelSplatEncoder(nn.Module):
+    """pixelSplat's encoder (paper, section 3; official ``src/model/encoder/encoder_epipolar.py``): backbone,
+    epipolar transformer, depth distribution and Gaussian adapter. Build it from a configuration
+    (``paper()``, ``tiny()``) or load trained weights with ``pixelsplat_ns.load_encoder``."""
+
     def __init__(self, config: EncoderConfig) -> None:
         super().__init__()
         self.config = config
         d = config.d_feature
         self.backbone = Backbone(config.backbone)
-        self.backbone_projection = nn.Sequential(nn.ReLU(), nn.Linear(config.backbone.d_out, d))
+        self.backbone_projection = BackboneProjection(config.backbone.d_out, d)
         self.epipolar_transformer = (
             EpipolarTransformer(config.epipolar, d, config.num_context_views) if config.use_epipolar_transformer else None
         )
@@ -47,39 +66,37 @@ class PixelSplatEncoder(nn.Module):
 
     def encode(
         self,
-        images: Float[Tensor, "b v 3 h w"],
-        extrinsics: Float[Tensor, "b v 4 4"],
-        intrinsics: Float[Tensor, "b v 3 3"],
-        near: Float[Tensor, "b v"],
-        far: Float[Tensor, "b v"],
+        context: Views,
         deterministic: bool = False,
         generator: Optional[torch.Generator] = None,
     ) -> Gaussians:
-        """Gaussians for a batch of context views.
+        """The Gaussians of a batch of scenes, predicted from their context views (paper, section 3).
 
-        ``images`` in [0, 1]; ``extrinsics`` camera-to-world, OpenCV axes; ``intrinsics`` normalized (fx, cx
-        divided by the width, fy, cy by the height); ``near``/``far`` the depth range per view (see
-        ``pixelsplat_ns.data.bounds`` for the paper's rule). Deterministic mode takes each pixel's most likely
-        depth bin (one Gaussian per pixel) instead of drawing ``gaussians_per_pixel`` bins.
+        ``context`` is a batch of views made by ``prepare_views`` (``pixelsplat_ns.encoder.views``): images
+        ``[b, v, 3, h, w]`` in [0, 1] with h and w multiples of ``size_multiple``, camera-to-world extrinsics in
+        OpenCV axes with the context baseline 1, normalized intrinsics, near and far per view. The Gaussians
+        are in the frame of those extrinsics, ordered (view, pixel row-major, sample).
+
+        Stochastic mode (the default, as in training and the paper's evaluation) draws ``gaussians_per_pixel``
+        depth bins per pixel from the predicted distribution, with ``generator``; ``deterministic`` takes each
+        pixel's most likely bin (one Gaussian per pixel). Opacities are divided by ``gaussians_per_pixel`` in
+        both modes, as the official code does. Raises ``ValueError`` saying what is wrong with the input.
         """
-        self._check_inputs(images, extrinsics, intrinsics, near, far)
+        self._check_inputs(context)
+        images, extrinsics, intrinsics = context.images, context.extrinsics, context.intrinsics
         b, v, _, h, w = images.shape
         flat_images = rearrange(images, "b v c h w -> (b v) c h w").contiguous(memory_format=torch.channels_last)
-        # ReLU and Linear over channels, as a 1x1 convolution: the same map without two transposes of a
-        # 512-channel full-resolution tensor.
-        linear = self.backbone_projection[1]
-        backbone = torch.relu_(self.backbone(flat_images))  # in place: the largest tensor of the encoder
-        features = F.conv2d(backbone, linear.weight[:, :, None, None], linear.bias)
-        features = rearrange(features, "(b v) c h w -> b v c h w", b=b)
+        features = rearrange(self.backbone_projection(self.backbone(flat_images)), "(b v) c h w -> b v c h w", b=b)
         if self.epipolar_transformer is not None:
             features = self.epipolar_transformer(
-                features, extrinsics, intrinsics, near, far, self.config.exact_rewrites, generator
+                features, extrinsics, intrinsics, context.near, context.far, self.config.exact_rewrites, generator
             )
         features = features + rearrange(self.high_resolution_skip(flat_images), "(b v) c h w -> b v c h w", b=b)
         features = rearrange(features, "b v c h w -> b v (h w) c")
 
         samples = 1 if deterministic else self.config.gaussians_per_pixel
-        depths, probabilities = self.depth_predictor(features, near, far, samples, deterministic, generator)
+        depths, probabilities = self.depth_predictor(features, context.near, context.far, samples, deterministic,
+                                                     generator)
         opacities = probabilities
         if self.config.opacity_divided_by_gaussians_per_pixel:
             opacities = opacities / self.config.gaussians_per_pixel
@@ -97,7 +114,10 @@ class PixelSplatEncoder(nn.Module):
 
     forward = encode
 
-    def _check_inputs(self, images, extrinsics, intrinsics, near, far) -> None:
+    def _check_inputs(self, context: Views) -> None:
+        if not isinstance(context, Views):
+            raise TypeError(f"encode takes the context as Views (pixelsplat_ns.encoder.views), got {type(context).__name__}")
+        images, extrinsics, intrinsics, near, far = context[:5]
         if images.dim() != 5 or images.shape[2] != 3:
             raise ValueError(f"images must have shape [B, V, 3, H, W], got {list(images.shape)}")
         b, v, _, h, w = images.shape

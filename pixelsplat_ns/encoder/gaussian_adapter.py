@@ -1,7 +1,6 @@
 """From per-pixel network outputs and sampled depths to world-space Gaussians, as pixelSplat does it, with
 the colours converted once to gsplat's SH basis so that ``rasterize`` renders them directly."""
 
-from dataclasses import dataclass
 from functools import lru_cache
 
 import torch
@@ -9,38 +8,15 @@ from einops import rearrange
 from jaxtyping import Float
 from torch import Tensor
 
+from pixelsplat_ns.conventions import quaternion_to_matrix, xyzw_to_wxyz
+from pixelsplat_ns.gaussians import Gaussians
 from pixelsplat_ns.geometry import pixel_size_at_unit_depth, world_rays
 from pixelsplat_ns.render.spherical_harmonics import num_sh_bases, sh_rotation_matrix
-
-
-@dataclass
-class Gaussians:
-    """Gaussians in the world frame, flattened in pixelSplat's order (view, pixel row-major, sample)."""
-
-    means: Float[Tensor, "b g 3"]
-    covariances: Float[Tensor, "b g 3 3"]
-    opacities: Float[Tensor, "b g"]
-    harmonics: Float[Tensor, "b g k 3"]  # gsplat's SH basis; the official renderer used degrees 0-3
 
 
 def sh_mask(degree: int) -> Float[Tensor, " k"]:
     """1 for the DC term and 0.1 * 0.25^l for degree l: colours start out nearly view-independent."""
     return torch.cat([torch.full((2 * l + 1,), 1.0 if l == 0 else 0.1 * 0.25**l) for l in range(degree + 1)])
-
-
-def quaternion_xyzw_to_matrix(q: Float[Tensor, "*batch 4"], eps: float = 1e-8) -> Float[Tensor, "*batch 3 3"]:
-    """Rotation matrix of an xyzw quaternion (pixelSplat's order; 2 / (|q|^2 + eps) as it computes it)."""
-    i, j, k, r = q.unbind(-1)
-    two_s = 2 / ((q * q).sum(-1) + eps)
-    matrix = torch.stack(
-        [
-            1 - two_s * (j * j + k * k), two_s * (i * j - k * r), two_s * (i * k + j * r),
-            two_s * (i * j + k * r), 1 - two_s * (i * i + k * k), two_s * (j * k - i * r),
-            two_s * (i * k - j * r), two_s * (j * k + i * r), 1 - two_s * (i * i + j * j),
-        ],
-        dim=-1,
-    )
-    return rearrange(matrix, "... (i j) -> ... i j", i=3)
 
 
 # The official renderer (a modified Inria rasterizer) evaluates the 3DGS basis at (d.z, d.x, d.y), which
@@ -97,7 +73,7 @@ def to_gaussians(
     scales = low + (high - low) * torch.sigmoid(scales)
     scales = scales[..., None, :] * (depths * pixel_footprint(intrinsics, h, w)[:, :, None, None])[..., None]
     quaternions = quaternions / (quaternions.norm(dim=-1, keepdim=True) + 1e-8)
-    rotation = quaternion_xyzw_to_matrix(quaternions)[..., None, :, :]  # shared by the samples
+    rotation = quaternion_to_matrix(xyzw_to_wxyz(quaternions))[..., None, :, :]  # shared by the samples
     camera_covariances = rotation @ torch.diag_embed(scales * scales) @ rotation.transpose(-1, -2)
     c2w = extrinsics[:, :, None, None, :3, :3]
     covariances = c2w @ camera_covariances @ c2w.transpose(-1, -2)

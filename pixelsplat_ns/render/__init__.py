@@ -1,5 +1,6 @@
-"""Gaussian rendering: ``rasterize`` is the one entry point every part of the project uses."""
+"""Gaussian rendering: ``rasterize`` (gsplat's conventions) and ``render_views`` (the project's cameras)."""
 
 from pixelsplat_ns.render.rasterize import rasterize
+from pixelsplat_ns.render.views import render_gaussians, render_views
 
-__all__ = ["rasterize"]
+__all__ = ["rasterize", "render_gaussians", "render_views"]

@@ -12,6 +12,8 @@ from einops import rearrange
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from pixelsplat_ns.conventions import quaternion_to_matrix
+
 
 @dataclass
 class Projection:
@@ -25,15 +27,7 @@ class Projection:
 
 def quat_scale_to_covar(quats: Float[Tensor, "N 4"], scales: Float[Tensor, "N 3"]) -> Float[Tensor, "N 3 3"]:
     """R S S^T R^T from wxyz quaternions (normalized here, as gsplat does) and linear scales."""
-    w, x, y, z = torch.nn.functional.normalize(quats, dim=-1).unbind(-1)
-    rotation = torch.stack(
-        [
-            1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-            2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-            2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
-        ],
-        dim=-1,
-    ).reshape(-1, 3, 3)
+    rotation = quaternion_to_matrix(torch.nn.functional.normalize(quats, dim=-1))
     m = rotation * scales[:, None, :]
     return m @ m.transpose(-1, -2)
 

@@ -1,7 +1,6 @@
 """The per-scene datamanager: nerfstudio's full-image datamanager (so every dataparser works) plus the choice
-and checks of the context views the encoder sees. Imported by ``pixelsplat_ns.config``: keep it light."""
+and checks of the context views the encoder sees."""
 
-import dataclasses
 from pathlib import Path
 
 import torch
@@ -9,38 +8,34 @@ from nerfstudio.cameras.cameras import CameraType
 from nerfstudio.data.datamanagers.full_images_datamanager import FullImageDatamanager
 from nerfstudio.utils.rich_utils import CONSOLE
 
+from pixelsplat_ns.nerfstudio_workarounds import parse_input_frame, without_dataparser_alpha
+
 from .context import ContextError, check_cameras, choose_context_views
-from .nerfstudio_convert import NEUTRAL_DATAPARSER_SETTINGS
 
 
 def check_training_cameras(dataparser_outputs) -> list[str]:
-    """Check the training cameras a dataparser produced; returns the image names."""
+    """Check the training cameras a dataparser produced (``check_cameras``); returns the image names."""
     cameras = dataparser_outputs.cameras
     names = [Path(f).name for f in dataparser_outputs.image_filenames]
     check_cameras(cameras.camera_to_worlds, [CameraType(int(t)).name for t in cameras.camera_type.flatten()], names)
     return names
 
 
-def check_input_cameras(dataparser_config, data) -> None:
-    """Check the training cameras as the input gives them, before nerfstudio re-centres and scales them: its
-    dataparsers divide by zero for a single view or views at one position, and spread a NaN pose to all."""
-    neutral = {k: v for k, v in NEUTRAL_DATAPARSER_SETTINGS.items()
-               if k != "eval_mode" and hasattr(dataparser_config, k)}
-    config = dataclasses.replace(dataparser_config, **neutral)
-    if data is not None:
-        config.data = Path(data)
-    check_training_cameras(config.setup().get_dataparser_outputs(split="train"))
-
-
 class PixelSplatDataManager(FullImageDatamanager):
     """Full images of the dataparser's splits, with ``context_indices`` (into the training images): the views
     the encoder sees. The other training views are the targets for refinement; the eval split is for ns-eval
-    (when it is empty, the training views are evaluated, with a warning)."""
+    (when it is empty, the training views are evaluated, with a warning). RGBA images reach the model as they
+    are: it composites context views, targets and renders onto its own background."""
 
     def __init__(self, config, device="cpu", test_mode="val", world_size=1, local_rank=0, **kwargs) -> None:
         self.context_indices: tuple[int, ...] = ()
-        check_input_cameras(config.dataparser, config.data)
-        super().__init__(config, device, test_mode, world_size, local_rank, **kwargs)
+        # The input's own cameras first: nerfstudio's normalization would hide what is wrong with them.
+        check_training_cameras(parse_input_frame(config.dataparser, config.data))
+        rgba_config = without_dataparser_alpha(config)
+        if rgba_config is not config:
+            CONSOLE.log(f"pixelsplat composites RGBA images onto the model's background, not the dataparser's alpha "
+                        f"color ({config.dataparser.alpha_color})")
+        super().__init__(rgba_config, device, test_mode, world_size, local_rank, **kwargs)
         names = check_training_cameras(self.train_dataparser_outputs)
         self.context_indices = self._context_indices(self.train_dataset.cameras.camera_to_worlds, names)
         CONSOLE.log(f"pixelsplat context views: {', '.join(names[i] for i in self.context_indices)}")

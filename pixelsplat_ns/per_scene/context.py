@@ -1,14 +1,13 @@
-"""Two views of a nerfstudio dataset -> the encoder's inputs, and the checks that make them safe to use.
+"""The context views of a nerfstudio dataset: which training views they are, the checks that make them safe
+to use, and their conversion to the encoder's ``Views``.
 
 nerfstudio hands over camera-to-world matrices in OpenGL axes and pixel intrinsics, at whatever size the
-images have. The encoder wants OpenCV axes, normalized intrinsics, images whose sides are multiples of 16,
-a context baseline of 1 and the paper's near/far planes. Everything here is one conversion each; the
-Gaussians the encoder predicts come back to the dataparser's frame by the baseline (see
-``pixelsplat_ns.splats.scale_gaussians``).
+images have. The images are resized to the encoder's input size here; the cameras are converted by
+``pixelsplat_ns.conventions`` and the paper's input rules applied by ``prepare_views``. The Gaussians the
+encoder predicts come back to the dataparser's frame by the returned scale (``Gaussians.scaled``).
 """
 
 import math
-from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np
@@ -17,38 +16,25 @@ from jaxtyping import Float
 from PIL import Image
 from torch import Tensor
 
-from .bounds import max_baseline, near_far, normalize_baseline
-from .cameras import convert_c2w_opengl_opencv, homogeneous, normalize_intrinsics
-from .images import resize_and_crop
+from pixelsplat_ns.conventions import from_nerfstudio
+from pixelsplat_ns.encoder.bounds import MIN_BASELINE
+from pixelsplat_ns.encoder.crop import resize_and_crop
+from pixelsplat_ns.encoder.views import DegenerateBaseline, Views, prepare_views
 
-PATCH = 16
-"""Image sides must be multiples of this (the ViT's 8-pixel patches after the 2x epipolar downscale)."""
-MIN_BASELINE = 1e-6
-"""Context cameras closer than this (dataparser units) are treated as the same position."""
+SIZE_MULTIPLE = 16
+"""Image sides must be multiples of this for every encoder preset (``PixelSplatEncoder.size_multiple``)."""
 
 
 class ContextError(ValueError):
     """Context views the encoder cannot use; the message says what is wrong and how to fix it."""
 
 
-@dataclass
-class ContextViews:
-    """One scene's encoder inputs (batch of 1) and the scale that maps its frame back to the dataparser's."""
-
-    images: Float[Tensor, "1 v 3 h w"]
-    extrinsics: Float[Tensor, "1 v 4 4"]  # camera-to-world, OpenCV axes, context baseline 1
-    intrinsics: Float[Tensor, "1 v 3 3"]  # normalized
-    near: Float[Tensor, "1 v"]
-    far: Float[Tensor, "1 v"]
-    baseline: float  # multiply encoder-frame lengths by this to return to the dataparser's frame
-
-
-def encoder_shape(height: int, width: int, short_side: int) -> tuple[int, int]:
+def encoder_shape(height: int, width: int, short_side: int, multiple: int = SIZE_MULTIPLE) -> tuple[int, int]:
     """Image size for the encoder: the shorter side becomes ``short_side``, the longer one keeps the aspect
-    ratio rounded down to a multiple of 16 (the rest is cropped, centred)."""
-    if short_side % PATCH or short_side <= 0:
-        raise ContextError(f"the context image side must be a positive multiple of {PATCH}, got {short_side}")
-    long_side = max(PATCH, math.floor(max(height, width) * short_side / min(height, width) / PATCH) * PATCH)
+    ratio rounded down to a multiple of ``multiple`` (the rest is cropped, centred)."""
+    if short_side % multiple or short_side <= 0:
+        raise ContextError(f"the context image side must be a positive multiple of {multiple}, got {short_side}")
+    long_side = max(multiple, math.floor(max(height, width) * short_side / min(height, width) / multiple) * multiple)
     return (short_side, long_side) if height <= width else (long_side, short_side)
 
 
@@ -112,11 +98,15 @@ def context_views(
     short_side: int,
     background: Optional[Float[Tensor, " 3"]] = None,
     names: Optional[Sequence[str]] = None,
-) -> ContextViews:
-    """The encoder's inputs for context views given as nerfstudio has them (OpenGL camera-to-world, pixel
-    intrinsics for each image's own size). Each image is resized so that its shorter side is ``short_side``
-    and centre-cropped to multiples of 16, with the intrinsics following exactly (off-centre principal points
-    and non-square pixels included); the scene is scaled so that the context baseline is 1."""
+    multiple: int = SIZE_MULTIPLE,
+) -> tuple[Views, float]:
+    """The encoder's context (a batch of one scene) from views as nerfstudio has them (OpenGL camera-to-world,
+    pixel intrinsics for each image's own size), and the scale back to the dataparser's frame.
+
+    Each image is composited onto ``background``, resized so that its shorter side is ``short_side`` and
+    centre-cropped to multiples of ``multiple`` (``encoder_shape``), with the intrinsics following exactly
+    (off-centre principal points and non-square pixels included); ``prepare_views`` then scales the scene so
+    that the context baseline is 1. Raises ``ContextError`` for views of different sizes or at one position."""
     names = names or [f"view {i}" for i in range(len(images))]
     sizes = {(int(image.shape[0]), int(image.shape[1])) for image in images}
     if len(sizes) != 1:
@@ -124,30 +114,16 @@ def context_views(
         raise ContextError(f"the context views have different sizes ({listed}); pixelSplat encodes views of one "
                            "size: resize the images or choose others with --pipeline.datamanager.context-views")
     (height, width), = sizes
-    shape = encoder_shape(height, width, short_side)
+    shape = encoder_shape(height, width, short_side, multiple)
     background = torch.zeros(3) if background is None else background
-    c2w = convert_c2w_opengl_opencv(homogeneous(camera_to_worlds.float()))
-    baseline = float(max_baseline(c2w))
-    if not math.isfinite(baseline) or baseline <= MIN_BASELINE:
+    extrinsics, normalized = from_nerfstudio(camera_to_worlds.float(), intrinsics.float(), width, height)
+    resized, cropped = zip(*(resize_and_crop(to_pil(image, background), k, shape, crop_intrinsics="exact")
+                             for image, k in zip(images, normalized)))
+    try:
+        views, scale = prepare_views(torch.stack(resized), extrinsics, torch.stack(cropped), range(len(images)))
+    except DegenerateBaseline as error:
         raise ContextError(f"the context views {', '.join(names)} are taken from the same position (baseline "
-                           f"{baseline:.3g}): pixelSplat needs two views from different positions; choose others "
-                           "with --pipeline.datamanager.context-views I J")
-    c2w, baseline = normalize_baseline(c2w, torch.arange(len(c2w)))
-
-    resized, normalized = [], []
-    for image, k in zip(images, intrinsics):
-        pixels, k_crop = resize_and_crop(to_pil(image, background), normalize_intrinsics(k.float(), width, height),
-                                         shape, crop_intrinsics="exact")
-        resized.append(pixels)
-        normalized.append(k_crop)
-    normalized = torch.stack(normalized)
-    near, far = near_far(c2w, normalized, shape)
-    views = len(images)
-    return ContextViews(
-        images=torch.stack(resized)[None],
-        extrinsics=c2w[None],
-        intrinsics=normalized[None],
-        near=near.expand(views)[None].clone(),
-        far=far.expand(views)[None].clone(),
-        baseline=baseline,
-    )
+                           f"{error.baseline:.3g}): "
+                           "pixelSplat needs two views from different positions; choose others with "
+                           "--pipeline.datamanager.context-views I J") from error
+    return views.batched(), scale

@@ -1,6 +1,5 @@
-"""Map a Gaussian splat .ply from nerfstudio's dataparser frame back into the input data's own frame.
-
-    python scripts/ply_to_input_frame.py IN.ply DATAPARSER_TRANSFORMS.json OUT.ply [--force]
+"""A Gaussian splat .ply mapped from nerfstudio's dataparser frame back into the input data's own frame
+(the logic of ``pixelsplat-ply-to-input-frame``).
 
 ``ns-export gaussian-splat`` writes the standard 3DGS layout (x y z, nx ny nz, f_dc_*, f_rest_* channel-major,
 opacity as a logit, scale_* as logs, rot_* as wxyz quaternions) in the frame the model was trained in: the
@@ -8,7 +7,7 @@ dataparser maps an input point p to ``s * (R p + t)``, with ``transform = [R | t
 stored in the run's ``dataparser_transforms.json``. This script undoes that map:
 
 - positions ``p = R^T (x / s - t)``; normals ``R^T n``;
-- rotations: each quaternion is left-multiplied by R^T's and renormalized;
+- rotations: each quaternion is left-multiplied by R^T's and renormalized (``pixelsplat_ns.conventions``);
 - log-scales minus ``log(s)``;
 - SH coefficients of degree >= 1 rotated by R^T (``sh_rotation_matrix``, gsplat's basis = the 3DGS one), so
   every Gaussian shows the same colour from the same physical direction.
@@ -19,7 +18,6 @@ comment recording the conversion is added; a converted file is refused as input.
 overwritten, an existing OUT only with ``--force``.
 """
 
-import argparse
 import json
 import math
 from pathlib import Path
@@ -27,15 +25,17 @@ from pathlib import Path
 import numpy as np
 import torch
 from plyfile import PlyData
-from scipy.spatial.transform import Rotation
 
+from pixelsplat_ns.conventions import matrix_to_quaternion, quaternion_multiply
 from pixelsplat_ns.render.spherical_harmonics import MAX_SH_DEGREE, num_sh_bases, sh_rotation_matrix
 
 POSITION = ("x", "y", "z")
 NORMAL = ("nx", "ny", "nz")
 SCALE = ("scale_0", "scale_1", "scale_2")
 QUATERNION = ("rot_0", "rot_1", "rot_2", "rot_3")  # w x y z
-CONVERTED_COMMENT = "Mapped to the input data's frame by pixelsplat-ns scripts/ply_to_input_frame.py"
+CONVERTED_COMMENT = "Mapped to the input data's frame by pixelsplat-ply-to-input-frame"
+CONVERTED_COMMENTS = (CONVERTED_COMMENT, "Mapped to the input data's frame by pixelsplat-ns scripts/ply_to_input_frame.py")
+"""The comment marks a converted file; the second is what version 0.1 wrote."""
 DATAPARSER_ONLY_COMMENTS = ("Vertical Axis: z",)
 ROTATION_TOLERANCE = 1e-4
 
@@ -86,7 +86,7 @@ def read_splat(path: Path) -> tuple[PlyData, int]:
         raise ConversionError(f"{path} is not a readable .ply file: {error}") from error
     if "vertex" not in ply:
         raise ConversionError(f"{path} has no 'vertex' element: it is not a Gaussian splat .ply")
-    if CONVERTED_COMMENT in ply.comments:
+    if set(CONVERTED_COMMENTS) & set(ply.comments):
         raise ConversionError(f"{path} was already mapped to the input frame; converting it again would be wrong")
     names = set(ply["vertex"].data.dtype.names)
     missing = [name for name in POSITION + SCALE + QUATERNION if name not in names]
@@ -104,18 +104,6 @@ def read_splat(path: Path) -> tuple[PlyData, int]:
         raise ConversionError(f"{path} has {rest} f_rest_* fields; a 3DGS .ply has f_rest_0 .. f_rest_(n - 1) "
                               f"with n one of {valid} (SH degrees 0-{MAX_SH_DEGREE})")
     return ply, degrees[rest]
-
-
-def quaternion_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Hamilton product of wxyz quaternions: the rotation a after b."""
-    aw, ax, ay, az = np.moveaxis(a, -1, 0)
-    bw, bx, by, bz = np.moveaxis(b, -1, 0)
-    return np.stack([
-        aw * bw - ax * bx - ay * by - az * bz,
-        aw * bx + ax * bw + ay * bz - az * by,
-        aw * by - ax * bz + ay * bw + az * bx,
-        aw * bz + ax * by - ay * bx + az * bw,
-    ], axis=-1)
 
 
 def to_input_frame(vertices: np.ndarray, degree: int, rotation: np.ndarray, translation: np.ndarray,
@@ -136,8 +124,8 @@ def to_input_frame(vertices: np.ndarray, degree: int, rotation: np.ndarray, tran
     if NORMAL[0] in vertices.dtype.names:
         write(NORMAL, read(NORMAL) @ rotation)
     write(SCALE, read(SCALE) - math.log(scale))
-    inverse = Rotation.from_matrix(rotation.T).as_quat()  # xyzw
-    quats = quaternion_product(np.roll(inverse, 1), read(QUATERNION))
+    inverse = matrix_to_quaternion(torch.from_numpy(rotation.T.copy()))
+    quats = quaternion_multiply(inverse, torch.from_numpy(read(QUATERNION))).numpy()
     norms = np.linalg.norm(quats, axis=-1, keepdims=True)
     write(QUATERNION, np.divide(quats, norms, out=np.zeros_like(quats), where=norms > 0))
     if degree > 0:
@@ -166,21 +154,3 @@ def convert(input_path: Path, transforms_path: Path, output_path: Path, force: b
     output_path.parent.mkdir(parents=True, exist_ok=True)
     ply.write(str(output_path))
     return len(vertex.data), degree
-
-
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("input", type=Path, help="Gaussian splat .ply from ns-export gaussian-splat")
-    parser.add_argument("transforms", type=Path, help="the run's dataparser_transforms.json")
-    parser.add_argument("output", type=Path, help=".ply to write, in the input data's frame")
-    parser.add_argument("--force", action="store_true", help="overwrite the output if it exists")
-    args = parser.parse_args(argv)
-    try:
-        count, degree = convert(args.input, args.transforms, args.output, args.force)
-    except ConversionError as error:  # bad input: say why, no traceback
-        raise SystemExit(f"error: {error}") from error
-    print(f"wrote {count:,} Gaussians (SH degree {degree}) in the input data's frame to {args.output}")
-
-
-if __name__ == "__main__":
-    main()

@@ -1,7 +1,8 @@
-"""Your own photos with known cameras -> a nerfstudio-data folder (images/ + transforms.json).
+"""Your own photos with known cameras -> a nerfstudio-data folder (images/ + transforms.json): the logic of
+``pixelsplat-process-data cameras``.
 
-    python scripts/make_transforms.py --cameras photos/cameras.json --out scenes/mine
-    ns-train pixelsplat --data scenes/mine
+    pixelsplat-process-data cameras --cameras photos/cameras.json --output-dir outputs/scenes/mine
+    ns-train pixelsplat --data outputs/scenes/mine
 
 For photos whose cameras are not known, let COLMAP find them instead:
 ``ns-process-data images --data PHOTOS --output-dir OUT``.
@@ -26,6 +27,8 @@ unique). ``transforms.json`` gets ``fl_x, fl_y, cx, cy, w, h`` at the top when a
 frame), ``camera_model: "OPENCV"`` and each frame's ``file_path`` and 4x4 OpenGL camera-to-world
 ``transform_matrix``, nerfstudio's convention. Nothing is written when any input is wrong; an OUT that is not
 empty is written into only with ``--overwrite``, and OUT may not hold the inputs.
+
+``CamerasError`` says what is wrong with an input and how to fix it.
 """
 
 import json
@@ -36,12 +39,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import tyro
 from PIL import Image
 
-from pixelsplat_ns.data.cameras import convert_c2w_opengl_opencv, homogeneous
+from pixelsplat_ns.conventions import convert_c2w_opengl_opencv, homogeneous
 
-LOGGER = logging.getLogger("make_transforms")
+LOGGER = logging.getLogger(__name__)
 CONVENTIONS = ("opencv", "opengl")
 POSES = ("camera_to_world", "world_to_camera")
 INTRINSICS = ("fx", "fy", "cx", "cy")
@@ -51,21 +53,6 @@ EXIF_ORIENTATION = 0x0112
 
 class CamerasError(ValueError):
     """Input that cannot become a nerfstudio dataset; the message says what is wrong and how to fix it."""
-
-
-@dataclass
-class Args:
-    """Your photos and known cameras -> OUT/images + OUT/transforms.json for `ns-train pixelsplat --data OUT`.
-    The cameras JSON format is described at the top of scripts/make_transforms.py."""
-
-    cameras: Path
-    """Cameras JSON (the format is in this script's docstring)."""
-    out: Path
-    """Output folder: images/ and transforms.json are written here."""
-    images: Path | None = None
-    """Folder that relative image paths are resolved against (default: the cameras JSON's folder)."""
-    overwrite: bool = False
-    """Write into OUT although it is not empty (files of the same names are replaced)."""
 
 
 @dataclass(frozen=True)
@@ -212,7 +199,7 @@ def _check_out(out: Path, inputs: list[Path], overwrite: bool) -> None:
         raise CamerasError(f"{out} is not empty; choose another folder or pass --overwrite")
 
 
-def make_transforms(cameras: Path, out: Path, images: Path | None = None, overwrite: bool = False) -> dict:
+def scene_from_cameras(cameras: Path, out: Path, images: Path | None = None, overwrite: bool = False) -> dict:
     """Check everything, then copy the images into OUT/images and write OUT/transforms.json (returned)."""
     frames = read_frames(cameras, images)
     root = Path(images if images is not None else Path(cameras).parent)
@@ -233,16 +220,3 @@ def make_transforms(cameras: Path, out: Path, images: Path | None = None, overwr
         shutil.copyfile(frame.source, target)
     (Path(out) / "transforms.json").write_text(json.dumps(transforms, indent=1))
     return transforms
-
-
-def main(args: Args) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    transforms = make_transforms(args.cameras, args.out, args.images, args.overwrite)
-    print(f"wrote {len(transforms['frames'])} frames to {args.out}; train with: ns-train pixelsplat --data {args.out}")
-
-
-if __name__ == "__main__":
-    try:
-        main(tyro.cli(Args))
-    except CamerasError as error:  # bad input: say why, no traceback
-        raise SystemExit(f"error: {error}") from error

@@ -1,4 +1,5 @@
-"""Scene scale: the baseline normalization and the paper's near/far rule (the official "bounds shim")."""
+"""Scene scale: the context baseline and the paper's near/far rule (official ``make_baseline_1`` and bounds
+shim). ``prepare_views`` (``pixelsplat_ns.encoder.views``) applies them; nothing else should."""
 
 from jaxtyping import Float
 from torch import Tensor
@@ -9,6 +10,9 @@ NEAR_DISPARITY = 3.0
 """Near plane disparity in multiples of the image's shorter side in pixels (official encoder config)."""
 FAR_DISPARITY = 0.5
 """Far plane disparity in pixels (hard-coded in the official encoder)."""
+MIN_BASELINE = 1e-6
+"""Context cameras closer than this are at one position: no depth can be seen between them (the official
+bounds shim clamps the baseline at this value)."""
 
 
 def max_baseline(extrinsics: Float[Tensor, "*batch view 4 4"]) -> Float[Tensor, " *batch"]:
@@ -35,17 +39,16 @@ def near_far(
     image_shape: tuple[int, int],
     near_disparity: float = NEAR_DISPARITY,
     far_disparity: float = FAR_DISPARITY,
-    min_baseline: float = 1e-6,
 ) -> tuple[Float[Tensor, " *batch"], Float[Tensor, " *batch"]]:
     """Near and far depth for a set of context views, as the paper computes them: the depths at which the
     views' largest baseline spans ``near_disparity * min(h, w)`` and ``far_disparity`` pixels:
     ``depth(d) = baseline / (d * mean pixel size at depth 1)``, the mean taken over x, y and the views.
 
     ``extrinsics`` camera-to-world, ``intrinsics`` normalized, ``image_shape`` (h, w) of the images the
-    encoder sees. The baseline is clamped at ``min_baseline`` as in the official code.
+    encoder sees. The baseline is clamped at ``MIN_BASELINE`` as in the official code.
     """
     h, w = image_shape
-    baseline = max_baseline(extrinsics).clamp(min=min_baseline)
+    baseline = max_baseline(extrinsics).clamp(min=MIN_BASELINE)
     mean_pixel_size = pixel_size_at_unit_depth(intrinsics, h, w).flatten(-2).mean(dim=-1)
     near = baseline / (near_disparity * min(h, w) * mean_pixel_size)
     far = baseline / (far_disparity * mean_pixel_size)

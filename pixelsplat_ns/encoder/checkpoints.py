@@ -7,7 +7,7 @@ torch's tensor-rebuilding allowlist into an inert placeholder.
 
 import pickle
 import re
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional, Union
 
@@ -15,17 +15,20 @@ import torch
 import yaml
 from torch import Tensor
 
-from pixelsplat_ns.encoder import EncoderConfig, PixelSplatEncoder, ablation, paper
 from pixelsplat_ns.encoder.config import (
     BackboneConfig,
+    EncoderConfig,
     EpipolarConfig,
     ImageSelfAttentionConfig,
     ResNetConfig,
     ViTConfig,
+    ablation,
+    paper,
 )
+from pixelsplat_ns.encoder.encoder import PixelSplatEncoder
 
 FORMAT = "pixelsplat-ns-encoder"
-BUNDLED_TINY_ENCODER = Path(__file__).parent / "weights" / "tiny_synthetic.pt"
+BUNDLED_TINY_ENCODER = Path(__file__).parents[1] / "weights" / "tiny_synthetic.pt"
 """The tiny preset trained on the synthetic dataset on a CPU (README: "The bundled encoder")."""
 VERSION = 1
 PAPER_IMAGE_SHAPE = (256, 256)
@@ -69,14 +72,6 @@ def rename_official_key(key: str) -> Union[str, None]:
         if re.match(pattern, key):
             return None if replacement is UNUSED else re.sub(pattern, replacement, key, count=1)
     return key
-
-
-def to_official_key(ours: str, official_keys: list[str]) -> str:
-    """Inverse of ``rename_official_key`` over a known list of official keys (for tests and tools)."""
-    matches = [k for k in official_keys if rename_official_key(k) == ours]
-    if len(matches) != 1:
-        raise KeyError(ours)
-    return matches[0]
 
 
 class _Inert:
@@ -240,40 +235,69 @@ def _plain(loader: yaml.SafeLoader, _suffix: str, node: yaml.Node):
 _PlainDataLoader.add_multi_constructor("tag:yaml.org,2002:python/", _plain)
 
 
-def _pretraining_run(path: Path) -> tuple[Path, Path]:
-    """(config.yml, checkpoint) of a ``ns-train pixelsplat-pretrain`` run, given either of them."""
-    if path.suffix in (".yml", ".yaml"):
-        checkpoints = sorted((path.parent / "nerfstudio_models").glob("step-*.ckpt"))
-        if not checkpoints:
-            raise CheckpointError(f"no step-*.ckpt in {path.parent / 'nerfstudio_models'}: the run saved no checkpoint")
-        return path, checkpoints[-1]
-    config = path.parent.parent / "config.yml"
-    if not config.is_file():
-        raise CheckpointError(f"{path} is a nerfstudio checkpoint, but {config} (its run's config, which says "
-                              "which encoder it holds) is missing")
-    return config, path
+@dataclass
+class PretrainingRun:
+    """The encoder of a ``ns-train pixelsplat-pretrain`` run at one of its checkpoints."""
+
+    config: EncoderConfig
+    state_dict: dict[str, Tensor]
+    image_shape: tuple[int, int]
+    """(h, w) of the images it was trained on."""
+    step: int
+    checkpoint: Path
+
+
+def read_pretraining_run(path: Union[str, Path], step: Optional[int] = None) -> PretrainingRun:
+    """A ``pixelsplat-pretrain`` run's encoder, given its config.yml (then the checkpoint of ``step``, by
+    default the latest) or one of its ``nerfstudio_models/step-*.ckpt``.
+
+    The run's config.yml is read as plain data: nothing it names is imported or constructed (nerfstudio's own
+    loader would construct every class it names). Raises ``CheckpointError`` saying what is missing."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no run config or checkpoint at {path}")
+    if path.suffix not in (".yml", ".yaml"):
+        return _run_of_checkpoint(path, read_checkpoint(path))
+    models = path.parent / "nerfstudio_models"
+    checkpoints = sorted(models.glob("step-*.ckpt"))
+    if step is not None:
+        checkpoints = [c for c in checkpoints if c.name == f"step-{step:09d}.ckpt"]
+    if not checkpoints:
+        which = "the run saved no checkpoint" if step is None else f"no checkpoint of step {step}"
+        raise CheckpointError(f"no step-*.ckpt in {models}: {which}")
+    return _run_of_checkpoint(checkpoints[-1], read_checkpoint(checkpoints[-1]), path)
+
+
+def _run_of_checkpoint(path: Path, checkpoint: dict, config_path: Optional[Path] = None) -> PretrainingRun:
+    """The run whose checkpoint ``path`` holds ``checkpoint``; its config.yml is two folders up."""
+    config_path = config_path or path.parent.parent / "config.yml"
+    if not config_path.is_file():
+        raise CheckpointError(f"{path} is a nerfstudio checkpoint, but {config_path} (its run's config, which "
+                              "says which encoder it holds) is missing")
+    try:
+        run = yaml.load(config_path.read_text(), Loader=_PlainDataLoader)
+        config = config_from_dict(run["pipeline"]["model"]["encoder"])
+        image_shape = tuple(run["pipeline"]["datamanager"]["dataset"]["image_shape"])
+    except (yaml.YAMLError, UnicodeDecodeError, KeyError, TypeError) as error:
+        raise CheckpointError(f"{config_path} is not the config of a pixelsplat-pretrain run") from error
+    return PretrainingRun(config, encoder_from_pretraining(checkpoint, config), image_shape,
+                          int(checkpoint.get("step", -1)), path)
 
 
 def read_encoder(path: Union[str, Path]) -> tuple[EncoderConfig, dict[str, Tensor], tuple[int, int]]:
     """Configuration, weights and training image size (h, w) from any encoder file: a converted checkpoint,
-    an official Lightning ``.ckpt``, or a ``pixelsplat-pretrain`` run (its config.yml or a step-*.ckpt)."""
+    an official Lightning ``.ckpt``, or a ``pixelsplat-pretrain`` run (its config.yml or a step-*.ckpt).
+    Raises ``FileNotFoundError`` or ``CheckpointError`` saying what is wrong."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint or run config at {path}")
     if path.suffix in (".yml", ".yaml"):
-        config_path, checkpoint_path = _pretraining_run(path)
-        checkpoint = read_checkpoint(checkpoint_path)
-    else:
-        checkpoint = read_checkpoint(path)
-        config_path = _pretraining_run(path)[0] if "pipeline" in checkpoint else None
-    if config_path is not None:
-        try:
-            run = yaml.load(config_path.read_text(), Loader=_PlainDataLoader)
-            config = config_from_dict(run["pipeline"]["model"]["encoder"])
-            image_shape = tuple(run["pipeline"]["datamanager"]["dataset"]["image_shape"])
-        except (yaml.YAMLError, UnicodeDecodeError, KeyError, TypeError) as error:
-            raise CheckpointError(f"{config_path} is not the config of a pixelsplat-pretrain run") from error
-        return config, encoder_from_pretraining(checkpoint, config), image_shape
+        run = read_pretraining_run(path)
+        return run.config, run.state_dict, run.image_shape
+    checkpoint = read_checkpoint(path)
+    if "pipeline" in checkpoint:
+        run = _run_of_checkpoint(path, checkpoint)
+        return run.config, run.state_dict, run.image_shape
     if checkpoint.get("format") == FORMAT:
         if checkpoint.get("version") != VERSION:
             raise CheckpointError(f"{path}: converted checkpoint version {checkpoint.get('version')}, expected {VERSION}")
@@ -295,7 +319,19 @@ def build_encoder(
 
 
 def load_encoder(path: Union[str, Path], device: Union[str, torch.device] = "cpu") -> PixelSplatEncoder:
-    """An encoder in eval mode from a converted checkpoint, an official Lightning ``.ckpt`` or a
-    ``pixelsplat-pretrain`` run (its config.yml or one of its step-*.ckpt)."""
+    """A trained encoder in eval mode, ready for ``encode``.
+
+    ``path``: an official pixelSplat Lightning checkpoint (``re10k.ckpt``, ``acid.ckpt``, the ablations, the
+    3-view model), a file converted by ``pixelsplat-convert-checkpoint`` or ``pixelsplat-export-encoder``, or
+    a ``ns-train pixelsplat-pretrain`` run (its config.yml or one of its step-*.ckpt). Nothing in the file is
+    executed. Raises ``FileNotFoundError``, or ``CheckpointError`` naming the missing and unexpected weights
+    of a file that is not, or not entirely, a pixelSplat encoder.
+
+    Example::
+
+        encoder = load_encoder("re10k.ckpt")
+        views, scale = prepare_views(images, extrinsics, intrinsics, context=[0, 1])
+        gaussians = encoder.encode(views.batched())  # in the views' frame; .scaled(scale) for the input's
+    """
     config, state_dict, _ = read_encoder(path)
     return build_encoder(config, state_dict, device)

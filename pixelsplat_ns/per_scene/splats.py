@@ -1,4 +1,5 @@
-"""Encoder Gaussians <-> the parameters of a nerfstudio splat model (splatfacto's layout).
+"""Encoder Gaussians <-> the parameters of a nerfstudio splat model (splatfacto's layout), and either as the
+arguments of ``render_views``.
 
 pixelSplat predicts covariances, linear opacities and SH in gsplat's basis; splatfacto stores means, log
 scales, wxyz quaternions, logit opacities and the SH split into DC and rest. The covariance is decomposed
@@ -6,23 +7,18 @@ exactly (eigen-decomposition, so ``R diag(s^2) R^T`` gives it back to float32 ro
 the viewer, ``ns-export gaussian-splat`` and ``ns-render`` use the predicted scene unchanged.
 """
 
+from typing import Optional
+
 import torch
 from jaxtyping import Float
-from scipy.spatial.transform import Rotation
 from torch import Tensor
 
-from pixelsplat_ns.encoder import Gaussians
+from pixelsplat_ns.conventions import matrix_to_quaternion, opacity_to_logit, variance_to_log_scale
+from pixelsplat_ns.gaussians import Gaussians
+from pixelsplat_ns.render.spherical_harmonics import num_sh_bases
 
-OPACITY_EPS = 1e-6
-"""Opacities are clamped to [eps, 1 - eps] before the logit, so that 0 and 1 stay finite."""
-MIN_SCALE = 1e-12
-"""Smallest standard deviation kept before the log (eigenvalues can round to zero or just below)."""
-
-
-def scale_gaussians(gaussians: Gaussians, scale: float) -> Gaussians:
-    """The same Gaussians in a world scaled by ``scale`` (means x s, covariances x s^2; colours unchanged)."""
-    return Gaussians(gaussians.means * scale, gaussians.covariances * scale**2, gaussians.opacities,
-                     gaussians.harmonics)
+Splats = dict[str, Optional[Tensor]]
+"""What to draw, as the keyword arguments of ``render_views``: means, quats, scales, covars, opacities, colors."""
 
 
 def decompose_covariances(
@@ -33,9 +29,7 @@ def decompose_covariances(
     # eigh may return a reflection; flipping one axis makes it a rotation with the same product.
     flip = torch.linalg.det(eigenvectors) < 0
     eigenvectors[flip, :, 0] *= -1
-    quats = Rotation.from_matrix(eigenvectors.cpu().numpy()).as_quat(scalar_first=True)
-    log_scales = 0.5 * eigenvalues.clamp(min=MIN_SCALE**2).log()
-    return log_scales.to(covariances), torch.from_numpy(quats).to(covariances)
+    return variance_to_log_scale(eigenvalues).to(covariances), matrix_to_quaternion(eigenvectors).to(covariances)
 
 
 def splat_parameters(gaussians: Gaussians, sh_degree: int) -> dict[str, Float[Tensor, "n ..."]]:
@@ -43,12 +37,11 @@ def splat_parameters(gaussians: Gaussians, sh_degree: int) -> dict[str, Float[Te
     ``sh_degree`` (the paper renders degrees 0-3 of the predicted 0-4)."""
     if gaussians.means.shape[0] != 1:
         raise ValueError(f"one scene at a time: got a batch of {gaussians.means.shape[0]}")
-    num_bases = (sh_degree + 1) ** 2
+    num_bases = num_sh_bases(sh_degree)
     if gaussians.harmonics.shape[2] < num_bases:
         raise ValueError(f"SH degree {sh_degree} needs {num_bases} coefficients, the Gaussians have "
                          f"{gaussians.harmonics.shape[2]}")
     log_scales, quats = decompose_covariances(gaussians.covariances[0])
-    opacities = gaussians.opacities[0].clamp(OPACITY_EPS, 1 - OPACITY_EPS)
     harmonics = gaussians.harmonics[0, :, :num_bases]
     return {
         "means": gaussians.means[0],
@@ -56,5 +49,18 @@ def splat_parameters(gaussians: Gaussians, sh_degree: int) -> dict[str, Float[Te
         "quats": quats,
         "features_dc": harmonics[:, 0],
         "features_rest": harmonics[:, 1:],
-        "opacities": torch.logit(opacities)[:, None],
+        "opacities": opacity_to_logit(gaussians.opacities[0])[:, None],
     }
+
+
+def parameter_splats(params: dict[str, Tensor]) -> Splats:
+    """splatfacto's parameters as ``render_views`` arguments (scales and opacities activated)."""
+    return {"means": params["means"], "quats": params["quats"], "scales": torch.exp(params["scales"]), "covars": None,
+            "opacities": torch.sigmoid(params["opacities"])[:, 0],
+            "colors": torch.cat([params["features_dc"][:, None], params["features_rest"]], dim=1)}
+
+
+def prediction_splats(gaussians: Gaussians, sh_degree: int) -> Splats:
+    """The encoder's Gaussians of one scene (batch size 1) as ``render_views`` arguments, SH up to ``sh_degree``."""
+    return {"means": gaussians.means[0], "quats": None, "scales": None, "covars": gaussians.covariances[0],
+            "opacities": gaussians.opacities[0], "colors": gaussians.harmonics[0, :, :num_sh_bases(sh_degree)]}

@@ -1,12 +1,13 @@
 """``PixelSplatModel``: the Gaussians pixelSplat predicts for one scene, as a nerfstudio splat model.
 
-It subclasses splatfacto's model so that everything nerfstudio does with a splat model (the viewer,
-``ns-export gaussian-splat``, ``ns-render``, ``ns-eval``) works on it unchanged. What differs:
-- the Gaussians come from the encoder (``set_gaussians``; ``PixelSplatPipeline`` calls it), not from
-  SfM points, and are refined by plain gradient descent on the target views: no densification or culling;
-  or, with ``refine_encoder``, the encoder's weights are refined and the Gaussians predicted anew each step;
-- rendering goes through ``pixelsplat_ns.render.rasterize`` (gsplat on CUDA, pure torch elsewhere): no
-  ``.cuda()``, no ``torch.compile``;
+It is a ``SplatfactoModel`` with a ``SplatfactoModelConfig`` (``PixelSplatModelConfig``), so that everything
+nerfstudio does with a splat model (the viewer, ``ns-export gaussian-splat``, ``ns-render``, ``ns-eval``)
+works on it unchanged. What differs:
+- the Gaussians come from the encoder (``set_gaussians``; ``PixelSplatPipeline`` calls it), not from SfM
+  points, and refinement (``pixelsplat_ns.per_scene.refinement``) is plain gradient descent on the target
+  views, of the Gaussians or of the encoder's weights: no densification or culling;
+- rendering goes through ``render_views`` (gsplat on CUDA, pure torch elsewhere): no ``.cuda()``, no
+  ``torch.compile``;
 - the loss is the paper's (MSE) and the metrics are the paper's (``pixelsplat_ns.metrics``); LPIPS needs
   VGG weights on disk and is left out, with a warning, when they are absent.
 """
@@ -20,11 +21,16 @@ from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttrib
 from nerfstudio.models.splatfacto import SplatfactoModel
 from nerfstudio.utils.colors import get_color
 
-from pixelsplat_ns.data.cameras import convert_c2w_opengl_opencv, homogeneous
-from pixelsplat_ns.encoder import Gaussians
+from pixelsplat_ns.conventions import from_nerfstudio
+from pixelsplat_ns.gaussians import Gaussians
 from pixelsplat_ns.metrics import load_lpips_vgg, lpips_distance, psnr, ssim
-from pixelsplat_ns.render import rasterize
-from pixelsplat_ns.splats import splat_parameters
+from pixelsplat_ns.nerfstudio_workarounds import load_splat_state_in_place
+from pixelsplat_ns.render import render_views
+
+from .loss import refinement_loss
+from .prediction import SceneEncoder
+from .refinement import EncoderRefinement, GaussianRefinement
+from .splats import Splats, parameter_splats, splat_parameters
 
 LOGGER = logging.getLogger(__name__)
 
@@ -44,10 +50,9 @@ class PixelSplatModel(SplatfactoModel):
         self.crop_box = None
         self.step = 0
         self.background_color = get_color(self.config.background_color)
+        self.refinement = GaussianRefinement()
         self._lpips: Optional[torch.nn.Module] = None
         self._lpips_checked = False
-        self.scene_encoder: Optional[torch.nn.Module] = None
-        self._last_prediction: Optional[Gaussians] = None
 
     def set_gaussians(self, gaussians: Gaussians) -> None:
         """Make the predicted Gaussians (one scene, the dataparser's frame) the model's parameters."""
@@ -55,71 +60,45 @@ class PixelSplatModel(SplatfactoModel):
         for name, value in splat_parameters(gaussians, self.config.sh_degree).items():
             self.gauss_params[name] = torch.nn.Parameter(value.detach().to(device).contiguous())
 
-    def attach_scene_encoder(self, scene_encoder: torch.nn.Module) -> None:
-        """Refine the encoder instead of the Gaussians: ``scene_encoder()`` predicts them (see per_scene)."""
-        self.scene_encoder = scene_encoder.eval()  # batch norm keeps its statistics: two views are no batch
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        if self.scene_encoder is not None:
-            self.scene_encoder.eval()
-        return self
+    def refine_encoder(self, scene_encoder: SceneEncoder) -> None:
+        """Refine the encoder's weights instead of the Gaussians (``EncoderRefinement``)."""
+        self.refinement = EncoderRefinement(scene_encoder)
 
     def load_state_dict(self, state_dict, **kwargs):
-        """The post-training tools build an empty model, which splatfacto resizes to the checkpoint's
-        Gaussians. A resumed run already holds them, and the optimizer holds those very tensors, so their
-        values are copied in place (splatfacto's resize would leave Adam stepping stale tensors: it only
-        gets back in step when it densifies, which refinement never does). A refined encoder's weights are
-        left out unless the model carries the encoder (resuming its refinement)."""
-        if self.scene_encoder is None:
-            state_dict = {k: v for k, v in state_dict.items() if not k.startswith("scene_encoder.")}
-        if state_dict["gauss_params.means"].shape == self.means.shape:
-            return torch.nn.Module.load_state_dict(self, state_dict, **kwargs)
-        return super().load_state_dict(state_dict, **kwargs)
+        """The Gaussians of a checkpoint (``load_splat_state_in_place``); a refined encoder's weights only
+        when this model refines the encoder too (resuming that refinement), never for the post-training tools."""
+        own = self.state_dict()
+        state_dict = {k: v for k, v in state_dict.items() if not k.startswith("refinement.") or k in own}
+        return load_splat_state_in_place(self, state_dict, **kwargs)
 
     def get_training_callbacks(self, training_callback_attributes: TrainingCallbackAttributes) -> list[TrainingCallback]:
-        """The step counter, and the refined encoder's latest prediction kept as the scene's Gaussians.
-        Refinement keeps the predicted set of Gaussians: no densify or cull."""
+        """The step counter and the refinement's own step; no densification or culling."""
         return [
             TrainingCallback([TrainingCallbackLocation.BEFORE_TRAIN_ITERATION], self.step_cb,
                              args=[training_callback_attributes.optimizers]),
-            TrainingCallback([TrainingCallbackLocation.AFTER_TRAIN_ITERATION], self._keep_last_prediction),
+            TrainingCallback([TrainingCallbackLocation.AFTER_TRAIN_ITERATION], self._after_refinement_step),
         ]
 
-    def _keep_last_prediction(self, step: int) -> None:
-        if self._last_prediction is not None:
-            self.set_gaussians(self._last_prediction)
-            self._last_prediction = None
+    def _after_refinement_step(self, step: int) -> None:
+        self.refinement.after_step(self, step)
 
     def get_param_groups(self) -> dict[str, list[torch.nn.Parameter]]:
-        if self.scene_encoder is not None:
-            groups = {"encoder": list(self.scene_encoder.parameters())}
-        else:
-            groups = self.get_gaussian_param_groups()
+        groups = self.refinement.param_groups(self)
         self.camera_optimizer.get_param_groups(param_groups=groups)
         return groups
 
-    def _splats(self) -> dict[str, Optional[torch.Tensor]]:
-        """What to draw, as ``rasterize`` arguments: the refined encoder's prediction while refining it,
+    def _splats(self) -> Splats:
+        """What to draw: the refinement's own while training (a fresh prediction when refining the encoder),
         otherwise the parameters (cropped to the viewer's box outside training)."""
-        num_bases = (self.config.sh_degree + 1) ** 2
-        if self.training and self.scene_encoder is not None:
-            predicted = self.scene_encoder()
-            self._last_prediction = Gaussians(*(t.detach() for t in (
-                predicted.means, predicted.covariances, predicted.opacities, predicted.harmonics)))
-            return {"means": predicted.means[0], "quats": None, "scales": None, "covars": predicted.covariances[0],
-                    "opacities": predicted.opacities[0], "colors": predicted.harmonics[0, :, :num_bases]}
+        if self.training:
+            splats = self.refinement.training_splats(self)
+            if splats is not None:
+                return splats
         params = dict(self.gauss_params)
         if self.crop_box is not None and not self.training:
             inside = self.crop_box.within(params["means"]).squeeze()
             params = {k: v[inside] for k, v in params.items()}
-        return {"means": params["means"], "quats": params["quats"], "scales": torch.exp(params["scales"]),
-                "covars": None, "opacities": torch.sigmoid(params["opacities"])[:, 0],
-                "colors": torch.cat([params["features_dc"][:, None], params["features_rest"]], dim=1)}
-
-    def _get_downscale_factor(self) -> int:
-        """Refinement renders at full resolution from the first step (no coarse-to-fine schedule)."""
-        return 1
+        return parameter_splats(params)
 
     def _get_background_color(self) -> torch.Tensor:
         """The configured background while training; outside it, the one the viewer may have set."""
@@ -142,13 +121,11 @@ class PixelSplatModel(SplatfactoModel):
             return self.get_empty_outputs(width, height, background)
 
         c2w = self.camera_optimizer.apply_to_camera(camera) if self.training else camera.camera_to_worlds
-        viewmats = torch.linalg.inv(convert_c2w_opengl_opencv(homogeneous(c2w)))
+        extrinsics, intrinsics = from_nerfstudio(c2w, camera.get_intrinsics_matrices().to(self.device), width, height)
         render_mode = "RGB+ED" if self.config.output_depth_during_training or not self.training else "RGB"
-        render, alpha, _ = rasterize(
-            splats["means"], splats["quats"], splats["scales"], splats["opacities"], splats["colors"],
-            viewmats, camera.get_intrinsics_matrices().to(self.device), width, height,
-            near_plane=NEAR_PLANE, sh_degree=self.config.sh_degree, render_mode=render_mode, covars=splats["covars"],
-        )
+        render, alpha, _ = render_views(**splats, extrinsics=extrinsics, intrinsics=intrinsics, width=width,
+                                        height=height, near_plane=NEAR_PLANE, sh_degree=self.config.sh_degree,
+                                        render_mode=render_mode)
         rgb = torch.clamp(render[..., :3] + (1 - alpha) * background, 0.0, 1.0)
         outputs = {"rgb": rgb[0], "accumulation": alpha[0], "background": background, "depth": None}
         if render_mode == "RGB+ED":
@@ -158,21 +135,20 @@ class PixelSplatModel(SplatfactoModel):
             outputs["background"] = background.expand(height, width, 3)
         return outputs
 
+    def _target(self, batch, outputs) -> torch.Tensor:
+        """The ground-truth image composited onto the render's background."""
+        return self.composite_with_background(self.get_gt_img(batch["image"]), outputs["background"])
+
     def get_metrics_dict(self, outputs, batch) -> dict[str, torch.Tensor]:
-        target = self.composite_with_background(self.get_gt_img(batch["image"]), outputs["background"])
-        rendered = outputs["rgb"].detach()
+        target, rendered = self._target(batch, outputs), outputs["rgb"].detach()
         return {"psnr": psnr(target.permute(2, 0, 1)[None], rendered.permute(2, 0, 1)[None])[0],
                 "gaussian_count": self.num_points}
 
     def get_loss_dict(self, outputs, batch, metrics_dict=None) -> dict[str, torch.Tensor]:
-        """The paper's reconstruction loss (MSE) on the target view (inside its mask, when the dataset has
-        masks), plus the camera optimizer's regularizer when it is on."""
-        target = self.composite_with_background(self.get_gt_img(batch["image"]), outputs["background"])
-        rendered = outputs["rgb"]
-        if "mask" in batch:
-            mask = batch["mask"].to(self.device)
-            target, rendered = target * mask, rendered * mask
-        losses = {"mse": torch.nn.functional.mse_loss(rendered, target)}
+        """``refinement_loss`` on the target view (inside its mask, when the dataset has masks), plus the camera
+        optimizer's regularizer when it is on."""
+        mask = batch["mask"].to(self.device) if "mask" in batch else None
+        losses = refinement_loss(outputs["rgb"], self._target(batch, outputs), mask)
         if self.training:
             self.camera_optimizer.get_loss_dict(losses)
         return losses
@@ -188,8 +164,7 @@ class PixelSplatModel(SplatfactoModel):
 
     def get_image_metrics_and_images(self, outputs, batch):
         """The paper's PSNR, SSIM and (when VGG weights are on disk) LPIPS, and ground truth | render."""
-        target = self.composite_with_background(self.get_gt_img(batch["image"]), outputs["background"])
-        rendered = outputs["rgb"]
+        target, rendered = self._target(batch, outputs), outputs["rgb"]
         pair = [image.permute(2, 0, 1)[None] for image in (target, rendered)]
         metrics = {"psnr": float(psnr(*pair)[0]), "ssim": float(ssim(*pair)[0])}
         lpips = self._lpips_model()

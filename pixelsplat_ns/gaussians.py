@@ -1,0 +1,26 @@
+"""``Gaussians``: what the encoder predicts and the renderer draws, in the world frame of its cameras."""
+
+from dataclasses import dataclass
+
+from jaxtyping import Float
+from torch import Tensor
+
+
+@dataclass
+class Gaussians:
+    """A batch of Gaussian scenes, flattened in pixelSplat's order (view, pixel row-major, sample).
+
+    Lengths are in the units of the cameras they were predicted from (the encoder's: context baseline 1)."""
+
+    means: Float[Tensor, "b g 3"]
+    covariances: Float[Tensor, "b g 3 3"]
+    opacities: Float[Tensor, "b g"]  # linear, in [0, 1]
+    harmonics: Float[Tensor, "b g k 3"]  # gsplat's SH basis; the official renderer used degrees 0-3
+
+    def scaled(self, scale: float) -> "Gaussians":
+        """The same Gaussians in a world scaled by ``scale``: means x s, covariances x s^2, colours unchanged."""
+        return Gaussians(self.means * scale, self.covariances * scale**2, self.opacities, self.harmonics)
+
+    def detach(self) -> "Gaussians":
+        return Gaussians(self.means.detach(), self.covariances.detach(), self.opacities.detach(),
+                         self.harmonics.detach())

@@ -1,0 +1,123 @@
+"""The nerfstudio methods this plugin registers (entry points in pyproject.toml): ``pixelsplat``,
+``pixelsplat-pretrain`` and ``pixelsplat-pretrain-tiny``, with their trainers and optimizers.
+
+Imported by every ``ns-*`` command through nerfstudio's plugin discovery, so it must stay cheap and safe:
+configurations only (each method's own in ``per_scene.config`` and ``pretraining.config``); what they build
+is imported when nerfstudio instantiates it. Importing it also makes nerfstudio's own checkpoints loadable
+under torch >= 2.6 (``allow_numpy_scalars_in_checkpoints``), which every ``ns-*`` command needs.
+"""
+
+from typing import Optional
+
+import torch
+from nerfstudio.configs.base_config import LoggingConfig, MachineConfig
+from nerfstudio.engine.optimizers import AdamOptimizerConfig
+from nerfstudio.engine.schedulers import ExponentialDecaySchedulerConfig
+from nerfstudio.engine.trainer import TrainerConfig
+from nerfstudio.plugins.types import MethodSpecification
+
+from pixelsplat_ns.data.dataset import ChunkDatasetConfig
+from pixelsplat_ns.data.samplers import BoundedSamplerConfig
+from pixelsplat_ns.encoder.config import tiny
+from pixelsplat_ns.nerfstudio_workarounds import PixelSplatTrainer, allow_numpy_scalars_in_checkpoints
+from pixelsplat_ns.per_scene.config import PixelSplatPipelineConfig
+from pixelsplat_ns.pretraining.config import PretrainDataManagerConfig, PretrainModelConfig, PretrainPipelineConfig
+from pixelsplat_ns.pretraining.loss import LossConfig
+
+allow_numpy_scalars_in_checkpoints()
+
+
+def _adam(lr: float, lr_final: Optional[float] = None, steps: int = 30000) -> dict:
+    scheduler = None if lr_final is None else ExponentialDecaySchedulerConfig(lr_final=lr_final, max_steps=steps)
+    return {"optimizer": AdamOptimizerConfig(lr=lr, eps=1e-15), "scheduler": scheduler}
+
+
+def _device_type() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+PAPER_LR = 1.5e-4
+PAPER_STEPS = 300_001
+TINY_LR = 5e-4
+TINY_STEPS = 2500
+
+
+def pretraining_trainer(
+    method_name: str, pipeline: PretrainPipelineConfig, lr: float, steps: int, warmup: int, save_every: int
+) -> TrainerConfig:
+    """nerfstudio's trainer with the paper's optimization: Adam, linear warm-up from lr / 2000, then a
+    constant rate, gradient norm clipped at 0.5; evaluation is left to ns-eval over the evaluation index."""
+    return TrainerConfig(
+        _target=PixelSplatTrainer,
+        method_name=method_name,
+        max_num_iterations=steps,
+        steps_per_save=save_every,
+        steps_per_eval_batch=steps,
+        steps_per_eval_image=steps,
+        steps_per_eval_all_images=steps,
+        vis="tensorboard",
+        machine=MachineConfig(device_type=_device_type()),
+        logging=LoggingConfig(steps_per_log=50),
+        pipeline=pipeline,
+        optimizers={
+            "encoder": {
+                "optimizer": AdamOptimizerConfig(lr=lr, max_norm=0.5),
+                "scheduler": ExponentialDecaySchedulerConfig(
+                    lr_pre_warmup=lr / 2000, lr_final=lr, warmup_steps=warmup, max_steps=steps, ramp="linear"
+                ),
+            }
+        },
+    )
+
+
+pixelsplat = MethodSpecification(
+    config=TrainerConfig(
+        _target=PixelSplatTrainer,
+        method_name="pixelsplat",
+        max_num_iterations=0,
+        steps_per_eval_image=100,
+        steps_per_eval_batch=0,
+        steps_per_eval_all_images=1000,
+        steps_per_save=500,
+        machine=MachineConfig(device_type=_device_type()),
+        pipeline=PixelSplatPipelineConfig(),
+        # splatfacto's rates, for the optional refinement (--max-num-iterations N).
+        optimizers={
+            "means": _adam(1.6e-4, 1.6e-6),
+            "features_dc": _adam(0.0025),
+            "features_rest": _adam(0.0025 / 20),
+            "opacities": _adam(0.05),
+            "scales": _adam(0.005),
+            "quats": _adam(0.001),
+            "encoder": _adam(1e-4),  # --pipeline.model.refine-encoder True
+        },
+        vis="viewer",
+    ),
+    description="pixelSplat (CVPR 2024): a Gaussian splat scene from two posed views by a feed-forward encoder.",
+)
+
+pixelsplat_pretrain = MethodSpecification(
+    config=pretraining_trainer("pixelsplat-pretrain", PretrainPipelineConfig(), PAPER_LR, PAPER_STEPS, 2000, 5000),
+    description="pixelSplat encoder training across RealEstate10k/ACID scenes (generalizable, multi-GPU).",
+)
+
+pixelsplat_pretrain_tiny = MethodSpecification(
+    config=pretraining_trainer(
+        "pixelsplat-pretrain-tiny",
+        PretrainPipelineConfig(
+            datamanager=PretrainDataManagerConfig(
+                dataset=ChunkDatasetConfig(repeat=True, image_shape=(64, 64)),
+                sampler=BoundedSamplerConfig(
+                    num_target_views=4, warm_up_steps=800,
+                    initial_min_distance_between_context_views=8, initial_max_distance_between_context_views=12,
+                    min_distance_between_context_views=16, max_distance_between_context_views=24,
+                ),
+                batch_size=2,
+                num_workers=1,
+            ),
+            model=PretrainModelConfig(encoder=tiny(), loss=LossConfig(lpips_weight=0.0)),
+        ),
+        TINY_LR, TINY_STEPS, 100, 500,
+    ),
+    description="pixelSplat's tiny preset for CPU training (64 x 64 images, small backbone, MSE only).",
+)

@@ -1,0 +1,5 @@
+"""``ns-train pixelsplat``: one scene predicted from its context views, then optionally refined.
+
+config (light: imported by every ns-* command), datamanager, context, prediction, model, refinement, splats,
+loss, pipeline.
+"""

@@ -1,0 +1,97 @@
+"""Configuration of ``ns-train pixelsplat``: its datamanager, model and pipeline (tyro turns them into flags).
+
+Imported by every ``ns-*`` command through ``pixelsplat_ns.methods``: dataclasses, and the light datamanager
+class; the model and the pipeline are imported when nerfstudio instantiates them (``lazy_target``).
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Optional, Tuple, Type
+
+from nerfstudio.data.datamanagers.full_images_datamanager import FullImageDatamanagerConfig
+from nerfstudio.models.splatfacto import SplatfactoModelConfig
+from nerfstudio.pipelines.base_pipeline import VanillaPipelineConfig
+from tyro.conf import Suppress
+
+from pixelsplat_ns.nerfstudio_workarounds import lazy_target
+from pixelsplat_ns.per_scene.datamanager import PixelSplatDataManager
+
+
+@dataclass
+class PixelSplatDataManagerConfig(FullImageDatamanagerConfig):
+    """Full images from any nerfstudio dataparser; some of the training images are the encoder's context."""
+
+    # The class itself, not a lazy_target: ns-render patches setup_train on it (_disable_datamanager_setup).
+    _target: Type = field(default_factory=lambda: PixelSplatDataManager)
+    context_views: Optional[Tuple[int, ...]] = None
+    """Indices (into the training images, in the dataparser's order) of the context views; default: the pair
+    with the widest baseline among pairs whose viewing directions differ by at most max-context-angle."""
+    max_context_angle: float = 30.0
+    """Largest angle in degrees between the viewing directions of automatically chosen context views."""
+
+
+@dataclass
+class PixelSplatModelConfig(SplatfactoModelConfig):
+    """A splatfacto model holding pixelSplat's predicted Gaussians; refinement is plain gradient descent on the
+    target views, without densification or culling."""
+
+    _target: Type = field(default_factory=lambda: lazy_target("pixelsplat_ns.per_scene.model:PixelSplatModel"))
+    encoder_checkpoint: Optional[Path] = None
+    """Encoder weights: an official .ckpt, a converted .pt, or a pixelsplat-pretrain run's config.yml or
+    step-*.ckpt. Default: the bundled tiny encoder (trained on synthetic rooms at 64 x 64: a demo, not the
+    paper's quality; use the official re10k.ckpt for real scenes)."""
+    context_short_side: Optional[int] = None
+    """Shorter side in pixels (a multiple of 16) of the context images the encoder sees; the other side keeps
+    the aspect ratio. Default: the size the encoder was trained at (official checkpoints: 256)."""
+    deterministic: bool = False
+    """Take each pixel's most likely depth bin (1 Gaussian per pixel) instead of drawing bins as the paper does."""
+    prediction_seed: int = 0
+    """Seed of the depth-bin draws."""
+    refine_encoder: bool = False
+    """Refine the encoder's weights on the target views instead of the Gaussians: they are predicted anew at
+    every step, and the scene keeps the prediction the last step rendered (one update behind the weights)."""
+    background_color: Literal["random", "black", "white"] = "black"
+    """Background of renders and of RGBA images (pixelSplat is trained on black)."""
+    sh_degree: int = 3
+    """SH degrees kept from the prediction (the paper renders degrees 0-3 of the predicted 0-4)."""
+    output_depth_during_training: bool = False
+    """Also render depth during refinement (it is always rendered for evaluation and the viewer)."""
+
+    # splatfacto's schedules, densification, culling and extra losses do not apply to a predicted scene:
+    # fixed here (and hidden from the CLI) so that every inherited method reads a value. num_downscales 0:
+    # refinement renders at full resolution from the first step.
+    num_downscales: Suppress[int] = 0
+    warmup_length: Suppress[int] = 500
+    refine_every: Suppress[int] = 100
+    resolution_schedule: Suppress[int] = 3000
+    cull_alpha_thresh: Suppress[float] = 0.1
+    cull_scale_thresh: Suppress[float] = 0.5
+    reset_alpha_every: Suppress[int] = 30
+    densify_grad_thresh: Suppress[float] = 0.0008
+    use_absgrad: Suppress[bool] = True
+    densify_size_thresh: Suppress[float] = 0.01
+    n_split_samples: Suppress[int] = 2
+    sh_degree_interval: Suppress[int] = 1000
+    cull_screen_size: Suppress[float] = 0.15
+    split_screen_size: Suppress[float] = 0.05
+    stop_screen_size_at: Suppress[int] = 4000
+    random_init: Suppress[bool] = False
+    num_random: Suppress[int] = 50000
+    random_scale: Suppress[float] = 10.0
+    ssim_lambda: Suppress[float] = 0.0
+    stop_split_at: Suppress[int] = 15000
+    use_scale_regularization: Suppress[bool] = False
+    max_gauss_ratio: Suppress[float] = 10.0
+    rasterize_mode: Suppress[Literal["classic", "antialiased"]] = "classic"
+    use_bilateral_grid: Suppress[bool] = False
+    grid_shape: Suppress[Tuple[int, int, int]] = (16, 16, 8)
+    color_corrected_metrics: Suppress[bool] = False
+
+
+@dataclass
+class PixelSplatPipelineConfig(VanillaPipelineConfig):
+    """Predicts the scene when training starts, then refines it like any nerfstudio method."""
+
+    _target: Type = field(default_factory=lambda: lazy_target("pixelsplat_ns.per_scene.pipeline:PixelSplatPipeline"))
+    datamanager: PixelSplatDataManagerConfig = field(default_factory=PixelSplatDataManagerConfig)
+    model: PixelSplatModelConfig = field(default_factory=PixelSplatModelConfig)

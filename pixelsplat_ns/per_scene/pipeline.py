@@ -1,0 +1,32 @@
+"""``ns-train pixelsplat``: views of any nerfstudio dataset in, a Gaussian splat scene out.
+
+The datamanager (``pixelsplat_ns.per_scene.datamanager``) picks and checks the context views; the pipeline
+predicts the scene with the encoder once, when training starts, and hands the Gaussians to
+``PixelSplatModel``. The tools that load a finished run (viewer, ns-render, ns-eval, ns-export) build the
+pipeline without predicting and read the Gaussians from the checkpoint.
+"""
+
+import torch
+from nerfstudio.pipelines.base_pipeline import VanillaPipeline
+from nerfstudio.utils.rich_utils import CONSOLE
+
+from .prediction import load_scene_encoder
+
+
+class PixelSplatPipeline(VanillaPipeline):
+    """nerfstudio's pipeline that predicts the scene when training starts (``ns-train``, test mode "val"). The
+    post-training tools build it in the other modes and read the Gaussians from the checkpoint instead, so
+    they need neither the encoder nor its file. A resumed run predicts too, then loads the checkpoint over it."""
+
+    def __init__(self, config, device, test_mode="val", world_size=1, local_rank=0, grad_scaler=None) -> None:
+        super().__init__(config, device, test_mode, world_size, local_rank, grad_scaler)
+        if test_mode != "val":  # the post-training tools load the checkpoint's Gaussians
+            return
+        scene_encoder = load_scene_encoder(self.model.config, self.datamanager, device)
+        with torch.no_grad():
+            gaussians = scene_encoder()
+        height, width = scene_encoder.context.image_shape
+        CONSOLE.log(f"pixelsplat predicted {gaussians.means.shape[1]} Gaussians from {width}x{height} context views")
+        self.model.set_gaussians(gaussians)
+        if self.model.config.refine_encoder:
+            self.model.refine_encoder(scene_encoder)

@@ -1,0 +1,61 @@
+"""Configuration of ``ns-train pixelsplat-pretrain``: its datamanager, model and pipeline (tyro turns them
+into flags).
+
+Imported by every ``ns-*`` command through ``pixelsplat_ns.methods``: dataclasses only; what they build is
+imported when nerfstudio instantiates it (``lazy_target``).
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Type
+
+from nerfstudio.data.datamanagers.base_datamanager import DataManagerConfig
+from nerfstudio.models.base_model import ModelConfig
+from nerfstudio.pipelines.base_pipeline import VanillaPipelineConfig
+
+from pixelsplat_ns.data.dataset import ChunkDatasetConfig
+from pixelsplat_ns.data.samplers import BoundedSamplerConfig
+from pixelsplat_ns.encoder.config import EncoderConfig, paper
+from pixelsplat_ns.nerfstudio_workarounds import lazy_target
+from pixelsplat_ns.pretraining.loss import LossConfig
+
+
+@dataclass
+class PretrainDataManagerConfig(DataManagerConfig):
+    """Scenes streamed from RealEstate10k-format chunks (``--data`` is the dataset root)."""
+
+    _target: Type = field(default_factory=lambda: lazy_target("pixelsplat_ns.pretraining.datamanager:PretrainDataManager"))
+    dataset: ChunkDatasetConfig = field(default_factory=lambda: ChunkDatasetConfig(repeat=True))
+    """Frames, augmentation and skipping; the roots come from --data."""
+    sampler: BoundedSamplerConfig = field(default_factory=BoundedSamplerConfig)
+    """Context and target views per scene (the paper's bounded sampler and warm-up)."""
+    batch_size: int = 7
+    """Scenes per batch and GPU (the paper: 7)."""
+    num_workers: int = 2
+    """DataLoader worker processes."""
+
+
+@dataclass
+class PretrainModelConfig(ModelConfig):
+    """The encoder as a nerfstudio model, trained with the paper's loss."""
+
+    _target: Type = field(default_factory=lambda: lazy_target("pixelsplat_ns.pretraining.model:PretrainModel"))
+    enable_collider: bool = False
+    encoder: EncoderConfig = field(default_factory=paper)
+    """Encoder architecture (default: the paper's)."""
+    dino_init: bool = False
+    """Initialize the backbone with DINO weights (downloaded: needs the internet), as the paper does."""
+    loss: LossConfig = field(default_factory=LossConfig)
+
+
+@dataclass
+class PretrainPipelineConfig(VanillaPipelineConfig):
+    """One training step per batch of scenes; ns-eval scores the paper's evaluation index."""
+
+    _target: Type = field(default_factory=lambda: lazy_target("pixelsplat_ns.pretraining.pipeline:PretrainPipeline"))
+    datamanager: PretrainDataManagerConfig = field(default_factory=PretrainDataManagerConfig)
+    model: PretrainModelConfig = field(default_factory=PretrainModelConfig)
+    evaluation_index: Optional[Path] = None
+    """Evaluation index JSON for ns-eval (default: <data>/evaluation_index.json)."""
+    time_budget_minutes: Optional[float] = None
+    """Stop training after this many minutes (and save a checkpoint), whatever --max-num-iterations says."""

@@ -1,0 +1,65 @@
+"""Batches of scenes for pretraining, streamed from RealEstate10k-format chunks by DataLoader workers."""
+
+import dataclasses
+from pathlib import Path
+
+import torch
+from nerfstudio.data.datamanagers.base_datamanager import DataManager
+from torch.utils.data import DataLoader
+
+from pixelsplat_ns.data import BoundedViewSampler, ChunkDataset
+from pixelsplat_ns.encoder import Views
+from pixelsplat_ns.nerfstudio_workarounds import SceneBatchDataManagerHooks
+
+
+def global_rank(world_size: int) -> int:
+    """This process's rank among all nodes (nerfstudio hands the pipeline only its rank on this node)."""
+    return torch.distributed.get_rank() if world_size > 1 else 0
+
+
+def to_device(batch, device):
+    """A batch (dicts, ``Views`` and tensors, nested) on ``device``."""
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, Views):
+        return batch.to(device)
+    return batch.to(device) if isinstance(batch, torch.Tensor) else batch
+
+
+class PretrainDataManager(SceneBatchDataManagerHooks, DataManager):
+    """Batches of scenes (context + target ``Views``) streamed from chunks by DataLoader workers. Batch k is
+    the batch of training step k, whatever the timing (the sampler's warm-up reads k), and ``start_at``
+    resumes the stream at a step (see ``ChunkDataset``). Evaluation runs over the paper's index
+    (``PretrainPipeline``), not through this datamanager."""
+
+    def __init__(self, config, device="cpu", test_mode="val", world_size=1, local_rank=0, **kwargs) -> None:
+        self.config, self.device, self.test_mode = config, device, test_mode
+        if config.data is None:
+            raise ValueError("pixelsplat-pretrain needs --data: a dataset root with train/*.torch and index.json")
+        dataset_config = dataclasses.replace(config.dataset, roots=[Path(config.data)])
+        self.train_dataset = ChunkDataset(dataset_config, BoundedViewSampler(config.sampler),
+                                          rank=global_rank(world_size), world_size=world_size,
+                                          batch_size=config.batch_size)
+        self.eval_dataset = None
+        super().__init__()
+
+    def setup_train(self) -> None:
+        loader = DataLoader(self.train_dataset, batch_size=self.config.batch_size, num_workers=self.config.num_workers,
+                            persistent_workers=self.config.num_workers > 0)
+        self.train_iterator = iter(loader)
+
+    def start_at(self, step: int) -> None:
+        """Continue the stream with the batch of ``step`` (on resume; earlier batches are replayed unloaded)."""
+        self.train_dataset.start_batch = step
+        self.setup_train()
+
+    def next_train(self, step: int):
+        self.train_count += 1
+        return None, to_device(next(self.train_iterator), self.device)
+
+    def get_train_rays_per_batch(self) -> int:
+        h, w = self.config.dataset.image_shape
+        return self.config.batch_size * self.config.sampler.num_target_views * h * w
+
+    def get_datapath(self) -> Path:
+        return Path(self.config.data)

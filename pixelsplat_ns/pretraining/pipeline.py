@@ -1,0 +1,80 @@
+"""The pretraining pipeline: one training step per batch of scenes, ns-eval over the paper's evaluation index."""
+
+import time
+from pathlib import Path
+from typing import Optional
+
+import torch
+from nerfstudio.data.scene_box import SceneBox
+from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackLocation
+from nerfstudio.pipelines.base_pipeline import Pipeline
+from torch.nn.parallel import DistributedDataParallel
+
+from pixelsplat_ns.encoder.checkpoints import encoder_from_pretraining
+from pixelsplat_ns.evaluation import EvaluationConfig, evaluate
+from pixelsplat_ns.metrics import psnr
+from pixelsplat_ns.nerfstudio_workarounds import EvaluatedOverTheIndex
+
+from .datamanager import global_rank
+
+
+class PretrainPipeline(Pipeline):
+    def __init__(self, config, device, test_mode="val", world_size=1, local_rank=0, grad_scaler=None) -> None:
+        super().__init__()
+        self.config, self.test_mode, self.world_size = config, test_mode, world_size
+        self.rank = global_rank(world_size)
+        self.datamanager = config.datamanager.setup(device=device, test_mode=test_mode, world_size=world_size,
+                                                    local_rank=local_rank)
+        self._model = config.model.setup(scene_box=SceneBox(aabb=torch.tensor([[-1.0] * 3, [1.0] * 3])),
+                                         num_train_data=0, device=device)
+        self.model.to(device)
+        if world_size > 1:
+            self._model = DistributedDataParallel(self._model, device_ids=[local_rank] if device != "cpu" else None)
+
+    def get_param_groups(self):
+        return {**self.datamanager.get_param_groups(), **self.model.get_param_groups()}
+
+    def get_training_callbacks(self, attributes):
+        """With a time budget, stop training once it is spent (the trainer then saves a checkpoint)."""
+        budget = self.config.time_budget_minutes
+        if budget is None:
+            return []
+        start = time.monotonic()
+
+        def stop_when_spent(step: int) -> None:
+            if time.monotonic() - start > 60 * budget:
+                attributes.trainer.stop_training = True
+
+        return [TrainingCallback([TrainingCallbackLocation.AFTER_TRAIN_ITERATION], stop_when_spent, update_every_num_iters=1)]
+
+    def get_train_loss_dict(self, step: int):
+        _, batch = self.datamanager.next_train(step)
+        losses, rendered = self._model(batch, step, self.rank)
+        target = batch["target"].images.flatten(0, 1)
+        metrics = {"psnr": psnr(target, rendered.detach().flatten(0, 1)).mean()}
+        return rendered, losses, metrics
+
+    def load_pipeline(self, loaded_state: dict, step: int) -> None:
+        """The encoder weights of a checkpoint (saved with or without DDP), for ns-eval and for resuming;
+        resuming also continues the data stream with the step after the checkpoint's."""
+        encoder = self.model.encoder
+        encoder.load_state_dict(encoder_from_pretraining({"pipeline": loaded_state}, encoder.config))
+        if self.test_mode == "val":
+            self.datamanager.start_at(step + 1)
+
+    def get_eval_loss_dict(self, step: int):
+        raise EvaluatedOverTheIndex()
+
+    def get_eval_image_metrics_and_images(self, step: int):
+        raise EvaluatedOverTheIndex()
+
+    def get_average_eval_image_metrics(self, step: Optional[int] = None, output_path: Optional[Path] = None,
+                                       get_std: bool = False):
+        """The paper's metrics over the evaluation index, as ``pixelsplat-evaluate`` computes them."""
+        index = self.config.evaluation_index or Path(self.datamanager.get_datapath()) / "evaluation_index.json"
+        config = EvaluationConfig(image_shape=tuple(self.config.datamanager.dataset.image_shape),
+                                  crop_intrinsics=self.config.datamanager.dataset.crop_intrinsics)
+        self.eval()
+        results = evaluate(self.model.encoder, self.datamanager.get_datapath(), index, config, self.model.lpips)
+        self.train()
+        return {k: v for k, v in results["mean"].items() if v is not None}
