@@ -2,8 +2,7 @@
 
 393,216 pixel-aligned Gaussians (2 context views x 256 x 256 x 3 per pixel, degree-3 SH) rendered into 1 and
 4 target views of 256 x 256, on this machine's CPU. Each case runs in a fresh process so that its peak
-resident memory is its own. Targets (issue: foundation): forward <= 1.5 s per view, backward <= 3x forward,
-peak memory <= 4 GB.
+resident memory is its own. Targets: forward <= 1.5 s per view, backward <= 3x forward, peak memory <= 4 GB.
 
     python scripts/benchmark_render.py [--repeats 3] [--threads N]
 """

@@ -1,4 +1,4 @@
-"""The project's one Gaussian renderer: gsplat on CUDA, the same rules in pure torch everywhere else."""
+"""The project's one Gaussian rasterizer: gsplat on CUDA, the same rules in pure torch everywhere else."""
 
 import math
 from typing import Literal, Optional
@@ -35,16 +35,51 @@ def rasterize(
     covars: Optional[Float[Tensor, "N 3 3"]] = None,
     backend: Backend = "auto",
 ) -> tuple[Tensor, Float[Tensor, "C H W 1"], dict]:
-    """Render Gaussians into C cameras with gsplat 1.4.0's ``rasterization`` semantics (classic mode).
+    """Render N Gaussians into C cameras with gsplat 1.4.0's ``rasterization`` semantics (classic mode).
 
-    Conventions are gsplat's: ``viewmats`` world-to-camera (OpenCV: +x right, +y down, +z forward),
-    ``Ks`` in pixels, quaternions wxyz (normalized here), linear scales and opacities. ``covars`` replaces
-    ``quats`` and ``scales``. Colours are post-activation features, or SH coefficients in gsplat's basis when
-    ``sh_degree`` is given (colour = SH + 0.5, clamped at 0). "D" renders the accumulated camera z,
-    "ED" the expected z (divided by alpha).
+    Conventions are gsplat's (``pixelsplat_ns.render.render_views`` takes the project's instead): cameras
+    look along +z with +x right and +y down (OpenCV); pixel centres sit at +0.5; quaternions are wxyz and
+    need not be normalized; scales and opacities are linear (not log, not logit).
 
-    Returns ``(colors [C, H, W, X], alphas [C, H, W, 1], meta)``; X is D, 1 or D + 1 by ``render_mode``.
-    ``backend="auto"`` runs gsplat for CUDA tensors and the pure-torch rasterizer otherwise.
+    Args:
+        means: ``[N, 3]`` centres in the world frame.
+        quats: ``[N, 4]`` wxyz rotations, or None with ``covars``.
+        scales: ``[N, 3]`` standard deviations along the rotated axes, or None with ``covars``.
+        opacities: ``[N]`` in [0, 1].
+        colors: post-activation features ``[N, D]`` or per camera ``[C, N, D]``; with ``sh_degree``, SH
+            coefficients in gsplat's basis ``[N, K, 3]`` or ``[C, N, K, 3]`` with K >= (sh_degree + 1)^2,
+            evaluated along the direction from each camera centre (colour = SH + 0.5, clamped at 0).
+        viewmats: ``[C, 4, 4]`` world-to-camera matrices.
+        Ks: ``[C, 3, 3]`` pixel intrinsics.
+        width, height: image size in pixels.
+        near_plane, far_plane: Gaussians with camera z outside [near_plane, far_plane] are not drawn.
+        eps2d: added to the diagonal of each 2D covariance (pixels^2), as gsplat's blur.
+        sh_degree: None for plain colours, else 0-4.
+        backgrounds: ``[C, D]`` colour behind the Gaussians; None leaves it black (add ``(1 - alpha) *
+            background`` yourself to composite later).
+        render_mode: "RGB"; "D" the accumulated camera z; "ED" the expected z (divided by alpha); "RGB+D" and
+            "RGB+ED" append that channel to the colours.
+        covars: ``[N, 3, 3]`` world-frame covariances, in place of ``quats`` and ``scales``.
+        backend: "auto" runs gsplat for CUDA tensors and the pure-torch rasterizer otherwise; "torch" or
+            "gsplat" choose one (gsplat needs CUDA tensors and is imported only then).
+
+    Returns:
+        ``(colors [C, H, W, X], alphas [C, H, W, 1], meta)``; X is D (3 with SH), 1 or D + 1 by
+        ``render_mode``; ``meta`` holds the projection (radii, means2d, depths, conics) as gsplat's does.
+        Differentiable with respect to means, quats, scales or covars, opacities and colours.
+
+    Raises:
+        ValueError: saying which argument is wrong and how (shapes, devices, NaN, non-positive focal lengths,
+            an empty scene, 0 < near_plane < far_plane, ...).
+
+    Example::
+
+        means = torch.tensor([[0.0, 0.0, 2.0]])                      # 2 units in front of the camera
+        quats, scales = torch.tensor([[1.0, 0, 0, 0]]), torch.full((1, 3), 0.1)
+        colors = torch.tensor([[1.0, 0.5, 0.0]])
+        Ks = torch.tensor([[[64.0, 0, 32], [0, 64.0, 32], [0, 0, 1]]])
+        image, alpha, _ = rasterize(means, quats, scales, torch.tensor([0.9]), colors, torch.eye(4)[None], Ks,
+                                    width=64, height=64)                # image [1, 64, 64, 3]
     """
     _check_inputs(means, quats, scales, opacities, colors, viewmats, Ks, width, height, near_plane, far_plane,
                   sh_degree, backgrounds, render_mode, covars, backend)
