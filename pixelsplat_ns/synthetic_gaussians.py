@@ -1,4 +1,4 @@
-"""Procedural Gaussian scenes shaped like pixelSplat's output, for the demo and the render benchmark.
+"""Procedural Gaussian scenes shaped like pixelSplat's output, for the render benchmark and rendering checks.
 
 Every pixel of each context view emits ``per_pixel`` Gaussians along its ray near a wavy "room" surface,
 with pixelSplat's scale rule (depth times pixel footprint times 0.5..15), random rotations, opacities of

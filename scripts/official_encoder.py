@@ -13,8 +13,7 @@ from pathlib import Path
 import torch
 import torchvision
 
-from pixelsplat_ns.encoder import PixelSplatEncoder, Views
-from pixelsplat_ns.encoder.bounds import near_far
+from pixelsplat_ns.encoder import PixelSplatEncoder, Views, prepare_views
 from pixelsplat_ns.encoder.checkpoints import convert_official
 
 TRAINING_ONLY_MODULES = [
@@ -100,9 +99,11 @@ def example_inputs(size: int, views: int, seed: int = 0) -> dict:
         extrinsics[0, i, :3, :3] = torch.tensor([[c, 0, s], [0, 1, 0], [-s, 0, c]])
         extrinsics[0, i, :3, 3] = torch.tensor([0.5 * i - 0.25 * (views - 1), 0.05 * i, 0.1 * i])
     intrinsics = torch.tensor([[0.86, 0, 0.52], [0, 0.9, 0.47], [0, 0, 1.0]]).repeat(1, views, 1, 1)
-    near, far = (bound[:, None].repeat(1, views) for bound in near_far(extrinsics, intrinsics, (size, size)))
     images = torch.rand(1, views, 3, size, size, generator=generator)
-    return {"image": images, "extrinsics": extrinsics, "intrinsics": intrinsics, "near": near, "far": far}
+    context, _ = prepare_views(images[0], extrinsics[0], intrinsics[0], range(views), make_baseline_1=False)
+    context = context.batched()
+    return {"image": context.images, "extrinsics": context.extrinsics, "intrinsics": context.intrinsics,
+            "near": context.near, "far": context.far}
 
 
 def as_views(inputs: dict) -> Views:

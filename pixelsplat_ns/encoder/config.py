@@ -5,6 +5,7 @@ backbone); the ablations of the paper are switches on it. ``tiny()`` keeps every
 at a width that trains on a CPU.
 """
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -108,6 +109,15 @@ def tiny() -> EncoderConfig:
             self_attention=ImageSelfAttentionConfig(num_layers=1, num_heads=2, d_dot=16, d_mlp=64),
         ),
     )
+
+
+def size_multiple(config: EncoderConfig) -> int:
+    """Image sides must be multiples of this: the ViT patches and, with the epipolar transformer, its
+    downscaling times the self-attention patches (pixelSplat's patch shim)."""
+    vit = config.backbone.vit.patch_size
+    if not config.use_epipolar_transformer:
+        return vit
+    return math.lcm(vit, config.epipolar.downscale * config.epipolar.self_attention.patch_size)
 
 
 def ablation(config: EncoderConfig, name: Literal["none", "no_epipolar", "no_depth_encoding", "no_sampling"]):

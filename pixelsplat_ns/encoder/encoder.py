@@ -1,6 +1,5 @@
 """The assembled pixelSplat encoder: context images and cameras in, world-space Gaussians out."""
 
-import math
 from typing import Optional
 
 import torch
@@ -10,7 +9,7 @@ from jaxtyping import Float
 from torch import Tensor, nn
 
 from pixelsplat_ns.encoder.backbone import Backbone
-from pixelsplat_ns.encoder.config import EncoderConfig
+from pixelsplat_ns.encoder.config import EncoderConfig, size_multiple
 from pixelsplat_ns.encoder.cpu_kernels import Linear
 from pixelsplat_ns.encoder.depth import DepthPredictor
 from pixelsplat_ns.encoder.epipolar import EpipolarTransformer
@@ -57,12 +56,8 @@ class PixelSplatEncoder(nn.Module):
 
     @property
     def size_multiple(self) -> int:
-        """Image sides must be multiples of this: the ViT patches and, with the epipolar transformer, its
-        downscaling times the self-attention patches (pixelSplat's patch shim)."""
-        vit = self.config.backbone.vit.patch_size
-        if self.epipolar_transformer is None:
-            return vit
-        return math.lcm(vit, self.config.epipolar.downscale * self.config.epipolar.self_attention.patch_size)
+        """Image sides must be multiples of this (``pixelsplat_ns.encoder.config.size_multiple``)."""
+        return size_multiple(self.config)
 
     def encode(
         self,

@@ -18,11 +18,13 @@ from torch import Tensor
 
 from pixelsplat_ns.conventions import from_nerfstudio
 from pixelsplat_ns.encoder.bounds import MIN_BASELINE
+from pixelsplat_ns.encoder.config import paper, size_multiple
 from pixelsplat_ns.encoder.crop import resize_and_crop
 from pixelsplat_ns.encoder.views import DegenerateBaseline, Views, prepare_views
 
-SIZE_MULTIPLE = 16
-"""Image sides must be multiples of this for every encoder preset (``PixelSplatEncoder.size_multiple``)."""
+SIZE_MULTIPLE = size_multiple(paper())
+"""What the encoder needs image sides to be multiples of, for the paper's and the tiny preset (16); the
+pipeline passes its encoder's own."""
 
 
 class ContextError(ValueError):
