@@ -129,7 +129,7 @@ def existing_chunk_files(split_dir: Path, overwrite: bool) -> list[Path]:
     if existing and not overwrite:
         raise FileExistsError(
             f"{split_dir} already holds {len(existing)} chunk/index files; choose another output folder or pass "
-            "the overwrite flag to replace them"
+            "--overwrite to replace them"
         )
     return existing
 

@@ -149,7 +149,7 @@ def nerfstudio_to_chunks(
     if len(keys) != len(datasets):
         raise ValueError(f"{len(keys)} keys for {len(datasets)} datasets")
     if len(set(keys)) != len(keys):
-        raise ValueError(f"scene keys must be unique, got {keys}; pass keys explicitly")
+        raise ValueError(f"scene keys must be unique, got {keys}; give them with --keys")
     existing_chunk_files(Path(out) / split, overwrite)  # fail before the slow part
     scenes = [read_nerfstudio_scene(Path(d), k, dataparser) for d, k in zip(datasets, keys)]
     with ChunkWriter(Path(out) / split, overwrite=overwrite) as writer:
@@ -163,7 +163,7 @@ def write_nerfstudio_scene(scene: ChunkScene, out: Path, overwrite: bool = False
     ``transforms.json`` with per-frame pixel intrinsics and OpenGL camera-to-world matrices."""
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not overwrite:
-        raise FileExistsError(f"{out} is not empty; choose another folder or pass the overwrite flag")
+        raise FileExistsError(f"{out} is not empty; choose another folder or pass --overwrite")
     c2w, intrinsics = decode_chunk_cameras(scene.cameras)
     c2w_gl = convert_c2w_opengl_opencv(c2w.double())
     (out / "images").mkdir(parents=True, exist_ok=True)

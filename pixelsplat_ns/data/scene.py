@@ -56,7 +56,7 @@ def read_scene(root: Path, split: str, key: str) -> ChunkScene:
     split_dir = Path(root) / split
     index = read_index(split_dir)
     if key not in index:
-        raise KeyError(f"scene {key!r} is not in {split_dir / 'index.json'} ({len(index)} scenes there)")
+        raise KeyError(f"scene {key!r} is not in {split_dir / 'index.json'} ({len(index)} listed)")
     matches = [scene for scene in read_chunk(index[key]) if scene.key == key]
     if not matches:
         raise KeyError(f"{split_dir / 'index.json'} lists scene {key!r} in {index[key].name}, which lacks it")

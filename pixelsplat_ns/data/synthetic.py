@@ -447,7 +447,7 @@ def write_synthetic_dataset(
     out = Path(out)
     index_path = out / "evaluation_index.json"
     if index_path.exists() and not overwrite:
-        raise FileExistsError(f"{index_path} exists; choose another output folder or pass the overwrite flag")
+        raise FileExistsError(f"{index_path} exists; choose another output folder or pass --overwrite")
     rng = np.random.default_rng([seed, 2**32 - 1])
     is_test = rng.uniform(size=num_scenes) < test_fraction
     if num_scenes >= 2 and test_fraction > 0 and not is_test.any():

@@ -128,7 +128,8 @@ def read_checkpoint(path: Union[str, Path]) -> dict:
         except pickle.UnpicklingError:  # pickled objects beyond tensors: read them as inert placeholders
             data = torch.load(path, map_location="cpu", weights_only=False, pickle_module=_InertPickle)
     except Exception as error:
-        raise CheckpointError(f"{path} is not a readable torch checkpoint: {str(error).splitlines()[0]}") from error
+        reason = str(error).splitlines()[0].rstrip(".")
+        raise CheckpointError(f"{path} is not a readable torch checkpoint: {reason}") from error
     if not isinstance(data, dict):
         raise CheckpointError(f"{path} holds a {type(data).__name__}, not a checkpoint dictionary")
     return data
@@ -150,6 +151,9 @@ def config_from_official(state_dict: dict[str, Tensor]) -> EncoderConfig:
 
 def convert_official(checkpoint: dict) -> tuple[EncoderConfig, dict[str, Tensor]]:
     """Our configuration and state dict from an official Lightning checkpoint (``state_dict``, ``encoder.``)."""
+    if "pipeline" in checkpoint:
+        raise CheckpointError("this is a checkpoint of a nerfstudio run, not an official pixelSplat one: export the "
+                              "encoder of a pixelsplat-pretrain run with pixelsplat-export-encoder")
     weights = checkpoint.get("state_dict", checkpoint)
     official = {k[len("encoder."):]: v for k, v in weights.items() if isinstance(k, str) and k.startswith("encoder.")}
     if not official:
@@ -263,8 +267,10 @@ def read_pretraining_run(path: Union[str, Path], step: Optional[int] = None) -> 
     if step is not None:
         checkpoints = [c for c in checkpoints if c.name == f"step-{step:09d}.ckpt"]
     if not checkpoints:
-        which = "the run saved no checkpoint" if step is None else f"no checkpoint of step {step}"
-        raise CheckpointError(f"no step-*.ckpt in {models}: {which}")
+        saved = sorted(int(c.stem.split("-")[1]) for c in models.glob("step-*.ckpt"))
+        which = ("the run saved no checkpoint" if not saved
+                 else f"no checkpoint of step {step}; the run saved steps {', '.join(map(str, saved))}")
+        raise CheckpointError(f"{models}: {which}")
     return _run_of_checkpoint(checkpoints[-1], read_checkpoint(checkpoints[-1]), path)
 
 

@@ -6,7 +6,7 @@ class; the model and the pipeline are imported when nerfstudio instantiates them
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Optional, Tuple, Type
+from typing import Dict, Literal, Optional, Tuple, Type
 
 from nerfstudio.data.datamanagers.full_images_datamanager import FullImageDatamanagerConfig
 from nerfstudio.models.splatfacto import SplatfactoModelConfig
@@ -86,6 +86,12 @@ class PixelSplatModelConfig(SplatfactoModelConfig):
     use_bilateral_grid: Suppress[bool] = False
     grid_shape: Suppress[Tuple[int, int, int]] = (16, 16, 8)
     color_corrected_metrics: Suppress[bool] = False
+    # nerfstudio's ray-based models' options, which a splat model does not read.
+    enable_collider: Suppress[bool] = False
+    collider_params: Suppress[Optional[Dict[str, float]]] = None
+    loss_coefficients: Suppress[Dict[str, float]] = field(default_factory=dict)
+    eval_num_rays_per_chunk: Suppress[int] = 4096
+    prompt: Suppress[Optional[str]] = None
 
 
 @dataclass

@@ -36,6 +36,8 @@ LOGGER = logging.getLogger(__name__)
 
 NEAR_PLANE = 0.01
 """Gaussians closer to the camera than this (dataparser units) are not drawn, as in splatfacto."""
+VIEWER_BACKGROUND = torch.tensor([0.1490, 0.1647, 0.2157])
+"""Background of renders outside training with ``background_color="random"``: the viewer's, as splatfacto."""
 
 
 class PixelSplatModel(SplatfactoModel):
@@ -49,7 +51,8 @@ class PixelSplatModel(SplatfactoModel):
         self.camera_optimizer = self.config.camera_optimizer.setup(num_cameras=self.num_train_data, device="cpu")
         self.crop_box = None
         self.step = 0
-        self.background_color = get_color(self.config.background_color)
+        self.background_color = (VIEWER_BACKGROUND.clone() if self.config.background_color == "random"
+                                 else get_color(self.config.background_color))
         self.refinement = GaussianRefinement()
         self._lpips: Optional[torch.nn.Module] = None
         self._lpips_checked = False

@@ -55,6 +55,10 @@ def render_gaussians(
 ) -> Float[Tensor, "b v 3 h w"]:
     """Each scene of an encoder batch rendered into its views (``image_shape`` = (h, w)), as the official
     renderer draws them: SH degrees 0-3, Gaussians closer than ``OFFICIAL_NEAR_FRACTION`` x near culled."""
+    if extrinsics.dim() != 4 or intrinsics.dim() != 4 or near.dim() != 2:
+        raise ValueError(f"render_gaussians takes a batch of scenes' views: extrinsics [b, v, 4, 4], intrinsics "
+                         f"[b, v, 3, 3], near [b, v] (got {list(extrinsics.shape)}, {list(intrinsics.shape)}, "
+                         f"{list(near.shape)}; Views.batched() makes one scene a batch)")
     h, w = image_shape
     views = extrinsics.shape[1]
     backgrounds = torch.tensor(background, device=extrinsics.device).expand(views, 3)

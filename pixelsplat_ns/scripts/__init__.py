@@ -15,4 +15,6 @@ def input_errors_exit(*errors: type[Exception]):
     try:
         yield
     except errors as error:
-        raise SystemExit(f"error: {error}") from error
+        # A KeyError's text is the repr of its argument: show the message itself.
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        raise SystemExit(f"error: {message}") from error

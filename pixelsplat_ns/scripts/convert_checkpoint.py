@@ -8,10 +8,10 @@ configuration. A wrong or partial checkpoint is refused, naming the missing and 
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import tyro
-from tyro.conf import Positional
+from tyro.conf import Positional, arg
 
 from pixelsplat_ns.encoder.checkpoints import CheckpointError, convert_official, read_checkpoint, save_converted
 from pixelsplat_ns.scripts import input_errors_exit
@@ -21,12 +21,12 @@ from pixelsplat_ns.scripts import input_errors_exit
 class ConvertCheckpoint:
     """Convert an official pixelSplat checkpoint for pixelsplat-ns."""
 
-    input: Positional[Path]
+    input: Positional[Annotated[Path, arg(metavar="IN.ckpt")]]
     """Official Lightning checkpoint (.ckpt)."""
-    output: Positional[Path]
+    output: Positional[Annotated[Path, arg(metavar="OUT.pt")]]
     """Converted checkpoint to write (.pt)."""
     force: bool = False
-    """Overwrite OUTPUT if it exists."""
+    """Overwrite OUT.pt if it exists."""
 
 
 def main(argv: Optional[list[str]] = None) -> None:

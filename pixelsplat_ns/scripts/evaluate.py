@@ -34,8 +34,9 @@ class Evaluate:
     output_path: Path = Path("outputs/evaluation.json")
     """Per-scene and mean metrics (JSON)."""
     split: str = "test"
+    """Split folder under DATA."""
     image_size: tuple[int, int] = (256, 256)
-    """Height and width the frames are resized and cropped to."""
+    """Height and width the frames are resized and cropped to (multiples of 16)."""
     crop_intrinsics: Literal["official", "exact"] = "official"
     """'official' reproduces the official crop (cx, cy kept); 'exact' moves the principal point with the crop."""
     deterministic: bool = False
@@ -45,6 +46,7 @@ class Evaluate:
     skip_lpips: bool = False
     """Report PSNR and SSIM only (LPIPS needs VGG-16 weights on disk)."""
     device: str = field(default_factory=lambda: "cuda" if torch.cuda.is_available() else "cpu")
+    """Where the encoder runs: cuda when there is a GPU, else cpu."""
     force: bool = False
     """Overwrite OUTPUT_PATH if it exists."""
 
@@ -59,7 +61,14 @@ def main(argv: Optional[list[str]] = None) -> None:
         if args.output_path.exists() and not args.force:
             raise FileExistsError(f"{args.output_path} exists; pass --force to overwrite it")
         encoder = load_encoder(args.checkpoint, device=args.device)
-        lpips_model = None if args.skip_lpips else load_lpips_vgg(args.device)
+        multiple = encoder.size_multiple
+        if any(side % multiple for side in args.image_size):
+            raise ValueError(f"--image-size {args.image_size[0]} {args.image_size[1]}: both sides must be multiples "
+                             f"of {multiple} for this encoder")
+        try:
+            lpips_model = None if args.skip_lpips else load_lpips_vgg(args.device)
+        except RuntimeError as error:
+            raise FileNotFoundError(f"{error} Or pass --skip-lpips to report PSNR and SSIM only.") from error
         config = EvaluationConfig(image_shape=tuple(args.image_size), split=args.split,
                                   crop_intrinsics=args.crop_intrinsics, deterministic=args.deterministic,
                                   limit=args.limit)

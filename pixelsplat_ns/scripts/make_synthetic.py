@@ -31,7 +31,8 @@ class MakeSynthetic:
     seed: int = 0
     """Dataset seed: the same seed gives the same scenes."""
     test_fraction: float = 0.1
-    """Share of scenes that go to the test split (and the evaluation index)."""
+    """Chance of each scene going to the test split (and the evaluation index); at least one test scene when
+    there are two scenes or more."""
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     """Rendering processes."""
     overwrite: bool = False

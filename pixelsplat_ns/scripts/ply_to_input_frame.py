@@ -8,10 +8,10 @@ Positions, rotations, scales, normals and the view-dependent (SH) colour are map
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import tyro
-from tyro.conf import Positional
+from tyro.conf import Positional, arg
 
 from pixelsplat_ns.input_frame import ConversionError, convert
 from pixelsplat_ns.scripts import input_errors_exit
@@ -21,14 +21,14 @@ from pixelsplat_ns.scripts import input_errors_exit
 class PlyToInputFrame:
     """Map a Gaussian splat .ply from nerfstudio's dataparser frame into the input data's own frame."""
 
-    input: Positional[Path]
+    input: Positional[Annotated[Path, arg(metavar="IN.ply")]]
     """Gaussian splat .ply from ns-export gaussian-splat."""
-    transforms: Positional[Path]
+    transforms: Positional[Annotated[Path, arg(metavar="DATAPARSER_TRANSFORMS.json")]]
     """The run's dataparser_transforms.json."""
-    output: Positional[Path]
+    output: Positional[Annotated[Path, arg(metavar="OUT.ply")]]
     """.ply to write, in the input data's frame."""
     force: bool = False
-    """Overwrite OUTPUT if it exists."""
+    """Overwrite OUT.ply if it exists."""
 
 
 def main(argv: Optional[list[str]] = None) -> None:
