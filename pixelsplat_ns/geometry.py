@@ -140,7 +140,7 @@ def field_of_view(intrinsics: Float[Tensor, "*batch 3 3"]) -> Float[Tensor, "*ba
     inverse = torch.linalg.inv(intrinsics.double())
 
     def ray(x: float, y: float) -> Tensor:
-        direction = inverse @ torch.tensor([x, y, 1.0], dtype=torch.float64)
+        direction = inverse @ torch.tensor([x, y, 1.0], dtype=torch.float64, device=inverse.device)
         return torch.nn.functional.normalize(direction, dim=-1)
 
     fov_x = (ray(0, 0.5) * ray(1, 0.5)).sum(-1).clamp(-1, 1).acos()

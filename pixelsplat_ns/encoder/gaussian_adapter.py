@@ -36,10 +36,12 @@ def official_sh_to_gsplat(degree: int, camera_to_world: Float[Tensor, "*batch 3 
 
     A = M(P^-1) S M(P R P^-1) S, with M(Q) the SH rotation matrix of Q, P the official direction permutation,
     S the e3nn sign flips and R the camera-to-world rotation."""
-    unpermute, signs = _official_basis_terms(degree)
-    rotation = _PERMUTATION @ camera_to_world.double() @ _PERMUTATION.T
+    device = camera_to_world.device
+    unpermute, signs = (t.to(device) for t in _official_basis_terms(degree))
+    permutation = _PERMUTATION.to(device)
+    rotation = permutation @ camera_to_world.double() @ permutation.T
     conjugated = signs[:, None] * sh_rotation_matrix(degree, rotation) * signs
-    return (unpermute.to(conjugated.device) @ conjugated).to(camera_to_world.dtype)
+    return (unpermute @ conjugated).to(camera_to_world.dtype)
 
 
 def pixel_footprint(intrinsics: Float[Tensor, "*batch 3 3"], height: int, width: int) -> Float[Tensor, " *batch"]:

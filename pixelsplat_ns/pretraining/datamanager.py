@@ -18,12 +18,19 @@ def global_rank(world_size: int) -> int:
 
 
 def to_device(batch, device):
-    """A batch (dicts, ``Views`` and tensors, nested) on ``device``."""
+    """A batch (dicts, ``Views`` and tensors, nested) on ``device``; from pinned memory the copies overlap
+    with the GPU's work."""
     if isinstance(batch, dict):
         return {k: to_device(v, device) for k, v in batch.items()}
     if isinstance(batch, Views):
-        return batch.to(device)
-    return batch.to(device) if isinstance(batch, torch.Tensor) else batch
+        return Views(*(to_device(t, device) for t in batch))
+    return batch.to(device, non_blocking=True) if isinstance(batch, torch.Tensor) else batch
+
+
+def loader_options(device, num_workers: int) -> dict:
+    """DataLoader settings for batches bound for ``device``: pinned host memory when it is a GPU."""
+    return {"num_workers": num_workers, "persistent_workers": num_workers > 0,
+            "pin_memory": torch.device(device).type == "cuda"}
 
 
 class PretrainDataManager(SceneBatchDataManagerHooks, DataManager):
@@ -44,8 +51,8 @@ class PretrainDataManager(SceneBatchDataManagerHooks, DataManager):
         super().__init__()
 
     def setup_train(self) -> None:
-        loader = DataLoader(self.train_dataset, batch_size=self.config.batch_size, num_workers=self.config.num_workers,
-                            persistent_workers=self.config.num_workers > 0)
+        loader = DataLoader(self.train_dataset, batch_size=self.config.batch_size,
+                            **loader_options(self.device, self.config.num_workers))
         self.train_iterator = iter(loader)
 
     def start_at(self, step: int) -> None:

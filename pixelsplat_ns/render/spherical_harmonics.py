@@ -4,6 +4,8 @@ The basis is the one of the 3DGS / gsplat renderers: real SH with the Condon-Sho
 m = -l..l within each degree, evaluated at the normalized viewing direction (Gaussian minus camera centre).
 """
 
+from functools import lru_cache
+
 import torch
 from jaxtyping import Float
 from torch import Tensor
@@ -80,8 +82,14 @@ def sh_rotation_matrix(degree: int, rotation: Float[Tensor, "*batch 3 3"]) -> Fl
     same colours seen through R, has coefficients M^T c. M is found exactly (up to float64 rounding) by least
     squares on a fixed set of directions, since the rotated basis is a linear map of the original one.
     """
-    directions = _fitting_directions()
-    basis = sh_basis(degree, directions)  # [D, K]
+    directions, basis_inverse = (t.to(rotation.device) for t in _fitting_basis(degree))
     rotated = sh_basis(degree, torch.einsum("...ij,dj->...di", rotation.double(), directions))  # [..., D, K]
-    solution = torch.linalg.pinv(basis) @ rotated  # [..., K, K] = M^T
+    solution = basis_inverse @ rotated  # [..., K, K] = M^T
     return solution.transpose(-1, -2).to(rotation.dtype)
+
+
+@lru_cache(maxsize=MAX_SH_DEGREE + 1)
+def _fitting_basis(degree: int) -> tuple[Float[Tensor, "D 3"], Float[Tensor, "K D"]]:
+    """The fitting directions and the pseudo-inverse of the basis on them (float64, CPU; computed once)."""
+    directions = _fitting_directions()
+    return directions, torch.linalg.pinv(sh_basis(degree, directions))

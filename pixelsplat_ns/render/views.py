@@ -5,6 +5,7 @@ axes and normalized intrinsics. ``render_views`` draws any Gaussians into such c
 draws a batch of encoder outputs as the paper's training loss and evaluation do.
 """
 
+import contextlib
 from typing import Optional
 
 import torch
@@ -39,10 +40,27 @@ def render_views(
     render_mode: RenderMode = "RGB",
 ) -> tuple[Tensor, Float[Tensor, "c height width 1"], dict]:
     """``rasterize`` (which see for the Gaussians' arguments and the results) into ``c`` cameras given as
-    camera-to-world OpenCV ``extrinsics`` and normalized ``intrinsics``, at ``width`` x ``height`` pixels."""
+    camera-to-world OpenCV ``extrinsics`` and normalized ``intrinsics``, at ``width`` x ``height`` pixels.
+
+    Always in float32 and outside autocast: under mixed precision (nerfstudio's ``--mixed-precision``, bf16
+    autocast) the Gaussians may arrive in half precision, which gsplat's kernels do not take and in which the
+    compositing's transmittance would lose its 1e-4 stopping rule."""
+    means, quats, scales, opacities, colors, extrinsics, intrinsics, covars, backgrounds = (
+        None if t is None else t.float()
+        for t in (means, quats, scales, opacities, colors, extrinsics, intrinsics, covars, backgrounds)
+    )
     viewmats, Ks = to_gsplat(extrinsics, intrinsics, width, height)
-    return rasterize(means, quats, scales, opacities, colors, viewmats, Ks, width, height, near_plane=near_plane,
-                     sh_degree=sh_degree, backgrounds=backgrounds, render_mode=render_mode, covars=covars)
+    with _without_autocast(means.device):
+        return rasterize(means, quats, scales, opacities, colors, viewmats, Ks, width, height,
+                         near_plane=near_plane, sh_degree=sh_degree, backgrounds=backgrounds,
+                         render_mode=render_mode, covars=covars)
+
+
+def _without_autocast(device: torch.device):
+    """Autocast switched off for ``device``'s type (a no-op where autocast does not exist)."""
+    if device.type in ("cpu", "cuda", "mps", "xpu"):
+        return torch.autocast(device_type=device.type, enabled=False)
+    return contextlib.nullcontext()
 
 
 def render_gaussians(

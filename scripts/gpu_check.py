@@ -1,0 +1,432 @@
+"""The GPU check: pixelsplat-ns's CUDA paths proven in one process, with a printed table and a JSON report.
+
+1. ``rasterize``: the gsplat backend, the torch backend on the GPU and the torch backend on the CPU draw the
+   same colours, alphas and depths, with the same gradients, on random scenes (SH degrees 0-3, several
+   cameras, quaternions and covariances) and on the paper-scale scene (393,216 Gaussians into 256 x 256).
+2. The encoder (paper preset, shared random weights): deterministic Gaussians on the GPU equal the CPU's, and
+   the CPU-only routes (``pixelsplat_ns.encoder.cpu_kernels``) are not taken on the GPU.
+3. Timings, synchronized, fastest of several after warm-up: encode 2 x 256^2, render one 256^2 view with
+   gsplat and with the torch backend, a pretraining step at batch 7 with its peak memory; each in float32,
+   with TF32 and with bf16 autocast, with how far the Gaussians move from float32's.
+
+Comparisons are ``allclose`` with rtol = atol = 1e-4 (TF32 and bf16: 1e-2, reported, not required); the
+"error" column is the largest |a - b| / (1 + |b|). It needs no nerfstudio and no network: only torch, einops,
+jaxtyping, numpy, pillow, pyyaml, torchvision (the official-comparison inputs) and, on a GPU, gsplat;
+``lpips`` (random weights, no download) when present, for the training step's memory.
+
+On the device machine (Python 3.12, torch 2.11 + CUDA 13, no nerfstudio, no network), from the repository root.
+Here, once (wheels for gsplat 1.4.0, which nerfstudio 1.1.5 pins, the newest gsplat as the fallback, and
+lpips; .gitignore keeps .whl/ out of git, so the call must carry it):
+
+    for wheel in gsplat==1.4.0 gsplat==1.5.3 lpips==0.1.4; do python3 -m pip download --no-deps \
+        --only-binary=:all: --python-version 3.12 --implementation cp --platform manylinux_2_28_x86_64 -d .whl $wheel; done
+
+There, in one call that carries ``.whl`` (gsplat compiles its CUDA code on first use; the compile time is
+reported; if 1.4.0 does not build, the fallback wheel is installed and tried, and the report says so). CUDA_HOME
+must name the toolkit, not the folder of a linked nvcc, or the C++ binding misses cuda_runtime.h:
+
+    python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/lpips-0.1.4-*.whl \
+        .whl/gsplat-1.4.0-*.whl && export PYTHONPATH=/tmp/site:. MAX_JOBS=16 TORCH_CUDA_ARCH_LIST=9.0 \
+        PYTHONUNBUFFERED=1 CUDA_HOME=${CUDA_HOME:-$(dirname $(dirname $(readlink -f $(which nvcc))))} \
+        && python3 scripts/gpu_check.py --out $OUT --fallback-gsplat-wheel .whl/gsplat-1.5.3-py3-none-any.whl
+
+Without a GPU, gsplat 1.4.0's CUDA sources were seen to compile with nvcc 13.0 for sm_90 and its binding to
+link and load against torch 2.14's headers (17 minutes on 2 cores): it should build there.
+
+Here, without a GPU (``tests/test_gpu_check.py`` runs it so, with nerfstudio made unimportable):
+
+    python scripts/gpu_check.py --device cpu --quick --out outputs/gpu_check
+"""
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+# The package, where it is not installed (the device machine), and official_encoder.py beside this file.
+sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
+
+from official_encoder import as_views, example_inputs  # noqa: E402  (scripts/, beside this file)
+
+from pixelsplat_ns.conventions import to_gsplat  # noqa: E402
+from pixelsplat_ns.encoder import PixelSplatEncoder, Views, cpu_kernels, paper, tiny  # noqa: E402
+from pixelsplat_ns.pretraining.loss import LossConfig, pretraining_loss  # noqa: E402
+from pixelsplat_ns.render import rasterize  # noqa: E402
+from pixelsplat_ns.synthetic_gaussians import orbit_c2w, pixel_aligned_scene  # noqa: E402
+
+TOLERANCE = 1e-4
+REDUCED_PRECISION_TOLERANCE = 1e-2
+PAPER = {"encode_s": 0.102, "render_s": 0.002, "training_memory_gb": 14.4}
+"""The paper's figures on its GPU: encode 2 x 256^2, render one view, training memory at batch 7."""
+
+
+class Report:
+    """Rows of the printed table, kept for the JSON report."""
+
+    def __init__(self) -> None:
+        self.checks: list[dict] = []
+        self.timings: list[dict] = []
+        self.notes: list[str] = []
+
+    def check(self, section: str, case: str, error: float, tolerance: float = TOLERANCE, required: bool = True):
+        row = {"section": section, "case": case, "error": error, "tolerance": tolerance,
+               "ok": error <= tolerance, "required": required}
+        self.checks.append(row)
+        mark = "ok" if row["ok"] else ("FAIL" if required else "over")
+        print(f"  {section:<10} {case:<78} {error:10.2e} {tolerance:8.0e}  {mark}", flush=True)
+
+    def timing(self, case: str, seconds: float, **extra) -> None:
+        self.timings.append({"case": case, "seconds": seconds, **extra})
+        more = "  ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in extra.items())
+        print(f"  {case:<46} {seconds:9.4f} s  {more}", flush=True)
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+        print(f"  note: {text}", flush=True)
+
+
+def difference(a: torch.Tensor, b: torch.Tensor) -> float:
+    """max |a - b| / (1 + |b|): within t means ``allclose(a, b, rtol=t, atol=t)``."""
+    a, b = a.detach().double().cpu(), b.detach().double().cpu()
+    if a.shape != b.shape:
+        return float("inf")
+    return float(((a - b).abs() / (1 + b.abs())).max()) if a.numel() else 0.0
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def fastest(function: Callable[[], object], device: torch.device, warmup: int, repeats: int) -> float:
+    for _ in range(warmup):
+        function()
+    times = []
+    for _ in range(repeats):
+        synchronize(device)
+        start = time.perf_counter()
+        function()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+# gsplat.
+
+
+def compile_gsplat(pythonpath: str) -> tuple[bool, float, str]:
+    """Import gsplat's CUDA backend in a child process (the import compiles it, once): ok, seconds, log."""
+    code = "import gsplat, gsplat.cuda._backend as b; import sys; print('gsplat', gsplat.__version__); sys.exit(b._C is None)"
+    env = dict(os.environ, PYTHONPATH=pythonpath)
+    start = time.perf_counter()
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    return result.returncode == 0, time.perf_counter() - start, (result.stdout + result.stderr)[-4000:]
+
+
+def prepare_gsplat(fallback_wheel: str | None, report: Report) -> dict:
+    """gsplat 1.4.0 (what nerfstudio 1.1.5 pins), compiled; else the fallback wheel. Returns what happened."""
+    info: dict = {"attempts": []}
+    pythonpath = os.environ.get("PYTHONPATH", "")
+    ok, seconds, log = compile_gsplat(pythonpath)
+    info["attempts"].append({"pythonpath": pythonpath, "ok": ok, "seconds": seconds, "log": log})
+    version = next((line for line in log.splitlines() if line.startswith("gsplat ")), "gsplat ?")
+    report.note(f"{version} compile: {'ok' if ok else 'FAILED'} in {seconds:.0f} s")
+    if not ok and fallback_wheel:
+        site = tempfile.mkdtemp(prefix="gsplat-fallback-")
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--target", site,
+                        fallback_wheel], check=True)
+        pythonpath = os.pathsep.join(p for p in (site, pythonpath) if p)
+        ok, seconds, log = compile_gsplat(pythonpath)
+        info["attempts"].append({"pythonpath": pythonpath, "ok": ok, "seconds": seconds, "log": log})
+        report.note(f"fallback {Path(fallback_wheel).name}: {'ok' if ok else 'FAILED'} in {seconds:.0f} s")
+        if ok:
+            sys.path.insert(0, site)
+    info["ok"] = ok
+    if ok:
+        import gsplat
+
+        info["version"] = gsplat.__version__
+    return info
+
+
+# 1. rasterize.
+
+
+def random_scene(n: int, cameras: int, sh_degree: int, seed: int, width: int, height: int) -> dict:
+    """Gaussians in front of ``cameras`` cameras turned a little about the origin, CPU float32."""
+    g = torch.Generator().manual_seed(seed)
+    means = torch.randn(n, 3, generator=g) * torch.tensor([1.0, 0.7, 0.5]) + torch.tensor([0.0, 0.0, 4.0])
+    quats = torch.randn(n, 4, generator=g)
+    scales = torch.rand(n, 3, generator=g) * 0.15 + 0.01
+    opacities = torch.rand(n, generator=g) * 0.9 + 0.05
+    colors = torch.randn(n, (sh_degree + 1) ** 2, 3, generator=g) * 0.3
+    viewmats = torch.eye(4).repeat(cameras, 1, 1)
+    for c in range(cameras):
+        angle = 0.15 * (c - (cameras - 1) / 2)
+        viewmats[c, :3, :3] = torch.tensor([[torch.cos(torch.tensor(angle)), 0, torch.sin(torch.tensor(angle))],
+                                            [0, 1, 0],
+                                            [-torch.sin(torch.tensor(angle)), 0, torch.cos(torch.tensor(angle))]])
+        viewmats[c, :3, 3] = torch.tensor([0.3 * c, -0.1 * c, 0.2 * c])
+    Ks = torch.tensor([[0.9 * width, 0, 0.52 * width], [0, 0.95 * width, 0.47 * height], [0, 0, 1.0]])
+    return {"means": means, "quats": quats, "scales": scales, "opacities": opacities, "colors": colors,
+            "viewmats": viewmats, "Ks": Ks.expand(cameras, 3, 3).clone(), "width": width, "height": height,
+            "sh_degree": sh_degree}
+
+
+def render_with_gradients(scene: dict, covars: bool, device: torch.device, backend: str, seed: int) -> dict:
+    """Colours, alphas, accumulated depth and the gradients of a fixed random loss."""
+    from pixelsplat_ns.render.projection import quat_scale_to_covar
+
+    leaves = {k: scene[k].to(device).clone().requires_grad_() for k in ("means", "quats", "scales", "opacities",
+                                                                        "colors")}
+    if covars:
+        covariance = quat_scale_to_covar(leaves["quats"], leaves["scales"]).detach().requires_grad_()
+        leaves = {k: v for k, v in leaves.items() if k not in ("quats", "scales")} | {"covars": covariance}
+    arguments = dict(leaves)
+    if covars:
+        arguments.update(quats=None, scales=None)
+    image, alpha, _ = rasterize(
+        arguments["means"], arguments["quats"], arguments["scales"], arguments["opacities"], arguments["colors"],
+        scene["viewmats"].to(device), scene["Ks"].to(device), scene["width"], scene["height"],
+        sh_degree=scene["sh_degree"], render_mode="RGB+ED", covars=arguments.get("covars"), backend=backend,
+    )
+    weights = torch.rand(image.shape, generator=torch.Generator().manual_seed(seed)).to(device)
+    loss = (image[..., :3] * weights[..., :3]).sum() + (alpha[..., 0] * weights[..., 3]).sum()
+    loss.backward()
+    out = {"colors": image[..., :3], "alphas": alpha, "depths": image[..., 3:] * alpha}  # accumulated depth
+    out |= {f"grad {name}": leaf.grad for name, leaf in leaves.items()}
+    return {k: v.detach().cpu() for k, v in out.items()}
+
+
+def check_rasterize(device: torch.device, gsplat_ok: bool, quick: bool, report: Report) -> None:
+    print("1. rasterize: the torch backend on the CPU is the reference", flush=True)
+    backends = [("torch", device)] + ([("gsplat", device)] if gsplat_ok else [])
+    scenes = []
+    n, width, height = (300, 48, 32) if quick else (3000, 160, 112)
+    for sh_degree in range(4):
+        for covars in (False, True):
+            scenes.append((f"random, SH {sh_degree}, 3 cameras, {'covars' if covars else 'quats+scales'}",
+                           random_scene(n, 3, sh_degree, seed=sh_degree, width=width, height=height), covars))
+    size = 32 if quick else 256
+    paper_scene = pixel_aligned_scene(size=size, views=2, per_pixel=3)
+    scenes.append((f"paper scale: {paper_scene.means.shape[0]:,} Gaussians, 1 view {size}^2", {
+        "means": paper_scene.means, "quats": paper_scene.quats, "scales": paper_scene.scales,
+        "opacities": paper_scene.opacities, "colors": paper_scene.sh,
+        "viewmats": torch.linalg.inv(orbit_c2w(paper_scene, 1)), "Ks": paper_scene.K[None].clone(),
+        "width": size, "height": size, "sh_degree": 3}, False))
+    for name, scene, covars in scenes:
+        reference = render_with_gradients(scene, covars, torch.device("cpu"), "torch", seed=1)
+        for backend, on in backends:
+            result = render_with_gradients(scene, covars, on, backend, seed=1)
+            for field, value in result.items():
+                report.check("rasterize", f"{backend}/{on.type} {field}: {name}", difference(value, reference[field]))
+
+
+# 2. The encoder.
+
+
+@contextmanager
+def cpu_routes_counted():
+    """Counts the calls in which ``cpu_kernels`` takes its CPU-only route (oneDNN linear, Fourier conv)."""
+    original = cpu_kernels._on_cpu_float32
+    taken = [0]
+
+    def counting(x):
+        result = original(x)
+        taken[0] += int(result)
+        return result
+
+    cpu_kernels._on_cpu_float32 = counting
+    try:
+        yield taken
+    finally:
+        cpu_kernels._on_cpu_float32 = original
+
+
+def make_encoder(quick: bool, seed: int = 0) -> PixelSplatEncoder:
+    torch.manual_seed(seed)
+    return PixelSplatEncoder(tiny() if quick else paper()).eval()
+
+
+def check_encoder(device: torch.device, quick: bool, report: Report) -> None:
+    print("2. encoder: deterministic Gaussians on the device against the CPU's", flush=True)
+    size = 64 if quick else 256
+    encoder = make_encoder(quick)
+    context = as_views(example_inputs(size, 2))
+    with torch.no_grad():
+        reference = encoder.encode(context, deterministic=True)
+        encoder = encoder.to(device)
+        with cpu_routes_counted() as taken:
+            result = encoder.encode(context.to(device), deterministic=True)
+    for field in ("means", "covariances", "opacities", "harmonics"):
+        report.check("encoder", f"{device.type} {field}, {'tiny' if quick else 'paper'} 2 x {size}^2",
+                     difference(getattr(result, field), getattr(reference, field)))
+    if device.type == "cpu":
+        report.note(f"CPU-only routes taken on the CPU: {taken[0]} calls (expected: some)")
+    else:
+        report.check("encoder", f"CPU-only routes taken on {device.type} (calls)", float(taken[0]), tolerance=0.0)
+
+
+# 3. Timings.
+
+
+@contextmanager
+def precision(mode: str, device: torch.device):
+    """float32 (TF32 off), TF32 matmuls and convolutions, or bf16 autocast."""
+    matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = mode == "tf32"
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if mode == "bf16" else nullcontext()
+    try:
+        with autocast:
+            yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn
+
+
+def peak_memory_gb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**30
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def training_batch(batch_size: int, size: int, device: torch.device) -> dict:
+    """A batch like the chunk dataset's: 2 context and 4 target views per scene (random images)."""
+    scenes = []
+    for i in range(batch_size):
+        inputs = example_inputs(size, 6, seed=i)
+        scenes.append(as_views(inputs))
+    views = Views(*(None if parts[0] is None else torch.cat(parts) for parts in zip(*scenes)))  # [b, 6, ...]
+    views = views.to(device)
+    return {"context": views.select((slice(None), slice(0, 2))), "target": views.select((slice(None), slice(2, None)))}
+
+
+def timings(device: torch.device, gsplat_ok: bool, quick: bool, repeats: int, report: Report) -> None:
+    print("3. timings (fastest of several after warm-up, synchronized)", flush=True)
+    size = 64 if quick else 256
+    modes = ["fp32", "tf32", "bf16"] if device.type == "cuda" else ["fp32", "bf16"]
+    warmup = 1 if quick else 2
+    encoder = make_encoder(quick).to(device)
+    context = as_views(example_inputs(size, 2)).to(device)
+    with torch.no_grad():
+        exact = encoder.encode(context, deterministic=True)
+        for mode in modes:
+            with precision(mode, device):
+                seconds = fastest(lambda: encoder.encode(context), device, warmup, repeats)
+                reduced = encoder.encode(context, deterministic=True)
+            error = max(difference(getattr(reduced, f).float(), getattr(exact, f)) for f in
+                        ("means", "covariances", "opacities", "harmonics"))
+            report.timing(f"encode 2 x {size}^2, {mode}", seconds, paper_s=PAPER["encode_s"], gaussians_error=error)
+            if mode != "fp32":
+                report.check("precision", f"encode {mode}: Gaussians against float32", error,
+                             REDUCED_PRECISION_TOLERANCE, required=False)
+
+        gaussians = encoder.encode(context)
+        target = context.select((slice(None), slice(0, 1)))
+        extrinsics, intrinsics, near = target.extrinsics, target.intrinsics, target.near
+        for backend in (["gsplat"] if gsplat_ok else []) + ["torch"]:
+            def draw():
+                viewmats, Ks = to_gsplat(extrinsics[0], intrinsics[0], size, size)
+                return rasterize(gaussians.means[0], None, None, gaussians.opacities[0], gaussians.harmonics[0],
+                                 viewmats, Ks, size, size, near_plane=0.2 * float(near.min()), sh_degree=3,
+                                 covars=gaussians.covariances[0], backend=backend)
+            seconds = fastest(draw, device, warmup, repeats)
+            report.timing(f"render 1 x {size}^2 ({gaussians.means.shape[1]:,} Gaussians), {backend}", seconds,
+                          paper_s=PAPER["render_s"])
+
+    lpips_model = None
+    try:
+        import lpips
+
+        lpips_model = lpips.LPIPS(net="vgg", pretrained=False, pnet_rand=True, verbose=False).to(device).eval()
+        lpips_model.requires_grad_(False)
+    except ImportError:
+        report.note("lpips is not installed: the training step runs without its LPIPS term")
+    batch_size = 1 if quick else 7
+    batch = training_batch(batch_size, size, device)
+    config = LossConfig(lpips_weight=0.05, lpips_start_step=0)
+    for mode in modes:
+        model = make_encoder(quick).to(device).train()
+        optimizer = torch.optim.Adam(model.parameters(), lr=1.5e-4)
+
+        def step():
+            optimizer.zero_grad(set_to_none=True)
+            with precision(mode, device):
+                losses, _ = pretraining_loss(model, batch, 0, config, lpips_model,
+                                             torch.Generator(device).manual_seed(0))
+            sum(losses.values()).backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 0.5)
+            optimizer.step()
+
+        reset_peak_memory(device)
+        seconds = fastest(step, device, 1, max(1, repeats // 2))
+        report.timing(f"training step, batch {batch_size}, 2+4 views {size}^2, {mode}", seconds,
+                      peak_gb=peak_memory_gb(device), paper_memory_gb=PAPER["training_memory_gb"])
+        del model, optimizer
+
+
+def environment(device: torch.device) -> dict:
+    info = {"python": platform.python_version(), "torch": torch.__version__, "device": str(device),
+            "cuda": torch.version.cuda, "threads": torch.get_num_threads()}
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "outputs/gpu_check")),
+                        help="folder for gpu_check.json (default: $OUT, else outputs/gpu_check)")
+    parser.add_argument("--quick", action="store_true", help="small sizes and the tiny encoder (the CPU test)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per timing; the fastest is reported")
+    parser.add_argument("--fallback-gsplat-wheel", default=None, help="tried when gsplat does not compile")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    report = Report()
+    result: dict = {"environment": environment(device), "quick": args.quick}
+    print(json.dumps(result["environment"]), flush=True)
+    start = time.perf_counter()
+    gsplat_ok = False
+    if device.type == "cuda":
+        result["gsplat"] = prepare_gsplat(args.fallback_gsplat_wheel, report)
+        gsplat_ok = result["gsplat"]["ok"]
+    else:
+        report.note("gsplat is left out on the CPU (it needs CUDA tensors)")
+    for section in (lambda: check_rasterize(device, gsplat_ok, args.quick, report),
+                    lambda: check_encoder(device, args.quick, report),
+                    lambda: timings(device, gsplat_ok, args.quick, args.repeats, report)):
+        try:
+            section()
+        except Exception:  # noqa: BLE001  (one broken section must not hide the others' figures)
+            report.note("a section failed:\n" + traceback.format_exc())
+            report.check("section", "ran to the end", float("inf"))
+    result |= {"checks": report.checks, "timings": report.timings, "notes": report.notes,
+               "seconds": time.perf_counter() - start,
+               "ok": all(row["ok"] for row in report.checks if row["required"])}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "gpu_check.json").write_text(json.dumps(result, indent=1))
+    failed = [row for row in report.checks if row["required"] and not row["ok"]]
+    print(f"{len(report.checks)} checks, {len(failed)} failed; {result['seconds']:.0f} s; report: "
+          f"{args.out / 'gpu_check.json'}", flush=True)
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
