@@ -109,3 +109,74 @@ def example_inputs(size: int, views: int, seed: int = 0) -> dict:
 def as_views(inputs: dict) -> Views:
     """The official code's context batch (a dict) as the ``Views`` our encoder takes."""
     return Views(inputs["image"], inputs["extrinsics"], inputs["intrinsics"], inputs["near"], inputs["far"])
+
+
+_KERNEL_HARNESS = r"""
+#include <torch/extension.h>
+#include <algorithm>
+#include <cmath>
+#define __device__
+#define __forceinline__ inline
+namespace glm {
+struct vec3 {
+    float x, y, z;
+    vec3() : x(0), y(0), z(0) {}
+    vec3(float a, float b, float c) : x(a), y(b), z(c) {}
+};
+inline vec3 operator+(vec3 a, vec3 b) { return vec3(a.x + b.x, a.y + b.y, a.z + b.z); }
+inline vec3 operator-(vec3 a, vec3 b) { return vec3(a.x - b.x, a.y - b.y, a.z - b.z); }
+inline vec3 operator*(float s, vec3 a) { return vec3(s * a.x, s * a.y, s * a.z); }
+inline vec3 operator*(vec3 a, float s) { return s * a; }
+inline vec3 operator/(vec3 a, float s) { return vec3(a.x / s, a.y / s, a.z / s); }
+inline vec3& operator+=(vec3& a, float s) { a.x += s; a.y += s; a.z += s; return a; }
+inline float length(vec3 a) { return std::sqrt(a.x * a.x + a.y * a.y + a.z * a.z); }
+inline vec3 max(vec3 a, float s) { return vec3(std::max(a.x, s), std::max(a.y, s), std::max(a.z, s)); }
+}  // namespace glm
+// ---- SH constants and computeColorFromSH, taken at run time from the official checkout ----
+%s
+%s
+// ----
+torch::Tensor colours(torch::Tensor means, torch::Tensor campos, torch::Tensor shs, int64_t degree) {
+    const int64_t n = means.size(0), max_coeffs = shs.size(1);
+    auto out = torch::empty({n, 3}, means.options());
+    std::vector<char> clamped(3 * n);
+    const auto* m = reinterpret_cast<const glm::vec3*>(means.data_ptr<float>());
+    const float* c = campos.data_ptr<float>();
+    float* o = out.data_ptr<float>();
+    for (int64_t i = 0; i < n; ++i) {
+        glm::vec3 rgb = computeColorFromSH((int)i, (int)degree, (int)max_coeffs, m, glm::vec3(c[0], c[1], c[2]),
+                                           shs.data_ptr<float>(), reinterpret_cast<bool*>(clamped.data()));
+        o[3 * i] = rgb.x; o[3 * i + 1] = rgb.y; o[3 * i + 2] = rgb.z;
+    }
+    return out;
+}
+"""
+
+
+def official_kernel_colours(rasterizer_repo: Path):
+    """The official renderer's ``computeColorFromSH`` (``cuda_rasterizer/forward.cu`` of a checkout of
+    dcharatan/diff-gaussian-rasterization-modified), compiled for the CPU: nothing of it is part of this
+    project; it is read from the user's checkout at run time.
+
+    Returns ``colours(means [n, 3], campos [3], shs [n, k, 3], degree) -> [n, 3]``, float32, with the
+    kernel's +0.5 and clamp at 0, each Gaussian seen from ``campos``."""
+    import re
+
+    from torch.utils.cpp_extension import load_inline
+
+    source = Path(rasterizer_repo, "cuda_rasterizer")
+    constants = "\n".join(re.findall(r"__device__ const float SH_C\d\s*(?:\[\])?\s*=.*?;",
+                                     (source / "auxiliary.h").read_text(), flags=re.S))
+    forward = (source / "forward.cu").read_text()
+    start = forward.index("__device__ glm::vec3 computeColorFromSH(")
+    body = forward.index("{", start)
+    depth, end = 0, body
+    for end in range(body, len(forward)):  # the function's text, to its matching brace
+        depth += {"{": 1, "}": -1}.get(forward[end], 0)
+        if depth == 0:
+            break
+    function = forward[start : end + 1]
+    module = load_inline("official_sh_kernel", _KERNEL_HARNESS % (constants, function), functions=["colours"],
+                         extra_cflags=["-O2"], verbose=False)
+    return lambda means, campos, shs, degree: module.colours(means.float().contiguous(), campos.float().contiguous(),
+                                                             shs.float().contiguous(), degree)

@@ -7,7 +7,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from pixelsplat_ns.encoder import PixelSplatEncoder, Views, paper, tiny
-from pixelsplat_ns.encoder.gaussian_adapter import official_sh_to_gsplat
+from pixelsplat_ns.encoder.official_sh import official_sh_to_gsplat
 from pixelsplat_ns.pretraining.datamanager import loader_options
 from pixelsplat_ns.pretraining.loss import LossConfig, pretraining_loss
 from pixelsplat_ns.render import views as render_views_module
@@ -62,7 +62,9 @@ def test_the_sh_conversions_follow_their_rotations_device():
     rotation = torch.eye(3, device="meta").expand(2, 3, 3)
     with MixedDevices() as mode:
         sh_rotation_matrix(3, rotation)
-        official_sh_to_gsplat(4, rotation)
+        for sh_rotation in ("official", "frame_independent"):
+            for coefficient_14 in ("official_forward_kernel", "consistent"):
+                official_sh_to_gsplat(4, rotation, sh_rotation, coefficient_14)
     assert not mode.found, sorted(mode.found)
 
 

@@ -7,7 +7,7 @@ torch's tensor-rebuilding allowlist into an inert placeholder.
 
 import pickle
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Optional, Union
 
@@ -136,8 +136,10 @@ def read_checkpoint(path: Union[str, Path]) -> dict:
 
 
 def config_from_official(state_dict: dict[str, Tensor]) -> EncoderConfig:
-    """The configuration an official checkpoint was trained with, read from which weights it has."""
-    config = paper()
+    """The configuration an official checkpoint was trained with, read from which weights it has; its colours
+    as the official renderer drew them in training and in the paper's evaluation (SH coefficient 14 as its
+    forward kernel computes it, the official rotation)."""
+    config = replace(paper(), sh_coefficient_14="official_forward_kernel")
     if not any(k.startswith("epipolar_transformer.") for k in state_dict):
         config = ablation(config, "no_epipolar")
     elif "epipolar_transformer.depth_encoding.1.weight" not in state_dict:

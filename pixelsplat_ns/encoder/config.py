@@ -7,7 +7,7 @@ at a width that trains on a CPU.
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Literal, Optional
 
 
 @dataclass
@@ -75,6 +75,14 @@ class EncoderConfig:
     scale_min: float = 0.5
     scale_max: float = 15.0
     sh_degree: int = 4
+    sh_rotation: Literal["official", "frame_independent"] = "official"
+    """How the camera-frame SH colours are rotated to the world: "official" as the official code does it (the
+    colours then depend on the world frame the cameras are given in), "frame_independent" exactly (they
+    depend only on the direction relative to the camera); see ``pixelsplat_ns.encoder.official_sh``."""
+    sh_coefficient_14: Literal["official_forward_kernel", "consistent"] = "consistent"
+    """Degree-3 SH coefficient 14 as the official renderer's forward kernel evaluates it (with its typo: what
+    the official checkpoints were trained and the paper measured with; converted official checkpoints use it)
+    or as the consistent 3DGS/e3nn basis function."""
     opacity_divided_by_gaussians_per_pixel: bool = True
     """The official code divides opacities by gaussians_per_pixel, also in deterministic mode (1 sample)."""
     exact_rewrites: bool = True
@@ -109,6 +117,16 @@ def tiny() -> EncoderConfig:
             self_attention=ImageSelfAttentionConfig(num_layers=1, num_heads=2, d_dot=16, d_mlp=64),
         ),
     )
+
+
+def with_sh_convention(
+    config: EncoderConfig,
+    rotation: Optional[Literal["official", "frame_independent"]] = None,
+    coefficient_14: Optional[Literal["official_forward_kernel", "consistent"]] = None,
+) -> EncoderConfig:
+    """``config`` with its SH convention replaced where given (None keeps the checkpoint's own)."""
+    return replace(config, sh_rotation=rotation or config.sh_rotation,
+                   sh_coefficient_14=coefficient_14 or config.sh_coefficient_14)
 
 
 def size_multiple(config: EncoderConfig) -> int:

@@ -105,6 +105,8 @@ class PixelSplatEncoder(nn.Module):
             (h, w),
             (self.config.scale_min, self.config.scale_max),
             self.config.sh_degree,
+            self.config.sh_rotation,
+            self.config.sh_coefficient_14,
         )
 
     forward = encode

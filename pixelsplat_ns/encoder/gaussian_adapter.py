@@ -1,7 +1,5 @@
 """From per-pixel network outputs and sampled depths to world-space Gaussians, as pixelSplat does it, with
-the colours converted once to gsplat's SH basis so that ``rasterize`` renders them directly."""
-
-from functools import lru_cache
+the colours converted once to gsplat's SH basis (``official_sh``) so that ``rasterize`` renders them directly."""
 
 import torch
 from einops import rearrange
@@ -11,37 +9,13 @@ from torch import Tensor
 from pixelsplat_ns.conventions import quaternion_to_matrix, xyzw_to_wxyz
 from pixelsplat_ns.gaussians import Gaussians
 from pixelsplat_ns.geometry import pixel_size_at_unit_depth, world_rays
-from pixelsplat_ns.render.spherical_harmonics import num_sh_bases, sh_rotation_matrix
+from pixelsplat_ns.encoder.official_sh import Coefficient14, ShRotation, official_sh_to_gsplat
+from pixelsplat_ns.render.spherical_harmonics import num_sh_bases
 
 
 def sh_mask(degree: int) -> Float[Tensor, " k"]:
     """1 for the DC term and 0.1 * 0.25^l for degree l: colours start out nearly view-independent."""
     return torch.cat([torch.full((2 * l + 1,), 1.0 if l == 0 else 0.1 * 0.25**l) for l in range(degree + 1)])
-
-
-# The official renderer (a modified Inria rasterizer) evaluates the 3DGS basis at (d.z, d.x, d.y), which
-# matches e3nn's basis up to the sign (-1)^k of coefficient k; the encoder rotates its camera-frame
-# coefficients to the world with e3nn's Wigner matrices. Both steps fold into one matrix per view.
-_PERMUTATION = torch.tensor([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], dtype=torch.float64)
-
-
-@lru_cache(maxsize=8)
-def _official_basis_terms(degree: int) -> tuple[Tensor, Tensor]:
-    signs = torch.tensor([(-1.0) ** k for k in range(num_sh_bases(degree))], dtype=torch.float64)
-    return sh_rotation_matrix(degree, _PERMUTATION.T), signs
-
-
-def official_sh_to_gsplat(degree: int, camera_to_world: Float[Tensor, "*batch 3 3"]) -> Float[Tensor, "*batch k k"]:
-    """A with gsplat_coefficients = A @ official_camera_coefficients, colours equal in every direction.
-
-    A = M(P^-1) S M(P R P^-1) S, with M(Q) the SH rotation matrix of Q, P the official direction permutation,
-    S the e3nn sign flips and R the camera-to-world rotation."""
-    device = camera_to_world.device
-    unpermute, signs = (t.to(device) for t in _official_basis_terms(degree))
-    permutation = _PERMUTATION.to(device)
-    rotation = permutation @ camera_to_world.double() @ permutation.T
-    conjugated = signs[:, None] * sh_rotation_matrix(degree, rotation) * signs
-    return (unpermute @ conjugated).to(camera_to_world.dtype)
 
 
 def pixel_footprint(intrinsics: Float[Tensor, "*batch 3 3"], height: int, width: int) -> Float[Tensor, " *batch"]:
@@ -60,9 +34,11 @@ def to_gaussians(
     image_shape: tuple[int, int],
     scale_range: tuple[float, float],
     sh_degree: int,
+    sh_rotation: ShRotation = "official",
+    sh_coefficient_14: Coefficient14 = "consistent",
 ) -> Gaussians:
     """``raw`` holds per pixel: 2 offset, 3 scale, 4 quaternion (xyzw), 3 x K SH channel-major; the 82 after
-    the offset are shared by the pixel's samples."""
+    the offset are shared by the pixel's samples. The SH convention: ``official_sh.official_sh_to_gsplat``."""
     h, w = image_shape
     b, v, r, s = depths.shape
     offset, scales, quaternions, sh = raw.split((2, 3, 4, 3 * num_sh_bases(sh_degree)), dim=-1)
@@ -81,7 +57,7 @@ def to_gaussians(
     covariances = c2w @ camera_covariances @ c2w.transpose(-1, -2)
 
     sh = rearrange(sh, "... (c k) -> ... c k", c=3) * sh_mask(sh_degree).to(sh)
-    conversion = official_sh_to_gsplat(sh_degree, extrinsics[..., :3, :3])  # [b v k k]
+    conversion = official_sh_to_gsplat(sh_degree, extrinsics[..., :3, :3], sh_rotation, sh_coefficient_14)  # [b v k k]
     harmonics = torch.einsum("bvkj,bvrcj->bvrkc", conversion, sh)
 
     flat = "b v r s ... -> b (v r s) ..."

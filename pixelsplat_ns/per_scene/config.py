@@ -47,6 +47,13 @@ class PixelSplatModelConfig(SplatfactoModelConfig):
     """Take each pixel's most likely depth bin (1 Gaussian per pixel) instead of drawing bins as the paper does."""
     prediction_seed: int = 0
     """Seed of the depth-bin draws."""
+    sh_rotation: Literal["official", "frame_independent"] = "frame_independent"
+    """How view-dependent colour is rotated from each context camera to the world: exactly, so that it depends
+    only on the direction relative to the camera, whatever frame the dataparser chose; or "official", as the
+    official code does it, which makes it depend on that frame (README: "View-dependent colour")."""
+    sh_coefficient_14: Optional[Literal["official_forward_kernel", "consistent"]] = None
+    """Degree-3 SH coefficient 14: as the official renderer's forward kernel draws it ("official_forward_kernel",
+    the default for official checkpoints) or the consistent basis function. Default: the encoder's own."""
     refine_encoder: bool = False
     """Refine the encoder's weights on the target views instead of the Gaussians: they are predicted anew at
     every step, and the scene keeps the prediction the last step rendered (one update behind the weights)."""

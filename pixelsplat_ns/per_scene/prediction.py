@@ -6,6 +6,7 @@ import torch
 
 from pixelsplat_ns.encoder import Gaussians, PixelSplatEncoder, Views
 from pixelsplat_ns.encoder.checkpoints import BUNDLED_TINY_ENCODER, CheckpointError, build_encoder, read_encoder
+from pixelsplat_ns.encoder.config import with_sh_convention
 
 from .context import ContextError, context_views
 
@@ -32,6 +33,7 @@ def load_scene_encoder(model_config, datamanager, device) -> SceneEncoder:
     except (FileNotFoundError, CheckpointError) as error:
         raise CheckpointError(f"--pipeline.model.encoder-checkpoint {path}: {error}. Give an official .ckpt, a "
                               "converted .pt or a pixelsplat-pretrain run's config.yml or step-*.ckpt") from error
+    encoder_config = with_sh_convention(encoder_config, model_config.sh_rotation, model_config.sh_coefficient_14)
     indices = list(datamanager.context_indices)
     if len(indices) != encoder_config.num_context_views:
         raise ContextError(f"the encoder in {path} takes {encoder_config.num_context_views} context views, "

@@ -67,7 +67,7 @@ def evaluate_sh(
     return torch.einsum("...k,...kc->...c", basis, coeffs[..., : basis.shape[-1], :])
 
 
-def _fitting_directions(count: int = 64) -> Float[Tensor, "count 3"]:
+def fitting_directions(count: int = 64) -> Float[Tensor, "count 3"]:
     """Well-spread unit directions (a Fibonacci sphere) on which the rotated basis is fitted."""
     i = torch.arange(count, dtype=torch.float64) + 0.5
     polar = torch.acos(1 - 2 * i / count)
@@ -91,5 +91,5 @@ def sh_rotation_matrix(degree: int, rotation: Float[Tensor, "*batch 3 3"]) -> Fl
 @lru_cache(maxsize=MAX_SH_DEGREE + 1)
 def _fitting_basis(degree: int) -> tuple[Float[Tensor, "D 3"], Float[Tensor, "K D"]]:
     """The fitting directions and the pseudo-inverse of the basis on them (float64, CPU; computed once)."""
-    directions = _fitting_directions()
+    directions = fitting_directions()
     return directions, torch.linalg.pinv(sh_basis(degree, directions))

@@ -43,6 +43,11 @@ class Evaluate:
     """Each pixel's most likely depth bin instead of the paper's sampling."""
     limit: Optional[int] = None
     """Only the first N scenes of the index."""
+    sh_rotation: Optional[Literal["official", "frame_independent"]] = None
+    """SH rotation to the world (default: the checkpoint's own; the paper's: official, in the dataset's frame)."""
+    sh_coefficient_14: Optional[Literal["official_forward_kernel", "consistent"]] = None
+    """Degree-3 SH coefficient 14 (default: the checkpoint's own; official checkpoints: official_forward_kernel,
+    what the paper measured)."""
     skip_lpips: bool = False
     """Report PSNR and SSIM only (LPIPS needs VGG-16 weights on disk)."""
     device: str = field(default_factory=lambda: "cuda" if torch.cuda.is_available() else "cpu")
@@ -54,6 +59,7 @@ class Evaluate:
 def main(argv: Optional[list[str]] = None) -> None:
     args = tyro.cli(Evaluate, args=argv, prog="pixelsplat-evaluate")
     from pixelsplat_ns.encoder import load_encoder
+    from pixelsplat_ns.encoder.config import with_sh_convention
     from pixelsplat_ns.evaluation import EvaluationConfig, evaluate
     from pixelsplat_ns.metrics import load_lpips_vgg
 
@@ -61,6 +67,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         if args.output_path.exists() and not args.force:
             raise FileExistsError(f"{args.output_path} exists; pass --force to overwrite it")
         encoder = load_encoder(args.checkpoint, device=args.device)
+        encoder.config = with_sh_convention(encoder.config, args.sh_rotation, args.sh_coefficient_14)
         multiple = encoder.size_multiple
         if any(side % multiple for side in args.image_size):
             raise ValueError(f"--image-size {args.image_size[0]} {args.image_size[1]}: both sides must be multiples "
