@@ -123,8 +123,9 @@ def quaternion_multiply(a: Float[Tensor, "*batch 4"], b: Float[Tensor, "*batch 4
 
 OPACITY_EPS = 1e-6
 """Opacities are clamped to [eps, 1 - eps] before the logit, so that 0 and 1 stay finite."""
-MIN_SCALE = 1e-12
-"""Smallest standard deviation kept before the log (eigenvalues can round to zero or just below)."""
+MIN_RELATIVE_SCALE = 1e-12
+"""Smallest standard deviation kept before the log, relative to the Gaussian's largest (eigenvalues can round
+to zero or just below): relative, so that it is the same at any scene scale."""
 
 
 def opacity_to_logit(opacities: Float[Tensor, "*batch"]) -> Float[Tensor, "*batch"]:
@@ -132,6 +133,8 @@ def opacity_to_logit(opacities: Float[Tensor, "*batch"]) -> Float[Tensor, "*batc
     return torch.logit(opacities.clamp(OPACITY_EPS, 1 - OPACITY_EPS))
 
 
-def variance_to_log_scale(variances: Float[Tensor, "*batch"]) -> Float[Tensor, "*batch"]:
-    """Variances (covariance eigenvalues) -> splatfacto's log standard deviations (``exp`` gives the scale)."""
-    return 0.5 * variances.clamp(min=MIN_SCALE**2).log()
+def variance_to_log_scale(variances: Float[Tensor, "*batch 3"]) -> Float[Tensor, "*batch 3"]:
+    """A Gaussian's variances (its covariance's eigenvalues) -> splatfacto's log standard deviations (``exp``
+    gives the scale)."""
+    largest = variances.max(dim=-1, keepdim=True).values.clamp(min=torch.finfo(variances.dtype).tiny)
+    return 0.5 * torch.maximum(variances, MIN_RELATIVE_SCALE**2 * largest).log()

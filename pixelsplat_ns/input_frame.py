@@ -27,6 +27,7 @@ import torch
 from plyfile import PlyData
 
 from pixelsplat_ns.conventions import matrix_to_quaternion, quaternion_multiply
+from pixelsplat_ns.errors import InputError
 from pixelsplat_ns.render.spherical_harmonics import MAX_SH_DEGREE, num_sh_bases, sh_rotation_matrix
 
 POSITION = ("x", "y", "z")
@@ -40,7 +41,7 @@ DATAPARSER_ONLY_COMMENTS = ("Vertical Axis: z",)
 ROTATION_TOLERANCE = 1e-4
 
 
-class ConversionError(ValueError):
+class ConversionError(InputError):
     """A bad input: the message says which file and why."""
 
 

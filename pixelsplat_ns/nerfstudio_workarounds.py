@@ -9,12 +9,17 @@ Imported by ``pixelsplat_ns.methods``, so by every ``ns-*`` command: it stays li
 
 import dataclasses
 import importlib
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 from nerfstudio.engine.trainer import Trainer
 from nerfstudio.utils import writer
+from nerfstudio.utils.rich_utils import CONSOLE
+
+from pixelsplat_ns.errors import InputError, OutOfMemory
 
 PINNED_NERFSTUDIO = "1.1.5"
 
@@ -87,11 +92,58 @@ def allow_numpy_scalars_in_checkpoints() -> None:
     torch.serialization.add_safe_globals(nerfstudio_checkpoint_globals())
 
 
+# Errors.
+
+
+def report_input_errors_without_traceback() -> None:
+    """Print an ``InputError`` that ends an ``ns-*`` command as its message alone, with exit status 1.
+
+    Works around: ``ns-train`` builds the pipeline inside ``nerfstudio.scripts.train.main`` and lets whatever
+    it raises reach the top level, so a message about the user's input (context views, cameras, images,
+    checkpoints) came at the end of a long traceback. Every other exception keeps its traceback."""
+    previous = sys.excepthook
+
+    def hook(kind, error, traceback):
+        if issubclass(kind, InputError):
+            print(f"\n{kind.__name__}: {error}", file=sys.stderr)
+        else:
+            previous(kind, error, traceback)
+
+    if not getattr(sys.excepthook, "reports_input_errors", False):
+        hook.reports_input_errors = True
+        sys.excepthook = hook
+
+
 # The trainer.
 
 
+def save_atomically(state: dict, path: Path) -> None:
+    """``torch.save`` that never leaves a partial file at ``path``: the state is written beside the checkpoint
+    folder (where no tool lists it), flushed to disk, then renamed into place, which is atomic."""
+    partial = path.parent.parent / f".saving-{path.name}"
+    try:
+        with open(partial, "wb") as file:
+            torch.save(state, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def readable_checkpoints(folder: Path) -> list[tuple[int, Path]]:
+    """The ``step-*.ckpt`` files of a checkpoint folder, newest first, by their step."""
+    steps = []
+    for path in folder.glob("step-*.ckpt"):
+        try:
+            steps.append((int(path.stem.split("-", 1)[1]), path))
+        except ValueError:
+            continue
+    return sorted(steps, reverse=True)
+
+
 class PixelSplatTrainer(Trainer):
-    """nerfstudio's trainer with two fixes, named by what nerfstudio does without them."""
+    """nerfstudio's trainer with its fixes, named by what nerfstudio does without them."""
 
     last_trained_step = None
 
@@ -106,8 +158,55 @@ class PixelSplatTrainer(Trainer):
         (``writer.GLOBAL_BUFFER``)."""
         writer.GLOBAL_BUFFER.update(max_iter=1, step=0)
 
+    def save_checkpoint(self, step: int) -> None:
+        """Works around: ``Trainer.save_checkpoint`` writes ``step-*.ckpt`` in place, so a run killed while
+        saving leaves a truncated file, which every tool then takes for the latest checkpoint. The same
+        checkpoint, written atomically (``save_atomically``)."""
+        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        path = self.checkpoint_dir / f"step-{step:09d}.ckpt"
+        pipeline = self.pipeline.module if hasattr(self.pipeline, "module") else self.pipeline
+        save_atomically({
+            "step": step,
+            "pipeline": pipeline.state_dict(),
+            "optimizers": {k: v.state_dict() for (k, v) in self.optimizers.optimizers.items()},
+            "schedulers": {k: v.state_dict() for (k, v) in self.optimizers.schedulers.items()},
+            "scalers": self.grad_scaler.state_dict(),
+        }, path)
+        if self.config.save_only_latest_checkpoint:
+            for other in self.checkpoint_dir.glob("*.ckpt"):
+                if other != path:
+                    other.unlink()
+
+    def _load_checkpoint(self) -> None:
+        """Works around: resuming (``--load-dir``) takes the newest ``step-*.ckpt`` by name and fails on a
+        damaged one (or on any other file in the folder). The newest checkpoint that reads is taken; the
+        damaged ones are named in a warning."""
+        if self.config.load_dir is not None and self.config.load_step is None:
+            candidates = readable_checkpoints(Path(self.config.load_dir))
+            for step, path in candidates:
+                try:
+                    torch.load(path, map_location="cpu")
+                except Exception as error:  # noqa: BLE001  (any unreadable file is skipped, and said so)
+                    CONSOLE.print(f"[bold yellow]skipping the damaged checkpoint {path}: {str(error).splitlines()[0]}")
+                    continue
+                self.config.load_step = step
+                break
+            else:
+                raise InputError(f"--load-dir {self.config.load_dir}: no readable step-*.ckpt there "
+                                 f"({len(candidates)} damaged): resume from another run, or start afresh")
+        super()._load_checkpoint()
+
     def train_iteration(self, step: int):
-        result = super().train_iteration(step)
+        """Works around: a CUDA out-of-memory error ends ``ns-train`` with a traceback from inside the step;
+        it is reported as what to change."""
+        try:
+            result = super().train_iteration(step)
+        except torch.cuda.OutOfMemoryError as error:
+            raise OutOfMemory(
+                f"the GPU ran out of memory at training step {step} ({str(error).splitlines()[0]}): for "
+                "pixelsplat-pretrain use a smaller --pipeline.datamanager.batch-size (it measures a step before "
+                "training unless --pipeline.check-memory False); per scene, a smaller "
+                "--pipeline.model.context-short-side") from error
         self.last_trained_step = step
         return result
 
@@ -136,20 +235,25 @@ NEUTRAL_DATAPARSER_SETTINGS = {
 never write downscaled image copies into the user's folder."""
 
 
-def parse_input_frame(dataparser_config, data, split: str = "train"):
-    """The dataparser's outputs for ``split`` with the poses as the input gives them (``NEUTRAL_DATAPARSER_
-    SETTINGS``, but the train/eval split kept), to check cameras before nerfstudio normalizes them.
+def parse_input_frame(dataparser_config, data, every_frame: bool = False):
+    """The dataparser's training outputs with the poses as the input gives them (``NEUTRAL_DATAPARSER_
+    SETTINGS``; the train/eval split kept unless ``every_frame``), to check cameras before nerfstudio
+    normalizes them.
 
     Works around: nerfstudio's dataparsers re-centre and scale the poses (``auto_orient_and_center_poses``,
     ``1 / max |t|``) without checks, so one view, views at one position or one NaN pose turn every pose into
     NaN or infinity, or end in a ZeroDivisionError far from the cause. The dataparser then runs twice: once
     here, once in nerfstudio's datamanager."""
     neutral = {k: v for k, v in NEUTRAL_DATAPARSER_SETTINGS.items()
-               if k != "eval_mode" and hasattr(dataparser_config, k)}
+               if (every_frame or k != "eval_mode") and hasattr(dataparser_config, k)}
     config = dataclasses.replace(dataparser_config, **neutral)
     if data is not None:
         config.data = Path(data)
-    return config.setup().get_dataparser_outputs(split=split)
+    quiet, CONSOLE.quiet = CONSOLE.quiet, True  # its notes (e.g. on --eval-mode all) are about this read only
+    try:
+        return config.setup().get_dataparser_outputs(split="train")
+    finally:
+        CONSOLE.quiet = quiet
 
 
 def without_dataparser_alpha(datamanager_config):

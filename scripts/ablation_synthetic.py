@@ -34,7 +34,7 @@ def train(name: str, data: Path, output_dir: Path, budget: float, extra: list[st
 
 def load_run(config_path: Path) -> tuple[PixelSplatEncoder, int]:
     run = read_pretraining_run(config_path)
-    return build_encoder(run.config, run.state_dict), run.step
+    return build_encoder(run.config, run.state_dict), run.step + 1  # steps trained: the checkpoint's is 0-based
 
 
 def main() -> None:

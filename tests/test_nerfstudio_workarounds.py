@@ -16,3 +16,33 @@ def test_nerfstudio_is_the_version_the_workarounds_were_checked_against():
         "nerfstudio does and where), drop those it made unnecessary, then update PINNED_NERFSTUDIO")
     assert f'"nerfstudio=={PINNED_NERFSTUDIO}"' in (ROOT / "pyproject.toml").read_text(), \
         "pyproject.toml must pin the nerfstudio version the workarounds were checked against"
+
+
+def test_a_save_killed_midway_leaves_the_checkpoints_as_they_were(tmp_path):
+    """SIGKILL while a large checkpoint is being written: no step-*.ckpt appears, the earlier one still loads,
+    and a resume would find only whole checkpoints."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import torch
+
+    from pixelsplat_ns.nerfstudio_workarounds import readable_checkpoints, save_atomically
+
+    folder = tmp_path / "run" / "nerfstudio_models"
+    folder.mkdir(parents=True)
+    save_atomically({"step": 1, "weights": torch.ones(3)}, folder / "step-000000001.ckpt")
+    code = ("import torch\nfrom pathlib import Path\nfrom pixelsplat_ns.nerfstudio_workarounds import save_atomically\n"
+            f"save_atomically({{'step': 2, 'weights': torch.ones(400_000_000)}}, Path({str(folder)!r}) / 'step-000000002.ckpt')")
+    writer = subprocess.Popen([sys.executable, "-c", code])
+    partial = tmp_path / "run" / ".saving-step-000000002.ckpt"
+    deadline = time.monotonic() + 120
+    while not (partial.exists() and partial.stat().st_size > 0) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    writer.send_signal(signal.SIGKILL)
+    writer.wait()
+    assert partial.exists(), "the save was killed while writing"
+    assert [p.name for p in folder.iterdir()] == ["step-000000001.ckpt"]
+    assert [step for step, _ in readable_checkpoints(folder)] == [1]
+    assert torch.load(folder / "step-000000001.ckpt")["step"] == 1

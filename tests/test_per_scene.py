@@ -193,3 +193,27 @@ def test_the_viewer_background_never_reaches_the_refinement_loss():
     assert torch.equal(model._get_background_color(), torch.zeros(3)), "training uses the configured black"
     model.eval()
     assert torch.equal(model._get_background_color(), grey), "the viewer's renders use its colour"
+
+
+def test_cameras_other_than_pinhole_are_refused_where_they_are_rendered():
+    """ns-render's camera paths, the eval cameras and the viewer reach get_outputs: a fisheye or
+    equirectangular camera must be refused, not drawn as a pinhole one."""
+    from nerfstudio.cameras.cameras import Cameras, CameraType
+    from nerfstudio.data.scene_box import SceneBox
+
+    from pixelsplat_ns.camera_checks import CameraError
+    from pixelsplat_ns.per_scene.config import PixelSplatModelConfig
+
+    model = PixelSplatModelConfig().setup(scene_box=SceneBox(torch.tensor([[-1.0] * 3, [1.0] * 3])), num_train_data=2)
+    model.set_gaussians(random_gaussians())
+    model.set_near_plane(0.01)
+    model.eval()
+
+    def camera(kind):
+        return Cameras(camera_to_worlds=torch.eye(4)[:3][None], fx=40.0, fy=40.0, cx=32.0, cy=24.0, width=64,
+                       height=48, camera_type=kind)
+
+    assert model.get_outputs(camera(CameraType.PERSPECTIVE))["rgb"].shape == (48, 64, 3)
+    for kind in (CameraType.FISHEYE, CameraType.EQUIRECTANGULAR):
+        with pytest.raises(CameraError, match=f"pinhole .*not {kind.name}"):
+            model.get_outputs(camera(kind))

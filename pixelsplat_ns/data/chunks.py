@@ -15,8 +15,10 @@ import torch
 from jaxtyping import Float, Int64, UInt8
 from torch import Tensor
 
+from pixelsplat_ns.errors import InputError
 
-class ChunkFormatError(ValueError):
+
+class ChunkFormatError(InputError):
     """A chunk file or an index.json that is not in the chunk format."""
 
 
@@ -99,6 +101,13 @@ def write_chunk(path: Path, scenes: list[ChunkScene]) -> None:
     partial = path.with_name(path.name + ".partial")
     torch.save([scene.to_dict() for scene in scenes], partial)
     os.replace(partial, path)
+
+
+def is_chunk_root(path: Path) -> bool:
+    """Whether ``path`` holds a RealEstate10k-format dataset (``<split>/*.torch`` and ``<split>/index.json``)."""
+    path = Path(path)
+    return path.is_dir() and any((path / split / "index.json").is_file() or any((path / split).glob("*.torch"))
+                                 for split in ("train", "test") if (path / split).is_dir())
 
 
 def chunk_paths(split_dir: Path) -> list[Path]:

@@ -8,18 +8,21 @@ from jaxtyping import UInt8
 from PIL import Image
 from torch import Tensor
 
+from pixelsplat_ns.errors import InputError
+from pixelsplat_ns.images import ImageError, open_image
 
-class FrameDecodeError(ValueError):
+
+class FrameDecodeError(InputError):
     """A frame whose bytes are not a readable image."""
 
 
 def decode_frame(data: UInt8[Tensor, " bytes"]) -> Image.Image:
-    """Decode one frame's JPEG bytes to an RGB image (fully loaded, so truncation is caught here)."""
+    """Decode one frame's bytes to an RGB image as displayed (``pixelsplat_ns.images``; fully loaded, so that
+    truncation is caught here)."""
     try:
-        with Image.open(io.BytesIO(data.numpy().tobytes())) as image:
-            return image.convert("RGB")
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-        raise FrameDecodeError(f"cannot decode frame ({type(error).__name__}: {error})") from error
+        return open_image(data.numpy().tobytes(), "frame").convert("RGB")
+    except ImageError as error:
+        raise FrameDecodeError(f"cannot decode frame ({error})") from error
 
 
 def encode_jpeg(image: Image.Image | np.ndarray, quality: int = 95) -> UInt8[Tensor, " bytes"]:

@@ -16,7 +16,10 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from pixelsplat_ns.camera_checks import CameraError, check_intrinsics
 from pixelsplat_ns.conventions import convert_c2w_opengl_opencv, denormalize_intrinsics, from_nerfstudio
+from pixelsplat_ns.errors import InputError
+from pixelsplat_ns.images import ImageError, displayed_size, open_image
 from pixelsplat_ns.nerfstudio_workarounds import NEUTRAL_DATAPARSER_SETTINGS
 
 from .cameras import decode_chunk_cameras, encode_chunk_cameras
@@ -25,7 +28,7 @@ from .images import encode_jpeg
 
 LOGGER = logging.getLogger("pixelsplat_ns.data")
 
-class ConversionError(ValueError):
+class ConversionError(InputError):
     """Input that the chunk format cannot represent, or that cannot be read."""
 
 
@@ -85,6 +88,12 @@ def read_nerfstudio_scene(data: Path, key: str, dataparser: str = "auto", split:
             "writes a PINHOLE model) and convert the undistorted dataset."
         )
     width, height = cameras.width.flatten().float(), cameras.height.flatten().float()
+    for i, path in enumerate(outputs.image_filenames):
+        try:
+            check_intrinsics(float(cameras.fx[i]), float(cameras.fy[i]), float(cameras.cx[i]), float(cameras.cy[i]),
+                             int(width[i]), int(height[i]), f"{data}: frame {Path(path).name}")
+        except CameraError as error:
+            raise ConversionError(str(error)) from error
     c2w, intrinsics = from_nerfstudio(cameras.camera_to_worlds.double(), cameras.get_intrinsics_matrices(), width,
                                       height)
     c2w = c2w.float()
@@ -114,24 +123,25 @@ def _check_transforms(data: Path) -> None:
 
 
 def _frame_bytes(path: Path, width: int, height: int) -> torch.Tensor:
-    """A frame's JPEG bytes: the file itself when it is a JPEG, else the image re-encoded."""
+    """A frame's JPEG bytes: the file itself when it is a JPEG (its EXIF orientation kept, which the chunk
+    reader applies), else the image as displayed, re-encoded (alpha composited onto black)."""
     data = path.read_bytes()
     try:
+        (displayed, stored, orientation) = displayed_size(data, str(path))
+        if displayed != (width, height):
+            turned = f" as displayed (EXIF orientation {orientation})" if orientation != 1 else ""
+            raise ConversionError(f"{path} is {displayed[0]}x{displayed[1]}{turned} but its camera says "
+                                  f"{width}x{height}; fix the intrinsics or the image")
         with Image.open(io.BytesIO(data)) as image:
-            if image.size != (width, height):
-                raise ConversionError(
-                    f"{path} is {image.size[0]}x{image.size[1]} but its camera says {width}x{height}; fix the "
-                    "intrinsics or the image"
-                )
-            if image.format == "JPEG":
-                return torch.frombuffer(bytearray(data), dtype=torch.uint8)
-            if image.mode in ("RGBA", "LA", "P"):
-                rgba = image.convert("RGBA")
-                background = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
-                image = Image.alpha_composite(background, rgba)
-            return encode_jpeg(image)
-    except (OSError, SyntaxError) as error:
-        raise ConversionError(f"{path} is not a readable image ({error})") from error
+            is_jpeg = image.format == "JPEG"
+        image = open_image(data, str(path))  # fully decoded: a truncated file is refused here
+    except ImageError as error:
+        raise ConversionError(str(error)) from error
+    if is_jpeg:
+        return torch.frombuffer(bytearray(data), dtype=torch.uint8)
+    if image.mode == "RGBA":
+        image = Image.alpha_composite(Image.new("RGBA", image.size, (0, 0, 0, 255)), image)
+    return encode_jpeg(image)
 
 
 def nerfstudio_to_chunks(

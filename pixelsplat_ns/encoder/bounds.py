@@ -10,9 +10,19 @@ NEAR_DISPARITY = 3.0
 """Near plane disparity in multiples of the image's shorter side in pixels (official encoder config)."""
 FAR_DISPARITY = 0.5
 """Far plane disparity in pixels (hard-coded in the official encoder)."""
-MIN_BASELINE = 1e-6
-"""Context cameras closer than this are at one position: no depth can be seen between them (the official
-bounds shim clamps the baseline at this value)."""
+NEAR_FAR_MIN_BASELINE = 1e-6
+"""The official bounds shim clamps the baseline at this before the near/far rule (after ``make_baseline_1``
+the baseline is 1, so it only matters for views left at their own scale)."""
+SAME_POSITION = 1e-6
+"""Cameras closer than this fraction of their largest coordinate are at one position: float32 coordinates
+(epsilon 1.2e-7) cannot tell them apart, and no depth can be seen between them. Relative, so that a scene
+in millimetres or kilometres is judged alike."""
+
+
+def at_one_position(distance: Tensor | float, origins: Float[Tensor, "*batch 3"]) -> Tensor | bool:
+    """Whether cameras ``distance`` apart, among ``origins``, are at one position (``SAME_POSITION``)."""
+    tolerance = SAME_POSITION * float(origins.abs().max()) if origins.numel() else 0.0
+    return distance <= tolerance
 
 
 def max_baseline(extrinsics: Float[Tensor, "*batch view 4 4"]) -> Float[Tensor, " *batch"]:
@@ -45,10 +55,10 @@ def near_far(
     ``depth(d) = baseline / (d * mean pixel size at depth 1)``, the mean taken over x, y and the views.
 
     ``extrinsics`` camera-to-world, ``intrinsics`` normalized, ``image_shape`` (h, w) of the images the
-    encoder sees. The baseline is clamped at ``MIN_BASELINE`` as in the official code.
+    encoder sees. The baseline is clamped at ``NEAR_FAR_MIN_BASELINE`` as in the official code.
     """
     h, w = image_shape
-    baseline = max_baseline(extrinsics).clamp(min=MIN_BASELINE)
+    baseline = max_baseline(extrinsics).clamp(min=NEAR_FAR_MIN_BASELINE)
     mean_pixel_size = pixel_size_at_unit_depth(intrinsics, h, w).flatten(-2).mean(dim=-1)
     near = baseline / (near_disparity * min(h, w) * mean_pixel_size)
     far = baseline / (far_disparity * mean_pixel_size)

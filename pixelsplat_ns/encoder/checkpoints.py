@@ -26,6 +26,7 @@ from pixelsplat_ns.encoder.config import (
     paper,
 )
 from pixelsplat_ns.encoder.encoder import PixelSplatEncoder
+from pixelsplat_ns.errors import InputError
 
 FORMAT = "pixelsplat-ns-encoder"
 BUNDLED_TINY_ENCODER = Path(__file__).parents[1] / "weights" / "tiny_synthetic.pt"
@@ -63,7 +64,7 @@ RENAMES: list[tuple[str, Union[str, None]]] = [
 ]
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError):
     """A checkpoint that is not, or not entirely, a pixelSplat encoder."""
 
 

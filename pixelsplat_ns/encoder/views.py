@@ -13,10 +13,11 @@ import torch
 from jaxtyping import Float, Int64
 from torch import Tensor
 
-from pixelsplat_ns.encoder.bounds import MIN_BASELINE, max_baseline, near_far, normalize_baseline
+from pixelsplat_ns.encoder.bounds import at_one_position, max_baseline, near_far, normalize_baseline
+from pixelsplat_ns.errors import InputError
 
 
-class DegenerateBaseline(ValueError):
+class DegenerateBaseline(InputError):
     """Context views taken from one position: pixelSplat sees depth only between views that are apart."""
 
     def __init__(self, baseline: float) -> None:
@@ -78,15 +79,15 @@ def prepare_views(
     and hold for every view. Returns the views and the scale: multiply lengths in the views' frame by it to
     return to the input's frame (1 without ``make_baseline_1``).
 
-    Raises ``DegenerateBaseline`` when the scene is to be scaled but the context views are closer than
-    ``MIN_BASELINE`` (or their distance is not finite); without scaling, the near/far rule clamps the baseline
-    at ``MIN_BASELINE`` as the official code does.
+    Raises ``DegenerateBaseline`` when the scene is to be scaled but the context views are at one position
+    (``bounds.at_one_position``: relative to their coordinates, whatever the unit) or their distance is not
+    finite; without scaling, the near/far rule clamps the baseline as the official code does.
     """
     context = torch.as_tensor(list(context) if isinstance(context, range) else context, dtype=torch.int64)
     scale = 1.0
     if make_baseline_1:
         baseline = float(max_baseline(extrinsics[context]))
-        if not (math.isfinite(baseline) and baseline > MIN_BASELINE):
+        if not math.isfinite(baseline) or at_one_position(baseline, extrinsics[context, :3, 3]):
             raise DegenerateBaseline(baseline)
         extrinsics, scale = normalize_baseline(extrinsics, context)
     near, far = near_far(extrinsics[context], intrinsics[context], tuple(images.shape[-2:]))

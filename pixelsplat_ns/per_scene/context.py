@@ -17,17 +17,18 @@ from PIL import Image
 from torch import Tensor
 
 from pixelsplat_ns.conventions import from_nerfstudio
-from pixelsplat_ns.encoder.bounds import MIN_BASELINE
+from pixelsplat_ns.encoder.bounds import at_one_position
 from pixelsplat_ns.encoder.config import paper, size_multiple
 from pixelsplat_ns.encoder.crop import resize_and_crop
 from pixelsplat_ns.encoder.views import DegenerateBaseline, Views, prepare_views
+from pixelsplat_ns.errors import InputError
 
 SIZE_MULTIPLE = size_multiple(paper())
 """What the encoder needs image sides to be multiples of, for the paper's and the tiny preset (16); the
 pipeline passes its encoder's own."""
 
 
-class ContextError(ValueError):
+class ContextError(InputError):
     """Context views the encoder cannot use; the message says what is wrong and how to fix it."""
 
 
@@ -40,18 +41,23 @@ def encoder_shape(height: int, width: int, short_side: int, multiple: int = SIZE
     return (short_side, long_side) if height <= width else (long_side, short_side)
 
 
-def check_cameras(camera_to_worlds: Float[Tensor, "n 3 4"], camera_types: Sequence[str], names: Sequence[str]) -> None:
-    """Refuse camera sets the encoder cannot use, naming the frames at fault."""
+def check_cameras(camera_to_worlds: Float[Tensor, "n 3 4"], camera_types: Sequence[str], names: Sequence[str],
+                  total: Optional[int] = None) -> None:
+    """Refuse sets of training cameras the encoder cannot use, naming the frames at fault; ``total`` is the
+    number of images in the dataset, the eval split's included (default: only these)."""
     if len(names) < 2:
-        raise ContextError(f"pixelsplat needs at least two training images, found {len(names)}: add views, or train on "
-                           "every image (nerfstudio-data: end the command with `nerfstudio-data --eval-mode all`)")
+        total = len(names) if total is None else total
+        fix = ("add views" if total < 2 else f"the dataset has {total} images, the others are held out for "
+               "evaluation: train on every image (nerfstudio-data: end the command with `nerfstudio-data "
+               "--eval-mode all`)")
+        raise ContextError(f"pixelsplat needs at least two training images, found {len(names)}: {fix}")
     bad = [name for name, c2w in zip(names, camera_to_worlds) if not torch.isfinite(c2w).all()]
     if bad:
         raise ContextError(f"{len(bad)} camera pose(s) contain NaN or infinite values after parsing, e.g. "
                            f"{', '.join(bad[:5])}: fix the poses in the dataset (nerfstudio's auto-orientation "
                            "spreads a bad pose to every camera, so look for the one bad transform_matrix)")
     origins = camera_to_worlds[:, :3, 3].double()
-    if float(torch.cdist(origins, origins).max()) <= MIN_BASELINE:
+    if at_one_position(float(torch.cdist(origins, origins).max()), origins):
         raise ContextError(f"all {len(names)} training views are taken from the same position: pixelSplat needs two "
                            "views from different positions (check that the poses are not all the same matrix)")
     not_pinhole = sorted({t for t in camera_types if t != "PERSPECTIVE"})
@@ -71,7 +77,7 @@ def choose_context_views(camera_to_worlds: Float[Tensor, "n 3 4"], max_angle_deg
     origins = camera_to_worlds[:, :3, 3].double()
     distances = torch.cdist(origins, origins)
     pairs = torch.triu(torch.ones_like(angles, dtype=torch.bool), diagonal=1)
-    apart = pairs & (distances > MIN_BASELINE)
+    apart = pairs & ~at_one_position(distances, origins)
     close = apart & (angles <= max_angle_degrees)
     if close.any():
         score = torch.where(close, distances, torch.full_like(distances, -1.0))

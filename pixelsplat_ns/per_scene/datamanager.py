@@ -1,5 +1,5 @@
-"""The per-scene datamanager: nerfstudio's full-image datamanager (so every dataparser works) plus the choice
-and checks of the context views the encoder sees."""
+"""The per-scene datamanager: nerfstudio's full-image datamanager (so every dataparser works) plus the checks
+of every frame, and the choice and checks of the context views the encoder sees."""
 
 from pathlib import Path
 
@@ -8,20 +8,61 @@ from nerfstudio.cameras.cameras import CameraType
 from nerfstudio.data.datamanagers.full_images_datamanager import FullImageDatamanager
 from nerfstudio.utils.rich_utils import CONSOLE
 
+from pixelsplat_ns.camera_checks import CameraError, check_intrinsics, check_rotation
+from pixelsplat_ns.data.chunks import is_chunk_root
+from pixelsplat_ns.errors import InputError
+from pixelsplat_ns.images import ImageError, displayed_size
 from pixelsplat_ns.nerfstudio_workarounds import parse_input_frame, without_dataparser_alpha
 
 from .context import ContextError, check_cameras, choose_context_views
+from .dataset import PixelSplatDataset
 
 
-def check_training_cameras(dataparser_outputs) -> list[str]:
+def check_training_cameras(dataparser_outputs, total: int | None = None) -> list[str]:
     """Check the training cameras a dataparser produced (``check_cameras``); returns the image names."""
     cameras = dataparser_outputs.cameras
     names = [Path(f).name for f in dataparser_outputs.image_filenames]
-    check_cameras(cameras.camera_to_worlds, [CameraType(int(t)).name for t in cameras.camera_type.flatten()], names)
+    check_cameras(cameras.camera_to_worlds, [CameraType(int(t)).name for t in cameras.camera_type.flatten()], names,
+                  total)
     return names
 
 
-class PixelSplatDataManager(FullImageDatamanager):
+def check_frames(dataparser_outputs) -> None:
+    """Check every frame as the input gives it, eval frames included: its rotation, its intrinsics and its
+    image, which must be readable and, as displayed (EXIF orientation applied), of the camera's size."""
+    cameras = dataparser_outputs.cameras
+    kinds = sorted({CameraType(int(t)).name for t in cameras.camera_type.flatten()} - {"PERSPECTIVE"})
+    if kinds:
+        raise CameraError(f"pixelsplat needs pinhole (perspective) cameras for every frame, eval frames included; "
+                          f"this dataset has {', '.join(kinds)}: undistort the images first (e.g. COLMAP's "
+                          "image_undistorter) and give pinhole intrinsics")
+    mismatched = []
+    for i, path in enumerate(dataparser_outputs.image_filenames):
+        name = Path(path).name
+        camera = cameras[i]
+        if bool(torch.isfinite(camera.camera_to_worlds).all()):
+            check_rotation(camera.camera_to_worlds[:3, :3], f"frame {name}")
+        width, height = int(camera.width), int(camera.height)
+        check_intrinsics(float(camera.fx), float(camera.fy), float(camera.cx), float(camera.cy), width, height,
+                         f"frame {name}")
+        displayed, stored, orientation = displayed_size(path, name)
+        if displayed != (width, height):
+            turned = f" (EXIF orientation {orientation} turns its stored {stored[0]}x{stored[1]} pixels)" \
+                if orientation != 1 else ""
+            mismatched.append(f"{name} is {displayed[0]}x{displayed[1]}{turned}, its camera {width}x{height}")
+        elif orientation != 1:
+            CONSOLE.print(f"[yellow]{name} has EXIF orientation {orientation}: pixelsplat uses it as displayed; its "
+                          "camera must describe the displayed picture (cameras computed on the stored pixels, as "
+                          "COLMAP's, would not)")
+    if mismatched:
+        raise ImageError(f"{len(mismatched)} image(s) do not have the size their camera says, e.g. "
+                         f"{'; '.join(mismatched[:5])}. Images are used as displayed (EXIF orientation applied): "
+                         "give each frame the width, height and intrinsics of its image as displayed (scale "
+                         "fl_x, cx by the width ratio and fl_y, cy by the height ratio for a resized image), or "
+                         "give the images the cameras were made for")
+
+
+class PixelSplatDataManager(FullImageDatamanager[PixelSplatDataset]):
     """Full images of the dataparser's splits, with ``context_indices`` (into the training images): the views
     the encoder sees. The other training views are the targets for refinement; the eval split is for ns-eval
     (when it is empty, the training views are evaluated, with a warning). RGBA images reach the model as they
@@ -29,8 +70,15 @@ class PixelSplatDataManager(FullImageDatamanager):
 
     def __init__(self, config, device="cpu", test_mode="val", world_size=1, local_rank=0, **kwargs) -> None:
         self.context_indices: tuple[int, ...] = ()
-        # The input's own cameras first: nerfstudio's normalization would hide what is wrong with them.
-        check_training_cameras(parse_input_frame(config.dataparser, config.data))
+        if config.data is not None and is_chunk_root(Path(config.data)):
+            raise InputError(f"{config.data} is a RealEstate10k-format dataset of many scenes, not a nerfstudio "
+                             f"scene: take one scene out with `pixelsplat-process-data re10k --data {config.data} "
+                             "--key KEY --output-dir SCENE` and predict that")
+        # The input's own cameras and images first: nerfstudio's normalization would hide what is wrong with
+        # them, and its image loader would fail on a mismatch with an assertion in a worker thread.
+        every_frame = parse_input_frame(config.dataparser, config.data, every_frame=True)
+        check_training_cameras(parse_input_frame(config.dataparser, config.data), len(every_frame.image_filenames))
+        check_frames(every_frame)
         rgba_config = without_dataparser_alpha(config)
         if rgba_config is not config:
             CONSOLE.log(f"pixelsplat composites RGBA images onto the model's background, not the dataparser's alpha "

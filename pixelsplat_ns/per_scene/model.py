@@ -16,11 +16,12 @@ import logging
 from typing import Optional
 
 import torch
-from nerfstudio.cameras.cameras import Cameras
+from nerfstudio.cameras.cameras import Cameras, CameraType
 from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes, TrainingCallbackLocation
 from nerfstudio.models.splatfacto import SplatfactoModel
 from nerfstudio.utils.colors import get_color
 
+from pixelsplat_ns.camera_checks import CameraError
 from pixelsplat_ns.conventions import from_nerfstudio
 from pixelsplat_ns.gaussians import Gaussians
 from pixelsplat_ns.metrics import load_lpips_vgg, lpips_distance, psnr, ssim
@@ -34,8 +35,6 @@ from .splats import Splats, parameter_splats, splat_parameters
 
 LOGGER = logging.getLogger(__name__)
 
-NEAR_PLANE = 0.01
-"""Gaussians closer to the camera than this (dataparser units) are not drawn, as in splatfacto."""
 VIEWER_BACKGROUND = torch.tensor([0.1490, 0.1647, 0.2157])
 """Background of renders outside training with ``background_color="random"``: the viewer's, as splatfacto."""
 
@@ -54,8 +53,15 @@ class PixelSplatModel(SplatfactoModel):
         self.background_color = (VIEWER_BACKGROUND.clone() if self.config.background_color == "random"
                                  else get_color(self.config.background_color))
         self.refinement = GaussianRefinement()
+        # Gaussians nearer to a camera than this (dataparser units) are not drawn; set from the prediction and
+        # saved with the Gaussians, so that every tool culls alike at any scene scale.
+        self.register_buffer("near_plane", torch.tensor(0.0))
         self._lpips: Optional[torch.nn.Module] = None
         self._lpips_checked = False
+
+    def set_near_plane(self, near_plane: float) -> None:
+        """Where rendering culls, in dataparser units (the pipeline sets it from the context's near plane)."""
+        self.near_plane.fill_(near_plane)
 
     def set_gaussians(self, gaussians: Gaussians) -> None:
         """Make the predicted Gaussians (one scene, the dataparser's frame) the model's parameters."""
@@ -116,6 +122,10 @@ class PixelSplatModel(SplatfactoModel):
             raise TypeError(f"{type(self).__name__} renders Cameras, got {type(camera).__name__}")
         if camera.shape[0] != 1:
             raise ValueError(f"one camera at a time, got {camera.shape[0]}")
+        camera_type = CameraType(int(camera.camera_type.flatten()[0]))
+        if camera_type != CameraType.PERSPECTIVE:
+            raise CameraError(f"pixelsplat renders pinhole (perspective) cameras, not {camera_type.name}: give a "
+                              "perspective camera path (camera_type \"perspective\" in ns-render's camera path)")
         splats = self._splats()
         width, height = int(camera.width.item()), int(camera.height.item())
         self.last_size = (height, width)
@@ -127,7 +137,7 @@ class PixelSplatModel(SplatfactoModel):
         extrinsics, intrinsics = from_nerfstudio(c2w, camera.get_intrinsics_matrices().to(self.device), width, height)
         render_mode = "RGB+ED" if self.config.output_depth_during_training or not self.training else "RGB"
         render, alpha, _ = render_views(**splats, extrinsics=extrinsics, intrinsics=intrinsics, width=width,
-                                        height=height, near_plane=NEAR_PLANE, sh_degree=self.config.sh_degree,
+                                        height=height, near_plane=float(self.near_plane), sh_degree=self.config.sh_degree,
                                         render_mode=render_mode)
         rgb = torch.clamp(render[..., :3] + (1 - alpha) * background, 0.0, 1.0)
         outputs = {"rgb": rgb[0], "accumulation": alpha[0], "background": background, "depth": None}

@@ -10,6 +10,8 @@ import torch
 from nerfstudio.pipelines.base_pipeline import VanillaPipeline
 from nerfstudio.utils.rich_utils import CONSOLE
 
+from pixelsplat_ns.render.views import OFFICIAL_NEAR_FRACTION
+
 from .prediction import load_scene_encoder
 
 
@@ -28,5 +30,7 @@ class PixelSplatPipeline(VanillaPipeline):
         height, width = scene_encoder.context.image_shape
         CONSOLE.log(f"pixelsplat predicted {gaussians.means.shape[1]} Gaussians from {width}x{height} context views")
         self.model.set_gaussians(gaussians)
+        # The official renderer's near plane, 0.2 x the context's near, in the dataparser's units.
+        self.model.set_near_plane(OFFICIAL_NEAR_FRACTION * float(scene_encoder.context.near.min()) * scene_encoder.scale)
         if self.model.config.refine_encoder:
             self.model.refine_encoder(scene_encoder)

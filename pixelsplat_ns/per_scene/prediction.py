@@ -35,9 +35,13 @@ def load_scene_encoder(model_config, datamanager, device) -> SceneEncoder:
                               "converted .pt or a pixelsplat-pretrain run's config.yml or step-*.ckpt") from error
     encoder_config = with_sh_convention(encoder_config, model_config.sh_rotation, model_config.sh_coefficient_14)
     indices = list(datamanager.context_indices)
-    if len(indices) != encoder_config.num_context_views:
-        raise ContextError(f"the encoder in {path} takes {encoder_config.num_context_views} context views, "
-                           f"{len(indices)} were given (--pipeline.datamanager.context-views)")
+    wanted = encoder_config.num_context_views
+    if len(indices) != wanted:
+        how = ("were given with --pipeline.datamanager.context-views" if datamanager.config.context_views
+               else "were chosen automatically (the automatic choice picks a pair)")
+        example = " ".join(str(i) for i in range(wanted))
+        raise ContextError(f"the encoder in {path} takes {wanted} context views; {len(indices)} {how}: give "
+                           f"{wanted} indices of training images, e.g. --pipeline.datamanager.context-views {example}")
     encoder = build_encoder(encoder_config, state_dict, device)
     cameras = datamanager.train_dataset.cameras
     context, scale = context_views(

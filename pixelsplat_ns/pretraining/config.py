@@ -57,5 +57,8 @@ class PretrainPipelineConfig(VanillaPipelineConfig):
     model: PretrainModelConfig = field(default_factory=PretrainModelConfig)
     evaluation_index: Optional[Path] = None
     """Evaluation index JSON for ns-eval (default: <data>/evaluation_index.json)."""
+    check_memory: bool = True
+    """Before training, measure one scene's step and refuse a batch that would not fit in memory (saying which
+    batch size would), instead of being killed by the kernel or running out of GPU memory mid-step."""
     time_budget_minutes: Optional[float] = None
     """Stop training after this many minutes (and save a checkpoint), whatever --max-num-iterations says."""

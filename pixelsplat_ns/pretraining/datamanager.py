@@ -9,7 +9,20 @@ from torch.utils.data import DataLoader
 
 from pixelsplat_ns.data import BoundedViewSampler, ChunkDataset
 from pixelsplat_ns.encoder import Views
+from pixelsplat_ns.errors import InputError
 from pixelsplat_ns.nerfstudio_workarounds import SceneBatchDataManagerHooks
+
+
+def check_chunk_root(data: Path, split: str) -> None:
+    """Refuse a ``--data`` that is no RealEstate10k-format dataset, pointing to the tool that makes one."""
+    if any((data / split).glob("*.torch")):
+        return
+    if (data / "transforms.json").is_file() or (data / "sparse").is_dir() or (data / "colmap").is_dir():
+        raise InputError(f"{data} is a nerfstudio dataset (one scene), not RealEstate10k-format chunks: convert "
+                         f"scenes with `pixelsplat-to-chunks --data {data} --output-dir DATASET --split {split}`, or "
+                         f"predict this scene with `ns-train pixelsplat --data {data}`")
+    raise InputError(f"no RealEstate10k-format chunks under {data / split} (<root>/{split}/*.torch with index.json): "
+                     "give a dataset root, e.g. one made by pixelsplat-make-synthetic or pixelsplat-to-chunks")
 
 
 def global_rank(world_size: int) -> int:
@@ -42,7 +55,8 @@ class PretrainDataManager(SceneBatchDataManagerHooks, DataManager):
     def __init__(self, config, device="cpu", test_mode="val", world_size=1, local_rank=0, **kwargs) -> None:
         self.config, self.device, self.test_mode = config, device, test_mode
         if config.data is None:
-            raise ValueError("pixelsplat-pretrain needs --data: a dataset root with train/*.torch and index.json")
+            raise InputError("pixelsplat-pretrain needs --data: a dataset root with train/*.torch and index.json")
+        check_chunk_root(Path(config.data), config.dataset.split)
         dataset_config = dataclasses.replace(config.dataset, roots=[Path(config.data)])
         self.train_dataset = ChunkDataset(dataset_config, BoundedViewSampler(config.sampler),
                                           rank=global_rank(world_size), world_size=world_size,

@@ -8,28 +8,55 @@ import torch
 from nerfstudio.data.scene_box import SceneBox
 from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackLocation
 from nerfstudio.pipelines.base_pipeline import Pipeline
+from nerfstudio.utils.rich_utils import CONSOLE
 from torch.nn.parallel import DistributedDataParallel
 
 from pixelsplat_ns.encoder.checkpoints import encoder_from_pretraining
 from pixelsplat_ns.evaluation import EvaluationConfig, evaluate
-from pixelsplat_ns.metrics import psnr
+from pixelsplat_ns.metrics import load_lpips_vgg, psnr
 from pixelsplat_ns.nerfstudio_workarounds import EvaluatedOverTheIndex
 
 from .datamanager import global_rank
+from .memory import check_batch_fits, measure_step_memory, probe_scene
 
 
 class PretrainPipeline(Pipeline):
     def __init__(self, config, device, test_mode="val", world_size=1, local_rank=0, grad_scaler=None) -> None:
         super().__init__()
         self.config, self.test_mode, self.world_size = config, test_mode, world_size
+        self._evaluation_lpips: list = []
         self.rank = global_rank(world_size)
         self.datamanager = config.datamanager.setup(device=device, test_mode=test_mode, world_size=world_size,
                                                     local_rank=local_rank)
         self._model = config.model.setup(scene_box=SceneBox(aabb=torch.tensor([[-1.0] * 3, [1.0] * 3])),
                                          num_train_data=0, device=device)
         self.model.to(device)
+        if test_mode == "val" and config.check_memory:
+            self._check_memory(device)
         if world_size > 1:
             self._model = DistributedDataParallel(self._model, device_ids=[local_rank] if device != "cpu" else None)
+
+    def _check_memory(self, device) -> None:
+        """Refuse a batch whose training step would not fit (``pretraining.memory``), before the first step."""
+        dataset, sampler = self.config.datamanager.dataset, self.config.datamanager.sampler
+        scene = probe_scene(tuple(dataset.image_shape), sampler.num_context_views, sampler.num_target_views, device)
+        memory = measure_step_memory(self.model.encoder, scene, self.config.model.loss, self.model.lpips, device)
+        hint = ("a GPU with more memory" if torch.device(device).type == "cuda"
+                else "the CPU preset: ns-train pixelsplat-pretrain-tiny")
+        check_batch_fits(memory, self.config.datamanager.batch_size, device, hint)
+
+    def _lpips(self):
+        """The paper's LPIPS for evaluation: the loss's, else loaded here (once); left out with a warning when its
+        VGG weights are not on disk, so that ns-eval never leaves it out silently."""
+        if self.model.lpips is not None:
+            return self.model.lpips
+        if not self._evaluation_lpips:  # a list, so that the module stays out of the pipeline's state dict
+            try:
+                self._evaluation_lpips.append(load_lpips_vgg(self.model.device))
+            except RuntimeError as error:
+                CONSOLE.print(f"[bold yellow]LPIPS left out of the evaluation: {error}")
+                self._evaluation_lpips.append(None)
+        return self._evaluation_lpips[0]
 
     def get_param_groups(self):
         return {**self.datamanager.get_param_groups(), **self.model.get_param_groups()}
@@ -75,6 +102,6 @@ class PretrainPipeline(Pipeline):
         config = EvaluationConfig(image_shape=tuple(self.config.datamanager.dataset.image_shape),
                                   crop_intrinsics=self.config.datamanager.dataset.crop_intrinsics)
         self.eval()
-        results = evaluate(self.model.encoder, self.datamanager.get_datapath(), index, config, self.model.lpips)
+        results = evaluate(self.model.encoder, self.datamanager.get_datapath(), index, config, self._lpips())
         self.train()
         return {k: v for k, v in results["mean"].items() if v is not None}

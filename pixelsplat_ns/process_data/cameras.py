@@ -22,7 +22,7 @@ The cameras JSON (pinhole cameras, no lens distortion: undistort the photos firs
     }
 
 Relative image paths are resolved against ``--images`` (default: the JSON's folder). Widths and heights are
-read from the images. The photos are copied, never changed, to ``OUT/images/<file name>`` (file names must be
+read from the images as displayed (EXIF orientation applied). The photos are copied, never changed, to ``OUT/images/<file name>`` (file names must be
 unique). ``transforms.json`` gets ``fl_x, fl_y, cx, cy, w, h`` at the top when all frames agree (else per
 frame), ``camera_model: "OPENCV"`` and each frame's ``file_path`` and 4x4 OpenGL camera-to-world
 ``transform_matrix``, nerfstudio's convention. Nothing is written when any input is wrong; an OUT that is not
@@ -39,19 +39,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from PIL import Image
 
+from pixelsplat_ns.camera_checks import CameraError, check_intrinsics
 from pixelsplat_ns.conventions import convert_c2w_opengl_opencv, homogeneous
+from pixelsplat_ns.errors import InputError
+from pixelsplat_ns.images import ImageError, displayed_size, open_image
 
 LOGGER = logging.getLogger(__name__)
 CONVENTIONS = ("opencv", "opengl")
 POSES = ("camera_to_world", "world_to_camera")
 INTRINSICS = ("fx", "fy", "cx", "cy")
 ROTATION_TOLERANCE = 1e-3
-EXIF_ORIENTATION = 0x0112
 
 
-class CamerasError(ValueError):
+class CamerasError(InputError):
     """Input that cannot become a nerfstudio dataset; the message says what is wrong and how to fix it."""
 
 
@@ -126,20 +127,20 @@ def _pose(matrix: object, convention: str, pose: str, where: str) -> torch.Tenso
 
 
 def _image_size(path: Path, where: str) -> tuple[int, int]:
-    """Width and height as nerfstudio will see them: the stored pixels, EXIF rotation not applied."""
+    """Width and height as displayed (EXIF orientation applied), which is how pixelsplat reads the image and
+    what its intrinsics must describe (``pixelsplat_ns.images``)."""
     if not path.is_file():
         raise CamerasError(f"{where}: image {path} not found; relative paths are resolved against the images "
                            "folder (--images, default: the cameras JSON's folder)")
     try:
-        with Image.open(path) as image:
-            image.load()
-            size = image.size
-            orientation = image.getexif().get(EXIF_ORIENTATION, 1)
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-        raise CamerasError(f"{where}: {path} is not a readable image ({error})") from error
+        size = open_image(path, f"{where}: {path}").size  # fully decoded, so that truncation is caught here
+        _, stored, orientation = displayed_size(path)
+    except ImageError as error:
+        raise CamerasError(str(error)) from error
     if orientation != 1:
-        LOGGER.warning("%s: %s has EXIF orientation %s, which nerfstudio ignores: its intrinsics must describe the "
-                       "stored %dx%d pixels, not the rotated picture", where, path, orientation, *size)
+        LOGGER.warning("%s: %s has EXIF orientation %s: pixelsplat uses it as displayed, %dx%d (the stored pixels "
+                       "are %dx%d), so its intrinsics must describe the displayed picture", where, path, orientation,
+                       *size, *stored)
     return size
 
 
@@ -181,6 +182,10 @@ def read_frames(cameras: Path, images: Path | None = None) -> list[Frame]:
             raise CamerasError(f"{where} and frame {names[name]} would both be copied to images/{name}; rename one")
         sources[source], names[name] = i, i
         width, height = _image_size(source, where)
+        try:
+            check_intrinsics(fx, fy, cx, cy, width, height, where)
+        except CameraError as error:
+            raise CamerasError(str(error)) from error
         camera = {"fl_x": fx, "fl_y": fy, "cx": cx, "cy": cy, "w": width, "h": height}
         frames.append(Frame(source, name, c2w, camera))
     return frames

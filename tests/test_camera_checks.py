@@ -1,0 +1,57 @@
+"""Implausible cameras are refused, saying what is wrong and what format is expected; plausible ones pass,
+and the relative thresholds judge a scene alike in any unit."""
+
+import pytest
+import torch
+
+from pixelsplat_ns.camera_checks import CameraError, check_intrinsics, check_rotation
+from pixelsplat_ns.encoder.bounds import at_one_position
+from pixelsplat_ns.encoder.views import DegenerateBaseline, prepare_views
+from pixelsplat_ns.per_scene.context import ContextError, check_cameras
+
+
+def test_plausible_intrinsics_pass():
+    check_intrinsics(220.0, 220.0, 128.0, 72.0, 256, 144, "frame a")  # the sample scene's
+    check_intrinsics(5000.0, 5000.0, 960.0, 540.0, 1920, 1080, "frame b")  # a telephoto
+    check_intrinsics(300.0, 300.0, 350.0, -50.0, 256, 144, "frame c")  # an off-centre principal point near the image
+
+
+def test_normalized_intrinsics_are_named():
+    with pytest.raises(CameraError, match=r"frame a: fl_x=0.86.*179 x 178 degree.*look normalized.*times the width \(256\)"):
+        check_intrinsics(0.86, 1.53, 0.5, 0.5, 256, 144, "frame a")
+
+
+def test_intrinsics_of_another_resolution_are_named():
+    with pytest.raises(CameraError, match=r"principal point \(960, 540\).*another resolution \(about 1920x1080"):
+        check_intrinsics(1200.0, 1200.0, 960.0, 540.0, 256, 144, "frame a")
+
+
+def test_rotations_must_be_rotations():
+    check_rotation(torch.eye(3) + 1e-5, "frame a")
+    with pytest.raises(CameraError, match="not a rotation .*det R = 8"):
+        check_rotation(2 * torch.eye(3), "frame a")
+    with pytest.raises(CameraError, match="det R = -1.*mirrored"):
+        check_rotation(torch.diag(torch.tensor([1.0, 1.0, -1.0])), "frame a")
+
+
+@pytest.mark.parametrize("unit", [1e-6, 1e-3, 1.0, 1e3, 1e6])
+def test_one_position_is_judged_relative_to_the_scene(unit):
+    origins = torch.tensor([[0.0, 0.0, 0.0], [0.3, 0.1, 0.0]], dtype=torch.float64) * unit
+    assert not at_one_position(float((origins[0] - origins[1]).norm()), origins)
+    assert at_one_position(0.0, origins)
+    c2w = torch.eye(4).repeat(2, 1, 1)
+    c2w[:, :3, 3] = origins.float()
+    views, scale = prepare_views(torch.rand(2, 3, 16, 16), c2w, torch.eye(3).repeat(2, 1, 1), [0, 1])
+    assert scale == pytest.approx(float((origins[0] - origins[1]).norm()), rel=1e-5)
+    same = c2w.clone()
+    same[1] = same[0]
+    with pytest.raises(DegenerateBaseline):
+        prepare_views(torch.rand(2, 3, 16, 16), same, torch.eye(3).repeat(2, 1, 1), [0, 1])
+
+
+def test_one_image_says_to_add_views_not_to_change_the_split():
+    one = torch.eye(4)[:3][None]
+    with pytest.raises(ContextError, match="found 1: add views$"):
+        check_cameras(one, ["PERSPECTIVE"], ["a"], total=1)
+    with pytest.raises(ContextError, match="the dataset has 5 images.*--eval-mode all"):
+        check_cameras(one, ["PERSPECTIVE"], ["a"], total=5)
