@@ -1,8 +1,8 @@
 """Plausibility of cameras, wherever they enter: a camera that cannot be what the user meant is refused, with
 what is wrong and what was expected, instead of rendering black.
 
-- Intrinsics in pixels: positive finite focal lengths, a field of view that a pinhole camera can have, and a
-  principal point within or near the image. The two common mistakes get their own message: normalized
+- Intrinsics in pixels: positive finite focal lengths, a field of view that a pinhole camera can have (0.5
+  to 160 degrees), pixels not far from square, and a principal point within or near the image. The two common mistakes get their own message: normalized
   intrinsics (divided by the image size, pixelSplat's own format) and intrinsics of another resolution.
 - Rotations: orthonormal with determinant +1 (a scaled or mirrored "rotation" is a different camera).
 """
@@ -17,6 +17,11 @@ from pixelsplat_ns.errors import InputError
 
 MAX_FIELD_OF_VIEW = 160.0
 """Degrees, in x or y: wider than this is no pinhole camera (normalized intrinsics read as pixels give ~179)."""
+MIN_FIELD_OF_VIEW = 0.5
+"""Degrees, across the image's wider side: narrower than a 4000 mm lens on a full-frame camera (0.52) is a
+focal length in the wrong unit."""
+MAX_PIXEL_ASPECT = 3.0
+"""Largest fl_x / fl_y or fl_y / fl_x: anamorphic lenses squeeze 2x at most; more is a typing mistake."""
 PRINCIPAL_POINT_MARGIN = 0.5
 """The principal point may lie this fraction of the image size outside the image, no further."""
 ROTATION_TOLERANCE = 1e-3
@@ -43,6 +48,14 @@ def check_intrinsics(fx: float, fy: float, cx: float, cy: float, width: int, hei
                 if looks_normalized else " Check that the focal lengths are in pixels of this image")
         raise CameraError(f"{where}: fl_x={fx:g}, fl_y={fy:g} for a {width}x{height} image give a {fov_x:.0f} x "
                           f"{fov_y:.0f} degree field of view, which no pinhole camera has.{hint}")
+    if max(fov_x, fov_y) < MIN_FIELD_OF_VIEW:
+        raise CameraError(f"{where}: fl_x={fx:g}, fl_y={fy:g} for a {width}x{height} image give a {fov_x:.2g} x "
+                          f"{fov_y:.2g} degree field of view, narrower than any lens: check that the focal lengths "
+                          "are in pixels of this image (not micrometres or another unit)")
+    if max(fx / fy, fy / fx) > MAX_PIXEL_ASPECT:
+        raise CameraError(f"{where}: fl_x={fx:g} and fl_y={fy:g} differ {max(fx / fy, fy / fx):.3g}-fold; a camera's "
+                          f"pixels are square or nearly so (at most {MAX_PIXEL_ASPECT:g}-fold for anamorphic lenses): "
+                          "check both values")
     low_x, high_x = -PRINCIPAL_POINT_MARGIN * width, (1 + PRINCIPAL_POINT_MARGIN) * width
     low_y, high_y = -PRINCIPAL_POINT_MARGIN * height, (1 + PRINCIPAL_POINT_MARGIN) * height
     if not (low_x <= cx <= high_x and low_y <= cy <= high_y):

@@ -8,8 +8,9 @@ PYTHON=${PYTHON:-python3}
 TORCH_PINS=(torch==2.14.1 torchvision==0.29.1)
 
 # System packages: libusb for open3d (imported by ns-export), ffmpeg for ns-render's videos, chromium for the
-# viewer test. Installed with apt when missing and we are root; otherwise the command to run is printed.
-SYSTEM_PACKAGES=(libusb-1.0-0 ffmpeg chromium)
+# viewer test, colmap for ns-process-data images (many photos). Installed with apt when missing and we are
+# root; otherwise the command to run is printed.
+SYSTEM_PACKAGES=(libusb-1.0-0 ffmpeg chromium colmap)
 missing=()
 for package in "${SYSTEM_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")

@@ -26,6 +26,15 @@ def test_intrinsics_of_another_resolution_are_named():
         check_intrinsics(1200.0, 1200.0, 960.0, 540.0, 256, 144, "frame a")
 
 
+def test_focal_lengths_in_the_wrong_unit_or_far_from_square_pixels_are_named():
+    check_intrinsics(200000.0, 200000.0, 960.0, 540.0, 1920, 1080, "frame a")  # 0.55 degrees: a 4000 mm lens
+    with pytest.raises(CameraError, match=r"frame a: fl_x=1e\+09.*narrower than any lens.*in pixels"):
+        check_intrinsics(1e9, 1e9, 370.5, 250.0, 741, 500, "frame a")
+    check_intrinsics(600.0, 300.0, 370.5, 250.0, 741, 500, "frame b")  # an anamorphic 2x squeeze
+    with pytest.raises(CameraError, match=r"frame b: fl_x=995 and fl_y=300 differ 3.32-fold"):
+        check_intrinsics(995.0, 300.0, 370.5, 250.0, 741, 500, "frame b")
+
+
 def test_rotations_must_be_rotations():
     check_rotation(torch.eye(3) + 1e-5, "frame a")
     with pytest.raises(CameraError, match="not a rotation .*det R = 8"):

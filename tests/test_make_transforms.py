@@ -166,21 +166,21 @@ def test_output_folder_rules(scene, tmp_path):
     cameras = write_spec(folder, spec_for(names))
     before = fingerprint(folder)
     with pytest.raises(CamerasError, match="is or contains the input"):  # OUT is the photos' folder
-        make_transforms(cameras, folder, overwrite=True)
+        make_transforms(cameras, folder, force=True)
     with pytest.raises(CamerasError, match="is or contains the input"):  # OUT above it
-        make_transforms(cameras, tmp_path, overwrite=True)
+        make_transforms(cameras, tmp_path, force=True)
     assert fingerprint(folder) == before
     out = tmp_path / "out"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
-    with pytest.raises(CamerasError, match="not empty.*--overwrite"):
+    with pytest.raises(CamerasError, match="not empty.*--force"):
         make_transforms(cameras, out)
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
-    make_transforms(cameras, out, overwrite=True)
+    make_transforms(cameras, out, force=True)
     assert (out / "transforms.json").is_file() and (out / "notes.txt").read_text() == "mine"
     (tmp_path / "file").write_text("")
     with pytest.raises(CamerasError, match="not a folder"):
-        make_transforms(cameras, tmp_path / "file", overwrite=True)
+        make_transforms(cameras, tmp_path / "file", force=True)
 
 
 def _set(path, value):
@@ -244,6 +244,10 @@ BAD_INPUTS = {
     "incomplete intrinsics": (_set(("intrinsics", "cy"), None), r"shared intrinsics: missing \['cy'\]"),
     "text intrinsics": (_set(("intrinsics", "cx"), "20"), r"finite numbers in pixels"),
     "missing image": (_set(("frames", 1, "image"), "gone.jpg"), r"frame 1 \(gone.jpg\): image .*gone.jpg not found"),
+    "image is a folder": (_set(("frames", 1, "image"), "sub"), r"frame 1 \(sub\): image .*sub is a folder"),
+    "focal length in another unit": (_set(("intrinsics",), {"fx": 1e9, "fy": 1e9, "cx": 19.25, "cy": 16.0}),
+                                     r"narrower than any lens"),
+    "focal lengths far apart": (_set(("intrinsics", "fx"), 500.0), r"fl_x=500 and fl_y=52.5 differ 9.52-fold"),
     "unreadable image": (_set(("frames", 1, "image"), "notes.png"), r"frame 1 \(notes.png\): .*not a readable image"),
     "truncated image": (_set(("frames", 1, "image"), "cut.jpg"), r"frame 1 \(cut.jpg\): .*not a readable image"),
     "same file name": (_set(("frames", 1, "image"), "sub/view_0.jpg"), r"frame 1 .*frame 0 would both be copied"),
@@ -278,6 +282,8 @@ def test_small_rounding_in_rotations_is_accepted(scene, tmp_path):
 def test_bad_files_are_refused(tmp_path):
     with pytest.raises(CamerasError, match=r"cameras file .*nothing.json not found"):
         make_transforms(tmp_path / "nothing.json", tmp_path / "out")
+    with pytest.raises(CamerasError, match=r"is a folder; --cameras takes the cameras JSON file itself"):
+        make_transforms(tmp_path, tmp_path / "out")
     (tmp_path / "broken.json").write_text("{\"convention\": ")
     with pytest.raises(CamerasError, match="is not valid JSON"):
         make_transforms(tmp_path / "broken.json", tmp_path / "out")

@@ -32,6 +32,9 @@ LOGGER = logging.getLogger("pixelsplat_ns.data")
 
 TEXTURE_SIZE = 64
 TEXTURE_KINDS = ("checkers", "stripes", "tiles", "noise", "plain")
+PHOTO_TEXTURE_SIZE = 512
+PHOTO_TEXTURE_PERIOD = 4.0
+"""World units over which a ``speckle_texture`` repeats."""
 WORLD_UP = np.array([0.0, 1.0, 0.0])
 FRAME_INTERVAL_US = 33_367  # 29.97 fps, as RealEstate10k's timestamps
 
@@ -128,6 +131,28 @@ def _tileable_upsample(grid: np.ndarray, size: int) -> np.ndarray:
     return rows[:, i0] * (1 - f)[None] + rows[:, i1] * f[None]
 
 
+def speckle_texture(rng: np.random.Generator, size: int = PHOTO_TEXTURE_SIZE,
+                    period: float = PHOTO_TEXTURE_PERIOD) -> Texture:
+    """Value noise of five octaves posterized into a random palette of eight colours: blobs and corners at
+    every scale that do not repeat within ``period`` world units. Feature matchers (SIFT in the pair command
+    and in COLMAP) find distinctive keypoints on it, which the tiled kinds, repeating every metre or so, do
+    not give them. Not among ``TEXTURE_KINDS``: the training scenes keep their look."""
+    weight = sum(amplitude * _tileable_upsample(rng.uniform(size=(cells, cells)), size)
+                 for cells, amplitude in ((8, 0.4), (16, 0.25), (32, 0.15), (64, 0.12), (128, 0.08)))
+    levels = np.clip(((weight - weight.min()) / np.ptp(weight) * 8).astype(int), 0, 7)
+    palette = np.stack([random_colour(rng) for _ in range(8)])
+    return Texture(palette[levels].astype(np.float32), float(period))
+
+
+def with_speckle_textures(room: Room, rng: np.random.Generator) -> Room:
+    """``room`` with every wall and box wearing its own ``speckle_texture``: a capture that COLMAP and the pair
+    command can register, standing in for a user's photos."""
+    room.wall_textures = [speckle_texture(rng) for _ in room.wall_textures]
+    for box in room.boxes:
+        box.texture = speckle_texture(rng, period=2 * float(box.half_size.max()))
+    return room
+
+
 def random_texture(rng: np.random.Generator, kinds: tuple[str, ...] = TEXTURE_KINDS) -> Texture:
     colours = np.stack([random_colour(rng), random_colour(rng)])
     return make_texture(str(rng.choice(kinds)), colours, rng.uniform(0.3, 1.5), rng)
@@ -161,6 +186,21 @@ def camera_path(
     for i in range(num_frames):
         c2w[i, :3, :3] = look_direction(forward[i])
         c2w[i, :3, 3] = positions[i]
+    return c2w
+
+
+def sideways_path(room: Room, num_frames: int, rng: np.random.Generator) -> Float[np.ndarray, "frame 4 4"]:
+    """A photographer's capture rather than a video's walk: steps sideways across the room's near end, turning
+    to keep one point in the middle of the room in view (the camera motion COLMAP and the pair command like)."""
+    width, height, length = room.high - room.low
+    target = np.array([rng.uniform(-0.1, 0.1) * width, rng.uniform(0.8, 1.2), room.low[2] + rng.uniform(0.5, 0.7) * length])
+    positions = np.zeros((num_frames, 3))
+    positions[:, 0] = np.linspace(-0.3, 0.3, num_frames) * width
+    positions[:, 1] = rng.uniform(1.3, 1.7) + rng.uniform(-0.05, 0.05, num_frames)
+    positions[:, 2] = room.low[2] + rng.uniform(0.8, 1.2)
+    c2w = np.tile(np.eye(4), (num_frames, 1, 1))
+    for i, position in enumerate(positions):
+        c2w[i, :3, :3], c2w[i, :3, 3] = look_direction(target - position), position
     return c2w
 
 
@@ -408,6 +448,22 @@ def synthetic_scene(seed: int, index: int, config: SyntheticConfig) -> ChunkScen
     key = f"{int(rng.integers(2**63)):016x}"[-16:]
     room, c2w, intrinsics = random_scene(seed, index, config)
     return render_scene(key, room, c2w, intrinsics, config, int(rng.integers(10**9)) * 1000)
+
+
+def photo_capture(seed: int, num_frames: int, height: int, width: int
+                  ) -> tuple[list[np.ndarray], Float[np.ndarray, "frame 4 4"], Float[np.ndarray, "3 3"]]:
+    """Photos of a room with ``with_speckle_textures``, taken along a ``sideways_path``: a stand-in for a user's
+    own capture. Returns the images ([h, w, 3] uint8 RGB), their OpenCV camera-to-world at room scale and the
+    normalized intrinsics they share."""
+    rng = np.random.default_rng([seed, 2])
+    room = random_room(rng)
+    c2w = sideways_path(room, num_frames, rng)
+    room.boxes = random_boxes(room, c2w, rng, int(rng.integers(2, 5)))
+    with_speckle_textures(room, rng)
+    fx = rng.uniform(0.5, 0.58)
+    intrinsics = np.array([[fx, 0.0, 0.5], [0.0, fx * width / height, 0.5], [0.0, 0.0, 1.0]])
+    images = [(render(room, pose, intrinsics, height, width)[0] * 255 + 0.5).astype(np.uint8) for pose in c2w]
+    return images, c2w, intrinsics
 
 
 def evaluation_entry(num_frames: int, rng: np.random.Generator, num_targets: int = 3) -> dict:

@@ -26,7 +26,7 @@ read from the images as displayed (EXIF orientation applied). The photos are cop
 unique). ``transforms.json`` gets ``fl_x, fl_y, cx, cy, w, h`` at the top when all frames agree (else per
 frame), ``camera_model: "OPENCV"`` and each frame's ``file_path`` and 4x4 OpenGL camera-to-world
 ``transform_matrix``, nerfstudio's convention. Nothing is written when any input is wrong; an OUT that is not
-empty is written into only with ``--overwrite``, and OUT may not hold the inputs.
+empty is written into only with ``--force``, and OUT may not hold the inputs.
 
 ``CamerasError`` says what is wrong with an input and how to fix it.
 """
@@ -34,8 +34,6 @@ empty is written into only with ``--overwrite``, and OUT may not hold the inputs
 import json
 import logging
 import math
-import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -44,6 +42,8 @@ from pixelsplat_ns.camera_checks import CameraError, check_intrinsics
 from pixelsplat_ns.conventions import convert_c2w_opengl_opencv, homogeneous
 from pixelsplat_ns.errors import InputError
 from pixelsplat_ns.images import ImageError, displayed_size, open_image
+
+from .scene_folder import Frame, OutputFolderError, check_output_folder, write_scene_folder
 
 LOGGER = logging.getLogger(__name__)
 CONVENTIONS = ("opencv", "opengl")
@@ -54,16 +54,6 @@ ROTATION_TOLERANCE = 1e-3
 
 class CamerasError(InputError):
     """Input that cannot become a nerfstudio dataset; the message says what is wrong and how to fix it."""
-
-
-@dataclass(frozen=True)
-class Frame:
-    source: Path
-    name: str
-    """File name under OUT/images."""
-    c2w_opengl: torch.Tensor
-    camera: dict
-    """fl_x, fl_y, cx, cy, w, h as transforms.json names them."""
 
 
 def _check_keys(item: object, required: tuple[str, ...], optional: tuple[str, ...], where: str) -> dict:
@@ -129,6 +119,8 @@ def _pose(matrix: object, convention: str, pose: str, where: str) -> torch.Tenso
 def _image_size(path: Path, where: str) -> tuple[int, int]:
     """Width and height as displayed (EXIF orientation applied), which is how pixelsplat reads the image and
     what its intrinsics must describe (``pixelsplat_ns.images``)."""
+    if path.is_dir():
+        raise CamerasError(f"{where}: image {path} is a folder; give the image file's path")
     if not path.is_file():
         raise CamerasError(f"{where}: image {path} not found; relative paths are resolved against the images "
                            "folder (--images, default: the cameras JSON's folder)")
@@ -147,6 +139,8 @@ def _image_size(path: Path, where: str) -> tuple[int, int]:
 def read_frames(cameras: Path, images: Path | None = None) -> list[Frame]:
     """Parse and check the cameras JSON and its images; raises CamerasError naming the first problem."""
     cameras = Path(cameras)
+    if cameras.is_dir():
+        raise CamerasError(f"{cameras} is a folder; --cameras takes the cameras JSON file itself")
     if not cameras.is_file():
         raise CamerasError(f"cameras file {cameras} not found")
     try:
@@ -191,37 +185,12 @@ def read_frames(cameras: Path, images: Path | None = None) -> list[Frame]:
     return frames
 
 
-def _check_out(out: Path, inputs: list[Path], overwrite: bool) -> None:
-    """Never write over or next to the user's own files."""
-    out = out.resolve()
-    for path in inputs:
-        if path.resolve().is_relative_to(out):
-            raise CamerasError(f"the output folder {out} is or contains the input {path}; choose an output "
-                               "folder outside your photos and cameras file")
-    if out.exists() and not out.is_dir():
-        raise CamerasError(f"{out} exists and is not a folder")
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise CamerasError(f"{out} is not empty; choose another folder or pass --overwrite")
-
-
-def scene_from_cameras(cameras: Path, out: Path, images: Path | None = None, overwrite: bool = False) -> dict:
+def scene_from_cameras(cameras: Path, out: Path, images: Path | None = None, force: bool = False) -> dict:
     """Check everything, then copy the images into OUT/images and write OUT/transforms.json (returned)."""
     frames = read_frames(cameras, images)
     root = Path(images if images is not None else Path(cameras).parent)
-    _check_out(Path(out), [Path(cameras), root, *(f.source for f in frames)], overwrite)
-    transforms = {"camera_model": "OPENCV"}
-    entries = [{"file_path": f"images/{f.name}", "transform_matrix": f.c2w_opengl.tolist()} for f in frames]
-    for key in frames[0].camera:
-        values = [f.camera[key] for f in frames]
-        if len(set(values)) == 1:
-            transforms[key] = values[0]
-        else:
-            for entry, value in zip(entries, values):
-                entry[key] = value
-    transforms["frames"] = entries
-    for frame in frames:
-        target = Path(out) / "images" / frame.name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(frame.source, target)
-    (Path(out) / "transforms.json").write_text(json.dumps(transforms, indent=1))
-    return transforms
+    try:
+        check_output_folder(Path(out), [Path(cameras), root, *(f.source for f in frames)], force)
+    except OutputFolderError as error:
+        raise CamerasError(str(error)) from error
+    return write_scene_folder(frames, out)

@@ -1,0 +1,97 @@
+"""A nerfstudio-data scene written from photos and their cameras: the photos copied (never modified) to
+``OUT/images/<name>``, ``OUT/transforms.json`` with each frame's pixel intrinsics and OpenGL camera-to-world
+``transform_matrix`` (nerfstudio's convention), which ``ns-train pixelsplat --data OUT`` takes unchanged."""
+
+import json
+import shutil
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from pixelsplat_ns.errors import InputError
+
+
+class OutputFolderError(InputError):
+    """An output folder that would overwrite, or sit among, the user's own files."""
+
+
+@dataclass(frozen=True)
+class Frame:
+    source: Path
+    name: str
+    """File name under OUT/images."""
+    c2w_opengl: torch.Tensor
+    camera: dict
+    """fl_x, fl_y, cx, cy, w, h as transforms.json names them (pixels, the image as displayed)."""
+
+
+def check_output_folder(out: Path, inputs: list[Path], force: bool) -> None:
+    """Never write over or next to the user's own files: OUT may not hold the inputs, and a folder that is not
+    empty is written into only with ``force``."""
+    out = Path(out).resolve()
+    for path in inputs:
+        if Path(path).resolve().is_relative_to(out):
+            raise OutputFolderError(f"the output folder {out} is or contains the input {path}; choose an output "
+                                    "folder outside your photos")
+    if out.exists() and not out.is_dir():
+        raise OutputFolderError(f"{out} exists and is not a folder")
+    if out.exists() and any(out.iterdir()) and not force:
+        raise OutputFolderError(f"{out} is not empty; choose another folder or pass --force (files of the same "
+                                "names are then replaced)")
+
+
+@contextmanager
+def writing_into(out: Path) -> Iterator[None]:
+    """Turn a failed write (no permission, a read-only or virtual file system, a full disk) into an
+    ``OutputFolderError`` that names the output folder."""
+    try:
+        yield
+    except OSError as error:
+        where = f" ({error.filename})" if error.filename else ""
+        raise OutputFolderError(f"could not write the scene to {out}: {error.strerror or error}{where}; choose an "
+                                "output folder you can write to") from error
+
+
+def check_targets(frames: list[Frame], out: Path) -> None:
+    """Before anything is written: every path the scene takes must be free for a file, and none may be one of
+    the photos themselves (an ``images`` link back to the photos' folder)."""
+    out = Path(out)
+    blocked = [path for path in (out / "images",) if path.exists() and not path.is_dir()]
+    blocked += [path for path in [out / "transforms.json"] + [out / "images" / f.name for f in frames]
+                if path.is_dir()]
+    if blocked:
+        raise OutputFolderError(f"{', '.join(map(str, blocked))} in the output folder is in the way of the scene's "
+                                "files (a file where a folder goes, or a folder where a file goes); move it or "
+                                "choose an empty output folder")
+    for frame in frames:
+        target = out / "images" / frame.name
+        if target.exists() and target.samefile(frame.source):
+            raise OutputFolderError(f"{target} is the photo {frame.source} itself (through a link): writing the scene "
+                                    "there would overwrite it; choose an output folder outside your photos")
+
+
+def write_scene_folder(frames: list[Frame], out: Path) -> dict:
+    """Copy the photos and write transforms.json (returned): intrinsics at the top when all frames agree.
+    Raises ``OutputFolderError`` before writing anything when the output folder is in the way (``check_targets``),
+    and when a write fails."""
+    check_targets(frames, out)
+    transforms = {"camera_model": "OPENCV"}
+    entries = [{"file_path": f"images/{f.name}", "transform_matrix": f.c2w_opengl.tolist()} for f in frames]
+    for key in frames[0].camera:
+        values = [f.camera[key] for f in frames]
+        if len(set(values)) == 1:
+            transforms[key] = values[0]
+        else:
+            for entry, value in zip(entries, values):
+                entry[key] = value
+    transforms["frames"] = entries
+    with writing_into(out):
+        for frame in frames:
+            target = Path(out) / "images" / frame.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(frame.source, target)
+        (Path(out) / "transforms.json").write_text(json.dumps(transforms, indent=1))
+    return transforms
