@@ -1,5 +1,5 @@
-"""Gradients of the torch rasterizer: float64 gradcheck on tiny scenes (fast mode: random projections of
-the Jacobian, which any wrong entry changes), and invariance to slab size."""
+"""Gradients of the torch and numba rasterizers: float64 gradcheck on tiny scenes (fast mode: random
+projections of the Jacobian, which any wrong entry changes), and the torch backend's invariance to slab size."""
 
 import pytest
 import torch
@@ -19,7 +19,8 @@ def tiny_scene(seed, sh_degree=None):
     return scene
 
 
-def test_gradcheck_quats_scales_colours_and_expected_depth():
+@pytest.mark.parametrize("backend", ["torch", "numba"])
+def test_gradcheck_quats_scales_colours_and_expected_depth(backend):
     scene = tiny_scene(seed=10)
     scene["opacities"][:2] = 1.5  # alpha capped at 0.999 near their centres: no gradient flows there
     backgrounds = torch.rand(2, 3, dtype=torch.float64)
@@ -27,7 +28,8 @@ def test_gradcheck_quats_scales_colours_and_expected_depth():
 
     def render(*tensors):
         inputs = dict(scene, **dict(zip(names, tensors)))
-        image, alpha, _ = rasterize(**inputs, width=26, height=16, backgrounds=backgrounds, render_mode="RGB+ED")
+        image, alpha, _ = rasterize(**inputs, width=26, height=16, backgrounds=backgrounds, render_mode="RGB+ED",
+                                    backend=backend)
         return image, alpha
 
     tensors = [scene[n].clone().requires_grad_() for n in names]
@@ -35,14 +37,15 @@ def test_gradcheck_quats_scales_colours_and_expected_depth():
     assert torch.autograd.gradcheck(render, tensors, eps=1e-6, atol=1e-5, rtol=1e-4, fast_mode=True)
 
 
-def test_gradcheck_covariances_and_spherical_harmonics():
+@pytest.mark.parametrize("backend", ["torch", "numba"])
+def test_gradcheck_covariances_and_spherical_harmonics(backend):
     scene = tiny_scene(seed=11, sh_degree=2)
     covars = quat_scale_to_covar(scene.pop("quats"), scene.pop("scales")).detach()
 
     def render(means, covars, opacities, colors):
         inputs = dict(scene, means=means, opacities=opacities, colors=colors)
         return rasterize(**inputs, quats=None, scales=None, covars=(covars + covars.mT) / 2, width=26, height=16,
-                         sh_degree=2, render_mode="RGB+D")[0]
+                         sh_degree=2, render_mode="RGB+D", backend=backend)[0]
 
     tensors = [t.clone().requires_grad_() for t in (scene["means"], covars, scene["opacities"], scene["colors"])]
     assert torch.autograd.gradcheck(render, tensors, eps=1e-6, atol=1e-5, rtol=1e-4, fast_mode=True)
@@ -57,7 +60,8 @@ def test_gradients_do_not_depend_on_slab_size(monkeypatch, pairs_per_slab):
 
     def gradients():
         tensors = {n: scene[n].clone().requires_grad_() for n in names}
-        image, alpha, _ = rasterize(**dict(scene, **tensors), width=48, height=40, backgrounds=torch.ones(2, 3))
+        image, alpha, _ = rasterize(**dict(scene, **tensors), width=48, height=40, backgrounds=torch.ones(2, 3),
+                                    backend="torch")
         weights = torch.linspace(0, 1, image.numel()).view_as(image)
         ((image * weights).sum() + alpha.square().sum()).backward()
         return image.detach(), [tensors[n].grad for n in names]

@@ -1,5 +1,5 @@
-"""The torch rasterizer against a literal oracle (gsplat's pure-torch projection and SH, then the CUDA
-kernel's per-pixel loop) on random scenes that exercise every rule at once."""
+"""The torch and numba rasterizers against a literal oracle (gsplat's pure-torch projection and SH, then the
+CUDA kernel's per-pixel loop) on random scenes that exercise every rule at once."""
 
 import pytest
 import torch
@@ -9,6 +9,8 @@ from reference_rasterizer import reference_rasterize
 from pixelsplat_ns.render import compositing, rasterize
 from pixelsplat_ns.render.projection import project_gaussians, quat_scale_to_covar
 from pixelsplat_ns.render.spherical_harmonics import evaluate_sh
+
+BACKENDS = ("torch", "numba")
 
 
 def random_scene(n=250, cameras=2, seed=0, dtype=torch.float32, sh_degree=None, per_camera_colors=False):
@@ -36,13 +38,14 @@ def random_scene(n=250, cameras=2, seed=0, dtype=torch.float32, sh_degree=None, 
     return dict(means=means, quats=quats, scales=scales, opacities=opacities, colors=colors, viewmats=viewmats, Ks=Ks)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("render_mode", ["RGB", "D", "ED", "RGB+D", "RGB+ED"])
 @pytest.mark.parametrize("with_background", [False, True])
-def test_matches_oracle_render_modes(render_mode, with_background):
+def test_matches_oracle_render_modes(render_mode, with_background, backend):
     scene = random_scene(seed=1)
     backgrounds = torch.rand(2, 3) if with_background else None
     kwargs = dict(width=75, height=45, backgrounds=backgrounds, render_mode=render_mode)
-    image, alpha, _ = rasterize(**scene, **kwargs)
+    image, alpha, _ = rasterize(**scene, **kwargs, backend=backend)
     ref_image, ref_alpha = reference_rasterize(**scene, **kwargs)
     assert image.shape == ref_image.shape and alpha.shape == (2, 45, 75, 1)
     assert (alpha > 0.5).float().mean() > 0.2, "scene should cover a good part of the image"
@@ -53,36 +56,38 @@ def test_matches_oracle_render_modes(render_mode, with_background):
         torch.testing.assert_close(image[..., -1], ref_image[..., -1], atol=1e-4, rtol=5e-5)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("sh_degree", [0, 1, 2, 3, 4])
-def test_matches_oracle_spherical_harmonics(sh_degree):
+def test_matches_oracle_spherical_harmonics(sh_degree, backend):
     scene = random_scene(seed=2, sh_degree=sh_degree, per_camera_colors=sh_degree == 2)
     kwargs = dict(width=40, height=33, sh_degree=sh_degree, backgrounds=torch.rand(2, 3))
-    image, alpha, _ = rasterize(**scene, **kwargs)
+    image, alpha, _ = rasterize(**scene, **kwargs, backend=backend)
     ref_image, ref_alpha = reference_rasterize(**scene, **kwargs)
     torch.testing.assert_close(image, ref_image, atol=2e-5, rtol=0)
     torch.testing.assert_close(alpha, ref_alpha, atol=2e-5, rtol=0)
 
 
-def test_matches_oracle_with_covariances_and_per_camera_colors():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_matches_oracle_with_covariances_and_per_camera_colors(backend):
     scene = random_scene(seed=3, per_camera_colors=True)
     covars = quat_scale_to_covar(scene.pop("quats"), scene.pop("scales"))
-    image, alpha, _ = rasterize(**scene, quats=None, scales=None, covars=covars, width=64, height=48)
+    image, alpha, _ = rasterize(**scene, quats=None, scales=None, covars=covars, width=64, height=48, backend=backend)
     reference = random_scene(seed=3, per_camera_colors=True)
     ref_image, ref_alpha = reference_rasterize(**reference, width=64, height=48)
     torch.testing.assert_close(image, ref_image, atol=2e-5, rtol=0)
     torch.testing.assert_close(alpha, ref_alpha, atol=2e-5, rtol=0)
 
 
-@pytest.mark.parametrize("pairs_per_slab", [None, 300])
-def test_dense_scene_with_early_stops_matches_oracle(monkeypatch, pairs_per_slab):
-    """Many overlapping opaque Gaussians: most pixels stop early. With small slabs, transmittance is carried
-    from slab to slab and Gaussians behind stopped pixels are dropped."""
+@pytest.mark.parametrize("backend, pairs_per_slab", [("torch", None), ("torch", 300), ("numba", None)])
+def test_dense_scene_with_early_stops_matches_oracle(monkeypatch, backend, pairs_per_slab):
+    """Many overlapping opaque Gaussians: most pixels stop early. With small slabs (torch backend),
+    transmittance is carried from slab to slab and Gaussians behind stopped pixels are dropped."""
     if pairs_per_slab:
         monkeypatch.setattr(compositing, "MAX_PAIRS_PER_SLAB", pairs_per_slab)
     scene = random_scene(n=600, cameras=1, seed=4)
     scene["opacities"] = 0.6 + 0.4 * scene["opacities"]
     scene["scales"] = scene["scales"] * 2
-    image, alpha, _ = rasterize(**scene, width=48, height=40)
+    image, alpha, _ = rasterize(**scene, width=48, height=40, backend=backend)
     ref_image, ref_alpha = reference_rasterize(**scene, width=48, height=40)
     assert (alpha > 0.999).float().mean() > 0.3, "the scene should stop many pixels early"
     torch.testing.assert_close(image, ref_image, atol=2e-5, rtol=0)

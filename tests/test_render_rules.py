@@ -1,4 +1,5 @@
-"""Each of gsplat's rendering rules, checked on hand-built scenes whose images are known in closed form."""
+"""Each of gsplat's rendering rules, checked on hand-built scenes whose images are known in closed form,
+with every CPU backend (each test runs once per backend)."""
 
 import math
 
@@ -8,6 +9,13 @@ import torch
 from pixelsplat_ns.render import rasterize
 
 WIDTH = HEIGHT = 64
+BACKEND = {"name": "torch"}  # the backend ``render`` uses, set by the ``backend`` fixture
+
+
+@pytest.fixture(autouse=True, params=["torch", "numba"])
+def backend(request, monkeypatch):
+    monkeypatch.setitem(BACKEND, "name", request.param)
+    return request.param
 
 
 def camera(f=50.0, cx=32.5, cy=32.5, cameras=1):
@@ -29,6 +37,7 @@ def on_axis(depths, sigmas=None, covars=None):
 def render(means, covars, opacities, colors, viewmats, Ks, **kwargs):
     kwargs.setdefault("width", WIDTH)
     kwargs.setdefault("height", HEIGHT)
+    kwargs.setdefault("backend", BACKEND["name"])
     return rasterize(means, None, None, torch.as_tensor(opacities, dtype=torch.float32),
                      torch.as_tensor(colors, dtype=torch.float32), viewmats, Ks, covars=covars, **kwargs)
 

@@ -1,4 +1,5 @@
-"""The project's one Gaussian rasterizer: gsplat on CUDA, the same rules in pure torch everywhere else."""
+"""The project's one Gaussian rasterizer: gsplat on CUDA, the same rules in numba on the CPU and in pure torch
+on any device."""
 
 import math
 from typing import Literal, Optional
@@ -13,7 +14,9 @@ from pixelsplat_ns.render.spherical_harmonics import MAX_SH_DEGREE, evaluate_sh,
 
 RenderMode = Literal["RGB", "D", "ED", "RGB+D", "RGB+ED"]
 RENDER_MODES = ("RGB", "D", "ED", "RGB+D", "RGB+ED")
-Backend = Literal["auto", "torch", "gsplat"]
+Backend = Literal["auto", "torch", "numba", "gsplat"]
+BACKENDS = ("auto", "torch", "numba", "gsplat")
+_NUMBA_OK: Optional[bool] = None  # whether numba imports, once asked
 
 
 def rasterize(
@@ -60,8 +63,11 @@ def rasterize(
         render_mode: "RGB"; "D" the accumulated camera z; "ED" the expected z (divided by alpha); "RGB+D" and
             "RGB+ED" append that channel to the colours.
         covars: ``[N, 3, 3]`` world-frame covariances, in place of ``quats`` and ``scales``.
-        backend: "auto" runs gsplat for CUDA tensors and the pure-torch rasterizer otherwise; "torch" or
-            "gsplat" choose one (gsplat needs CUDA tensors and is imported only then).
+        backend: "auto" runs gsplat for CUDA tensors, the numba compositing for CPU tensors (when numba
+            imports) and the pure-torch rasterizer otherwise (MPS, ...). "torch" (the device-agnostic
+            reference), "numba" (CPU tensors; projection and SH stay in torch, compositing runs compiled
+            kernels) or "gsplat" (CUDA tensors) choose one; numba and gsplat are imported only when used, and
+            numba compiles its kernels on first use (cached on disk, see ``compositing_numba.warm_up``).
 
     Returns:
         ``(colors [C, H, W, X], alphas [C, H, W, 1], meta)``; X is D (3 with SH), 1 or D + 1 by
@@ -86,8 +92,24 @@ def rasterize(
     if backend == "gsplat" or (backend == "auto" and means.is_cuda):
         return _rasterize_gsplat(means, quats, scales, opacities, colors, viewmats, Ks, width, height, near_plane,
                                  far_plane, eps2d, sh_degree, backgrounds, render_mode, covars)
+    if backend == "numba" and means.device.type != "cpu":
+        raise ValueError(f"rasterize: backend='numba' needs CPU tensors, got {means.device}; use backend='auto'")
+    use_numba = backend == "numba" or (backend == "auto" and means.device.type == "cpu" and _numba_available())
     return _rasterize_torch(means, quats, scales, opacities, colors, viewmats, Ks, width, height, near_plane,
-                            far_plane, eps2d, sh_degree, backgrounds, render_mode, covars)
+                            far_plane, eps2d, sh_degree, backgrounds, render_mode, covars, use_numba)
+
+
+def _numba_available() -> bool:
+    """Whether numba imports (checked once; importing it is deferred to the first CPU render)."""
+    global _NUMBA_OK
+    if _NUMBA_OK is None:
+        try:
+            import numba  # noqa: F401
+        except ImportError:
+            _NUMBA_OK = False
+        else:
+            _NUMBA_OK = True
+    return _NUMBA_OK
 
 
 def _rasterize_gsplat(means, quats, scales, opacities, colors, viewmats, Ks, width, height, near_plane, far_plane,
@@ -104,7 +126,8 @@ def _rasterize_gsplat(means, quats, scales, opacities, colors, viewmats, Ks, wid
 
 
 def _rasterize_torch(means, quats, scales, opacities, colors, viewmats, Ks, width, height, near_plane, far_plane,
-                     eps2d, sh_degree, backgrounds, render_mode, covars):
+                     eps2d, sh_degree, backgrounds, render_mode, covars, use_numba=False):
+    """Projection and SH in torch (autograd), then ``composite`` or, with ``use_numba``, ``composite_numba``."""
     n_cameras = viewmats.shape[0]
     if covars is None:
         covars = quat_scale_to_covar(quats, scales)
@@ -127,7 +150,11 @@ def _rasterize_torch(means, quats, scales, opacities, colors, viewmats, Ks, widt
             backgrounds = torch.cat([backgrounds, backgrounds.new_zeros(n_cameras, 1)], dim=-1)
 
     opacities = opacities.expand(n_cameras, -1)
-    render_colors, render_alphas = composite(
+    if use_numba:
+        from pixelsplat_ns.render.compositing_numba import composite_numba as composite_fn  # imports numba
+    else:
+        composite_fn = composite
+    render_colors, render_alphas = composite_fn(
         projection.means2d, projection.conics, opacities, colors, projection.depths, projection.radii, width, height
     )
     if backgrounds is not None:
@@ -161,8 +188,8 @@ def _check_inputs(means, quats, scales, opacities, colors, viewmats, Ks, width, 
     def fail(message: str):
         raise ValueError(f"rasterize: {message}")
 
-    if backend not in ("auto", "torch", "gsplat"):
-        fail(f"backend must be 'auto', 'torch' or 'gsplat', got {backend!r}")
+    if backend not in BACKENDS:
+        fail(f"backend must be 'auto', 'torch', 'numba' or 'gsplat', got {backend!r}")
     if render_mode not in RENDER_MODES:
         fail(f"render_mode must be one of {RENDER_MODES}, got {render_mode!r}")
     for name, value in (("width", width), ("height", height)):

@@ -1,0 +1,411 @@
+"""Numba CPU kernels for the compositing stage, with a hand-written backward pass.
+
+Same results as ``pixelsplat_ns.render.compositing.composite`` (gsplat 1.4.0's classic rules), computed the
+way gsplat's CUDA kernels do: per 16x16 tile, a depth-sorted list of the Gaussians that can reach it, walked
+front to back for every pixel; the backward pass walks it back to front from each pixel's last composited
+Gaussian, recovering the transmittance by dividing by (1 - alpha).
+
+Differences of layout, none of result:
+
+* A tile's list holds the Gaussians whose pixel box (``compositing.footprints``: the part of the ellipse
+  ``opacity * exp(-sigma) >= 1/255`` inside gsplat's tile rectangle) overlaps the tile, a subset of gsplat's
+  list without any Gaussian that could pass the alpha test in that tile; per-pixel order is unchanged.
+* Each tile loops over its Gaussians and, for each, over the pixels of its box only (the pixel state of the
+  tile lives in small arrays), so small Gaussians cost a few pixels rather than the whole tile.
+* Transmittance, colours and gradients are accumulated in float64 whatever the input dtype.
+* The backward pass writes one partial gradient per (tile, Gaussian) entry and sums them per Gaussian
+  afterwards, in a fixed order (deterministic, no atomics); memory grows with the number of entries, not
+  with the number of (Gaussian, pixel) pairs.
+
+numba compiles the kernels on first use (``cache=True`` keeps them on disk, in ``__pycache__`` beside this
+file); ``warm_up()`` compiles or loads them and says how long it took.
+"""
+
+import math
+import time
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+import torch
+from jaxtyping import Float, Int
+from numba import prange
+from torch import Tensor
+
+from pixelsplat_ns.render.compositing import (
+    ALPHA_MAX,
+    ALPHA_MIN,
+    TILE_SIZE,
+    TRANSMITTANCE_MIN,
+    tile_rects,
+)
+
+GRAD_FIELDS = 6  # per entry: d/d means2d (2), d/d conics (3), d/d opacity (1), then d/d colour (D)
+
+
+@dataclass
+class TileLists:
+    """Every (camera, tile)'s Gaussians in compositing order, as one flat array with offsets.
+
+    Tiles are numbered ``camera * tiles_y * tiles_x + ty * tiles_x + tx``; the Gaussians of tile t are
+    ``entries[offsets[t]:offsets[t + 1]]`` (ids into the flattened C*N), by depth with ties by index."""
+
+    offsets: np.ndarray  # [C*TY*TX + 1] int64
+    entries: np.ndarray  # [P] int64
+    tiles_x: int
+    tiles_y: int
+
+
+@dataclass
+class Boxes:
+    """Per Gaussian (flattened C*N): the half-open pixel box it can reach and its sigma level, as numpy."""
+
+    x0: np.ndarray  # [M] int64
+    x1: np.ndarray
+    y0: np.ndarray
+    y1: np.ndarray
+    level: np.ndarray  # [M] float64; sigma > level means alpha < 1/255
+
+
+@numba.njit(parallel=True, cache=True)
+def _pixel_boxes(means2d, conics, opacities, tx0, tx1, ty0, ty1, width, height):
+    """``compositing.footprints`` per Gaussian (float64, same formulas): the half-open pixel box of the
+    ellipse sigma <= level (alpha >= 1/255, level widened for rounding) within its tile rectangle, empty
+    (all 0) if none; and the level."""
+    n = len(opacities)
+    x0, x1 = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+    y0, y1 = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+    level = np.empty(n)
+    limit = max(width, height) + 1.0
+    for m in prange(n):
+        a, b, c = float(conics[m, 0]), float(conics[m, 1]), float(conics[m, 2])
+        det = max(a * c - b * b, 1e-300)
+        lv = math.log(255.0 * max(float(opacities[m]), 1e-300))
+        lv = lv + 1e-3 * abs(lv) + 1e-3
+        level[m] = lv
+        reach = 2.0 * max(lv, 0.0)
+        half_x, half_y = math.sqrt(reach * max(c / det, 0.0)), math.sqrt(reach * max(a / det, 0.0))
+        mx, my = float(means2d[m, 0]), float(means2d[m, 1])
+        lo_x = int(min(max(math.ceil(mx - half_x - 0.5 - 1e-3), -1.0), limit))
+        hi_x = int(min(max(math.floor(mx + half_x - 0.5 + 1e-3) + 1.0, -1.0), limit))
+        lo_y = int(min(max(math.ceil(my - half_y - 0.5 - 1e-3), -1.0), limit))
+        hi_y = int(min(max(math.floor(my + half_y - 0.5 + 1e-3) + 1.0, -1.0), limit))
+        bx0, bx1 = max(lo_x, tx0[m] * TILE_SIZE, 0), min(hi_x, tx1[m] * TILE_SIZE, width)
+        by0, by1 = max(lo_y, ty0[m] * TILE_SIZE, 0), min(hi_y, ty1[m] * TILE_SIZE, height)
+        if bx1 > bx0 and by1 > by0 and lv >= 0.0:
+            x0[m], x1[m], y0[m], y1[m] = bx0, bx1, by0, by1
+    return x0, x1, y0, y1, level
+
+
+@numba.njit(cache=True)
+def _tile_lists(order, x0, x1, y0, y1, n_cameras, n, tiles_x, tiles_y):
+    """Counting sort of (tile, Gaussian) entries by tile, filled in depth order so each tile's run is
+    depth-sorted (``order`` [C, N]: each camera's Gaussians by depth, ties by index)."""
+    tiles_per_camera = tiles_x * tiles_y
+    counts = np.zeros(n_cameras * tiles_per_camera + 1, dtype=np.int64)
+    for c in range(n_cameras):
+        for g in range(n):
+            m = c * n + g
+            if x1[m] <= x0[m] or y1[m] <= y0[m]:
+                continue
+            for ty in range(y0[m] // TILE_SIZE, (y1[m] - 1) // TILE_SIZE + 1):
+                for tx in range(x0[m] // TILE_SIZE, (x1[m] - 1) // TILE_SIZE + 1):
+                    counts[c * tiles_per_camera + ty * tiles_x + tx + 1] += 1
+    offsets = np.cumsum(counts)
+    cursor = offsets[:-1].copy()
+    entries = np.empty(offsets[-1], dtype=np.int64)
+    for c in range(n_cameras):
+        for i in range(n):
+            m = c * n + order[c, i]
+            if x1[m] <= x0[m] or y1[m] <= y0[m]:
+                continue
+            for ty in range(y0[m] // TILE_SIZE, (y1[m] - 1) // TILE_SIZE + 1):
+                for tx in range(x0[m] // TILE_SIZE, (x1[m] - 1) // TILE_SIZE + 1):
+                    t = c * tiles_per_camera + ty * tiles_x + tx
+                    entries[cursor[t]] = m
+                    cursor[t] += 1
+    return offsets, entries
+
+
+@numba.njit(inline="always")
+def _tile_bounds(tile, tiles_x, tiles_y, width, height):
+    """(camera, px0, px1, py0, py1) of a flat tile number."""
+    camera = tile // (tiles_x * tiles_y)
+    local = tile - camera * tiles_x * tiles_y
+    ty, tx = local // tiles_x, local % tiles_x
+    px0, py0 = tx * TILE_SIZE, ty * TILE_SIZE
+    return camera, px0, min(px0 + TILE_SIZE, width), py0, min(py0 + TILE_SIZE, height)
+
+
+@numba.njit(inline="always")
+def _falloff(means2d, conics, m, px, py, level):
+    """(sigma, exp(-sigma)) of Gaussian m at pixel (px, py); exp is skipped (0) where the alpha test
+    fails anyway (sigma > level) and where sigma < 0 (skipped by the rules)."""
+    dx = means2d[m, 0] - (px + 0.5)
+    dy = means2d[m, 1] - (py + 0.5)
+    sigma = 0.5 * (conics[m, 0] * dx * dx + conics[m, 2] * dy * dy) + conics[m, 1] * dx * dy
+    if sigma < 0.0 or sigma > level:
+        return sigma, 0.0
+    return sigma, math.exp(-sigma)
+
+
+@numba.njit(cache=True)
+def _forward_tile(tile, offsets, entries, means2d, conics, opacities, colors, bx0, bx1, by0, by1, level,
+                  width, height, tiles_x, tiles_y, out, final_t, last):
+    """Composite one tile front to back, writing its pixels of ``out``, ``final_t`` and ``last``."""
+    n_channels = colors.shape[1]
+    camera, px0, px1, py0, py1 = _tile_bounds(tile, tiles_x, tiles_y, width, height)
+    tw = px1 - px0
+    n_pixels = (py1 - py0) * tw
+    trans = np.ones(n_pixels)
+    done = np.zeros(n_pixels, dtype=np.bool_)
+    last_here = np.full(n_pixels, -1, dtype=np.int32)
+    accum = np.zeros((n_pixels, n_channels))
+    running = n_pixels
+    start = offsets[tile]
+    for k in range(start, offsets[tile + 1]):
+        if running == 0:
+            break  # every pixel of the tile has stopped
+        m = entries[k]
+        opacity = opacities[m]
+        for py in range(max(py0, by0[m]), min(py1, by1[m])):
+            for px in range(max(px0, bx0[m]), min(px1, bx1[m])):
+                p = (py - py0) * tw + px - px0
+                if done[p]:
+                    continue
+                sigma, falloff = _falloff(means2d, conics, m, px, py, level[m])
+                alpha = min(ALPHA_MAX, opacity * falloff)
+                if falloff == 0.0 or alpha < ALPHA_MIN:
+                    continue
+                next_t = trans[p] * (1.0 - alpha)
+                if next_t <= TRANSMITTANCE_MIN:
+                    done[p] = True  # this Gaussian is not composited, nor any after it
+                    running -= 1
+                    continue
+                weight = alpha * trans[p]
+                for d in range(n_channels):
+                    accum[p, d] += weight * colors[m, d]
+                trans[p] = next_t
+                last_here[p] = k - start
+    for py in range(py0, py1):
+        for px in range(px0, px1):
+            p, q = (py - py0) * tw + px - px0, py * width + px
+            final_t[camera, q] = trans[p]
+            last[camera, q] = last_here[p]
+            for d in range(n_channels):
+                out[camera, q, d] = accum[p, d]
+
+
+@numba.njit(parallel=True, cache=True)
+def _forward_kernel(offsets, entries, means2d, conics, opacities, colors, bx0, bx1, by0, by1, level,
+                    n_cameras, width, height, tiles_x, tiles_y, n_blocks):
+    """Front-to-back compositing of every tile. Returns colours [C, H*W, D] (float64), final transmittance
+    [C, H*W] (float64) and, per pixel, the position in its tile's list of the last composited Gaussian
+    (-1 if none) [C, H*W] int32. Block b of ``n_blocks`` takes tiles b, b + n_blocks, ... (``_n_blocks``)."""
+    out = np.zeros((n_cameras, height * width, colors.shape[1]))
+    final_t = np.ones((n_cameras, height * width))
+    last = np.full((n_cameras, height * width), -1, dtype=np.int32)
+    n_tiles = len(offsets) - 1
+    for block in prange(n_blocks):
+        for tile in range(block, n_tiles, n_blocks):
+            _forward_tile(tile, offsets, entries, means2d, conics, opacities, colors, bx0, bx1, by0, by1, level,
+                          width, height, tiles_x, tiles_y, out, final_t, last)
+    return out, final_t, last
+
+
+@numba.njit(cache=True)
+def _backward_tile(tile, offsets, entries, means2d, conics, opacities, colors, bx0, bx1, by0, by1, level,
+                   final_t, last, grad_colors, grad_alphas, width, height, tiles_x, tiles_y, partial):
+    """Walk one tile back to front, writing the partial gradients of its list entries into ``partial``."""
+    n_channels = colors.shape[1]
+    camera, px0, px1, py0, py1 = _tile_bounds(tile, tiles_x, tiles_y, width, height)
+    tw = px1 - px0
+    n_pixels = (py1 - py0) * tw
+    trans = np.empty(n_pixels)  # T behind the Gaussians walked so far, then in front of them
+    behind = np.zeros((n_pixels, n_channels))  # colour composited behind the current Gaussian
+    g_color = np.empty((n_pixels, n_channels))
+    g_final = np.empty(n_pixels)  # dL/d(final T) * final T = -grad_alpha * final T
+    last_here = np.empty(n_pixels, dtype=np.int32)
+    color = np.empty(n_channels)
+    v_color = np.empty(n_channels)
+    deepest = -1
+    for py in range(py0, py1):
+        for px in range(px0, px1):
+            p, q = (py - py0) * tw + px - px0, py * width + px
+            trans[p] = final_t[camera, q]
+            g_final[p] = -grad_alphas[camera, q] * final_t[camera, q]
+            last_here[p] = last[camera, q]
+            deepest = max(deepest, last[camera, q])
+            for d in range(n_channels):
+                g_color[p, d] = grad_colors[camera, q, d]
+    start = offsets[tile]
+    for k in range(start + deepest, start - 1, -1):
+        m = entries[k]
+        opacity = opacities[m]
+        mx, my, a, b, c = means2d[m, 0], means2d[m, 1], conics[m, 0], conics[m, 1], conics[m, 2]
+        for d in range(n_channels):
+            color[d] = colors[m, d]
+            v_color[d] = 0.0
+        v_mx = v_my = v_a = v_b = v_c = v_opacity = 0.0
+        for py in range(max(py0, by0[m]), min(py1, by1[m])):
+            for px in range(max(px0, bx0[m]), min(px1, bx1[m])):
+                p = (py - py0) * tw + px - px0
+                if k - start > last_here[p]:
+                    continue  # behind this pixel's stop
+                sigma, falloff = _falloff(means2d, conics, m, px, py, level[m])
+                alpha = min(ALPHA_MAX, opacity * falloff)
+                if falloff == 0.0 or alpha < ALPHA_MIN:
+                    continue
+                inv_keep = 1.0 / (1.0 - alpha)
+                t_front = trans[p] * inv_keep  # T in front of this Gaussian
+                trans[p] = t_front
+                weight = alpha * t_front
+                # dL/dalpha = sum_d g_d (T c_d - behind_d / (1 - alpha)) - g_final / (1 - alpha)
+                v_alpha = -g_final[p] * inv_keep
+                for d in range(n_channels):
+                    g = g_color[p, d]
+                    v_color[d] += weight * g
+                    v_alpha += g * (t_front * color[d] - behind[p, d] * inv_keep)
+                    behind[p, d] += weight * color[d]
+                if opacity * falloff > ALPHA_MAX:
+                    continue  # a capped alpha depends on neither opacity nor position
+                v_opacity += v_alpha * falloff
+                v_sigma = -v_alpha * opacity * falloff
+                dx, dy = mx - (px + 0.5), my - (py + 0.5)
+                v_mx += v_sigma * (a * dx + b * dy)
+                v_my += v_sigma * (b * dx + c * dy)
+                v_a += v_sigma * 0.5 * dx * dx
+                v_b += v_sigma * dx * dy
+                v_c += v_sigma * 0.5 * dy * dy
+        out = partial[k]
+        out[0], out[1], out[2], out[3], out[4], out[5] = v_mx, v_my, v_a, v_b, v_c, v_opacity
+        for d in range(n_channels):
+            out[GRAD_FIELDS + d] = v_color[d]
+
+
+@numba.njit(parallel=True, cache=True)
+def _backward_kernel(offsets, entries, means2d, conics, opacities, colors, bx0, bx1, by0, by1, level,
+                     final_t, last, grad_colors, grad_alphas, width, height, tiles_x, tiles_y, n_blocks, partial):
+    """Back-to-front walk of every tile from each pixel's last composited Gaussian, writing the partial
+    gradient of every list entry into ``partial`` [P, 6 + D] (zeros on entry): d/d (mean x, mean y, conic a,
+    b, c, opacity, colour); entries behind every pixel's stop stay zero."""
+    n_tiles = len(offsets) - 1
+    for block in prange(n_blocks):
+        for tile in range(block, n_tiles, n_blocks):
+            _backward_tile(tile, offsets, entries, means2d, conics, opacities, colors, bx0, bx1, by0, by1, level,
+                           final_t, last, grad_colors, grad_alphas, width, height, tiles_x, tiles_y, partial)
+
+
+@numba.njit(cache=True)
+def _sum_entries(entries, partial, total):
+    """Adds each entry's partial gradient to its Gaussian's row of ``total`` [M, 6 + D], in entry order."""
+    for k in range(len(entries)):
+        for f in range(partial.shape[1]):
+            total[entries[k], f] += partial[k, f]
+
+
+def _n_blocks(n_tiles: int) -> int:
+    """How many strided blocks of tiles the kernels run in parallel: numba splits a prange into equal
+    contiguous parts, so striding gives every thread a similar mix of busy and empty tiles."""
+    return max(1, min(n_tiles, 8 * numba.get_num_threads()))
+
+
+def _numpy(t: Tensor) -> np.ndarray:
+    return t.detach().contiguous().numpy()
+
+
+def build_layout(
+    means2d: Float[Tensor, "M 2"],
+    conics: Float[Tensor, "M 3"],
+    opacities: Float[Tensor, " M"],
+    depths: Float[Tensor, "C N"],
+    radii: Int[Tensor, " M"],
+    width: int,
+    height: int,
+) -> tuple[Boxes, TileLists]:
+    """Pixel boxes and per-tile lists of the flattened (C*N) Gaussians."""
+    rects = [_numpy(t) for t in tile_rects(means2d, radii, width, height)]
+    boxes = Boxes(*_pixel_boxes(_numpy(means2d), _numpy(conics), _numpy(opacities), *rects, width, height))
+    order = _numpy(torch.sort(depths, dim=-1, stable=True).indices)
+    tiles_x, tiles_y = math.ceil(width / TILE_SIZE), math.ceil(height / TILE_SIZE)
+    offsets, entries = _tile_lists(order, boxes.x0, boxes.x1, boxes.y0, boxes.y1, depths.shape[0], depths.shape[1],
+                                   tiles_x, tiles_y)
+    return boxes, TileLists(offsets, entries, tiles_x, tiles_y)
+
+
+class _CompositeNumba(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, means2d, conics, opacities, colors, boxes, lists, width, height, n_cameras):
+        arrays = [_numpy(t) for t in (means2d, conics, opacities, colors)]
+        out, final_t, last = _forward_kernel(
+            lists.offsets, lists.entries, *arrays, boxes.x0, boxes.x1, boxes.y0, boxes.y1, boxes.level,
+            n_cameras, width, height, lists.tiles_x, lists.tiles_y, _n_blocks(len(lists.offsets) - 1),
+        )
+        ctx.save_for_backward(means2d, conics, opacities, colors)
+        ctx.layout = (boxes, lists, width, height, final_t, last)
+        dtype = colors.dtype
+        color_out = torch.from_numpy(out).to(dtype).view(n_cameras, height, width, -1)
+        alpha_out = torch.from_numpy(1.0 - final_t).to(dtype).view(n_cameras, height, width, 1)
+        return color_out, alpha_out
+
+    @staticmethod
+    def backward(ctx, grad_colors, grad_alphas):
+        means2d, conics, opacities, colors = ctx.saved_tensors
+        boxes, lists, width, height, final_t, last = ctx.layout
+        n_cameras = final_t.shape[0]
+        g_colors = _numpy(grad_colors.reshape(n_cameras, height * width, -1))
+        g_alphas = _numpy(grad_alphas.reshape(n_cameras, height * width))
+        arrays = [_numpy(t) for t in (means2d, conics, opacities, colors)]
+        # Per-entry sums are over at most one tile's pixels (in float64); storing them in a float32 input's
+        # dtype halves the largest buffer of the backward pass at no loss that matters.
+        dtype = np.float32 if colors.dtype == torch.float32 else np.float64
+        partial = np.zeros((len(lists.entries), GRAD_FIELDS + colors.shape[1]), dtype=dtype)
+        _backward_kernel(
+            lists.offsets, lists.entries, *arrays, boxes.x0, boxes.x1, boxes.y0, boxes.y1, boxes.level,
+            final_t, last, g_colors, g_alphas, width, height, lists.tiles_x, lists.tiles_y,
+            _n_blocks(len(lists.offsets) - 1), partial,
+        )
+        total = np.zeros((means2d.shape[0], partial.shape[1]), dtype=dtype)
+        _sum_entries(lists.entries, partial, total)
+        del partial
+        total = torch.from_numpy(total).to(colors.dtype)
+        v_means2d, v_conics, v_opacities = total[:, 0:2], total[:, 2:5], total[:, 5]
+        v_colors = total[:, GRAD_FIELDS:]
+        return v_means2d, v_conics, v_opacities, v_colors, None, None, None, None, None
+
+
+def composite_numba(
+    means2d: Float[Tensor, "C N 2"],
+    conics: Float[Tensor, "C N 3"],
+    opacities: Float[Tensor, "C N"],
+    colors: Float[Tensor, "C N D"],
+    depths: Float[Tensor, "C N"],
+    radii: Int[Tensor, "C N"],
+    width: int,
+    height: int,
+) -> tuple[Float[Tensor, "C H W D"], Float[Tensor, "C H W 1"]]:
+    """``compositing.composite`` on CPU tensors with numba kernels: accumulated colours (no background) and
+    alphas (1 - final transmittance), differentiable w.r.t. means2d, conics, opacities and colors."""
+    if means2d.device.type != "cpu":
+        raise ValueError(f"composite_numba needs CPU tensors, got {means2d.device}")
+    n_cameras = means2d.shape[0]
+    flat = [t.flatten(0, 1) for t in (means2d, conics, opacities, colors)]
+    with torch.no_grad():
+        boxes, lists = build_layout(flat[0].detach(), flat[1].detach(), flat[2].detach(), depths.detach(),
+                                    radii.flatten(), width, height)
+    return _CompositeNumba.apply(*flat, boxes, lists, width, height, n_cameras)
+
+
+def warm_up(dtypes: tuple[torch.dtype, ...] = (torch.float32,)) -> float:
+    """Compile (or load from numba's disk cache) every kernel for the given dtypes by running a tiny scene
+    forward and backward; returns the seconds it took."""
+    start = time.perf_counter()
+    for dtype in dtypes:
+        means2d = torch.tensor([[[8.0, 8.0]]], dtype=dtype, requires_grad=True)
+        conics = torch.tensor([[[0.5, 0.0, 0.5]]], dtype=dtype, requires_grad=True)
+        opacities = torch.tensor([[0.9]], dtype=dtype, requires_grad=True)
+        colors = torch.ones(1, 1, 3, dtype=dtype, requires_grad=True)
+        image, alpha = composite_numba(means2d, conics, opacities, colors, torch.ones(1, 1, dtype=dtype),
+                                       torch.full((1, 1), 4, dtype=torch.int32), 16, 16)
+        (image.sum() + alpha.sum()).backward()
+    return time.perf_counter() - start

@@ -1,0 +1,123 @@
+"""The numba compositing backend against the pure-torch one: values and gradients on random scenes.
+
+numba compiles the kernels on the first call of a session (about 10 s per dtype on a busy 2-core machine;
+``cache=True`` then keeps them in ``pixelsplat_ns/render/__pycache__``, so later runs load them in well under
+a second). A fresh CI checkout pays the compile once, in whichever render test runs first.
+"""
+
+import importlib
+import subprocess
+import sys
+
+import pytest
+import torch
+from test_render_reference import random_scene
+
+from pixelsplat_ns.render import compositing_numba, rasterize
+from pixelsplat_ns.render.compositing import composite
+from pixelsplat_ns.render.compositing_numba import composite_numba
+
+PARAMS = ["means", "quats", "scales", "opacities", "colors"]
+
+
+def values_and_gradients(scene: dict, backend: str, **kwargs) -> dict:
+    """Image, alpha and the gradients of a fixed random-weighted loss w.r.t. every Gaussian parameter."""
+    tensors = {name: scene[name].clone().requires_grad_() for name in PARAMS}
+    image, alpha, _ = rasterize(**dict(scene, **tensors), **kwargs, backend=backend)
+    weights = torch.rand(image.shape, generator=torch.Generator().manual_seed(7), dtype=image.dtype)
+    ((image * weights).sum() + (alpha * alpha).sum()).backward()
+    grads = {name: t.grad for name, t in tensors.items() if t.grad is not None}
+    return dict(image=image.detach(), alpha=alpha.detach(), **grads)
+
+
+def assert_matches(ours: dict, reference: dict, tolerance: float = 1e-5):
+    """Equal within ``tolerance`` times each tensor's largest magnitude."""
+    assert ours.keys() == reference.keys()
+    for name, expected in reference.items():
+        scale = float(expected.abs().max())
+        assert scale > 0, f"{name} is all zero: the check would mean nothing"
+        torch.testing.assert_close(ours[name], expected, atol=tolerance * scale, rtol=0, msg=name)
+
+
+@pytest.mark.parametrize(
+    "render_mode, sh_degree",
+    [("RGB", None), ("RGB+ED", None), ("RGB", 0), ("D", 1), ("ED", 2), ("RGB+D", 3), ("RGB+ED", 4)],
+)
+def test_values_and_gradients_match_torch(render_mode, sh_degree):
+    """Three cameras (one with its own colours per camera when SH is off), background, every render mode
+    and SH degree."""
+    scene = random_scene(n=300, cameras=3, seed=30, sh_degree=sh_degree, per_camera_colors=sh_degree is None)
+    if sh_degree is not None:
+        scene["colors"] = scene["colors"][:, : (sh_degree + 1) ** 2].contiguous()
+    scene["opacities"][:10] = 1.3  # some alphas capped at 0.999
+    backgrounds = torch.rand(3, 3, generator=torch.Generator().manual_seed(31))
+    kwargs = dict(width=50, height=38, sh_degree=sh_degree, render_mode=render_mode, backgrounds=backgrounds)
+    ours = values_and_gradients(scene, "numba", **kwargs)
+    reference = values_and_gradients(scene, "torch", **kwargs)
+    if render_mode in ("D", "ED"):
+        assert "colors" not in reference  # the depth modes draw no colour
+    assert_matches(ours, reference)
+
+
+def test_dense_scene_with_early_stops_matches_torch():
+    """Overlapping opaque Gaussians: most pixels stop before their last Gaussian, which the backward pass
+    must skip; a few opacities above 1 cap alpha at 0.999."""
+    scene = random_scene(n=600, cameras=2, seed=32)
+    scene["opacities"] = 0.6 + 0.4 * scene["opacities"]
+    scene["opacities"][:30] = 1.5
+    scene["scales"] = scene["scales"] * 2
+    kwargs = dict(width=48, height=40, backgrounds=torch.ones(2, 3))
+    ours = values_and_gradients(scene, "numba", **kwargs)
+    reference = values_and_gradients(scene, "torch", **kwargs)
+    assert (reference["alpha"] > 0.999).float().mean() > 0.3, "the scene should stop many pixels early"
+    assert_matches(ours, reference)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_compositing_many_channels(dtype):
+    """``composite_numba`` on its own with 32 channels, in float32 and float64 (computed in float64)."""
+    g = torch.Generator().manual_seed(33)
+    n_cameras, n, width, height = 2, 200, 33, 28
+    means2d = torch.rand(n_cameras, n, 2, generator=g, dtype=dtype) * torch.tensor([width, height], dtype=dtype)
+    scale = torch.rand(n_cameras, n, 2, generator=g, dtype=dtype) * 3 + 0.5
+    rho = (torch.rand(n_cameras, n, generator=g, dtype=dtype) - 0.5) * 1.6
+    det = (scale[..., 0] * scale[..., 1]) ** 2 * (1 - rho**2)
+    conics = torch.stack([scale[..., 1] ** 2, -rho * scale[..., 0] * scale[..., 1], scale[..., 0] ** 2], -1)
+    conics = conics / det[..., None]
+    opacities = torch.rand(n_cameras, n, generator=g, dtype=dtype)
+    colors = torch.randn(n_cameras, n, 32, generator=g, dtype=dtype)
+    depths = torch.rand(n_cameras, n, generator=g, dtype=dtype).round(decimals=1)  # many equal depths
+    radii = torch.ceil(3 * scale.max(-1).values).int()
+    radii[:, :5] = 0  # culled
+    results = []
+    for fn in (composite_numba, composite):
+        inputs = [t.clone().requires_grad_() for t in (means2d, conics, opacities, colors)]
+        image, alpha = fn(*inputs, depths, radii, width, height)
+        weights = torch.rand(image.shape, generator=torch.Generator().manual_seed(34), dtype=dtype)
+        ((image * weights).sum() + alpha.sum()).backward()
+        assert image.dtype == dtype and alpha.shape == (n_cameras, height, width, 1)
+        results.append(dict(image=image.detach(), alpha=alpha.detach(),
+                            **{name: t.grad for name, t in zip(["means2d", "conics", "opacities", "colors"], inputs)}))
+    assert_matches(*results, tolerance=1e-5 if dtype == torch.float32 else 1e-10)
+
+
+def test_warm_up_reports_seconds():
+    assert 0 < compositing_numba.warm_up() < 120
+
+
+def test_auto_uses_numba_on_cpu_and_torch_when_numba_is_missing(monkeypatch):
+    scene = random_scene(n=50, cameras=1, seed=35)
+    calls = []
+    monkeypatch.setattr(compositing_numba, "composite_numba", lambda *a: calls.append("numba") or composite(*a))
+    rasterize(**scene, width=24, height=20)
+    assert calls == ["numba"]
+    module = importlib.import_module("pixelsplat_ns.render.rasterize")  # the package's name is the function
+    monkeypatch.setattr(module, "_NUMBA_OK", False)
+    rasterize(**scene, width=24, height=20)
+    assert calls == ["numba"]
+
+
+def test_importing_the_package_does_not_import_numba():
+    code = "import sys, pixelsplat_ns, pixelsplat_ns.render; print('numba' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert out.strip() == "False"
