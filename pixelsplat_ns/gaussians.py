@@ -1,8 +1,10 @@
 """``Gaussians``: what the encoder predicts and the renderer draws, in the world frame of its cameras."""
 
 from dataclasses import dataclass
+from typing import Sequence
 
-from jaxtyping import Float
+import torch
+from jaxtyping import Float, Int
 from torch import Tensor
 
 
@@ -24,3 +26,14 @@ class Gaussians:
     def detach(self) -> "Gaussians":
         return Gaussians(self.means.detach(), self.covariances.detach(), self.opacities.detach(),
                          self.harmonics.detach())
+
+    def select(self, index: Int[Tensor, " k"]) -> "Gaussians":
+        """The Gaussians at positions ``index`` (along g) of every scene in the batch."""
+        return Gaussians(self.means[:, index], self.covariances[:, index], self.opacities[:, index],
+                         self.harmonics[:, index])
+
+    @staticmethod
+    def concatenate(parts: Sequence["Gaussians"]) -> "Gaussians":
+        """One batch of scenes holding each part's Gaussians, in order (along g)."""
+        return Gaussians(*(torch.cat([getattr(p, name) for p in parts], dim=1)
+                           for name in ("means", "covariances", "opacities", "harmonics")))

@@ -6,7 +6,7 @@ class; the model and the pipeline are imported when nerfstudio instantiates them
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Literal, Optional, Tuple, Type
+from typing import Dict, Literal, Optional, Tuple, Type, Union
 
 from nerfstudio.data.datamanagers.full_images_datamanager import FullImageDatamanagerConfig
 from nerfstudio.models.splatfacto import SplatfactoModelConfig
@@ -28,6 +28,14 @@ class PixelSplatDataManagerConfig(FullImageDatamanagerConfig):
     with the widest baseline among pairs whose viewing directions differ by at most max-context-angle."""
     max_context_angle: float = 30.0
     """Largest angle in degrees between the viewing directions of automatically chosen context views."""
+    context_pairs: Union[int, Literal["auto"]] = 1
+    """Context groups the scene is predicted from: 1, the paper's single pair (or the given context views); N,
+    pairs (triples, for a 3-view model) along the capture, each encoded on its own and fused into one scene
+    (--pipeline.model.context-fusion); auto, the fewest groups along the capture whose views are within
+    max-context-angle and max-baseline-to-depth of each other."""
+    max_baseline_to_depth: float = 0.3
+    """With context-pairs auto: the largest distance between a group's views, as a share of the scene's median
+    depth predicted from the first pair (pixelSplat's training pairs overlap at such baselines)."""
 
 
 @dataclass
@@ -61,6 +69,11 @@ class PixelSplatModelConfig(SplatfactoModelConfig):
     """Background of renders and of RGBA images (pixelSplat is trained on black)."""
     sh_degree: int = 3
     """SH degrees kept from the prediction (the paper renders degrees 0-3 of the predicted 0-4)."""
+    context_fusion: Literal["deduplicate", "concatenate"] = "deduplicate"
+    """With several context groups: keep one Gaussian where groups describe the same surface (the more opaque;
+    pixelsplat_ns/per_scene/fusion.py) or concatenate all of them (the paper's rule within one group)."""
+    fusion_depth_tolerance: float = 0.05
+    """Relative depth difference within which Gaussians of two groups describe the same surface."""
     output_depth_during_training: bool = False
     """Also render depth during refinement (it is always rendered for evaluation and the viewer)."""
 

@@ -2,6 +2,7 @@
 of every frame, and the choice and checks of the context views the encoder sees."""
 
 from pathlib import Path
+from typing import Optional
 
 import torch
 from nerfstudio.cameras.cameras import CameraType
@@ -15,6 +16,7 @@ from pixelsplat_ns.images import ImageError, displayed_size
 from pixelsplat_ns.nerfstudio_workarounds import parse_input_frame, without_dataparser_alpha
 
 from .context import ContextError, check_cameras, choose_context_views
+from .context_groups import ContextCount, choose_context_groups
 from .dataset import PixelSplatDataset
 
 
@@ -86,7 +88,8 @@ class PixelSplatDataManager(FullImageDatamanager[PixelSplatDataset]):
         super().__init__(rgba_config, device, test_mode, world_size, local_rank, **kwargs)
         names = check_training_cameras(self.train_dataparser_outputs)
         self.context_indices = self._context_indices(self.train_dataset.cameras.camera_to_worlds, names)
-        CONSOLE.log(f"pixelsplat context views: {', '.join(names[i] for i in self.context_indices)}")
+        if self.config.context_pairs == 1:
+            CONSOLE.log(f"pixelsplat context views: {', '.join(names[i] for i in self.context_indices)}")
         self.train_unseen_cameras = self.sample_train_cameras()
         if len(self.eval_dataset) == 0:
             CONSOLE.print(f"[bold yellow]The dataset has no eval images: ns-eval and the eval logs score the "
@@ -104,6 +107,28 @@ class PixelSplatDataManager(FullImageDatamanager[PixelSplatDataset]):
             raise ContextError(f"--pipeline.datamanager.context-views {' '.join(map(str, chosen))}: give two (or more) "
                                f"different indices of training images, 0 to {len(names) - 1}")
         return tuple(chosen)
+
+    def context_groups(self, views_per_group: int, count: Optional[ContextCount] = None,
+                       max_baseline: Optional[float] = None) -> list[tuple[int, ...]]:
+        """The groups of training views the encoder (of ``views_per_group`` context views) predicts from: the
+        given context views, or today's automatic pair (``--pipeline.datamanager.context-pairs 1``, the default),
+        or ``count`` groups along the capture (``context_groups``; default: the configured number, and for
+        ``auto`` the fewest groups whose views are at most ``max_baseline`` apart). ``context_indices`` and the
+        refinement's targets follow the groups."""
+        count = self.config.context_pairs if count is None else count
+        if self.config.context_views is not None:
+            if self.config.context_pairs != 1:
+                raise ContextError("give --pipeline.datamanager.context-views (one group) or "
+                                   "--pipeline.datamanager.context-pairs (groups along the capture), not both")
+            groups = [tuple(self.config.context_views)]
+        elif count == 1 and (views_per_group == 2 or self.config.context_pairs == 1):
+            groups = [choose_context_views(self.train_dataset.cameras.camera_to_worlds, self.config.max_context_angle)]
+        else:
+            groups = choose_context_groups(self.train_dataset.cameras.camera_to_worlds, count, views_per_group,
+                                           self.config.max_context_angle, max_baseline)
+        self.context_indices = tuple(sorted({i for group in groups for i in group}))
+        self.train_unseen_cameras = self.sample_train_cameras()
+        return groups
 
     def sample_train_cameras(self) -> list[int]:
         """Target views for refinement: the training views other than the context (all of them when the

@@ -6,6 +6,8 @@ predicts the scene with the encoder once, when training starts, and hands the Ga
 pipeline without predicting and read the Gaussians from the checkpoint.
 """
 
+import time
+
 import torch
 from nerfstudio.pipelines.base_pipeline import VanillaPipeline
 from nerfstudio.utils.rich_utils import CONSOLE
@@ -24,13 +26,24 @@ class PixelSplatPipeline(VanillaPipeline):
         super().__init__(config, device, test_mode, world_size, local_rank, grad_scaler)
         if test_mode != "val":  # the post-training tools load the checkpoint's Gaussians
             return
+        started = time.perf_counter()
         scene_encoder = load_scene_encoder(self.model.config, self.datamanager, device)
-        with torch.no_grad():
-            gaussians = scene_encoder()
         height, width = scene_encoder.context.image_shape
-        CONSOLE.log(f"pixelsplat predicted {gaussians.means.shape[1]} Gaussians from {width}x{height} context views")
+        groups = len(scene_encoder.contexts)
+        if groups > 1 and self.model.config.context_fusion == "deduplicate":
+            fused = scene_encoder.fuse(self.model.config.fusion_depth_tolerance)
+            gaussians = fused.gaussians()
+            kept, predicted = fused.counts()
+            CONSOLE.log(f"pixelsplat fused {groups} context groups ({width}x{height}): kept {kept} of {predicted} "
+                        f"Gaussians ({kept / predicted:.0%}) in {time.perf_counter() - started:.1f} s")
+        else:
+            with torch.no_grad():
+                gaussians = scene_encoder()
+            of_groups = f" of {groups} context groups" if groups > 1 else ""
+            CONSOLE.log(f"pixelsplat predicted {gaussians.means.shape[1]} Gaussians from {width}x{height} context "
+                        f"views{of_groups} in {time.perf_counter() - started:.1f} s")
         self.model.set_gaussians(gaussians)
         # The official renderer's near plane, 0.2 x the context's near, in the dataparser's units.
-        self.model.set_near_plane(OFFICIAL_NEAR_FRACTION * float(scene_encoder.context.near.min()) * scene_encoder.scale)
+        self.model.set_near_plane(OFFICIAL_NEAR_FRACTION * scene_encoder.near_plane())
         if self.model.config.refine_encoder:
             self.model.refine_encoder(scene_encoder)

@@ -1,0 +1,81 @@
+"""Several context groups along a capture (``--pipeline.datamanager.context-pairs N|auto``): pixelSplat sees two
+views (the official 3-view model three); a capture of many views is covered by encoding several groups of
+them and fusing the Gaussians (``pixelsplat_ns.per_scene.fusion``).
+
+The groups follow the capture: the training views in the dataparser's order (a video's frame order, or the
+photos' names) are cut into N stretches of equal camera path length, and each stretch's group is its two end
+views (for three views per group, also the view nearest the stretch's middle). Consecutive groups share their
+end view, so every training view lies between the views of some group. ``auto`` takes the fewest stretches for
+which every group is usable: its viewing directions differ by at most ``max_context_angle`` (today's rule for
+one pair) and its views are at most ``max_baseline`` apart (the pipeline sets it from the scene's predicted
+depth, so that a group's views overlap as the paper's training pairs do).
+"""
+
+from typing import Literal, Optional, Sequence, Union
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from pixelsplat_ns.encoder.bounds import at_one_position
+
+from .context import ContextError
+
+ContextCount = Union[int, Literal["auto"]]
+
+
+def path_lengths(camera_to_worlds: Float[Tensor, "n 3 4"]) -> Float[Tensor, " n"]:
+    """Distance travelled along the camera centres, in order, up to each view (0 at the first)."""
+    steps = (camera_to_worlds[1:, :3, 3] - camera_to_worlds[:-1, :3, 3]).double().norm(dim=-1)
+    return torch.cat([steps.new_zeros(1), torch.cumsum(steps, 0)])
+
+
+def groups_along_path(camera_to_worlds: Float[Tensor, "n 3 4"], count: int, views_per_group: int
+                      ) -> list[tuple[int, ...]]:
+    """``count`` groups of ``views_per_group`` views at equal path-length spacing (see the module's docstring).
+    Raises ``ContextError`` when the capture has too few views."""
+    anchors_needed = count * (views_per_group - 1) + 1
+    n = len(camera_to_worlds)
+    if count < 1 or anchors_needed > n:
+        raise ContextError(f"{count} context group(s) of {views_per_group} views take {anchors_needed} training views "
+                           f"along the capture; the dataset has {n}: ask for fewer with "
+                           "--pipeline.datamanager.context-pairs")
+    lengths = path_lengths(camera_to_worlds)
+    targets = torch.linspace(0, float(lengths[-1]), anchors_needed, dtype=torch.float64)
+    anchors: list[int] = []
+    for k, target in enumerate(targets):
+        nearest = int((lengths - target).abs().argmin())
+        # Strictly increasing, leaving room for the anchors still to come; the last is the last view.
+        lowest = anchors[-1] + 1 if anchors else 0
+        highest = n - anchors_needed + k
+        anchors.append(min(max(nearest, lowest), highest))
+    step = views_per_group - 1
+    return [tuple(anchors[g * step: g * step + views_per_group]) for g in range(count)]
+
+
+def group_is_usable(camera_to_worlds: Float[Tensor, "n 3 4"], group: Sequence[int], max_angle_degrees: float,
+                    max_baseline: Optional[float] = None) -> bool:
+    """Whether a group's views can be encoded together: pairwise viewing directions within
+    ``max_angle_degrees``, not at one position, and at most ``max_baseline`` apart (when given)."""
+    c2w = camera_to_worlds[list(group)].double()
+    forward = -c2w[:, :3, 2] / c2w[:, :3, 2].norm(dim=-1, keepdim=True)  # OpenGL cameras look along -z
+    angles = torch.rad2deg(torch.acos((forward @ forward.T).clamp(-1, 1)))
+    origins = c2w[:, :3, 3]
+    widest = float(torch.cdist(origins, origins).max())
+    if at_one_position(widest, origins) or float(angles.max()) > max_angle_degrees:
+        return False
+    return max_baseline is None or widest <= max_baseline
+
+
+def choose_context_groups(camera_to_worlds: Float[Tensor, "n 3 4"], count: ContextCount, views_per_group: int,
+                          max_angle_degrees: float, max_baseline: Optional[float] = None) -> list[tuple[int, ...]]:
+    """The context groups for ``count`` (a number, or ``"auto"``: the fewest usable groups that cover the
+    capture; the densest possible when none is usable)."""
+    if count != "auto":
+        return groups_along_path(camera_to_worlds, int(count), views_per_group)
+    most = max(1, (len(camera_to_worlds) - 1) // (views_per_group - 1))
+    for n in range(1, most + 1):
+        groups = groups_along_path(camera_to_worlds, n, views_per_group)
+        if all(group_is_usable(camera_to_worlds, g, max_angle_degrees, max_baseline) for g in groups):
+            return groups
+    return groups_along_path(camera_to_worlds, most, views_per_group)

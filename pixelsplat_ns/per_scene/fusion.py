@@ -1,0 +1,133 @@
+"""Fusion of several context groups' Gaussians into one scene, without duplicates.
+
+The paper names its first limitation: the Gaussians of the context views are concatenated, never fused. With
+several context groups along a capture (``context_groups``), neighbouring groups see the same surfaces (they
+even share a view), and concatenation would describe each surface once per group. The rule here:
+
+- Within a group, nothing changes: the encoder was trained to predict its views' Gaussians to be concatenated.
+- Each group's Gaussians (pixel-aligned: one ray per context pixel, ``samples`` Gaussians along it) are
+  compared with the context views of the groups fused before it. A new Gaussian *duplicates* an earlier view's
+  surface when it projects into that view at a pixel whose predicted depth (the depth of the pixel's most
+  opaque Gaussian) agrees with its own depth within ``tolerance`` (relative). Of a duplicate, the more confident
+  is kept: the new Gaussian if its opacity is higher than that pixel's (and the pixel's Gaussians are dropped),
+  else the new Gaussian is dropped.
+- Where they disagree, both are kept: seen from the earlier view, a new Gaussian in front of the surface is
+  what that view missed or mispredicted and one behind it is hidden there (it fills what the earlier views did
+  not see); rendering composites by depth, so the nearer opaque surface wins.
+
+Groups are fused one at a time: only the kept Gaussians and, per context view, a depth, an opacity and an
+"alive" flag per pixel are held, so memory grows with what is new.
+"""
+
+from dataclasses import dataclass, field
+
+import torch
+from einops import rearrange
+from jaxtyping import Bool, Float, Int
+from torch import Tensor
+
+from pixelsplat_ns.gaussians import Gaussians
+
+
+@dataclass
+class ViewDepth:
+    """One fused context view, seen as a depth map: camera in the dataparser's frame, per-pixel depth."""
+
+    world_to_camera: Float[Tensor, "4 4"]
+    """OpenCV axes, the dataparser's frame and units."""
+    intrinsics: Float[Tensor, "3 3"]
+    """Pixels of the context image (``height`` x ``width``)."""
+    height: int
+    width: int
+    depth: Float[Tensor, " hw"]
+    """Camera z of each pixel's most opaque Gaussian."""
+    opacity: Float[Tensor, " hw"]
+    """That Gaussian's opacity."""
+    group: int
+    view: int
+    """Which group and which of its views: the pixel's Gaussians are ``(view * hw + pixel) * samples + s``."""
+
+
+@dataclass
+class FusedScene:
+    """The groups fused so far: each group's keep mask over its predicted Gaussians, the kept Gaussians."""
+
+    tolerance: float
+    keep: list[Bool[Tensor, " g"]] = field(default_factory=list)
+    parts: list[Gaussians] = field(default_factory=list)
+    """Each group's Gaussians, already reduced to what its mask kept when it was added."""
+    part_index: list[Int[Tensor, " k"]] = field(default_factory=list)
+    """For each part, the positions of its Gaussians in the group's prediction."""
+    views: list[ViewDepth] = field(default_factory=list)
+    samples: list[int] = field(default_factory=list)
+    """Gaussians per pixel of each group."""
+
+    def gaussians(self) -> Gaussians:
+        """The fused scene: every group's Gaussians that are still kept, in group order."""
+        kept = [part.select(self.keep[g][index]) for g, (part, index) in enumerate(zip(self.parts, self.part_index))]
+        return Gaussians.concatenate(kept)
+
+    def counts(self) -> tuple[int, int]:
+        """(kept, predicted) Gaussians."""
+        return sum(int(k.sum()) for k in self.keep), sum(len(k) for k in self.keep)
+
+
+def view_depths(gaussians: Gaussians, world_to_cameras: Float[Tensor, "v 4 4"], intrinsics: Float[Tensor, "v 3 3"],
+                height: int, width: int, group: int) -> list[ViewDepth]:
+    """Each context view of one group's prediction (``gaussians``: batch of one, the dataparser's frame) as a
+    depth map of its own pixel-aligned Gaussians."""
+    views = len(world_to_cameras)
+    means = rearrange(gaussians.means[0], "(v hw s) xyz -> v hw s xyz", v=views, hw=height * width)
+    opacities = rearrange(gaussians.opacities[0], "(v hw s) -> v hw s", v=views, hw=height * width)
+    result = []
+    for v in range(views):
+        strongest = opacities[v].argmax(-1)
+        points = means[v].gather(1, strongest[:, None, None].expand(-1, 1, 3))[:, 0]
+        depth = camera_points(points, world_to_cameras[v])[:, 2]
+        result.append(ViewDepth(world_to_cameras[v], intrinsics[v], height, width, depth,
+                                opacities[v].gather(1, strongest[:, None])[:, 0], group, v))
+    return result
+
+
+def camera_points(points: Float[Tensor, "n 3"], world_to_camera: Float[Tensor, "4 4"]) -> Float[Tensor, "n 3"]:
+    return points @ world_to_camera[:3, :3].T + world_to_camera[:3, 3]
+
+
+def add_group(scene: FusedScene, gaussians: Gaussians, world_to_cameras: Float[Tensor, "v 4 4"],
+              intrinsics: Float[Tensor, "v 3 3"], height: int, width: int) -> None:
+    """Fuse one more group's prediction into ``scene`` (the module's rule). ``gaussians`` is the group's
+    prediction in the dataparser's frame (batch of one); its context views' world-to-camera matrices (OpenCV)
+    and pixel intrinsics at the context images' ``height`` x ``width``."""
+    group = len(scene.keep)
+    means, opacities = gaussians.means[0].detach(), gaussians.opacities[0].detach()
+    keep = torch.ones(len(means), dtype=torch.bool, device=means.device)
+    pixels = height * width
+    for earlier in scene.views:
+        candidates = keep.nonzero()[:, 0]
+        if len(candidates) == 0:
+            break
+        local = camera_points(means[candidates], earlier.world_to_camera)
+        z = local[:, 2]
+        in_front = z > 0
+        u = earlier.intrinsics[0, 0] * local[:, 0] / z.where(in_front, 1) + earlier.intrinsics[0, 2]
+        v = earlier.intrinsics[1, 1] * local[:, 1] / z.where(in_front, 1) + earlier.intrinsics[1, 2]
+        inside = in_front & (u >= 0) & (u < earlier.width) & (v >= 0) & (v < earlier.height)
+        candidates, z, u, v = candidates[inside], z[inside], u[inside], v[inside]
+        pixel = v.long() * earlier.width + u.long()
+        samples = scene.samples[earlier.group]
+        owner = scene.keep[earlier.group]
+        first = (earlier.view * pixels + pixel) * samples
+        alive = owner[first[:, None] + torch.arange(samples, device=first.device)].any(-1)
+        depth = earlier.depth[pixel]
+        duplicate = alive & ((z - depth).abs() <= scene.tolerance * depth)
+        new_wins = opacities[candidates] > earlier.opacity[pixel]
+        keep[candidates[duplicate & ~new_wins]] = False
+        replaced = first[duplicate & new_wins]
+        for s in range(samples):
+            owner[replaced + s] = False
+    index = keep.nonzero()[:, 0]
+    scene.keep.append(keep)
+    scene.parts.append(gaussians.detach().select(index))
+    scene.part_index.append(index)
+    scene.samples.append(len(means) // (len(world_to_cameras) * pixels))
+    scene.views.extend(view_depths(gaussians.detach(), world_to_cameras, intrinsics, height, width, group))

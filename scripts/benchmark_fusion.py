@@ -1,0 +1,131 @@
+"""Whole captures: one context pair against N pairs concatenated and N pairs fused, side by side in one run.
+
+Each capture is a generated room seen along a whole forward walk (``synthetic_scene``, 256 x 144, a seed the
+bundled encoder never saw), written as a nerfstudio scene; nerfstudio-data holds out every tenth view for
+evaluation, between the training views. For every capture and variant it runs ``ns-train pixelsplat`` (feed
+forward, 0 refinement steps) and ``ns-eval``, and prints the held-out PSNR, the number of Gaussians and the
+prediction time; one refinement run measures what 100 refinement steps cost on the same machine.
+
+    .venv/bin/python scripts/benchmark_fusion.py [--seeds 1 2 3] [--frames 48] [--pairs 2 3 4 auto]
+
+Splatfacto from a random initialization is not in the comparison: nerfstudio's splatfacto needs gsplat's CUDA
+kernels (no GPU here).
+"""
+
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import tyro
+
+from pixelsplat_ns.data.nerfstudio_convert import write_nerfstudio_scene
+from pixelsplat_ns.data.synthetic import SyntheticConfig, synthetic_scene
+
+BIN = Path(sys.executable).parent
+
+
+@dataclass
+class Args:
+    seeds: list[int] = field(default_factory=lambda: [1, 2, 3])
+    """Synthetic dataset seeds (the bundled encoder was trained on seed 0); scene 0 of each."""
+    frames: int = 48
+    """Views along the walk."""
+    pairs: list[str] = field(default_factory=lambda: ["2", "3", "4", "auto"])
+    """Values of --pipeline.datamanager.context-pairs compared with the single pair."""
+    refinement_steps: int = 10
+    """Refinement steps timed (on the first capture's fused scene) to price 100 of them."""
+    output_dir: Path = Path("outputs/benchmark_fusion")
+
+
+def capture(seed: int, frames: int, out: Path) -> Path:
+    config = SyntheticConfig(height=144, width=256, min_frames=frames, max_frames=frames, jpeg_quality=92)
+    scene = synthetic_scene(seed, 0, config)
+    scene = replace(scene, timestamps=scene.timestamps[:frames], cameras=scene.cameras[:frames],
+                    images=scene.images[:frames])
+    return write_nerfstudio_scene(scene, out, overwrite=True)
+
+
+def train(data: Path, out: Path, *flags: str, steps: int = 0) -> tuple[Path, str, float]:
+    started = time.perf_counter()
+    result = subprocess.run([str(BIN / "ns-train"), "pixelsplat", "--data", str(data), "--output-dir", str(out),
+                             "--vis", "tensorboard", "--timestamp", "run", "--max-num-iterations", str(steps),
+                             *flags], capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if result.returncode != 0:
+        raise SystemExit(f"ns-train failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
+    return next(out.rglob("config.yml")), result.stdout, seconds
+
+
+def evaluate(config: Path) -> dict:
+    report = config.parent / "eval.json"
+    subprocess.run([str(BIN / "ns-eval"), "--load-config", str(config), "--output-path", str(report)],
+                   capture_output=True, check=True)
+    return json.loads(report.read_text())["results"]
+
+
+def prediction(log: str) -> tuple[int, float]:
+    """(Gaussians in the scene, seconds of prediction) from ns-train's log."""
+    flat = " ".join(log.split())
+    fused = re.search(r"kept (\d+) of \d+ Gaussians \(\d+%\) in ([\d.]+) s", flat)
+    if fused:
+        return int(fused.group(1)), float(fused.group(2))
+    plain = re.search(r"predicted (\d+) Gaussians .*? in ([\d.]+) s", flat)
+    return int(plain.group(1)), float(plain.group(2))
+
+
+def main(args: Args) -> None:
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    variants = [("1 pair", [])]
+    for pairs in args.pairs:
+        flag = ["--pipeline.datamanager.context-pairs", pairs]
+        variants += [(f"{pairs} concatenated", flag + ["--pipeline.model.context-fusion", "concatenate"]),
+                     (f"{pairs} fused", flag)]
+    rows = []
+    with tempfile.TemporaryDirectory(dir=args.output_dir) as work:
+        for seed in args.seeds:
+            data = capture(seed, args.frames, Path(work) / f"capture_{seed}")
+            for name, flags in variants:
+                out = Path(work) / f"run_{seed}_{name.replace(' ', '_')}"
+                config, log, _ = train(data, out, *flags)
+                count, seconds = prediction(log)
+                groups = re.search(r"context groups: ((?:\([\d ]+\),? ?)+)", " ".join(log.split()))
+                rows.append({"seed": seed, "variant": name, "psnr": evaluate(config)["psnr"], "gaussians": count,
+                             "seconds": seconds, "groups": groups.group(1).strip() if groups else ""})
+                print(json.dumps(rows[-1]), flush=True)
+        # The price of refinement steps on the same machine: the same run with and without them.
+        data = Path(work) / f"capture_{args.seeds[0]}"
+        fused = ["--pipeline.datamanager.context-pairs", args.pairs[0]]
+        *_, without = train(data, Path(work) / "steps_0", *fused)
+        *_, with_steps = train(data, Path(work) / "steps_n", *fused, steps=args.refinement_steps)
+        step = (with_steps - without) / args.refinement_steps
+
+    print(f"\n{len(args.seeds)} captures of {args.frames} views (seeds {args.seeds}), held-out PSNR (dB), "
+          "Gaussians, prediction seconds:")
+    print("| variant | " + " | ".join(f"seed {s}" for s in args.seeds) + " | mean PSNR | mean Gaussians | vs 1 pair |")
+    print("|---|" + "---|" * (len(args.seeds) + 3))
+    baseline = sum(r["psnr"] for r in rows if r["variant"] == "1 pair") / len(args.seeds)
+    for name, _ in variants:
+        mine = [r for r in rows if r["variant"] == name]
+        cells = [f"{r['psnr']:.2f} ({r['gaussians']}, {r['seconds']:.1f} s)" for r in mine]
+        mean_psnr = sum(r["psnr"] for r in mine) / len(mine)
+        mean_count = sum(r["gaussians"] for r in mine) / len(mine)
+        print(f"| {name} | " + " | ".join(cells) + f" | {mean_psnr:.2f} | {mean_count:.0f} | "
+              f"{mean_psnr - baseline:+.2f} dB |")
+    for pairs in args.pairs:
+        fused = [r for r in rows if r["variant"] == f"{pairs} fused"]
+        concatenated = [r for r in rows if r["variant"] == f"{pairs} concatenated"]
+        share = sum(f["gaussians"] / c["gaussians"] for f, c in zip(fused, concatenated)) / len(fused)
+        gap = sum(f["psnr"] - c["psnr"] for f, c in zip(fused, concatenated)) / len(fused)
+        print(f"{pairs}: fused keeps {share:.0%} of the concatenated Gaussians, {gap:+.2f} dB against them; groups "
+              f"{'; '.join(r['groups'] for r in fused)}")
+    slowest = max(r["seconds"] for r in rows)
+    print(f"one refinement step: {step:.2f} s (100 steps: {100 * step:.0f} s); slowest prediction {slowest:.1f} s")
+
+
+if __name__ == "__main__":
+    main(tyro.cli(Args))

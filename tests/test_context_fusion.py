@@ -1,0 +1,162 @@
+"""Whole captures: context groups chosen along the capture, and the fusion of their Gaussians without
+duplicates (pixelsplat_ns/per_scene/context_groups.py, fusion.py)."""
+
+import re
+
+import pytest
+import torch
+from test_per_scene_cli import SAMPLE, evaluate, gaussians, ns
+
+from pixelsplat_ns.encoder import PixelSplatEncoder, tiny
+from pixelsplat_ns.encoder.checkpoints import save_converted
+from pixelsplat_ns.gaussians import Gaussians
+from pixelsplat_ns.per_scene.context import ContextError
+from pixelsplat_ns.per_scene.context_groups import choose_context_groups, group_is_usable, groups_along_path
+from pixelsplat_ns.per_scene.fusion import FusedScene, add_group
+
+
+def walk(n: int, turn_degrees: float = 0.0) -> torch.Tensor:
+    """OpenGL camera-to-world of a camera stepping 1 along +x per view, turning about y by ``turn_degrees``
+    per view."""
+    c2w = torch.eye(4)[:3].repeat(n, 1, 1)
+    for i in range(n):
+        angle = torch.deg2rad(torch.tensor(turn_degrees * i))
+        c2w[i, 0, 0], c2w[i, 0, 2], c2w[i, 2, 0], c2w[i, 2, 2] = angle.cos(), angle.sin(), -angle.sin(), angle.cos()
+        c2w[i, 0, 3] = float(i)
+    return c2w
+
+
+def test_groups_follow_the_capture_and_share_their_ends():
+    c2w = walk(10)
+    assert groups_along_path(c2w, 1, 2) == [(0, 9)]
+    assert groups_along_path(c2w, 3, 2) == [(0, 3), (3, 6), (6, 9)]
+    assert groups_along_path(c2w, 2, 3) == [(0, 2, 4), (4, 7, 9)]  # triples for a 3-view model
+    assert groups_along_path(c2w, 9, 2) == [(i, i + 1) for i in range(9)]
+    with pytest.raises(ContextError, match="10 training views.*the dataset has 10|take 11 training views"):
+        groups_along_path(c2w, 10, 2)
+
+
+def test_groups_are_spaced_by_distance_travelled_not_by_frame_count():
+    c2w = walk(10)
+    c2w[:6, 0, 3] = torch.linspace(0, 1, 6)  # six views bunched over the first metre, then 1 m steps
+    c2w[6:, 0, 3] = torch.tensor([2.0, 3.0, 4.0, 6.0])  # 6 m in all: the halfway point is view 7
+    assert groups_along_path(c2w, 2, 2) == [(0, 7), (7, 9)]
+
+
+def test_auto_takes_the_fewest_groups_whose_views_overlap():
+    straight = walk(13)
+    assert choose_context_groups(straight, "auto", 2, 30.0) == [(0, 12)]  # no turn, no baseline limit: one pair
+    assert choose_context_groups(straight, "auto", 2, 30.0, max_baseline=4.0) == [(0, 4), (4, 8), (8, 12)]
+    turning = walk(13, turn_degrees=4.5)  # 54 degrees over the capture: two groups within 30 degrees
+    groups = choose_context_groups(turning, "auto", 2, 30.0)
+    assert len(groups) == 2 and all(group_is_usable(turning, g, 30.0) for g in groups)
+
+
+def pixel_aligned(depth: torch.Tensor, world_to_camera: torch.Tensor, intrinsics: torch.Tensor,
+                  opacity: float) -> Gaussians:
+    """One view's Gaussians, one per pixel at ``depth`` [h, w] along the pixel's ray."""
+    height, width = depth.shape
+    v, u = torch.meshgrid(torch.arange(height) + 0.5, torch.arange(width) + 0.5, indexing="ij")
+    rays = torch.stack([(u - intrinsics[0, 2]) / intrinsics[0, 0], (v - intrinsics[1, 2]) / intrinsics[1, 1],
+                        torch.ones_like(u)], -1)
+    points = (rays * depth[..., None]).reshape(-1, 3)
+    c2w = torch.linalg.inv(world_to_camera)
+    means = points @ c2w[:3, :3].T + c2w[:3, 3]
+    n = len(means)
+    return Gaussians(means[None], (0.01 * torch.eye(3)).expand(1, n, 3, 3), torch.full((1, n), opacity),
+                     torch.zeros(1, n, 1, 3))
+
+
+def two_view_group(depths, opacities, x0: float, x1: float, height=6, width=8):
+    """A group of two views looking down +z from x0 and x1, each with its own depth map."""
+    intrinsics = torch.tensor([[8.0, 0, 4], [0, 8.0, 3], [0, 0, 1]])
+    w2c = torch.eye(4).repeat(2, 1, 1)
+    w2c[0, 0, 3], w2c[1, 0, 3] = -x0, -x1
+    parts = [pixel_aligned(d, w2c[i], intrinsics, o) for i, (d, o) in enumerate(zip(depths, opacities))]
+    return Gaussians.concatenate(parts), w2c, intrinsics.expand(2, 3, 3), height, width
+
+
+def test_a_surface_seen_by_two_groups_is_kept_once_the_more_opaque():
+    wall = torch.full((6, 8), 10.0)
+    scene = FusedScene(tolerance=0.05)
+    add_group(scene, *two_view_group([wall, wall], [0.5, 0.5], 0.0, 0.5))
+    # The next group shares the view at x = 0.5 and sees the same wall, more opaquely from its second view.
+    add_group(scene, *two_view_group([wall * 1.02, wall], [0.4, 0.9], 0.5, 1.0))
+    kept, predicted = scene.counts()
+    assert predicted == 4 * 48
+    first, second = scene.keep
+    # Group 2's first view agrees within 5% and is less opaque: dropped where it lands on group 1's pixels.
+    assert not second[:48].any()
+    # Its second view is more opaque: it replaces group 1's Gaussians where it lands on them, and is kept.
+    assert second[48:].all() and not first.all()
+    assert kept < predicted and len(scene.gaussians().means[0]) == kept
+
+
+def test_surfaces_that_disagree_are_both_kept():
+    scene = FusedScene(tolerance=0.05)
+    add_group(scene, *two_view_group([torch.full((6, 8), 10.0)] * 2, [0.5, 0.5], 0.0, 0.5))
+    add_group(scene, *two_view_group([torch.full((6, 8), 5.0)] * 2, [0.9, 0.9], 0.5, 1.0))  # a nearer surface
+    assert all(keep.all() for keep in scene.keep)
+
+
+def test_tolerance_zero_keeps_all_but_exact_agreement():
+    wall = torch.full((6, 8), 10.0)
+    scene = FusedScene(tolerance=0.0)
+    add_group(scene, *two_view_group([wall, wall], [0.5, 0.5], 0.0, 0.5))
+    add_group(scene, *two_view_group([wall * 1.01, wall * 1.01], [0.4, 0.4], 0.5, 1.0))
+    assert scene.keep[1].all()
+
+
+# ------------------------------------------------------------------------------------- through ns-train
+
+
+def log_line(config, pattern: str) -> re.Match:
+    """The first match of ``pattern`` in what ns-train logged for the run (its stdout, kept by ``train_log``)."""
+    text = " ".join((config.parent / "train.log").read_text().split())
+    found = re.search(pattern, text)
+    assert found, text[-3000:]
+    return found
+
+
+def train_log(data, out, *flags):
+    result = ns("ns-train", "pixelsplat", "--data", data, "--output-dir", out, "--vis", "tensorboard", "--timestamp",
+                "run", "--max-num-iterations", 0, *flags, cwd=out.parent)
+    config = next(out.rglob("config.yml"))
+    (config.parent / "train.log").write_text(result.stdout)
+    return config
+
+
+def test_several_pairs_along_the_sample_capture_fused_and_concatenated(tmp_path):
+    pairs = ["--pipeline.datamanager.context-pairs", "3"]
+    fused = train_log(SAMPLE, tmp_path / "fused", *pairs)
+    concatenated = train_log(SAMPLE, tmp_path / "concatenated", *pairs, "--pipeline.model.context-fusion",
+                             "concatenate")
+    groups = log_line(fused, r"context groups: \((\d+) (\d+)\), \((\d+) (\d+)\), \((\d+) (\d+)\)")
+    ends = [int(g) for g in groups.groups()]
+    assert ends[0] == 0 and ends[1] == ends[2] and ends[3] == ends[4]  # along the capture, sharing their ends
+    kept = log_line(fused, r"kept (\d+) of (\d+) Gaussians")
+    total = 3 * 2 * 64 * 112 * 3  # three pairs of 64 x 112 context images, 3 Gaussians per pixel
+    assert int(kept.group(2)) == total and int(kept.group(1)) < total
+    assert len(gaussians(fused)["means"]) == int(kept.group(1))
+    assert len(gaussians(concatenated)["means"]) == total
+    # ns-eval works on the fused scene unchanged; measured 23.5 dB fused, 23.4 concatenated, 25.7 one pair (this
+    # short capture is covered by its single widest pair).
+    assert evaluate(fused)["psnr"] > evaluate(concatenated)["psnr"] - 0.5
+
+
+def test_a_three_view_encoder_takes_triples_through_the_same_flag(tmp_path):
+    config = tiny()
+    config.num_context_views = 3
+    save_converted(tmp_path / "three.pt", config, PixelSplatEncoder(config).state_dict(), (64, 64))
+    run = train_log(SAMPLE, tmp_path / "outputs", "--pipeline.model.encoder-checkpoint", tmp_path / "three.pt",
+                    "--pipeline.datamanager.context-pairs", "2")
+    log_line(run, r"context groups: \(0 \d+ \d+\), \(\d+ \d+ \d+\)")
+    assert int(log_line(run, r"kept (\d+) of (\d+) Gaussians").group(2)) == 2 * 3 * 64 * 112 * 3
+
+
+def test_context_views_and_context_pairs_are_not_given_together(tmp_path):
+    result = ns("ns-train", "pixelsplat", "--data", SAMPLE, "--output-dir", tmp_path / "outputs", "--vis",
+                "tensorboard", "--pipeline.datamanager.context-views", "0", "5", "--pipeline.datamanager.context-pairs",
+                "2", cwd=tmp_path, check=False)
+    assert result.returncode != 0 and "not both" in result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
