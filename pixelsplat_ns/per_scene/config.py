@@ -72,7 +72,7 @@ class PixelSplatModelConfig(SplatfactoModelConfig):
     context_fusion: Literal["deduplicate", "concatenate"] = "deduplicate"
     """With several context groups: keep one Gaussian where groups describe the same surface (the more opaque;
     pixelsplat_ns/per_scene/fusion.py) or concatenate all of them (the paper's rule within one group)."""
-    fusion_depth_tolerance: float = 0.05
+    fusion_depth_tolerance: float = 0.2
     """Relative depth difference within which Gaussians of two groups describe the same surface."""
     output_depth_during_training: bool = False
     """Also render depth during refinement (it is always rendered for evaluation and the viewer)."""

@@ -98,8 +98,12 @@ def load_scene_encoder(model_config, datamanager, device) -> SceneEncoder:
     if datamanager.config.context_pairs == "auto":
         # The groups' views may be apart by a share of the scene's depth, which the first pair's prediction gives.
         first = bind(datamanager.context_groups(wanted, count=1))
-        max_baseline = datamanager.config.max_baseline_to_depth * first.median_depth()
+        depth = first.median_depth()
+        max_baseline = datamanager.config.max_baseline_to_depth * depth
         groups = datamanager.context_groups(wanted, max_baseline=max_baseline)
+        CONSOLE.log(f"pixelsplat context-pairs auto: median predicted depth {depth:.3g}, so groups at most "
+                    f"{max_baseline:.3g} apart (max-baseline-to-depth {datamanager.config.max_baseline_to_depth:g}): "
+                    f"{len(groups)} group(s)")
     else:
         groups = datamanager.context_groups(wanted)
     if len(groups) > 1:

@@ -7,9 +7,10 @@ from typing import Literal, Optional
 import torch
 from jaxtyping import Float
 from torch import Tensor
+from torch.utils.checkpoint import checkpoint
 
 from pixelsplat_ns.render.compositing import TILE_SIZE, composite
-from pixelsplat_ns.render.projection import project_gaussians, quat_scale_to_covar
+from pixelsplat_ns.render.projection import Projection, project_gaussians, quat_scale_to_covar
 from pixelsplat_ns.render.spherical_harmonics import MAX_SH_DEGREE, evaluate_sh, num_sh_bases
 
 RenderMode = Literal["RGB", "D", "ED", "RGB+D", "RGB+ED"]
@@ -131,13 +132,13 @@ def _rasterize_torch(means, quats, scales, opacities, colors, viewmats, Ks, widt
     n_cameras = viewmats.shape[0]
     if covars is None:
         covars = quat_scale_to_covar(quats, scales)
-    projection = project_gaussians(means, covars, viewmats, Ks, width, height, eps2d, near_plane, far_plane)
-
-    if sh_degree is not None:
-        camera_centers = torch.linalg.inv(viewmats)[:, :3, 3]
-        dirs = means[None] - camera_centers[:, None]
-        coeffs = colors if colors.dim() == 4 else colors.expand(n_cameras, -1, -1, -1)
-        colors = torch.clamp_min(evaluate_sh(sh_degree, dirs, coeffs) + 0.5, 0.0)
+    # Depth-only renders never read the colours: no SH to evaluate.
+    shade = sh_degree is not None and render_mode not in ("D", "ED")
+    camera_centers = torch.linalg.inv(viewmats)[:, :3, 3] if shade else None
+    projection, shaded = _project_and_shade(means, covars, colors if shade else None, viewmats, Ks, camera_centers,
+                                            width, height, eps2d, near_plane, far_plane, sh_degree)
+    if shade:
+        colors = shaded
     elif colors.dim() == 2:
         colors = colors.expand(n_cameras, -1, -1)
 
@@ -179,6 +180,65 @@ def _rasterize_torch(means, quats, scales, opacities, colors, viewmats, Ks, widt
         "n_cameras": n_cameras,
     }
     return render_colors, render_alphas, meta
+
+
+def _project_and_shade(
+    means: Float[Tensor, "N 3"],
+    covars: Float[Tensor, "N 3 3"],
+    coeffs: Optional[Tensor],
+    viewmats: Float[Tensor, "C 4 4"],
+    Ks: Float[Tensor, "C 3 3"],
+    camera_centers: Optional[Float[Tensor, "C 3"]],
+    width: int,
+    height: int,
+    eps2d: float,
+    near_plane: float,
+    far_plane: float,
+    sh_degree: Optional[int],
+) -> tuple[Projection, Optional[Float[Tensor, "C N 3"]]]:
+    """Every camera's projection and, given SH ``coeffs`` ([N, K, 3] or per camera [C, N, K, 3]) and the
+    ``camera_centers``, the colours ``clamp(SH + 0.5, 0)`` each camera sees (None without ``coeffs``).
+
+    One camera at a time, and with several cameras under autograd each camera's work is checkpointed
+    (recomputed in the backward pass): the forward pass keeps only the results, never the per-camera
+    intermediates (SH bases, Jacobians, 3x3 covariances, coefficients expanded per camera), and the backward
+    pass holds one camera's at a time. Same arithmetic, so the same values and gradients, for the projection
+    and SH forward run once more in the backward pass. A single camera (refinement, the viewer) keeps its
+    intermediates as usual: they are no larger than one camera's recomputation, which would only cost time."""
+    tensors = (means, covars, coeffs, viewmats, Ks, camera_centers)
+    recompute = (viewmats.shape[0] > 1 and torch.is_grad_enabled()
+                 and any(t is not None and t.requires_grad for t in tensors))
+    per_camera = []
+    for c in range(viewmats.shape[0]):
+        camera_coeffs = coeffs[c] if coeffs is not None and coeffs.dim() == 4 else coeffs
+        center = None if camera_centers is None else camera_centers[c]
+        args = (means, covars, camera_coeffs, viewmats[c:c + 1], Ks[c:c + 1], center,
+                width, height, eps2d, near_plane, far_plane, sh_degree)
+        if recompute:
+            per_camera.append(checkpoint(_project_and_shade_camera, *args, use_reentrant=False,
+                                         preserve_rng_state=False))
+        else:
+            per_camera.append(_project_and_shade_camera(*args))
+    radii, means2d, depths, conics, shaded = (
+        None if parts[0] is None else torch.cat(parts) for parts in zip(*per_camera))
+    return Projection(radii=radii, means2d=means2d, depths=depths, conics=conics), shaded
+
+
+def _project_and_shade_camera(means, covars, coeffs, viewmat, K, center, width, height, eps2d, near_plane,
+                              far_plane, sh_degree):
+    """``_project_and_shade`` for one camera (``viewmat`` [1, 4, 4], ``K`` [1, 3, 3], ``coeffs`` [N, K, 3] or
+    None, ``center`` [3]): radii, means2d, depths, conics and colours, each [1, N, ...] (colours None
+    without ``coeffs``).
+
+    SH is evaluated only for the Gaussians this camera draws (radius > 0): the compositing never reads the
+    colour of the others (they get 0) and gives them no gradient, so this changes neither values nor gradients."""
+    projection = project_gaussians(means, covars, viewmat, K, width, height, eps2d, near_plane, far_plane)
+    shaded = None
+    if coeffs is not None:
+        drawn = torch.nonzero(projection.radii[0] > 0).squeeze(1)
+        colors = torch.clamp_min(evaluate_sh(sh_degree, means[drawn] - center, coeffs[drawn]) + 0.5, 0.0)
+        shaded = colors.new_zeros(means.shape[0], 3).index_put((drawn,), colors)[None]
+    return projection.radii, projection.means2d, projection.depths, projection.conics, shaded
 
 
 def _check_inputs(means, quats, scales, opacities, colors, viewmats, Ks, width, height, near_plane, far_plane,
