@@ -11,7 +11,12 @@ from pixelsplat_ns.encoder import PixelSplatEncoder, tiny
 from pixelsplat_ns.encoder.checkpoints import save_converted
 from pixelsplat_ns.gaussians import Gaussians
 from pixelsplat_ns.per_scene.context import ContextError
-from pixelsplat_ns.per_scene.context_groups import choose_context_groups, group_is_usable, groups_along_path
+from pixelsplat_ns.per_scene.context_groups import (
+    all_usable,
+    choose_context_groups,
+    group_is_usable,
+    groups_along_path,
+)
 from pixelsplat_ns.per_scene.fusion import FusedScene, add_group
 
 
@@ -154,9 +159,26 @@ def test_a_three_view_encoder_takes_triples_through_the_same_flag(tmp_path):
     assert int(log_line(run, r"kept (\d+) of (\d+) Gaussians").group(2)) == 2 * 3 * 64 * 112 * 3
 
 
-def test_context_views_and_context_pairs_are_not_given_together(tmp_path):
+@pytest.mark.parametrize("flags, message", [
+    (["--pipeline.datamanager.context-views", "0", "5", "--pipeline.datamanager.context-pairs", "2"], "not both"),
+    (["--pipeline.datamanager.context-pairs", "0"], "context-pairs 0: give 1 or more"),
+    (["--pipeline.datamanager.context-pairs", "-1"], "context-pairs -1: give 1 or more"),
+    (["--pipeline.datamanager.context-pairs", "auto", "--pipeline.datamanager.max-baseline-to-depth", "-1"],
+     "max-baseline-to-depth -1: give a positive share"),
+    (["--pipeline.datamanager.context-pairs", "2", "--pipeline.model.fusion-depth-tolerance", "0"],
+     "fusion-depth-tolerance 0: give a positive"),
+    (["--pipeline.datamanager.context-pairs", "2", "--pipeline.model.fusion-depth-tolerance", "nan"],
+     "fusion-depth-tolerance nan: give a positive"),
+])
+def test_context_group_flags_no_scene_can_have_are_refused(flags, message, tmp_path):
     result = ns("ns-train", "pixelsplat", "--data", SAMPLE, "--output-dir", tmp_path / "outputs", "--vis",
-                "tensorboard", "--pipeline.datamanager.context-views", "0", "5", "--pipeline.datamanager.context-pairs",
-                "2", cwd=tmp_path, check=False)
-    assert result.returncode != 0 and "not both" in result.stdout + result.stderr
-    assert "Traceback" not in result.stdout + result.stderr
+                "tensorboard", *flags, cwd=tmp_path, check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and message in " ".join(output.split()), output[-2000:]
+    assert "Traceback" not in output
+
+
+def test_auto_says_when_no_split_is_usable():
+    c2w = walk(6, turn_degrees=40.0)  # every neighbouring pair turns more than 30 degrees
+    groups = choose_context_groups(c2w, "auto", 2, 30.0)
+    assert groups == [(i, i + 1) for i in range(5)] and not all_usable(c2w, groups, 30.0)

@@ -34,9 +34,12 @@ def groups_along_path(camera_to_worlds: Float[Tensor, "n 3 4"], count: int, view
                       ) -> list[tuple[int, ...]]:
     """``count`` groups of ``views_per_group`` views at equal path-length spacing (see the module's docstring).
     Raises ``ContextError`` when the capture has too few views."""
+    if count < 1:
+        raise ContextError(f"--pipeline.datamanager.context-pairs {count}: give 1 or more context pairs (groups, "
+                           "for a 3-view model), or auto")
     anchors_needed = count * (views_per_group - 1) + 1
     n = len(camera_to_worlds)
-    if count < 1 or anchors_needed > n:
+    if anchors_needed > n:
         raise ContextError(f"{count} context group(s) of {views_per_group} views take {anchors_needed} training views "
                            f"along the capture; the dataset has {n}: ask for fewer with "
                            "--pipeline.datamanager.context-pairs")
@@ -70,12 +73,17 @@ def group_is_usable(camera_to_worlds: Float[Tensor, "n 3 4"], group: Sequence[in
 def choose_context_groups(camera_to_worlds: Float[Tensor, "n 3 4"], count: ContextCount, views_per_group: int,
                           max_angle_degrees: float, max_baseline: Optional[float] = None) -> list[tuple[int, ...]]:
     """The context groups for ``count`` (a number, or ``"auto"``: the fewest usable groups that cover the
-    capture; the densest possible when none is usable)."""
+    capture; the densest possible when none is usable, which ``all_usable`` tells the caller)."""
     if count != "auto":
         return groups_along_path(camera_to_worlds, int(count), views_per_group)
     most = max(1, (len(camera_to_worlds) - 1) // (views_per_group - 1))
     for n in range(1, most + 1):
         groups = groups_along_path(camera_to_worlds, n, views_per_group)
-        if all(group_is_usable(camera_to_worlds, g, max_angle_degrees, max_baseline) for g in groups):
+        if all_usable(camera_to_worlds, groups, max_angle_degrees, max_baseline):
             return groups
     return groups_along_path(camera_to_worlds, most, views_per_group)
+
+
+def all_usable(camera_to_worlds: Float[Tensor, "n 3 4"], groups: Sequence[tuple[int, ...]], max_angle_degrees: float,
+               max_baseline: Optional[float] = None) -> bool:
+    return all(group_is_usable(camera_to_worlds, g, max_angle_degrees, max_baseline) for g in groups)

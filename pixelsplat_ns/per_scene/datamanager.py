@@ -1,6 +1,7 @@
 """The per-scene datamanager: nerfstudio's full-image datamanager (so every dataparser works) plus the checks
 of every frame, and the choice and checks of the context views the encoder sees."""
 
+import math
 from pathlib import Path
 from typing import Optional
 
@@ -16,7 +17,7 @@ from pixelsplat_ns.images import ImageError, displayed_size
 from pixelsplat_ns.nerfstudio_workarounds import parse_input_frame, without_dataparser_alpha
 
 from .context import ContextError, check_cameras, choose_context_views
-from .context_groups import ContextCount, choose_context_groups
+from .context_groups import ContextCount, all_usable, choose_context_groups
 from .dataset import PixelSplatDataset
 
 
@@ -64,6 +65,20 @@ def check_frames(dataparser_outputs) -> None:
                          "give the images the cameras were made for")
 
 
+def check_group_options(config) -> None:
+    """The context-group flags, before anything is loaded."""
+    count, ratio = config.context_pairs, config.max_baseline_to_depth
+    if count != "auto" and count < 1:
+        raise ContextError(f"--pipeline.datamanager.context-pairs {count}: give 1 or more context pairs (groups, for "
+                           "a 3-view model), or auto")
+    if config.context_views is not None and count != 1:
+        raise ContextError("give --pipeline.datamanager.context-views (one group) or "
+                           "--pipeline.datamanager.context-pairs (groups along the capture), not both")
+    if not (math.isfinite(ratio) and ratio > 0):
+        raise ContextError(f"--pipeline.datamanager.max-baseline-to-depth {ratio:g}: give a positive share of the "
+                           "scene's depth (default 0.3)")
+
+
 class PixelSplatDataManager(FullImageDatamanager[PixelSplatDataset]):
     """Full images of the dataparser's splits, with ``context_indices`` (into the training images): the views
     the encoder sees. The other training views are the targets for refinement; the eval split is for ns-eval
@@ -72,6 +87,7 @@ class PixelSplatDataManager(FullImageDatamanager[PixelSplatDataset]):
 
     def __init__(self, config, device="cpu", test_mode="val", world_size=1, local_rank=0, **kwargs) -> None:
         self.context_indices: tuple[int, ...] = ()
+        check_group_options(config)
         if config.data is not None and is_chunk_root(Path(config.data)):
             raise InputError(f"{config.data} is a RealEstate10k-format dataset of many scenes, not a nerfstudio "
                              f"scene: take one scene out with `pixelsplat-process-data re10k --data {config.data} "
@@ -116,16 +132,18 @@ class PixelSplatDataManager(FullImageDatamanager[PixelSplatDataset]):
         ``auto`` the fewest groups whose views are at most ``max_baseline`` apart). ``context_indices`` and the
         refinement's targets follow the groups."""
         count = self.config.context_pairs if count is None else count
-        if self.config.context_views is not None:
-            if self.config.context_pairs != 1:
-                raise ContextError("give --pipeline.datamanager.context-views (one group) or "
-                                   "--pipeline.datamanager.context-pairs (groups along the capture), not both")
+        if self.config.context_views is not None:  # one group (check_group_options refuses it with N groups)
             groups = [tuple(self.config.context_views)]
         elif count == 1 and (views_per_group == 2 or self.config.context_pairs == 1):
             groups = [choose_context_views(self.train_dataset.cameras.camera_to_worlds, self.config.max_context_angle)]
         else:
-            groups = choose_context_groups(self.train_dataset.cameras.camera_to_worlds, count, views_per_group,
-                                           self.config.max_context_angle, max_baseline)
+            c2w = self.train_dataset.cameras.camera_to_worlds
+            groups = choose_context_groups(c2w, count, views_per_group, self.config.max_context_angle, max_baseline)
+            if count == "auto" and not all_usable(c2w, groups, self.config.max_context_angle, max_baseline):
+                CONSOLE.print(f"[bold yellow]context-pairs auto: no split of the capture keeps every group's views "
+                              f"within {self.config.max_context_angle:g} degrees and {max_baseline:.3g} apart; using "
+                              f"the densest, {len(groups)} groups of neighbouring views. Give "
+                              "--pipeline.datamanager.context-pairs N to choose")
         self.context_indices = tuple(sorted({i for group in groups for i in group}))
         self.train_unseen_cameras = self.sample_train_cameras()
         return groups

@@ -1,6 +1,7 @@
 """The prediction of one scene: the configured encoder bound to the datamanager's context groups (one pair by
 default; several along a capture with ``--pipeline.datamanager.context-pairs``, fused by ``fusion``)."""
 
+import math
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -85,6 +86,10 @@ def load_scene_encoder(model_config, datamanager, device) -> SceneEncoder:
         raise CheckpointError(f"--pipeline.model.encoder-checkpoint {path}: {error}. Give an official .ckpt, a "
                               "converted .pt or a pixelsplat-pretrain run's config.yml or step-*.ckpt") from error
     encoder_config = with_sh_convention(encoder_config, model_config.sh_rotation, model_config.sh_coefficient_14)
+    tolerance = model_config.fusion_depth_tolerance
+    if not (math.isfinite(tolerance) and tolerance > 0):
+        raise ContextError(f"--pipeline.model.fusion-depth-tolerance {tolerance:g}: give a positive relative depth "
+                           "difference (default 0.2); --pipeline.model.context-fusion concatenate keeps every Gaussian")
     wanted = encoder_config.num_context_views
     encoder = build_encoder(encoder_config, state_dict, device)
 
@@ -106,8 +111,11 @@ def load_scene_encoder(model_config, datamanager, device) -> SceneEncoder:
                     f"{len(groups)} group(s)")
     else:
         groups = datamanager.context_groups(wanted)
-    if len(groups) > 1:
-        CONSOLE.log(f"pixelsplat context groups: {', '.join('(' + ' '.join(map(str, g)) + ')' for g in groups)}")
+    if len(groups) > 1 or datamanager.config.context_pairs != 1:
+        names = [Path(f).name for f in datamanager.train_dataparser_outputs.image_filenames]
+        listed = ", ".join("(" + " ".join(map(str, g)) + ")" for g in groups)
+        views = sorted({i for group in groups for i in group})
+        CONSOLE.log(f"pixelsplat context groups: {listed} (of the training views; {', '.join(names[i] for i in views)})")
     return bind(groups)
 
 
