@@ -66,14 +66,19 @@ def check_cameras(camera_to_worlds: Float[Tensor, "n 3 4"], camera_types: Sequen
                            "undistort the images first (e.g. COLMAP's image_undistorter) and give pinhole intrinsics")
 
 
+def viewing_angles(camera_to_worlds: Float[Tensor, "n 3 4"]) -> Float[Tensor, "n n"]:
+    """Degrees between every two views' viewing directions (nerfstudio's OpenGL cameras look along -z)."""
+    forward = -camera_to_worlds[:, :3, 2].double()
+    forward = forward / forward.norm(dim=-1, keepdim=True)
+    return torch.rad2deg(torch.acos((forward @ forward.T).clamp(-1, 1)))
+
+
 def choose_context_views(camera_to_worlds: Float[Tensor, "n 3 4"], max_angle_degrees: float) -> tuple[int, int]:
     """The pair with the widest baseline among pairs whose viewing directions differ by at most
     ``max_angle_degrees`` (so that the two views still see the same part of the scene, as pixelSplat's
     training pairs do). When no pair is that close, the pair with the smallest angle; pairs at one position
     only when there is nothing else (the encoder then refuses them)."""
-    forward = -camera_to_worlds[:, :3, 2].double()  # OpenGL cameras look along -z
-    forward = forward / forward.norm(dim=-1, keepdim=True)
-    angles = torch.rad2deg(torch.acos((forward @ forward.T).clamp(-1, 1)))
+    angles = viewing_angles(camera_to_worlds)
     origins = camera_to_worlds[:, :3, 3].double()
     distances = torch.cdist(origins, origins)
     pairs = torch.triu(torch.ones_like(angles, dtype=torch.bool), diagonal=1)

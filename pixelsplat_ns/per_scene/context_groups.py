@@ -19,7 +19,7 @@ from torch import Tensor
 
 from pixelsplat_ns.encoder.bounds import at_one_position
 
-from .context import ContextError
+from .context import ContextError, viewing_angles
 
 ContextCount = Union[int, Literal["auto"]]
 
@@ -61,8 +61,7 @@ def group_is_usable(camera_to_worlds: Float[Tensor, "n 3 4"], group: Sequence[in
     """Whether a group's views can be encoded together: pairwise viewing directions within
     ``max_angle_degrees``, not at one position, and at most ``max_baseline`` apart (when given)."""
     c2w = camera_to_worlds[list(group)].double()
-    forward = -c2w[:, :3, 2] / c2w[:, :3, 2].norm(dim=-1, keepdim=True)  # OpenGL cameras look along -z
-    angles = torch.rad2deg(torch.acos((forward @ forward.T).clamp(-1, 1)))
+    angles = viewing_angles(c2w)
     origins = c2w[:, :3, 3]
     widest = float(torch.cdist(origins, origins).max())
     if at_one_position(widest, origins) or float(angles.max()) > max_angle_degrees:

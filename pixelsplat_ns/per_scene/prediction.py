@@ -8,6 +8,7 @@ from typing import Optional, Sequence
 import torch
 from nerfstudio.utils.rich_utils import CONSOLE
 
+from pixelsplat_ns.conventions import denormalize_intrinsics
 from pixelsplat_ns.encoder import Gaussians, PixelSplatEncoder, Views
 from pixelsplat_ns.encoder.checkpoints import BUNDLED_TINY_ENCODER, CheckpointError, build_encoder, read_encoder
 from pixelsplat_ns.encoder.config import with_sh_convention
@@ -65,10 +66,7 @@ class SceneEncoder(torch.nn.Module):
         height, width = context.image_shape
         c2w = context.extrinsics[0].clone()
         c2w[:, :3, 3] *= self.scales[group]
-        intrinsics = context.intrinsics[0].clone()
-        intrinsics[:, 0] *= width
-        intrinsics[:, 1] *= height
-        return torch.linalg.inv(c2w), intrinsics, height, width
+        return torch.linalg.inv(c2w), denormalize_intrinsics(context.intrinsics[0], width, height), height, width
 
     def median_depth(self, group: int = 0) -> float:
         """The median depth of a group's predicted surfaces from its context views (the dataparser's units)."""

@@ -1,6 +1,8 @@
 """The project's one Gaussian rasterizer: gsplat on CUDA, the same rules in numba on the CPU and in pure torch
 on any device."""
 
+import functools
+import importlib.util
 import math
 from typing import Literal, Optional
 
@@ -17,7 +19,6 @@ RenderMode = Literal["RGB", "D", "ED", "RGB+D", "RGB+ED"]
 RENDER_MODES = ("RGB", "D", "ED", "RGB+D", "RGB+ED")
 Backend = Literal["auto", "torch", "numba", "gsplat"]
 BACKENDS = ("auto", "torch", "numba", "gsplat")
-_NUMBA_OK: Optional[bool] = None  # whether numba imports, once asked
 
 
 def rasterize(
@@ -100,17 +101,10 @@ def rasterize(
                             far_plane, eps2d, sh_degree, backgrounds, render_mode, covars, use_numba)
 
 
+@functools.cache
 def _numba_available() -> bool:
-    """Whether numba imports (checked once; importing it is deferred to the first CPU render)."""
-    global _NUMBA_OK
-    if _NUMBA_OK is None:
-        try:
-            import numba  # noqa: F401
-        except ImportError:
-            _NUMBA_OK = False
-        else:
-            _NUMBA_OK = True
-    return _NUMBA_OK
+    """Whether numba is installed (asked once; importing it is deferred to the first CPU render)."""
+    return importlib.util.find_spec("numba") is not None
 
 
 def _rasterize_gsplat(means, quats, scales, opacities, colors, viewmats, Ks, width, height, near_plane, far_plane,
