@@ -251,9 +251,14 @@ def refine_pose(points0: np.ndarray, points1: np.ndarray, focal: float, rotation
     return PoseFit(f, error, rot, t, squared_error, cost)
 
 
+def focal_from_fov(fov_deg: float, width: int) -> float:
+    """The focal length (pixels) of a horizontal field of view ``fov_deg`` across ``width`` pixels."""
+    return width / (2 * math.tan(math.radians(fov_deg) / 2))
+
+
 def focal_candidates(width: int) -> np.ndarray:
     """Focal lengths (pixels) spaced evenly in ratio over the fields of view ``FOCAL_SEARCH_FOV``."""
-    low, high = (width / (2 * math.tan(math.radians(fov) / 2)) for fov in FOCAL_SEARCH_FOV[::-1])
+    low, high = (focal_from_fov(fov, width) for fov in FOCAL_SEARCH_FOV[::-1])
     return np.geomspace(low, high, 24)
 
 
@@ -340,7 +345,7 @@ def given_focal(focal_px: Optional[float], fov_deg: Optional[float], width: int,
         if not (math.isfinite(fov_deg) and 0 < fov_deg < 180):
             raise PairError(f"--fov-deg {fov_deg:g}: a horizontal field of view is between 0 and 180 degrees "
                             "(a phone's main camera: about 65-75)")
-        focal_px, source = width / (2 * math.tan(math.radians(fov_deg) / 2)), f"given (--fov-deg {fov_deg:g})"
+        focal_px, source = focal_from_fov(fov_deg, width), f"given (--fov-deg {fov_deg:g})"
     elif focal_px is not None:
         source = "given (--focal-px)"
     else:
