@@ -3,6 +3,7 @@
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 from test_render_reference import random_scene
@@ -86,8 +87,29 @@ def _bad(**changes):
         (dict(scales=torch.full((6, 3), float("inf"))), "scales contains NaN or infinite values"),
         (dict(means=torch.zeros(6, 3, dtype=torch.int64)), "means must be a floating-point tensor"),
         (dict(Ks=torch.zeros(2, 3, 3)), "positive focal lengths"),
+        (dict(viewmats=torch.eye(4, dtype=torch.float64).repeat(2, 1, 1)),
+         r"one floating-point dtype, got means float32, .*viewmats float64"),
+        (dict(backend="numba", means=torch.zeros(6, 3, dtype=torch.float16)), "one floating-point dtype"),
     ],
 )
 def test_bad_input_gets_a_clear_error(changes, message):
     with pytest.raises(ValueError, match=message):
         rasterize(**_bad(**changes))
+
+
+def test_half_precision_on_the_cpu_stays_with_torch_and_numba_says_so():
+    scene = {k: v.half() if isinstance(v, torch.Tensor) else v for k, v in random_scene(n=6, cameras=1, seed=3).items()}
+    colors, alphas, _ = rasterize(**scene, width=16, height=12)  # auto: the torch backend
+    assert colors.dtype == torch.float16 and torch.isfinite(alphas).all()
+    with pytest.raises(ValueError, match="backend='numba' computes in float32 or float64, got torch.float16"):
+        rasterize(**scene, width=16, height=12, backend="numba")
+
+
+def test_numpy_image_sizes_and_meta_tensors_are_taken():
+    scene = random_scene(n=6, cameras=1, seed=4)
+    expected, _, _ = rasterize(**scene, width=16, height=12)
+    colors, _, _ = rasterize(**scene, width=np.int64(16), height=np.int32(12))
+    assert torch.equal(colors, expected)
+    meta = {k: v.to("meta") if isinstance(v, torch.Tensor) else v for k, v in scene.items()}
+    with pytest.raises(ValueError, match="backend='numba' needs CPU tensors, got meta"):
+        rasterize(**meta, width=16, height=12, backend="numba")

@@ -4,6 +4,7 @@ on any device."""
 import functools
 import importlib.util
 import math
+import numbers
 from typing import Literal, Optional
 
 import torch
@@ -19,6 +20,7 @@ RenderMode = Literal["RGB", "D", "ED", "RGB+D", "RGB+ED"]
 RENDER_MODES = ("RGB", "D", "ED", "RGB+D", "RGB+ED")
 Backend = Literal["auto", "torch", "numba", "gsplat"]
 BACKENDS = ("auto", "torch", "numba", "gsplat")
+NUMBA_DTYPES = (torch.float32, torch.float64)
 
 
 def rasterize(
@@ -91,12 +93,15 @@ def rasterize(
     """
     _check_inputs(means, quats, scales, opacities, colors, viewmats, Ks, width, height, near_plane, far_plane,
                   sh_degree, backgrounds, render_mode, covars, backend)
+    width, height = int(width), int(height)  # numpy integers too
     if backend == "gsplat" or (backend == "auto" and means.is_cuda):
         return _rasterize_gsplat(means, quats, scales, opacities, colors, viewmats, Ks, width, height, near_plane,
                                  far_plane, eps2d, sh_degree, backgrounds, render_mode, covars)
     if backend == "numba" and means.device.type != "cpu":
         raise ValueError(f"rasterize: backend='numba' needs CPU tensors, got {means.device}; use backend='auto'")
-    use_numba = backend == "numba" or (backend == "auto" and means.device.type == "cpu" and _numba_available())
+    # numba's kernels take float32 and float64; half precision on the CPU stays with torch.
+    use_numba = backend == "numba" or (backend == "auto" and means.device.type == "cpu"
+                                       and means.dtype in NUMBA_DTYPES and _numba_available())
     return _rasterize_torch(means, quats, scales, opacities, colors, viewmats, Ks, width, height, near_plane,
                             far_plane, eps2d, sh_degree, backgrounds, render_mode, covars, use_numba)
 
@@ -247,7 +252,7 @@ def _check_inputs(means, quats, scales, opacities, colors, viewmats, Ks, width, 
     if render_mode not in RENDER_MODES:
         fail(f"render_mode must be one of {RENDER_MODES}, got {render_mode!r}")
     for name, value in (("width", width), ("height", height)):
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
             fail(f"{name} must be a positive integer, got {value!r}")
     if not (math.isfinite(near_plane) and near_plane > 0 and far_plane > near_plane):
         fail(f"need 0 < near_plane < far_plane, got near_plane={near_plane}, far_plane={far_plane}")
@@ -301,6 +306,16 @@ def _check_inputs(means, quats, scales, opacities, colors, viewmats, Ks, width, 
     for name, tensor in tensors.items():
         if not tensor.is_floating_point():
             fail(f"{name} must be a floating-point tensor, got {tensor.dtype}")
+    dtypes = {name: t.dtype for name, t in tensors.items()}
+    if len(set(dtypes.values())) > 1:
+        listed = ", ".join(f"{name} {str(dtype).removeprefix('torch.')}" for name, dtype in dtypes.items())
+        fail(f"all tensors must have one floating-point dtype, got {listed}; convert them with .float() or .double()")
+    if backend == "numba" and means.dtype not in NUMBA_DTYPES:
+        fail(f"backend='numba' computes in float32 or float64, got {means.dtype}; use backend='torch' or convert "
+             "with .float()")
+    if means.device.type == "meta":
+        return  # meta tensors hold no values to check
+    for name, tensor in tensors.items():
         if not bool(torch.isfinite(tensor).all()):
             fail(f"{name} contains NaN or infinite values")
     if bool((Ks[:, 0, 0] <= 0).any() or (Ks[:, 1, 1] <= 0).any()):
