@@ -112,6 +112,38 @@ def test_tolerance_zero_keeps_all_but_exact_agreement():
     assert scene.keep[1].all()
 
 
+
+def three_sample_group(depths, opacities, x0: float, x1: float) -> tuple:
+    """``two_view_group`` with three Gaussians per pixel ray: ``depths``/``opacities`` give, per sample, the
+    wall depth [h, w] and opacity of both views (the samples of a ray consecutive, as pixelSplat orders them)."""
+    per_sample = [two_view_group([d, d], [o, o], x0, x1) for d, o in zip(depths, opacities)]
+    interleave = lambda field: torch.stack([getattr(g[0], field)[0] for g in per_sample], 1).flatten(0, 1)[None]  # noqa: E731
+    gaussians = Gaussians(*(interleave(f) for f in ("means", "covariances", "opacities", "harmonics")))
+    return (gaussians, *per_sample[0][1:])
+
+
+def test_a_duplicate_ray_is_dropped_whole_with_its_weaker_samples():
+    """The ray is the unit: a new ray whose most opaque sample lands on an earlier surface is dropped with
+    all its samples, even those far from that surface; and a stronger new ray drops all of the earlier pixel's."""
+    wall = torch.full((6, 8), 10.0)
+    scene = FusedScene(tolerance=0.05)
+    add_group(scene, *three_sample_group([wall, wall * 0.5, wall * 2], [0.5, 0.2, 0.2], 0.0, 0.5))
+    add_group(scene, *three_sample_group([wall * 1.02, wall * 0.3, wall * 3], [0.4, 0.1, 0.1], 0.5, 1.0))
+    first, second = scene.keep
+    assert len(second) == 2 * 48 * 3
+    # Group 2's first view sees group 1's second view's pixels exactly: every one of its rays is dropped whole.
+    assert not second[: 48 * 3].any()
+    # Rays are kept or dropped whole, in both groups.
+    for keep in (first, second):
+        rays = keep.reshape(-1, 3)
+        assert (rays.all(-1) | ~rays.any(-1)).all()
+    scene = FusedScene(tolerance=0.05)
+    add_group(scene, *three_sample_group([wall, wall * 0.5, wall * 2], [0.5, 0.2, 0.2], 0.0, 0.5))
+    add_group(scene, *three_sample_group([wall * 1.02, wall * 0.3, wall * 3], [0.9, 0.1, 0.1], 0.5, 1.0))
+    first, second = scene.keep
+    assert second.all()
+    assert not first.reshape(2, 48, 3)[1].any(), "group 1's second view is seen by the stronger shared view"
+
 # ------------------------------------------------------------------------------------- through ns-train
 
 

@@ -4,12 +4,18 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
+import pytest
 import torch
 
 from pixelsplat_ns import load_encoder
-from pixelsplat_ns.encoder.checkpoints import read_encoder
+from pixelsplat_ns.encoder import PixelSplatEncoder, tiny
+from pixelsplat_ns.encoder.checkpoints import CheckpointError, read_encoder, save_converted
+from pixelsplat_ns.errors import InputError
+from pixelsplat_ns.pretraining.config import PretrainModelConfig
+from pixelsplat_ns.pretraining.loss import LossConfig
 from pixelsplat_ns.evaluation import EvaluationConfig
 from pixelsplat_ns.evaluation import evaluate as evaluate_index
 from pixelsplat_ns.data.synthetic import SyntheticConfig, write_synthetic_dataset
@@ -132,3 +138,32 @@ def test_a_run_stopped_by_its_time_budget_saves_the_step_it_trained(tmp_path):
     checkpoints = sorted((tmp_path / "out").rglob("step-*.ckpt"))
     assert [c.name for c in checkpoints] == ["step-000000000.ckpt"]
     assert torch.load(checkpoints[0], map_location="cpu", weights_only=False)["step"] == 0
+
+
+def _pretrain_model(**model_options):
+    from nerfstudio.data.scene_box import SceneBox
+
+    config = PretrainModelConfig(encoder=tiny(), loss=LossConfig(lpips_weight=0.0), **model_options)
+    return config.setup(scene_box=SceneBox(aabb=torch.tensor([[-1.0] * 3, [1.0] * 3])), num_train_data=1)
+
+
+def test_encoder_init_starts_from_the_given_weights(tmp_path):
+    torch.manual_seed(0)
+    source = PixelSplatEncoder(tiny())
+    save_converted(tmp_path / "start.pt", tiny(), source.state_dict(), image_shape=(64, 64))
+    torch.manual_seed(1)  # a different random initialization, which encoder_init must replace
+    model = _pretrain_model(encoder_init=tmp_path / "start.pt")
+    for key, value in source.state_dict().items():
+        assert torch.equal(model.encoder.state_dict()[key], value), key
+    torch.manual_seed(1)
+    random = _pretrain_model().encoder.state_dict()
+    assert any(not torch.equal(random[key], value) for key, value in source.state_dict().items())
+
+
+def test_encoder_init_refuses_another_architecture(tmp_path):
+    other = replace(tiny(), d_feature=16)
+    save_converted(tmp_path / "other.pt", other, PixelSplatEncoder(other).state_dict())
+    with pytest.raises(CheckpointError, match="d_feature: 16 != 32"):
+        _pretrain_model(encoder_init=tmp_path / "other.pt")
+    with pytest.raises(InputError, match="give one"):
+        _pretrain_model(encoder_init=tmp_path / "other.pt", dino_init=True)

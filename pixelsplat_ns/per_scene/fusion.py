@@ -5,12 +5,13 @@ several context groups along a capture (``context_groups``), neighbouring groups
 even share a view), and concatenation would describe each surface once per group. The rule here:
 
 - Within a group, nothing changes: the encoder was trained to predict its views' Gaussians to be concatenated.
-- Each group's Gaussians (pixel-aligned: one ray per context pixel, ``samples`` Gaussians along it) are
-  compared with the context views of the groups fused before it. A new Gaussian *duplicates* an earlier view's
-  surface when it projects into that view at a pixel whose predicted depth (the depth of the pixel's most
-  opaque Gaussian) agrees with its own depth within ``tolerance`` (relative). Of a duplicate, the more confident
-  is kept: the new Gaussian if its opacity is higher than that pixel's (and the pixel's Gaussians are dropped),
-  else the new Gaussian is dropped.
+- Each group's Gaussians are pixel-aligned: one ray per context pixel, ``samples`` Gaussians along it. The
+  unit of fusion is the ray, seen as the surface it predicts: its most opaque Gaussian's position, depth and
+  opacity. A new ray *duplicates* an earlier view's pixel when its surface projects into that view at a pixel
+  whose surface (depth of the pixel's most opaque Gaussian) agrees with it within ``tolerance`` (relative
+  depth). Of a duplicate, the more confident ray is kept whole: the new ray if its opacity is higher than
+  the pixel's (and all of the pixel's Gaussians are dropped), else all of the new ray's Gaussians are dropped.
+  (``ray_representatives``)
 - Where they disagree, both are kept: seen from the earlier view, a new Gaussian in front of the surface is
   what that view missed or mispredicted and one behind it is hidden there (it fills what the earlier views did
   not see); rendering composites by depth, so the nearer opaque surface wins.
@@ -72,21 +73,25 @@ class FusedScene:
         return sum(int(k.sum()) for k in self.keep), sum(len(k) for k in self.keep)
 
 
+def ray_representatives(gaussians: Gaussians, rays: int) -> tuple[Float[Tensor, "r 3"], Float[Tensor, " r"]]:
+    """Each pixel ray's surface in a pixel-aligned prediction (batch of one, ``rays`` x samples Gaussians, the
+    samples of a ray consecutive): the position and opacity of its most opaque Gaussian."""
+    means = rearrange(gaussians.means[0], "(r s) xyz -> r s xyz", r=rays)
+    opacities = rearrange(gaussians.opacities[0], "(r s) -> r s", r=rays)
+    opacity, strongest = opacities.max(-1)
+    return means.gather(1, strongest[:, None, None].expand(-1, 1, 3))[:, 0], opacity
+
+
 def view_depths(gaussians: Gaussians, world_to_cameras: Float[Tensor, "v 4 4"], intrinsics: Float[Tensor, "v 3 3"],
                 height: int, width: int, group: int) -> list[ViewDepth]:
     """Each context view of one group's prediction (``gaussians``: batch of one, the dataparser's frame) as a
     depth map of its own pixel-aligned Gaussians."""
     views = len(world_to_cameras)
-    means = rearrange(gaussians.means[0], "(v hw s) xyz -> v hw s xyz", v=views, hw=height * width)
-    opacities = rearrange(gaussians.opacities[0], "(v hw s) -> v hw s", v=views, hw=height * width)
-    result = []
-    for v in range(views):
-        strongest = opacities[v].argmax(-1)
-        points = means[v].gather(1, strongest[:, None, None].expand(-1, 1, 3))[:, 0]
-        depth = camera_points(points, world_to_cameras[v])[:, 2]
-        result.append(ViewDepth(world_to_cameras[v], intrinsics[v], height, width, depth,
-                                opacities[v].gather(1, strongest[:, None])[:, 0], group, v))
-    return result
+    points, opacity = ray_representatives(gaussians, views * height * width)
+    points = rearrange(points, "(v hw) xyz -> v hw xyz", v=views)
+    opacity = rearrange(opacity, "(v hw) -> v hw", v=views)
+    return [ViewDepth(world_to_cameras[v], intrinsics[v], height, width, camera_points(points[v], world_to_cameras[v])[:, 2],
+                      opacity[v], group, v) for v in range(views)]
 
 
 def camera_points(points: Float[Tensor, "n 3"], world_to_camera: Float[Tensor, "4 4"]) -> Float[Tensor, "n 3"]:
@@ -99,14 +104,16 @@ def add_group(scene: FusedScene, gaussians: Gaussians, world_to_cameras: Float[T
     prediction in the dataparser's frame (batch of one); its context views' world-to-camera matrices (OpenCV)
     and pixel intrinsics at the context images' ``height`` x ``width``."""
     group = len(scene.keep)
-    means, opacities = gaussians.means[0].detach(), gaussians.opacities[0].detach()
-    keep = torch.ones(len(means), dtype=torch.bool, device=means.device)
     pixels = height * width
+    rays = len(world_to_cameras) * pixels
+    samples = gaussians.means.shape[1] // rays
+    points, opacity = (t.detach() for t in ray_representatives(gaussians, rays))
+    keep_ray = torch.ones(rays, dtype=torch.bool, device=points.device)
     for earlier in scene.views:
-        candidates = keep.nonzero()[:, 0]
+        candidates = keep_ray.nonzero()[:, 0]
         if len(candidates) == 0:
             break
-        local = camera_points(means[candidates], earlier.world_to_camera)
+        local = camera_points(points[candidates], earlier.world_to_camera)
         z = local[:, 2]
         in_front = z > 0
         u = earlier.intrinsics[0, 0] * local[:, 0] / z.where(in_front, 1) + earlier.intrinsics[0, 2]
@@ -114,20 +121,21 @@ def add_group(scene: FusedScene, gaussians: Gaussians, world_to_cameras: Float[T
         inside = in_front & (u >= 0) & (u < earlier.width) & (v >= 0) & (v < earlier.height)
         candidates, z, u, v = candidates[inside], z[inside], u[inside], v[inside]
         pixel = v.long() * earlier.width + u.long()
-        samples = scene.samples[earlier.group]
+        earlier_samples = scene.samples[earlier.group]
         owner = scene.keep[earlier.group]
-        first = (earlier.view * pixels + pixel) * samples
-        alive = owner[first[:, None] + torch.arange(samples, device=first.device)].any(-1)
+        first = (earlier.view * pixels + pixel) * earlier_samples
+        alive = owner[first]  # a ray is kept or dropped whole
         depth = earlier.depth[pixel]
         duplicate = alive & ((z - depth).abs() <= scene.tolerance * depth)
-        new_wins = opacities[candidates] > earlier.opacity[pixel]
-        keep[candidates[duplicate & ~new_wins]] = False
+        new_wins = opacity[candidates] > earlier.opacity[pixel]
+        keep_ray[candidates[duplicate & ~new_wins]] = False
         replaced = first[duplicate & new_wins]
-        for s in range(samples):
+        for s in range(earlier_samples):
             owner[replaced + s] = False
+    keep = keep_ray.repeat_interleave(samples)
     index = keep.nonzero()[:, 0]
     scene.keep.append(keep)
     scene.parts.append(gaussians.detach().select(index))
     scene.part_index.append(index)
-    scene.samples.append(len(means) // (len(world_to_cameras) * pixels))
+    scene.samples.append(samples)
     scene.views.extend(view_depths(gaussians.detach(), world_to_cameras, intrinsics, height, width, group))

@@ -45,6 +45,10 @@ class PretrainModelConfig(ModelConfig):
     """Encoder architecture (default: the paper's)."""
     dino_init: bool = False
     """Initialize the backbone with DINO weights (downloaded: needs the internet), as the paper does."""
+    encoder_init: Optional[Path] = None
+    """Start from the weights of this encoder (any file ``load_encoder`` reads: an official .ckpt, a converted
+    or exported .pt, a pixelsplat-pretrain run) instead of a random initialization: fine-tuning, or training
+    at a new image size. Its architecture must be --pipeline.model.encoder's; the optimizer starts afresh."""
     loss: LossConfig = field(default_factory=LossConfig)
 
 

@@ -6,7 +6,9 @@ import torch
 from nerfstudio.models.base_model import Model
 
 from pixelsplat_ns.encoder import PixelSplatEncoder
+from pixelsplat_ns.encoder.checkpoints import CheckpointError, read_encoder
 from pixelsplat_ns.encoder.pretrained import load_dino_weights
+from pixelsplat_ns.errors import InputError
 from pixelsplat_ns.metrics import load_lpips_vgg
 from pixelsplat_ns.nerfstudio_workarounds import SceneBatchModelHooks
 
@@ -30,8 +32,13 @@ class PretrainModel(SceneBatchModelHooks, Model):
     def populate_modules(self) -> None:
         super().populate_modules()
         self.encoder = PixelSplatEncoder(self.config.encoder)
+        if self.config.dino_init and self.config.encoder_init is not None:
+            raise InputError("--pipeline.model.dino-init and --pipeline.model.encoder-init both initialize the "
+                             "backbone: give one")
         if self.config.dino_init:
             load_dino_weights(self.encoder.backbone)
+        if self.config.encoder_init is not None:
+            self._initialize_from(self.config.encoder_init)
         self.lpips = None
         if self.config.loss.lpips_weight > 0:
             try:
@@ -39,6 +46,17 @@ class PretrainModel(SceneBatchModelHooks, Model):
                 self.lpips.requires_grad_(False)
             except RuntimeError as error:
                 LOGGER.warning("LPIPS loss disabled: %s", error)
+
+    def _initialize_from(self, path) -> None:
+        """Load another encoder's weights; refuses one of a different architecture, naming the difference."""
+        config, state_dict, _ = read_encoder(path)
+        if config != self.config.encoder:
+            differences = [f"{name}: {getattr(config, name)} != {getattr(self.config.encoder, name)}"
+                           for name in vars(config) if getattr(config, name) != getattr(self.config.encoder, name)]
+            raise CheckpointError(f"{path} is an encoder of another architecture than --pipeline.model.encoder ("
+                                  + "; ".join(differences) + "): give the matching encoder flags or another file")
+        self.encoder.load_state_dict(state_dict)
+        LOGGER.info("encoder initialized from %s", path)
 
     def get_param_groups(self):
         return {"encoder": list(self.encoder.parameters())}
