@@ -40,6 +40,8 @@ class Args:
     refinement_steps: int = 10
     """Refinement steps timed (on the first capture's fused scene) to price 100 of them."""
     output_dir: Path = Path("outputs/benchmark_fusion")
+    plot: Path = Path("outputs/benchmark_fusion/fusion_vs_pairs.png")
+    """The README's figure: mean held-out PSNR and Gaussians against the number of pairs (numeric N only)."""
 
 
 def capture(seed: int, frames: int, out: Path) -> Path:
@@ -123,8 +125,37 @@ def main(args: Args) -> None:
         gap = sum(f["psnr"] - c["psnr"] for f, c in zip(fused, concatenated)) / len(fused)
         print(f"{pairs}: fused keeps {share:.0%} of the concatenated Gaussians, {gap:+.2f} dB against them; groups "
               f"{'; '.join(r['groups'] for r in fused)}")
+    plot(rows, args)
     slowest = max(r["seconds"] for r in rows)
     print(f"one refinement step: {step:.2f} s (100 steps: {100 * step:.0f} s); slowest prediction {slowest:.1f} s")
+
+
+def plot(rows: list[dict], args: Args) -> None:
+    """Mean held-out PSNR and Gaussian count against N, fused and concatenated (1 pair is both)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def mean(variant: str, key: str) -> float:
+        mine = [r[key] for r in rows if r["variant"] == variant]
+        return sum(mine) / len(mine)
+
+    counts = [1] + sorted(int(p) for p in args.pairs if p.isdigit())
+    figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
+    for kind, style in (("fused", "o-"), ("concatenated", "s--")):
+        names = ["1 pair"] + [f"{n} {kind}" for n in counts[1:]]
+        left.plot(counts, [mean(n, "psnr") for n in names], style, label=kind)
+        right.plot(counts, [mean(n, "gaussians") / 1000 for n in names], style, label=kind)
+    left.set(xlabel="context pairs N", ylabel="held-out PSNR (dB)", xticks=counts)
+    right.set(xlabel="context pairs N", ylabel="Gaussians (thousands)", xticks=counts)
+    left.legend()
+    figure.suptitle(f"{len(args.seeds)} generated {args.frames}-view walks (seeds {', '.join(map(str, args.seeds))}), "
+                    "feed-forward, bundled encoder", fontsize=10)
+    figure.tight_layout()
+    args.plot.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(args.plot, dpi=110)
+    print(f"figure: {args.plot}")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ duplicates (pixelsplat_ns/per_scene/context_groups.py, fusion.py)."""
 
 import re
 
+import numpy as np
 import pytest
 import torch
 from test_per_scene_cli import SAMPLE, evaluate, gaussians, ns
@@ -191,6 +192,14 @@ def test_a_three_view_encoder_takes_triples_through_the_same_flag(tmp_path):
     assert int(log_line(run, r"kept (\d+) of (\d+) Gaussians").group(2)) == 2 * 3 * 64 * 112 * 3
 
 
+def test_auto_spaces_its_groups_by_the_triangulated_depth(tmp_path):
+    run = train_log(SAMPLE, tmp_path / "outputs", "--pipeline.datamanager.context-pairs", "auto")
+    found = log_line(run, r"context-pairs auto: median triangulated depth ([\d.e+-]+), so groups at most "
+                          r"([\d.e+-]+) apart .*?: (\d+) group")
+    depth, baseline = float(found.group(1)), float(found.group(2))
+    assert depth > 0 and baseline == pytest.approx(0.3 * depth, rel=1e-2)
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--pipeline.datamanager.context-views", "0", "5", "--pipeline.datamanager.context-pairs", "2"], "not both"),
     (["--pipeline.datamanager.context-pairs", "0"], "context-pairs 0: give 1 or more"),
@@ -214,3 +223,25 @@ def test_auto_says_when_no_split_is_usable():
     c2w = walk(6, turn_degrees=40.0)  # every neighbouring pair turns more than 30 degrees
     groups = choose_context_groups(c2w, "auto", 2, 30.0)
     assert groups == [(i, i + 1) for i in range(5)] and not all_usable(c2w, groups, 30.0)
+
+
+def test_triangulated_features_give_the_true_depth():
+    """``auto`` spaces its groups by the triangulated depth: on generated rooms (true depth known) the
+    features that survive the checks lie at their true depth, and a view pair without a baseline gives none."""
+    from pixelsplat_ns.conventions import convert_c2w_opengl_opencv, denormalize_intrinsics
+    from pixelsplat_ns.data.synthetic import SyntheticConfig, random_scene, render
+    from pixelsplat_ns.per_scene.scene_depth import MIN_POINTS, median_depth, triangulate
+
+    for seed in (1, 3):
+        room, c2w, intrinsics = random_scene(seed, 0, SyntheticConfig(height=144, width=256))
+        views = [render(room, c2w[i], intrinsics, 144, 256) for i in (0, 20)]
+        images = [(colour * 255).round().astype("uint8") for colour, _ in views]
+        cameras = convert_c2w_opengl_opencv(torch.from_numpy(c2w[[0, 20]]).double())[:, :3]  # nerfstudio's axes
+        pixels = denormalize_intrinsics(torch.as_tensor(intrinsics).double(), 256, 144).expand(2, 3, 3)
+        points, depths = triangulate(images, cameras, pixels)
+        assert len(points) >= MIN_POINTS
+        truth = views[0][1][points[:, 1].astype(int), points[:, 0].astype(int)]
+        ratio = depths[0] / truth
+        assert abs(float(np.median(ratio)) - 1) < 0.05, ratio
+        assert median_depth(images, cameras * torch.tensor([1, 1, 1, 1000.0]), pixels) > 100  # scales with the scene
+        assert median_depth([images[0], images[0]], cameras[[0, 0]], pixels) is None  # no baseline: no depth

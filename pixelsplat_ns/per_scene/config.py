@@ -35,7 +35,9 @@ class PixelSplatDataManagerConfig(FullImageDatamanagerConfig):
     max-context-angle and max-baseline-to-depth of each other."""
     max_baseline_to_depth: float = 0.3
     """With context-pairs auto: the largest distance between a group's views, as a share of the scene's median
-    depth predicted from the first pair (pixelSplat's training pairs overlap at such baselines)."""
+    depth: triangulated from the features matched between the first pair's views (OpenCV SIFT, the given
+    cameras), or predicted by the encoder from that pair where fewer than 10 features triangulate (pixelSplat's
+    training pairs overlap at such baselines)."""
 
 
 @dataclass

@@ -5,6 +5,7 @@ import math
 from pathlib import Path
 from typing import Optional, Sequence
 
+import numpy as np
 import torch
 from nerfstudio.utils.rich_utils import CONSOLE
 
@@ -13,7 +14,8 @@ from pixelsplat_ns.encoder import Gaussians, PixelSplatEncoder, Views
 from pixelsplat_ns.encoder.checkpoints import BUNDLED_TINY_ENCODER, CheckpointError, build_encoder, read_encoder
 from pixelsplat_ns.encoder.config import with_sh_convention
 
-from .context import ContextError, context_views
+from . import scene_depth
+from .context import ContextError, context_views, to_pil
 from .fusion import FusedScene, add_group, view_depths
 
 
@@ -99,12 +101,15 @@ def load_scene_encoder(model_config, datamanager, device) -> SceneEncoder:
                             model_config.deterministic, model_config.prediction_seed)
 
     if datamanager.config.context_pairs == "auto":
-        # The groups' views may be apart by a share of the scene's depth, which the first pair's prediction gives.
-        first = bind(datamanager.context_groups(wanted, count=1))
-        depth = first.median_depth()
+        # The groups' views may be apart by a share of the scene's depth: triangulated from the first group's
+        # matched features, else predicted from it by the encoder.
+        first_group = datamanager.context_groups(wanted, count=1)
+        depth, source = features_depth(first_group[0], datamanager, model_config), "triangulated"
+        if depth is None:
+            depth, source = bind(first_group).median_depth(), "predicted (too few features to triangulate)"
         max_baseline = datamanager.config.max_baseline_to_depth * depth
         groups = datamanager.context_groups(wanted, max_baseline=max_baseline)
-        CONSOLE.log(f"pixelsplat context-pairs auto: median predicted depth {depth:.3g}, so groups at most "
+        CONSOLE.log(f"pixelsplat context-pairs auto: median {source} depth {depth:.3g}, so groups at most "
                     f"{max_baseline:.3g} apart (max-baseline-to-depth {datamanager.config.max_baseline_to_depth:g}): "
                     f"{len(groups)} group(s)")
     else:
@@ -115,6 +120,16 @@ def load_scene_encoder(model_config, datamanager, device) -> SceneEncoder:
         views = sorted({i for group in groups for i in group})
         CONSOLE.log(f"pixelsplat context groups: {listed} (of the training views; {', '.join(names[i] for i in views)})")
     return bind(groups)
+
+
+def features_depth(group: tuple[int, ...], datamanager, model_config) -> Optional[float]:
+    """The median depth of the features matched between a group's first and last views (``scene_depth``), in
+    the dataparser's units; None when too few match."""
+    ends = [group[0], group[-1]]
+    cameras = datamanager.train_dataset.cameras
+    background = torch.ones(3) if model_config.background_color == "white" else torch.zeros(3)
+    images = [np.asarray(to_pil(datamanager.cached_train[i]["image"], background)) for i in ends]
+    return scene_depth.median_depth(images, cameras.camera_to_worlds[ends], cameras.get_intrinsics_matrices()[ends])
 
 
 def check_group_size(group: tuple[int, ...], wanted: int, path, datamanager_config) -> None:
