@@ -7,6 +7,7 @@ forward, 0 refinement steps) and ``ns-eval``, and prints the held-out PSNR, the 
 prediction time; one refinement run measures what 100 refinement steps cost on the same machine.
 
     .venv/bin/python scripts/benchmark_fusion.py [--seeds 1 2 3] [--frames 48] [--pairs 2 3 4 auto]
+        [--tolerances 0.2 1.0] [--encoder CKPT]
 
 Splatfacto from a random initialization is not in the comparison: nerfstudio's splatfacto needs gsplat's CUDA
 kernels (no GPU here).
@@ -20,6 +21,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Optional
 
 import tyro
 
@@ -37,8 +39,12 @@ class Args:
     """Views along the walk."""
     pairs: list[str] = field(default_factory=lambda: ["2", "3", "4", "auto"])
     """Values of --pipeline.datamanager.context-pairs compared with the single pair."""
+    tolerances: list[float] = field(default_factory=lambda: [0.2])
+    """--pipeline.model.fusion-depth-tolerance values compared (each N fused at each)."""
     refinement_steps: int = 10
     """Refinement steps timed (on the first capture's fused scene) to price 100 of them."""
+    encoder: Optional[Path] = None
+    """Encoder checkpoint (--pipeline.model.encoder-checkpoint); default: the bundled one."""
     output_dir: Path = Path("outputs/benchmark_fusion")
     plot: Path = Path("outputs/benchmark_fusion/fusion_vs_pairs.png")
     """The README's figure: mean held-out PSNR and Gaussians against the number of pairs (numeric N only)."""
@@ -82,11 +88,13 @@ def prediction(log: str) -> tuple[int, float]:
 
 def main(args: Args) -> None:
     args.output_dir.mkdir(parents=True, exist_ok=True)
-    variants = [("1 pair", [])]
+    encoder = ["--pipeline.model.encoder-checkpoint", str(args.encoder)] if args.encoder else []
+    variants = [("1 pair", encoder)]
     for pairs in args.pairs:
-        flag = ["--pipeline.datamanager.context-pairs", pairs]
-        variants += [(f"{pairs} concatenated", flag + ["--pipeline.model.context-fusion", "concatenate"]),
-                     (f"{pairs} fused", flag)]
+        flag = encoder + ["--pipeline.datamanager.context-pairs", pairs]
+        variants.append((f"{pairs} concatenated", flag + ["--pipeline.model.context-fusion", "concatenate"]))
+        variants += [(f"{pairs} fused{fused_suffix(args, t)}", flag + ["--pipeline.model.fusion-depth-tolerance", str(t)])
+                     for t in args.tolerances]
     rows = []
     with tempfile.TemporaryDirectory(dir=args.output_dir) as work:
         for seed in args.seeds:
@@ -101,7 +109,8 @@ def main(args: Args) -> None:
                 print(json.dumps(rows[-1]), flush=True)
         # The price of refinement steps on the same machine: the same run with and without them.
         data = Path(work) / f"capture_{args.seeds[0]}"
-        fused = ["--pipeline.datamanager.context-pairs", args.pairs[0]]
+        fused = encoder + ["--pipeline.datamanager.context-pairs", args.pairs[0],
+                           "--pipeline.model.fusion-depth-tolerance", str(args.tolerances[0])]
         *_, without = train(data, Path(work) / "steps_0", *fused)
         *_, with_steps = train(data, Path(work) / "steps_n", *fused, steps=args.refinement_steps)
         step = (with_steps - without) / args.refinement_steps
@@ -119,15 +128,21 @@ def main(args: Args) -> None:
         print(f"| {name} | " + " | ".join(cells) + f" | {mean_psnr:.2f} | {mean_count:.0f} | "
               f"{mean_psnr - baseline:+.2f} dB |")
     for pairs in args.pairs:
-        fused = [r for r in rows if r["variant"] == f"{pairs} fused"]
         concatenated = [r for r in rows if r["variant"] == f"{pairs} concatenated"]
-        share = sum(f["gaussians"] / c["gaussians"] for f, c in zip(fused, concatenated)) / len(fused)
-        gap = sum(f["psnr"] - c["psnr"] for f, c in zip(fused, concatenated)) / len(fused)
-        print(f"{pairs}: fused keeps {share:.0%} of the concatenated Gaussians, {gap:+.2f} dB against them; groups "
-              f"{'; '.join(r['groups'] for r in fused)}")
+        for tolerance in args.tolerances:
+            fused = [r for r in rows if r["variant"] == f"{pairs} fused{fused_suffix(args, tolerance)}"]
+            share = sum(f["gaussians"] / c["gaussians"] for f, c in zip(fused, concatenated)) / len(fused)
+            gap = sum(f["psnr"] - c["psnr"] for f, c in zip(fused, concatenated)) / len(fused)
+            print(f"{pairs}, tolerance {tolerance:g}: fused keeps {share:.0%} of the concatenated Gaussians, "
+                  f"{gap:+.2f} dB against them; groups {'; '.join(r['groups'] for r in fused)}")
     plot(rows, args)
     slowest = max(r["seconds"] for r in rows)
     print(f"one refinement step: {step:.2f} s (100 steps: {100 * step:.0f} s); slowest prediction {slowest:.1f} s")
+
+
+def fused_suffix(args: Args, tolerance: float) -> str:
+    """The fused variants' names carry their tolerance when several are compared."""
+    return f" {tolerance:g}" if len(args.tolerances) > 1 else ""
 
 
 def plot(rows: list[dict], args: Args) -> None:
@@ -143,15 +158,17 @@ def plot(rows: list[dict], args: Args) -> None:
 
     counts = [1] + sorted(int(p) for p in args.pairs if p.isdigit())
     figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
-    for kind, style in (("fused", "o-"), ("concatenated", "s--")):
+    kinds = [("concatenated", "concatenated", "s--")] + [
+        (f"fused{fused_suffix(args, t)}", f"fused, tolerance {t:g}", "o-") for t in args.tolerances]
+    for kind, label, style in kinds:
         names = ["1 pair"] + [f"{n} {kind}" for n in counts[1:]]
-        left.plot(counts, [mean(n, "psnr") for n in names], style, label=kind)
-        right.plot(counts, [mean(n, "gaussians") / 1000 for n in names], style, label=kind)
+        left.plot(counts, [mean(n, "psnr") for n in names], style, label=label)
+        right.plot(counts, [mean(n, "gaussians") / 1000 for n in names], style, label=label)
     left.set(xlabel="context pairs N", ylabel="held-out PSNR (dB)", xticks=counts)
     right.set(xlabel="context pairs N", ylabel="Gaussians (thousands)", xticks=counts)
     left.legend()
     figure.suptitle(f"{len(args.seeds)} generated {args.frames}-view walks (seeds {', '.join(map(str, args.seeds))}), "
-                    "feed-forward, bundled encoder", fontsize=10)
+                    f"feed-forward, {args.encoder.name if args.encoder else 'bundled encoder'}", fontsize=10)
     figure.tight_layout()
     args.plot.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(args.plot, dpi=110)

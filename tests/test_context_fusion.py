@@ -124,10 +124,11 @@ def three_sample_group(depths, opacities, x0: float, x1: float) -> tuple:
 
 
 def test_a_duplicate_ray_is_dropped_whole_with_its_weaker_samples():
-    """The ray is the unit: a new ray whose most opaque sample lands on an earlier surface is dropped with
-    all its samples, even those far from that surface; and a stronger new ray drops all of the earlier pixel's."""
+    """The ray is the unit: a new ray whose surface (opacity-weighted mean depth: 12.3 here, against the
+    earlier pixels' 11.1) lands on an earlier surface is dropped with all its samples, even those far from that
+    surface; and a more opaque new ray (combined opacity) drops all of the earlier pixel's."""
     wall = torch.full((6, 8), 10.0)
-    scene = FusedScene(tolerance=0.05)
+    scene = FusedScene(tolerance=0.2)
     add_group(scene, *three_sample_group([wall, wall * 0.5, wall * 2], [0.5, 0.2, 0.2], 0.0, 0.5))
     add_group(scene, *three_sample_group([wall * 1.02, wall * 0.3, wall * 3], [0.4, 0.1, 0.1], 0.5, 1.0))
     first, second = scene.keep
@@ -138,7 +139,7 @@ def test_a_duplicate_ray_is_dropped_whole_with_its_weaker_samples():
     for keep in (first, second):
         rays = keep.reshape(-1, 3)
         assert (rays.all(-1) | ~rays.any(-1)).all()
-    scene = FusedScene(tolerance=0.05)
+    scene = FusedScene(tolerance=0.2)
     add_group(scene, *three_sample_group([wall, wall * 0.5, wall * 2], [0.5, 0.2, 0.2], 0.0, 0.5))
     add_group(scene, *three_sample_group([wall * 1.02, wall * 0.3, wall * 3], [0.9, 0.1, 0.1], 0.5, 1.0))
     first, second = scene.keep

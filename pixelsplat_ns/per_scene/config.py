@@ -75,7 +75,8 @@ class PixelSplatModelConfig(SplatfactoModelConfig):
     """With several context groups: keep one Gaussian where groups describe the same surface (the more opaque;
     pixelsplat_ns/per_scene/fusion.py) or concatenate all of them (the paper's rule within one group)."""
     fusion_depth_tolerance: float = 0.2
-    """Relative depth difference within which Gaussians of two groups describe the same surface."""
+    """Two groups' pixel rays describe the same surface when their depths agree within a factor 1 + this,
+    either way (pixelsplat_ns/per_scene/fusion.py)."""
     output_depth_during_training: bool = False
     """Also render depth during refinement (it is always rendered for evaluation and the viewer)."""
 

@@ -6,12 +6,13 @@ even share a view), and concatenation would describe each surface once per group
 
 - Within a group, nothing changes: the encoder was trained to predict its views' Gaussians to be concatenated.
 - Each group's Gaussians are pixel-aligned: one ray per context pixel, ``samples`` Gaussians along it. The
-  unit of fusion is the ray, seen as the surface it predicts: its most opaque Gaussian's position, depth and
-  opacity. A new ray *duplicates* an earlier view's pixel when its surface projects into that view at a pixel
-  whose surface (depth of the pixel's most opaque Gaussian) agrees with it within ``tolerance`` (relative
-  depth). Of a duplicate, the more confident ray is kept whole: the new ray if its opacity is higher than
-  the pixel's (and all of the pixel's Gaussians are dropped), else all of the new ray's Gaussians are dropped.
-  (``ray_representatives``)
+  unit of fusion is the ray, seen as the surface it predicts: the opacity-weighted mean position of its
+  Gaussians and their combined opacity. A new ray *duplicates* an earlier view's pixel when its surface
+  projects into that view at a pixel whose surface depth agrees with it within a factor ``1 + tolerance``
+  either way. Of a duplicate, the more confident ray is kept whole: the new ray if its opacity is higher
+  than the pixel's (and all of the pixel's Gaussians are dropped), else all of the new ray's Gaussians are
+  dropped (``ray_representatives``, ``add_group``). The tolerance has to cover how much the encoder's depth
+  for one pixel varies between predictions from different partner views.
 - Where they disagree, both are kept: seen from the earlier view, a new Gaussian in front of the surface is
   what that view missed or mispredicted and one behind it is hidden there (it fills what the earlier views did
   not see); rendering composites by depth, so the nearer opaque surface wins.
@@ -41,9 +42,9 @@ class ViewDepth:
     height: int
     width: int
     depth: Float[Tensor, " hw"]
-    """Camera z of each pixel's most opaque Gaussian."""
+    """Camera z of each pixel ray's surface (``ray_representatives``)."""
     opacity: Float[Tensor, " hw"]
-    """That Gaussian's opacity."""
+    """The ray's combined opacity."""
     group: int
     view: int
     """Which group and which of its views: the pixel's Gaussians are ``(view * hw + pixel) * samples + s``."""
@@ -75,11 +76,15 @@ class FusedScene:
 
 def ray_representatives(gaussians: Gaussians, rays: int) -> tuple[Float[Tensor, "r 3"], Float[Tensor, " r"]]:
     """Each pixel ray's surface in a pixel-aligned prediction (batch of one, ``rays`` x samples Gaussians, the
-    samples of a ray consecutive): the position and opacity of its most opaque Gaussian."""
+    samples of a ray consecutive): the opacity-weighted mean of its Gaussians' positions (on the ray) and
+    their combined opacity, 1 - prod(1 - opacity). The mean, not the most opaque sample: pixelSplat draws
+    its samples at random depths (bins drawn from the predicted distribution), so the most opaque sample of
+    the same pixel jumps between bins from one prediction to the next, while the mean stays put."""
     means = rearrange(gaussians.means[0], "(r s) xyz -> r s xyz", r=rays)
     opacities = rearrange(gaussians.opacities[0], "(r s) -> r s", r=rays)
-    opacity, strongest = opacities.max(-1)
-    return means.gather(1, strongest[:, None, None].expand(-1, 1, 3))[:, 0], opacity
+    weights = opacities / opacities.sum(-1, keepdim=True).clamp_min(1e-12)
+    combined = 1 - (1 - opacities).prod(-1)
+    return (weights[..., None] * means).sum(1), combined
 
 
 def view_depths(gaussians: Gaussians, world_to_cameras: Float[Tensor, "v 4 4"], intrinsics: Float[Tensor, "v 3 3"],
@@ -126,7 +131,8 @@ def add_group(scene: FusedScene, gaussians: Gaussians, world_to_cameras: Float[T
         first = (earlier.view * pixels + pixel) * earlier_samples
         alive = owner[first]  # a ray is kept or dropped whole
         depth = earlier.depth[pixel]
-        duplicate = alive & ((z - depth).abs() <= scene.tolerance * depth)
+        # Within a factor 1 + tolerance either way (z and depth are positive here).
+        duplicate = alive & (torch.maximum(z / depth, depth / z) <= 1 + scene.tolerance)
         new_wins = opacity[candidates] > earlier.opacity[pixel]
         keep_ray[candidates[duplicate & ~new_wins]] = False
         replaced = first[duplicate & new_wins]
