@@ -174,7 +174,7 @@ def test_several_pairs_along_the_sample_capture_fused_and_concatenated(tmp_path)
     ends = [int(g) for g in groups.groups()]
     assert ends[0] == 0 and ends[1] == ends[2] and ends[3] == ends[4]  # along the capture, sharing their ends
     kept = log_line(fused, r"kept (\d+) of (\d+) Gaussians")
-    total = 3 * 2 * 64 * 112 * 3  # three pairs of 64 x 112 context images, 3 Gaussians per pixel
+    total = 3 * 2 * 144 * 256 * 3  # three pairs of 144 x 256 context images, 3 Gaussians per pixel
     assert int(kept.group(2)) == total and int(kept.group(1)) < total
     assert len(gaussians(fused)["means"]) == int(kept.group(1))
     assert len(gaussians(concatenated)["means"]) == total

@@ -56,10 +56,11 @@ def feed_forward(tmp_path_factory) -> Path:
 
 def test_feed_forward_scene_scores_well_on_the_eval_views(feed_forward):
     params = gaussians(feed_forward)
-    # Two 256 x 144 views at the bundled encoder's 64-pixel short side: 2 x 64 x 112 pixels, 3 Gaussians each.
-    assert params["means"].shape == (2 * 64 * 112 * 3, 3) and params["features_rest"].shape[1:] == (15, 3)
+    # Two 256 x 144 views at the bundled encoder's training size (short side 144): 3 Gaussians per pixel.
+    assert params["means"].shape == (2 * 144 * 256 * 3, 3) and params["features_rest"].shape[1:] == (15, 3)
     results = evaluate(feed_forward)
-    assert results["psnr"] > 22.0, results  # measured 25.2; a random encoder gives about 10
+    # Measured 28.0; the earlier encoder trained at 64 px scored 25.7, a random encoder about 10.
+    assert results["psnr"] > 27.0, results
     assert set(results) >= {"psnr", "ssim"}
 
 

@@ -48,7 +48,7 @@ class PixelSplatModelConfig(SplatfactoModelConfig):
     _target: Type = field(default_factory=lambda: lazy_target("pixelsplat_ns.per_scene.model:PixelSplatModel"))
     encoder_checkpoint: Optional[Path] = None
     """Encoder weights: an official .ckpt, a converted .pt, or a pixelsplat-pretrain run's config.yml or
-    step-*.ckpt. Default: the bundled tiny encoder (trained on synthetic rooms at 64 x 64: a demo, not the
+    step-*.ckpt. Default: the bundled tiny encoder (trained on synthetic rooms at 144 x 256: a demo, not the
     paper's quality; use the official re10k.ckpt for real scenes)."""
     context_short_side: Optional[int] = None
     """Shorter side in pixels (a multiple of 16) of the context images the encoder sees; the other side keeps
