@@ -39,7 +39,7 @@ class Args:
     """Views along the walk."""
     pairs: list[str] = field(default_factory=lambda: ["2", "3", "4", "auto"])
     """Values of --pipeline.datamanager.context-pairs compared with the single pair."""
-    tolerances: list[float] = field(default_factory=lambda: [0.2])
+    tolerances: list[float] = field(default_factory=lambda: [1.0])
     """--pipeline.model.fusion-depth-tolerance values compared (each N fused at each)."""
     refinement_steps: int = 10
     """Refinement steps timed (on the first capture's fused scene) to price 100 of them."""

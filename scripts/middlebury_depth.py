@@ -7,7 +7,7 @@ cameras and once with the cameras ``pixelsplat-process-data pair`` finds from th
 to metres by the known baseline); the expected depth ("ED") is rendered at the left view at full resolution and
 compared with the ground-truth depth ``baseline * f / (disparity + doffs)`` where it is known.
 
-    .venv/bin/python scripts/middlebury_depth.py [--encoder PATH] [--short-sides 64 256]
+    .venv/bin/python scripts/middlebury_depth.py [--encoder PATH] [--short-sides 64 144 256]
 
 Prints, for each camera source and encoder input size: AbsRel (mean |d - d*| / d*), median relative error,
 delta < 1.25 (share of pixels within 25%), the correlation of predicted with true depth, and the share of
@@ -40,7 +40,7 @@ BASELINE_M = 0.193001
 class Args:
     encoder: Optional[Path] = None
     """Encoder checkpoint (default: the bundled one)."""
-    short_sides: list[int] = field(default_factory=lambda: [64, 256])
+    short_sides: list[int] = field(default_factory=lambda: [64, 144, 256])
     """Shorter side of the encoder's input (the per-scene flag --pipeline.model.context-short-side; the
     default there is the side the encoder was trained at)."""
     seed: int = 0

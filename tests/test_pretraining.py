@@ -165,5 +165,10 @@ def test_encoder_init_refuses_another_architecture(tmp_path):
     save_converted(tmp_path / "other.pt", other, PixelSplatEncoder(other).state_dict())
     with pytest.raises(CheckpointError, match="d_feature: 16 != 32"):
         _pretrain_model(encoder_init=tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="encoder-init .*missing.pt: no checkpoint .*Give an official"):
+        _pretrain_model(encoder_init=tmp_path / "missing.pt")
+    (tmp_path / "notes.txt").write_text("not a checkpoint")
+    with pytest.raises(CheckpointError, match="encoder-init .*notes.txt: .*Give an official"):
+        _pretrain_model(encoder_init=tmp_path / "notes.txt")
     with pytest.raises(InputError, match="give one"):
         _pretrain_model(encoder_init=tmp_path / "other.pt", dino_init=True)

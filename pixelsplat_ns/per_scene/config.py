@@ -35,9 +35,9 @@ class PixelSplatDataManagerConfig(FullImageDatamanagerConfig):
     max-context-angle and max-baseline-to-depth of each other."""
     max_baseline_to_depth: float = 0.3
     """With context-pairs auto: the largest distance between a group's views, as a share of the scene's median
-    depth: triangulated from the features matched between the first pair's views (OpenCV SIFT, the given
-    cameras), or predicted by the encoder from that pair where fewer than 10 features triangulate (pixelSplat's
-    training pairs overlap at such baselines)."""
+    depth: triangulated from the features matched between neighbouring views along the capture (OpenCV SIFT,
+    the given cameras), or predicted by the encoder from the automatic pair where fewer than 10 features
+    triangulate (pixelSplat's training pairs overlap at such baselines)."""
 
 
 @dataclass
@@ -74,9 +74,10 @@ class PixelSplatModelConfig(SplatfactoModelConfig):
     context_fusion: Literal["deduplicate", "concatenate"] = "deduplicate"
     """With several context groups: keep one Gaussian where groups describe the same surface (the more opaque;
     pixelsplat_ns/per_scene/fusion.py) or concatenate all of them (the paper's rule within one group)."""
-    fusion_depth_tolerance: float = 0.2
+    fusion_depth_tolerance: float = 1.0
     """Two groups' pixel rays describe the same surface when their depths agree within a factor 1 + this,
-    either way (pixelsplat_ns/per_scene/fusion.py)."""
+    either way (pixelsplat_ns/per_scene/fusion.py). The default, 1.0 (a factor 2), covers how much the bundled
+    encoder's depth of one pixel varies between partner views; a more consistent encoder can take less."""
     output_depth_during_training: bool = False
     """Also render depth during refinement (it is always rendered for evaluation and the viewer)."""
 

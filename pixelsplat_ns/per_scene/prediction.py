@@ -16,6 +16,7 @@ from pixelsplat_ns.encoder.config import with_sh_convention
 
 from . import scene_depth
 from .context import ContextError, context_views, to_pil
+from .context_groups import groups_along_path
 from .fusion import FusedScene, add_group, view_depths
 
 
@@ -88,8 +89,9 @@ def load_scene_encoder(model_config, datamanager, device) -> SceneEncoder:
     encoder_config = with_sh_convention(encoder_config, model_config.sh_rotation, model_config.sh_coefficient_14)
     tolerance = model_config.fusion_depth_tolerance
     if not (math.isfinite(tolerance) and tolerance > 0):
-        raise ContextError(f"--pipeline.model.fusion-depth-tolerance {tolerance:g}: give a positive relative depth "
-                           "difference (default 0.2); --pipeline.model.context-fusion concatenate keeps every Gaussian")
+        raise ContextError(f"--pipeline.model.fusion-depth-tolerance {tolerance:g}: give a positive tolerance (depths "
+                           "within a factor 1 + it either way are one surface; default 1.0); "
+                           "--pipeline.model.context-fusion concatenate keeps every Gaussian")
     wanted = encoder_config.num_context_views
     encoder = build_encoder(encoder_config, state_dict, device)
 
@@ -101,16 +103,17 @@ def load_scene_encoder(model_config, datamanager, device) -> SceneEncoder:
                             model_config.deterministic, model_config.prediction_seed)
 
     if datamanager.config.context_pairs == "auto":
-        # The groups' views may be apart by a share of the scene's depth: triangulated from the first group's
-        # matched features, else predicted from it by the encoder.
-        first_group = datamanager.context_groups(wanted, count=1)
-        depth, source = features_depth(first_group[0], datamanager, model_config), "triangulated"
+        # The groups' views may be apart by a share of the scene's depth: triangulated from features matched
+        # along the capture, else predicted by the encoder from the automatic pair.
+        depth = features_depth(datamanager, model_config)
+        source = "triangulated from features matched along the capture"
         if depth is None:
-            depth, source = bind(first_group).median_depth(), "predicted (too few features to triangulate)"
+            depth = bind(datamanager.context_groups(wanted, count=1)).median_depth()
+            source = "predicted by the encoder: too few features to triangulate"
         max_baseline = datamanager.config.max_baseline_to_depth * depth
         groups = datamanager.context_groups(wanted, max_baseline=max_baseline)
-        CONSOLE.log(f"pixelsplat context-pairs auto: median {source} depth {depth:.3g}, so groups at most "
-                    f"{max_baseline:.3g} apart (max-baseline-to-depth {datamanager.config.max_baseline_to_depth:g}): "
+        CONSOLE.log(f"pixelsplat context-pairs auto: the scene's median depth is {depth:.3g} ({source}), so "
+                    f"groups at most {max_baseline:.3g} apart (max-baseline-to-depth {datamanager.config.max_baseline_to_depth:g}): "
                     f"{len(groups)} group(s)")
     else:
         groups = datamanager.context_groups(wanted)
@@ -122,14 +125,21 @@ def load_scene_encoder(model_config, datamanager, device) -> SceneEncoder:
     return bind(groups)
 
 
-def features_depth(group: tuple[int, ...], datamanager, model_config) -> Optional[float]:
-    """The median depth of the features matched between a group's first and last views (``scene_depth``), in
-    the dataparser's units; None when too few match."""
-    ends = [group[0], group[-1]]
+SURVEY_PAIRS = 8
+"""View pairs along the capture whose matched features give the scene's depth for context-pairs auto."""
+
+
+def features_depth(datamanager, model_config) -> Optional[float]:
+    """The median depth (the dataparser's units) of the features matched and triangulated (``scene_depth``)
+    between the two end views of each of ``SURVEY_PAIRS`` equal stretches of the capture (neighbouring views
+    see near and far surfaces alike, where one wide pair matches mostly the far ones); None when too few."""
     cameras = datamanager.train_dataset.cameras
+    stretches = groups_along_path(cameras.camera_to_worlds, min(SURVEY_PAIRS, len(cameras) - 1), 2)
     background = torch.ones(3) if model_config.background_color == "white" else torch.zeros(3)
-    images = [np.asarray(to_pil(datamanager.cached_train[i]["image"], background)) for i in ends]
-    return scene_depth.median_depth(images, cameras.camera_to_worlds[ends], cameras.get_intrinsics_matrices()[ends])
+    intrinsics = cameras.get_intrinsics_matrices()
+    pairs = [([np.asarray(to_pil(datamanager.cached_train[i]["image"], background)) for i in pair],
+              cameras.camera_to_worlds[list(pair)], intrinsics[list(pair)]) for pair in stretches]
+    return scene_depth.median_depth(pairs)
 
 
 def check_group_size(group: tuple[int, ...], wanted: int, path, datamanager_config) -> None:

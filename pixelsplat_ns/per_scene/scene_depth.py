@@ -10,7 +10,7 @@ that the baseline does not determine fall out.
 """
 
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import cv2
 import numpy as np
@@ -22,7 +22,8 @@ from pixelsplat_ns.conventions import convert_c2w_opengl_opencv, homogeneous
 from pixelsplat_ns.process_data.pair import Photo, match_features
 
 MIN_POINTS = 10
-"""Fewer triangulated points than this give no depth (the caller falls back to another estimate)."""
+"""Fewer triangulated points than this (in two views each) give no depth (the caller falls back to another
+estimate)."""
 MAX_REPROJECTION_PX = 2.0
 MIN_PARALLAX_DEGREES = 0.5
 """Points whose rays from the two cameras meet at a smaller angle have no usable depth (no baseline, or far)."""
@@ -59,8 +60,9 @@ def triangulate(
     return points0[good], np.stack(depths)[:, good]
 
 
-def median_depth(images: list[np.ndarray], camera_to_worlds: Float[Tensor, "2 3 4"],
-                 intrinsics: Float[Tensor, "2 3 3"]) -> Optional[float]:
-    """The median triangulated depth over both views, or None when fewer than ``MIN_POINTS`` points remain."""
-    _, depths = triangulate(images, camera_to_worlds, intrinsics)
-    return float(np.median(depths)) if depths.shape[1] >= MIN_POINTS else None
+def median_depth(pairs: Sequence[tuple[list[np.ndarray], Float[Tensor, "2 3 4"], Float[Tensor, "2 3 3"]]]
+                 ) -> Optional[float]:
+    """The median triangulated depth over every given view pair (``triangulate``'s arguments), pooled, or None
+    when fewer than ``MIN_POINTS`` points remain."""
+    depths = np.concatenate([triangulate(*pair)[1].ravel() for pair in pairs] + [np.zeros(0)])
+    return float(np.median(depths)) if len(depths) >= 2 * MIN_POINTS else None

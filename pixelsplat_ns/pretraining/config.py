@@ -46,9 +46,10 @@ class PretrainModelConfig(ModelConfig):
     dino_init: bool = False
     """Initialize the backbone with DINO weights (downloaded: needs the internet), as the paper does."""
     encoder_init: Optional[Path] = None
-    """Start from the weights of this encoder (any file ``load_encoder`` reads: an official .ckpt, a converted
-    or exported .pt, a pixelsplat-pretrain run) instead of a random initialization: fine-tuning, or training
-    at a new image size. Its architecture must be --pipeline.model.encoder's; the optimizer starts afresh."""
+    """Start from the weights of this encoder (an official .ckpt, a converted or exported .pt, or a
+    pixelsplat-pretrain run's config.yml or step-*.ckpt) instead of a random initialization: fine-tuning, or
+    training at a new image size (give it with --pipeline.datamanager.dataset.image-shape H W). Its
+    architecture must be --pipeline.model.encoder's; the optimizer and the step count start afresh."""
     loss: LossConfig = field(default_factory=LossConfig)
 
 

@@ -4,6 +4,7 @@ import logging
 
 import torch
 from nerfstudio.models.base_model import Model
+from nerfstudio.utils.rich_utils import CONSOLE
 
 from pixelsplat_ns.encoder import PixelSplatEncoder
 from pixelsplat_ns.encoder.checkpoints import CheckpointError, read_encoder
@@ -49,14 +50,19 @@ class PretrainModel(SceneBatchModelHooks, Model):
 
     def _initialize_from(self, path) -> None:
         """Load another encoder's weights; refuses one of a different architecture, naming the difference."""
-        config, state_dict, _ = read_encoder(path)
+        try:
+            config, state_dict, image_shape = read_encoder(path)
+        except (FileNotFoundError, CheckpointError) as error:
+            raise CheckpointError(f"--pipeline.model.encoder-init {path}: {error}. Give an official .ckpt, a converted "
+                                  ".pt or a pixelsplat-pretrain run's config.yml or step-*.ckpt") from error
         if config != self.config.encoder:
             differences = [f"{name}: {getattr(config, name)} != {getattr(self.config.encoder, name)}"
                            for name in vars(config) if getattr(config, name) != getattr(self.config.encoder, name)]
             raise CheckpointError(f"{path} is an encoder of another architecture than --pipeline.model.encoder ("
                                   + "; ".join(differences) + "): give the matching encoder flags or another file")
         self.encoder.load_state_dict(state_dict)
-        LOGGER.info("encoder initialized from %s", path)
+        CONSOLE.log(f"pixelsplat-pretrain: encoder initialized from {path} (trained at {image_shape[0]}x{image_shape[1]}; "
+                    "the optimizer and the step count start afresh)")
 
     def get_param_groups(self):
         return {"encoder": list(self.encoder.parameters())}
