@@ -82,7 +82,8 @@ def ray_representatives(gaussians: Gaussians, rays: int) -> tuple[Float[Tensor, 
     the same pixel jumps between bins from one prediction to the next, while the mean stays put."""
     means = rearrange(gaussians.means[0], "(r s) xyz -> r s xyz", r=rays)
     opacities = rearrange(gaussians.opacities[0], "(r s) -> r s", r=rays)
-    weights = opacities / opacities.sum(-1, keepdim=True).clamp_min(1e-12)
+    weights = opacities + 1e-12  # a ray of transparent Gaussians: their plain mean
+    weights = weights / weights.sum(-1, keepdim=True)
     combined = 1 - (1 - opacities).prod(-1)
     return (weights[..., None] * means).sum(1), combined
 

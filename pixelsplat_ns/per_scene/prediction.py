@@ -125,6 +125,11 @@ def load_scene_encoder(model_config, datamanager, device) -> SceneEncoder:
     return bind(groups)
 
 
+def context_background(model_config) -> torch.Tensor:
+    """What RGBA context images are composited onto: white for a white model background, else black (pixelSplat's)."""
+    return torch.ones(3) if model_config.background_color == "white" else torch.zeros(3)
+
+
 SURVEY_PAIRS = 8
 """View pairs along the capture whose matched features give the scene's depth for context-pairs auto."""
 
@@ -135,7 +140,7 @@ def features_depth(datamanager, model_config) -> Optional[float]:
     see near and far surfaces alike, where one wide pair matches mostly the far ones); None when too few."""
     cameras = datamanager.train_dataset.cameras
     stretches = groups_along_path(cameras.camera_to_worlds, min(SURVEY_PAIRS, len(cameras) - 1), 2)
-    background = torch.ones(3) if model_config.background_color == "white" else torch.zeros(3)
+    background = context_background(model_config)
     intrinsics = cameras.get_intrinsics_matrices()
     pairs = [([np.asarray(to_pil(datamanager.cached_train[i]["image"], background)) for i in pair],
               cameras.camera_to_worlds[list(pair)], intrinsics[list(pair)]) for pair in stretches]
@@ -162,7 +167,7 @@ def group_views(group: tuple[int, ...], datamanager, model_config, trained_shape
         cameras.camera_to_worlds[indices],
         cameras.get_intrinsics_matrices()[indices],
         model_config.context_short_side or min(trained_shape),
-        background=torch.ones(3) if model_config.background_color == "white" else torch.zeros(3),
+        background=context_background(model_config),
         names=[Path(datamanager.train_dataparser_outputs.image_filenames[i]).name for i in indices],
         multiple=encoder.size_multiple,
     )
