@@ -1,7 +1,7 @@
 """Whole captures: one context pair against N pairs concatenated and N pairs fused, side by side in one run.
 
 Each capture is a generated room seen along a whole forward walk (``synthetic_scene``, 256 x 144, a seed the
-bundled encoder never saw), written as a nerfstudio scene; nerfstudio-data holds out every tenth view for
+bundled encoder never saw), written as a nerfstudio scene; nerfstudio-data holds out 4 of the 48 views for
 evaluation, between the training views. For every capture and variant it runs ``ns-train pixelsplat`` (feed
 forward, 0 refinement steps) and ``ns-eval``, and prints the held-out PSNR, the number of Gaussians and the
 prediction time; one refinement run measures what 100 refinement steps cost on the same machine.

@@ -81,7 +81,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="also print torch's operator profile of each")
     parser.add_argument("--context-short-side", type=int, default=None,
                         help="encode the context at this short side (default: the encoder's, 144 for the bundled "
-                             "one; 64 gives the 43,008-Gaussian scene of the earlier 64-px encoder)")
+                             "one; 64 gives 43,008 Gaussians, as many as the earlier 64-px encoder predicted)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as output_dir:

@@ -160,6 +160,15 @@ def test_encoder_init_starts_from_the_given_weights(tmp_path):
     assert any(not torch.equal(random[key], value) for key, value in source.state_dict().items())
 
 
+def test_encoder_init_takes_an_encoder_of_another_colour_convention(tmp_path):
+    """Converted official checkpoints use the official coefficient 14; the weights still fit."""
+    official = replace(tiny(), sh_coefficient_14="official_forward_kernel")
+    source = PixelSplatEncoder(official)
+    save_converted(tmp_path / "official.pt", official, source.state_dict())
+    model = _pretrain_model(encoder_init=tmp_path / "official.pt")
+    assert all(torch.equal(model.encoder.state_dict()[k], v) for k, v in source.state_dict().items())
+
+
 def test_encoder_init_refuses_another_architecture(tmp_path):
     other = replace(tiny(), d_feature=16)
     save_converted(tmp_path / "other.pt", other, PixelSplatEncoder(other).state_dict())

@@ -86,7 +86,7 @@ def test_dense_scene_with_early_stops_matches_torch():
 def test_compositing_many_channels(dtype, max_correlation):
     """``composite_numba`` on its own with 32 channels, in float32 and float64 (computed in float64); with
     correlations up to 0.999, thin slanted ellipses whose rows cover a small part of their pixel box (the
-    kernels visit only each row's chord)."""
+    kernels get a row's falloffs by a recurrence inside the chord where sigma <= level)."""
     g = torch.Generator().manual_seed(33)
     n_cameras, n, width, height = 2, 200, 33, 28
     means2d = torch.rand(n_cameras, n, 2, generator=g, dtype=dtype) * torch.tensor([width, height], dtype=dtype)

@@ -35,8 +35,8 @@ class PixelSplatDataManagerConfig(FullImageDatamanagerConfig):
     max-context-angle and max-baseline-to-depth of each other."""
     max_baseline_to_depth: float = 0.3
     """With context-pairs auto: the largest distance between a group's views, as a share of the scene's median
-    depth: triangulated from the features matched between neighbouring views along the capture (OpenCV SIFT,
-    the given cameras), or predicted by the encoder from the automatic pair where fewer than 10 features
+    depth: triangulated from the features matched between the end views of 8 equal stretches of the capture
+    (OpenCV SIFT, the given cameras), or predicted by the encoder from the automatic pair where fewer than 10 features
     triangulate (pixelSplat's training pairs overlap at such baselines)."""
 
 
@@ -72,12 +72,14 @@ class PixelSplatModelConfig(SplatfactoModelConfig):
     sh_degree: int = 3
     """SH degrees kept from the prediction (the paper renders degrees 0-3 of the predicted 0-4)."""
     context_fusion: Literal["deduplicate", "concatenate"] = "deduplicate"
-    """With several context groups: keep one Gaussian where groups describe the same surface (the more opaque;
-    pixelsplat_ns/per_scene/fusion.py) or concatenate all of them (the paper's rule within one group)."""
+    """With several context groups: of two pixel rays (their Gaussians) of different groups that describe the
+    same surface keep the more opaque, whole (pixelsplat_ns/per_scene/fusion.py), or concatenate all of them
+    (the paper's rule within one group)."""
     fusion_depth_tolerance: float = 1.0
     """Two groups' pixel rays describe the same surface when their depths agree within a factor 1 + this,
-    either way (pixelsplat_ns/per_scene/fusion.py). The default, 1.0 (a factor 2), covers how much the bundled
-    encoder's depth of one pixel varies between partner views; a more consistent encoder can take less."""
+    either way (pixelsplat_ns/per_scene/fusion.py). The default, 1.0 (a factor 2), is chosen for the bundled
+    encoder, whose depth of one pixel varies a lot between partner views (README, "Whole captures"); a more
+    consistent encoder can take less."""
     output_depth_during_training: bool = False
     """Also render depth during refinement (it is always rendered for evaluation and the viewer)."""
 

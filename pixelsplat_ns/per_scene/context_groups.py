@@ -7,8 +7,8 @@ photos' names) are cut into N stretches of equal camera path length, and each st
 views (for three views per group, also the view nearest the stretch's middle). Consecutive groups share their
 end view, so every training view lies between the views of some group. ``auto`` takes the fewest stretches for
 which every group is usable: its viewing directions differ by at most ``max_context_angle`` (today's rule for
-one pair) and its views are at most ``max_baseline`` apart (the pipeline sets it from the scene's predicted
-depth, so that a group's views overlap as the paper's training pairs do).
+one pair) and its views are at most ``max_baseline`` apart (the pipeline sets it from the scene's depth,
+triangulated by ``scene_depth``, so that a group's views overlap as the paper's training pairs do).
 """
 
 from typing import Literal, Optional, Sequence, Union

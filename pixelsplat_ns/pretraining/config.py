@@ -49,7 +49,9 @@ class PretrainModelConfig(ModelConfig):
     """Start from the weights of this encoder (an official .ckpt, a converted or exported .pt, or a
     pixelsplat-pretrain run's config.yml or step-*.ckpt) instead of a random initialization: fine-tuning, or
     training at a new image size (give it with --pipeline.datamanager.dataset.image-shape H W). Its
-    architecture must be --pipeline.model.encoder's; the optimizer and the step count start afresh."""
+    architecture must be --pipeline.model.encoder's; its colour convention may differ (a converted official
+    checkpoint's coefficient 14: --pipeline.model.encoder.sh-coefficient-14 official_forward_kernel keeps it).
+    The optimizer and the step count start afresh."""
     loss: LossConfig = field(default_factory=LossConfig)
 
 

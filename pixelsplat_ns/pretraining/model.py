@@ -17,6 +17,10 @@ from .loss import pretraining_loss
 
 LOGGER = logging.getLogger(__name__)
 
+HOW_NOT_WHAT = ("sh_rotation", "sh_coefficient_14", "exact_rewrites", "linear_as_convolution")
+"""Encoder settings that say how the weights are used (the colour convention, the arithmetic), not which
+weights there are: an encoder differing only in these can initialize another."""
+
 
 class PretrainModel(SceneBatchModelHooks, Model):
     """The encoder and the paper's loss; every parameter gets a gradient every step (DDP needs no
@@ -55,11 +59,17 @@ class PretrainModel(SceneBatchModelHooks, Model):
         except (FileNotFoundError, CheckpointError) as error:
             raise CheckpointError(f"--pipeline.model.encoder-init {path}: {error}. Give an official .ckpt, a converted "
                                   ".pt or a pixelsplat-pretrain run's config.yml or step-*.ckpt") from error
-        if config != self.config.encoder:
-            differences = [f"{name}: {getattr(config, name)} != {getattr(self.config.encoder, name)}"
-                           for name in vars(config) if getattr(config, name) != getattr(self.config.encoder, name)]
+        own = self.config.encoder
+        differences = [f"{name}: {getattr(config, name)} != {getattr(own, name)}" for name in vars(config)
+                       if name not in HOW_NOT_WHAT and getattr(config, name) != getattr(own, name)]
+        if differences:
             raise CheckpointError(f"{path} is an encoder of another architecture than --pipeline.model.encoder ("
                                   + "; ".join(differences) + "): give the matching encoder flags or another file")
+        for name in ("sh_rotation", "sh_coefficient_14"):
+            if getattr(config, name) != getattr(own, name):
+                CONSOLE.log(f"[bold yellow]{path} was trained with {name} {getattr(config, name)}; this run trains "
+                            f"with {getattr(own, name)} (--pipeline.model.encoder.{name.replace('_', '-')} "
+                            f"{getattr(config, name)} keeps the checkpoint's)")
         self.encoder.load_state_dict(state_dict)
         CONSOLE.log(f"pixelsplat-pretrain: encoder initialized from {path} (trained at {image_shape[0]}x{image_shape[1]}; "
                     "the optimizer and the step count start afresh)")
