@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pytest
 import torch
-from test_per_scene_cli import SAMPLE, evaluate, gaussians, ns
+from test_per_scene_cli import SAMPLE, SMALL_CONTEXT, evaluate, gaussians, ns
 
 from pixelsplat_ns.encoder import PixelSplatEncoder, tiny
 from pixelsplat_ns.encoder.checkpoints import save_converted
@@ -159,7 +159,7 @@ def log_line(config, pattern: str) -> re.Match:
 
 def train_log(data, out, *flags):
     result = ns("ns-train", "pixelsplat", "--data", data, "--output-dir", out, "--vis", "tensorboard", "--timestamp",
-                "run", "--max-num-iterations", 0, *flags, cwd=out.parent)
+                "run", "--max-num-iterations", 0, *SMALL_CONTEXT, *flags, cwd=out.parent)
     config = next(out.rglob("config.yml"))
     (config.parent / "train.log").write_text(result.stdout)
     return config
@@ -174,7 +174,7 @@ def test_several_pairs_along_the_sample_capture_fused_and_concatenated(tmp_path)
     ends = [int(g) for g in groups.groups()]
     assert ends[0] == 0 and ends[1] == ends[2] and ends[3] == ends[4]  # along the capture, sharing their ends
     kept = log_line(fused, r"kept (\d+) of (\d+) Gaussians")
-    total = 3 * 2 * 144 * 256 * 3  # three pairs of 144 x 256 context images, 3 Gaussians per pixel
+    total = 3 * 2 * 64 * 112 * 3  # three pairs of 64 x 112 context images (SMALL_CONTEXT), 3 Gaussians per pixel
     assert int(kept.group(2)) == total and int(kept.group(1)) < total
     assert len(gaussians(fused)["means"]) == int(kept.group(1))
     assert len(gaussians(concatenated)["means"]) == total
