@@ -68,8 +68,9 @@ def test_exif_rotated_photos_are_used_as_displayed(tmp_path):
             upright = Image.open(path)
             upright.transpose(Image.Transpose.ROTATE_90).save(path, exif=exif, quality=95)
 
-    upright = evaluate(train(scene_copy(tmp_path / "a", ALL), tmp_path / "a" / "outputs"))
-    turned = evaluate(train(scene_copy(tmp_path / "b", ALL, turn), tmp_path / "b" / "outputs"))
+    # At the encoder's full size: JPEG re-encoding shifts the 64-pixel prediction by 0.3 dB.
+    upright = evaluate(train(scene_copy(tmp_path / "a", ALL), tmp_path / "a" / "outputs", full_size=True))
+    turned = evaluate(train(scene_copy(tmp_path / "b", ALL, turn), tmp_path / "b" / "outputs", full_size=True))
     assert abs(turned["psnr"] - upright["psnr"]) < 0.3, (turned, upright)  # JPEG re-encoding only
 
 

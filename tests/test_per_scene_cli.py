@@ -68,7 +68,7 @@ def test_feed_forward_scene_scores_well_on_the_eval_views(feed_forward):
 
 
 def test_refinement_updates_the_predicted_gaussians(feed_forward, tmp_path):
-    refined = train(SAMPLE, tmp_path / "outputs", 3)
+    refined = train(SAMPLE, tmp_path / "outputs", 3, full_size=True)  # compared with the full-size prediction
     before, after = gaussians(feed_forward), gaussians(refined)
     assert (refined.parent / "nerfstudio_models" / "step-000000002.ckpt").exists()
     assert before["means"].shape == after["means"].shape, "refinement neither densifies nor culls"
@@ -83,7 +83,7 @@ def test_resumed_refinement_keeps_optimizing_the_gaussians(tmp_path):
 
 
 def test_encoder_refinement_predicts_the_kept_gaussians_anew(feed_forward, tmp_path):
-    refined = train(SAMPLE, tmp_path / "outputs", 2, "--pipeline.model.refine-encoder", "True")
+    refined = train(SAMPLE, tmp_path / "outputs", 2, "--pipeline.model.refine-encoder", "True", full_size=True)
     checkpoint = sorted((refined.parent / "nerfstudio_models").glob("step-*.ckpt"))[-1]
     state = torch.load(checkpoint, map_location="cpu")
     encoder_keys = [k for k in state["pipeline"] if ".scene_encoder.encoder." in k]
