@@ -74,8 +74,9 @@ def pixel_aligned(depth: torch.Tensor, world_to_camera: torch.Tensor, intrinsics
 
 
 def two_view_group(depths, opacities, x0: float, x1: float, height=6, width=8):
-    """A group of two views looking down +z from x0 and x1, each with its own depth map."""
-    intrinsics = torch.tensor([[8.0, 0, 4], [0, 8.0, 3], [0, 0, 1]])
+    """A group of two views looking down +z from x0 and x1, each with its own depth map [height, width] (the
+    focal length and principal point scale with the size: every size sees the same field of view)."""
+    intrinsics = torch.tensor([[width, 0, width / 2], [0, width, height / 2], [0, 0, 1]], dtype=torch.float32)
     w2c = torch.eye(4).repeat(2, 1, 1)
     w2c[0, 0, 3], w2c[1, 0, 3] = -x0, -x1
     parts = [pixel_aligned(d, w2c[i], intrinsics, o) for i, (d, o) in enumerate(zip(depths, opacities))]
@@ -112,6 +113,33 @@ def test_tolerance_zero_keeps_all_but_exact_agreement():
     add_group(scene, *two_view_group([wall * 1.01, wall * 1.01], [0.4, 0.4], 0.5, 1.0))
     assert scene.keep[1].all()
 
+
+
+def test_a_pixel_gives_way_only_to_a_ray_that_is_kept():
+    """A new ray that beats one earlier surface and loses to another is dropped, and the surface it beat stays:
+    whatever the order the earlier views are visited in, a surface never vanishes for a dropped ray."""
+    scene = FusedScene(tolerance=1.0)
+    near, far, between = torch.full((6, 8), 1.0), torch.full((6, 8), 3.0), torch.full((6, 8), 1.8)
+    add_group(scene, *two_view_group([near, near], [0.3, 0.3], 0.0, 0.5))
+    add_group(scene, *two_view_group([far, far], [0.9, 0.9], 0.0, 0.5))  # a factor 3 apart: both kept
+    # Within a factor 2 of both: more opaque than the near surface, less than the far one.
+    add_group(scene, *two_view_group([between, between], [0.5, 0.5], 0.0, 0.5))
+    first, second, third = scene.keep
+    assert first.all() and second.all() and not third.any()
+    assert scene.counts() == (2 * 96, 3 * 96)
+
+
+def test_groups_of_different_image_sizes_fuse_pixel_by_pixel():
+    """Each earlier view is indexed with its own size: a 12 x 16 group against a 6 x 8 one."""
+    wall = torch.full((6, 8), 10.0)
+    scene = FusedScene(tolerance=0.05)
+    add_group(scene, *two_view_group([wall, wall], [0.5, 0.5], 0.0, 0.5))
+    big = torch.full((12, 16), 10.0)
+    add_group(scene, *two_view_group([big, big], [0.4, 0.4], 0.5, 1.0, height=12, width=16))
+    first, second = scene.keep
+    assert first.all(), "the less opaque big group drops nothing of the small one"
+    assert not second[:192].any(), "the big group's first view, where the small group's second one is, is dropped"
+    assert second[192:].reshape(12, 16)[:, -1].all(), "what only the big group's second view sees is kept"
 
 
 def three_sample_group(depths, opacities, x0: float, x1: float) -> tuple:
@@ -247,3 +275,22 @@ def test_triangulated_features_give_the_true_depth():
         assert abs(float(np.median(ratio)) - 1) < 0.05, ratio
         assert median_depth([(images, cameras * torch.tensor([1, 1, 1, 1000.0]), pixels)]) > 100  # scales with the scene
         assert median_depth([([images[0], images[0]], cameras[[0, 0]], pixels)]) is None  # no baseline: no depth
+
+
+def test_large_photos_are_matched_downscaled_at_the_same_depth(monkeypatch):
+    """Photos over MATCH_LONG_SIDE are matched downscaled: positions come back at the photo's own size, at the
+    same depths (here a 288 x 512 render matched at a long side of 256)."""
+    from pixelsplat_ns.conventions import convert_c2w_opengl_opencv, denormalize_intrinsics
+    from pixelsplat_ns.data.synthetic import SyntheticConfig, random_scene, render
+    from pixelsplat_ns.per_scene import scene_depth
+
+    room, c2w, intrinsics = random_scene(1, 0, SyntheticConfig(height=288, width=512))
+    views = [render(room, c2w[i], intrinsics, 288, 512) for i in (0, 20)]
+    images = [(colour * 255).round().astype("uint8") for colour, _ in views]
+    cameras = convert_c2w_opengl_opencv(torch.from_numpy(c2w[[0, 20]]).double())[:, :3]
+    pixels = denormalize_intrinsics(torch.as_tensor(intrinsics).double(), 512, 288).expand(2, 3, 3)
+    monkeypatch.setattr(scene_depth, "MATCH_LONG_SIDE", 256)
+    points, depths = scene_depth.triangulate(images, cameras, pixels)
+    assert len(points) >= scene_depth.MIN_POINTS and points[:, 0].max() > 256  # at the photo's own size
+    truth = views[0][1][points[:, 1].astype(int), points[:, 0].astype(int)]
+    assert abs(float(np.median(depths[0] / truth)) - 1) < 0.05

@@ -144,7 +144,18 @@ def _pretrain_model(**model_options):
     from nerfstudio.data.scene_box import SceneBox
 
     config = PretrainModelConfig(encoder=tiny(), loss=LossConfig(lpips_weight=0.0), **model_options)
-    return config.setup(scene_box=SceneBox(aabb=torch.tensor([[-1.0] * 3, [1.0] * 3])), num_train_data=1)
+    model = config.setup(scene_box=SceneBox(aabb=torch.tensor([[-1.0] * 3, [1.0] * 3])), num_train_data=1)
+    model.initialize_encoder()  # as the pipeline of a training run does
+    return model
+
+
+def test_encoder_init_is_read_by_training_runs_only(tmp_path):
+    """ns-eval, the viewer and resumed runs build the model too: they load their checkpoint, never the init file
+    (which may have moved since)."""
+    from nerfstudio.data.scene_box import SceneBox
+
+    config = PretrainModelConfig(encoder=tiny(), loss=LossConfig(lpips_weight=0.0), encoder_init=tmp_path / "gone.pt")
+    config.setup(scene_box=SceneBox(aabb=torch.tensor([[-1.0] * 3, [1.0] * 3])), num_train_data=1)
 
 
 def test_encoder_init_starts_from_the_given_weights(tmp_path):

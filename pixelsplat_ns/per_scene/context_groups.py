@@ -34,9 +34,8 @@ def groups_along_path(camera_to_worlds: Float[Tensor, "n 3 4"], count: int, view
                       ) -> list[tuple[int, ...]]:
     """``count`` groups of ``views_per_group`` views at equal path-length spacing (see the module's docstring).
     Raises ``ContextError`` when the capture has too few views."""
-    if count < 1:
-        raise ContextError(f"--pipeline.datamanager.context-pairs {count}: give 1 or more context pairs (groups, "
-                           "for a 3-view model), or auto")
+    if count < 1:  # the flag itself is checked, with its own message, by the datamanager's options
+        raise ContextError(f"{count} context groups asked for: at least 1 is needed")
     anchors_needed = count * (views_per_group - 1) + 1
     n = len(camera_to_worlds)
     if anchors_needed > n:

@@ -140,8 +140,9 @@ class PixelSplatDataManager(FullImageDatamanager[PixelSplatDataset]):
             c2w = self.train_dataset.cameras.camera_to_worlds
             groups = choose_context_groups(c2w, count, views_per_group, self.config.max_context_angle, max_baseline)
             if count == "auto" and not all_usable(c2w, groups, self.config.max_context_angle, max_baseline):
+                apart = "" if max_baseline is None else f" and {max_baseline:.3g} apart"
                 CONSOLE.print(f"[bold yellow]context-pairs auto: no split of the capture keeps every group's views "
-                              f"within {self.config.max_context_angle:g} degrees and {max_baseline:.3g} apart; using "
+                              f"within {self.config.max_context_angle:g} degrees{apart}; using "
                               f"the densest, {len(groups)} groups of neighbouring views. Give "
                               "--pipeline.datamanager.context-pairs N to choose")
         self.context_indices = tuple(sorted({i for group in groups for i in group}))

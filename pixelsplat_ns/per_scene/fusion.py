@@ -13,12 +13,15 @@ even share a view), and concatenation would describe each surface once per group
   than the pixel's (and all of the pixel's Gaussians are dropped), else all of the new ray's Gaussians are
   dropped (``ray_representatives``, ``add_group``). The tolerance has to cover how much the encoder's depth
   for one pixel varies between predictions from different partner views.
-- Where they disagree, both are kept: seen from the earlier view, a new Gaussian in front of the surface is
-  what that view missed or mispredicted and one behind it is hidden there (it fills what the earlier views did
-  not see); rendering composites by depth, so the nearer opaque surface wins.
+- An earlier pixel gives way only to a new ray that is itself kept: one that loses to any earlier view is
+  dropped, and then every earlier pixel it beat stays (the result does not depend on the order the earlier
+  views are visited in, and a surface is never dropped in favour of a ray that is dropped too).
+- Where they disagree, both are kept: seen from the earlier view, a new ray whose surface is in front of the
+  pixel's is what that view missed or mispredicted, and one behind it is hidden there (it fills what the
+  earlier views did not see); rendering composites by depth, so the nearer opaque surface wins.
 
-Groups are fused one at a time: only the kept Gaussians and, per context view, a depth, an opacity and an
-"alive" flag per pixel are held, so memory grows with what is new.
+Groups are fused one at a time: only the kept Gaussians and, per context view, a depth and an opacity per
+pixel and per group a kept flag per ray are held, so memory grows with what is new.
 """
 
 from dataclasses import dataclass, field
@@ -46,32 +49,40 @@ class ViewDepth:
     opacity: Float[Tensor, " hw"]
     """The ray's combined opacity."""
     group: int
-    view: int
-    """Which group and which of its views: the pixel's Gaussians are ``(view * hw + pixel) * samples + s``."""
+    first_ray: int
+    """Which group, and where its rays begin among the group's: pixel p is the group's ray ``first_ray + p``."""
 
 
 @dataclass
 class FusedScene:
-    """The groups fused so far: each group's keep mask over its predicted Gaussians, the kept Gaussians."""
+    """The groups fused so far: each group's kept flag per pixel ray and the Gaussians of its kept rays."""
 
     tolerance: float
-    keep: list[Bool[Tensor, " g"]] = field(default_factory=list)
-    parts: list[Gaussians] = field(default_factory=list)
-    """Each group's Gaussians, already reduced to what its mask kept when it was added."""
-    part_index: list[Int[Tensor, " k"]] = field(default_factory=list)
-    """For each part, the positions of its Gaussians in the group's prediction."""
-    views: list[ViewDepth] = field(default_factory=list)
+    kept_rays: list[Bool[Tensor, " r"]] = field(default_factory=list)
     samples: list[int] = field(default_factory=list)
-    """Gaussians per pixel of each group."""
+    """Gaussians per pixel ray of each group (the samples of a ray are consecutive)."""
+    parts: list[Gaussians] = field(default_factory=list)
+    """Each group's Gaussians of the rays kept when it was added."""
+    part_rays: list[Int[Tensor, " k"]] = field(default_factory=list)
+    """For each part, the group's rays it holds (later groups may drop some of them)."""
+    views: list[ViewDepth] = field(default_factory=list)
+
+    @property
+    def keep(self) -> list[Bool[Tensor, " g"]]:
+        """Each group's keep mask over its predicted Gaussians (a ray's samples kept or dropped together)."""
+        return [rays.repeat_interleave(samples) for rays, samples in zip(self.kept_rays, self.samples)]
 
     def gaussians(self) -> Gaussians:
         """The fused scene: every group's Gaussians that are still kept, in group order."""
-        kept = [part.select(self.keep[g][index]) for g, (part, index) in enumerate(zip(self.parts, self.part_index))]
+        kept = []
+        for part, rays, group_rays, samples in zip(self.parts, self.part_rays, self.kept_rays, self.samples):
+            kept.append(part.select(group_rays[rays].repeat_interleave(samples).nonzero()[:, 0]))
         return Gaussians.concatenate(kept)
 
     def counts(self) -> tuple[int, int]:
         """(kept, predicted) Gaussians."""
-        return sum(int(k.sum()) for k in self.keep), sum(len(k) for k in self.keep)
+        return (sum(int(r.sum()) * s for r, s in zip(self.kept_rays, self.samples)),
+                sum(len(r) * s for r, s in zip(self.kept_rays, self.samples)))
 
 
 def ray_representatives(gaussians: Gaussians, rays: int) -> tuple[Float[Tensor, "r 3"], Float[Tensor, " r"]]:
@@ -92,12 +103,17 @@ def view_depths(gaussians: Gaussians, world_to_cameras: Float[Tensor, "v 4 4"], 
                 height: int, width: int, group: int) -> list[ViewDepth]:
     """Each context view of one group's prediction (``gaussians``: batch of one, the dataparser's frame) as a
     depth map of its own pixel-aligned Gaussians."""
-    views = len(world_to_cameras)
-    points, opacity = ray_representatives(gaussians, views * height * width)
-    points = rearrange(points, "(v hw) xyz -> v hw xyz", v=views)
-    opacity = rearrange(opacity, "(v hw) -> v hw", v=views)
-    return [ViewDepth(world_to_cameras[v], intrinsics[v], height, width, camera_points(points[v], world_to_cameras[v])[:, 2],
-                      opacity[v], group, v) for v in range(views)]
+    points, opacity = ray_representatives(gaussians, len(world_to_cameras) * height * width)
+    return depth_maps(points, opacity, world_to_cameras, intrinsics, height, width, group)
+
+
+def depth_maps(points: Float[Tensor, "r 3"], opacity: Float[Tensor, " r"], world_to_cameras: Float[Tensor, "v 4 4"],
+               intrinsics: Float[Tensor, "v 3 3"], height: int, width: int, group: int) -> list[ViewDepth]:
+    """``view_depths`` from the group's ray surfaces and opacities (``ray_representatives``), view after view."""
+    pixels = height * width
+    return [ViewDepth(world_to_cameras[v], intrinsics[v], height, width,
+                      camera_points(points[v * pixels:(v + 1) * pixels], world_to_cameras[v])[:, 2],
+                      opacity[v * pixels:(v + 1) * pixels], group, v * pixels) for v in range(len(world_to_cameras))]
 
 
 def camera_points(points: Float[Tensor, "n 3"], world_to_camera: Float[Tensor, "4 4"]) -> Float[Tensor, "n 3"]:
@@ -109,12 +125,13 @@ def add_group(scene: FusedScene, gaussians: Gaussians, world_to_cameras: Float[T
     """Fuse one more group's prediction into ``scene`` (the module's rule). ``gaussians`` is the group's
     prediction in the dataparser's frame (batch of one); its context views' world-to-camera matrices (OpenCV)
     and pixel intrinsics at the context images' ``height`` x ``width``."""
-    group = len(scene.keep)
-    pixels = height * width
-    rays = len(world_to_cameras) * pixels
+    gaussians = gaussians.detach()
+    group = len(scene.kept_rays)
+    rays = len(world_to_cameras) * height * width
     samples = gaussians.means.shape[1] // rays
-    points, opacity = (t.detach() for t in ray_representatives(gaussians, rays))
+    points, opacity = ray_representatives(gaussians, rays)
     keep_ray = torch.ones(rays, dtype=torch.bool, device=points.device)
+    beaten = []  # (earlier group, its rays, the new rays that beat them): applied once the new rays are settled
     for earlier in scene.views:
         candidates = keep_ray.nonzero()[:, 0]
         if len(candidates) == 0:
@@ -127,22 +144,20 @@ def add_group(scene: FusedScene, gaussians: Gaussians, world_to_cameras: Float[T
         inside = in_front & (u >= 0) & (u < earlier.width) & (v >= 0) & (v < earlier.height)
         candidates, z, u, v = candidates[inside], z[inside], u[inside], v[inside]
         pixel = v.long() * earlier.width + u.long()
-        earlier_samples = scene.samples[earlier.group]
-        owner = scene.keep[earlier.group]
-        first = (earlier.view * pixels + pixel) * earlier_samples
-        alive = owner[first]  # a ray is kept or dropped whole
+        earlier_rays = earlier.first_ray + pixel
         depth = earlier.depth[pixel]
         # Within a factor 1 + tolerance either way (z and depth are positive here).
-        duplicate = alive & (torch.maximum(z / depth, depth / z) <= 1 + scene.tolerance)
+        duplicate = (scene.kept_rays[earlier.group][earlier_rays]
+                     & (torch.maximum(z / depth, depth / z) <= 1 + scene.tolerance))
         new_wins = opacity[candidates] > earlier.opacity[pixel]
         keep_ray[candidates[duplicate & ~new_wins]] = False
-        replaced = first[duplicate & new_wins]
-        for s in range(earlier_samples):
-            owner[replaced + s] = False
-    keep = keep_ray.repeat_interleave(samples)
-    index = keep.nonzero()[:, 0]
-    scene.keep.append(keep)
-    scene.parts.append(gaussians.detach().select(index))
-    scene.part_index.append(index)
+        beaten.append((earlier.group, earlier_rays[duplicate & new_wins], candidates[duplicate & new_wins]))
+    for earlier_group, earlier_rays, winners in beaten:
+        scene.kept_rays[earlier_group][earlier_rays[keep_ray[winners]]] = False
+    kept = keep_ray.nonzero()[:, 0]
+    scene.kept_rays.append(keep_ray)
     scene.samples.append(samples)
-    scene.views.extend(view_depths(gaussians.detach(), world_to_cameras, intrinsics, height, width, group))
+    scene.parts.append(gaussians.select(
+        (kept[:, None] * samples + torch.arange(samples, device=kept.device)).flatten()))
+    scene.part_rays.append(kept)
+    scene.views.extend(depth_maps(points, opacity, world_to_cameras, intrinsics, height, width, group))

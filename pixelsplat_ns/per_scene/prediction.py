@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from nerfstudio.utils.rich_utils import CONSOLE
 
-from pixelsplat_ns.conventions import denormalize_intrinsics
+from pixelsplat_ns.conventions import to_gsplat
 from pixelsplat_ns.encoder import Gaussians, PixelSplatEncoder, Views
 from pixelsplat_ns.encoder.checkpoints import BUNDLED_TINY_ENCODER, CheckpointError, build_encoder, read_encoder
 from pixelsplat_ns.encoder.config import with_sh_convention
@@ -69,7 +69,7 @@ class SceneEncoder(torch.nn.Module):
         height, width = context.image_shape
         c2w = context.extrinsics[0].clone()
         c2w[:, :3, 3] *= self.scales[group]
-        return torch.linalg.inv(c2w), denormalize_intrinsics(context.intrinsics[0], width, height), height, width
+        return *to_gsplat(c2w, context.intrinsics[0], width, height), height, width
 
     def median_depth(self, group: int = 0) -> float:
         """The median depth of a group's predicted surfaces from its context views (the dataparser's units)."""
@@ -87,11 +87,6 @@ def load_scene_encoder(model_config, datamanager, device) -> SceneEncoder:
         raise CheckpointError(f"--pipeline.model.encoder-checkpoint {path}: {error}. Give an official .ckpt, a "
                               "converted .pt or a pixelsplat-pretrain run's config.yml or step-*.ckpt") from error
     encoder_config = with_sh_convention(encoder_config, model_config.sh_rotation, model_config.sh_coefficient_14)
-    tolerance = model_config.fusion_depth_tolerance
-    if not (math.isfinite(tolerance) and tolerance > 0):
-        raise ContextError(f"--pipeline.model.fusion-depth-tolerance {tolerance:g}: give a positive tolerance (depths "
-                           "within a factor 1 + it either way are one surface; default 1.0); "
-                           "--pipeline.model.context-fusion concatenate keeps every Gaussian")
     wanted = encoder_config.num_context_views
     encoder = build_encoder(encoder_config, state_dict, device)
 
@@ -123,6 +118,15 @@ def load_scene_encoder(model_config, datamanager, device) -> SceneEncoder:
         views = sorted({i for group in groups for i in group})
         CONSOLE.log(f"pixelsplat context groups: {listed} (of the training views; {', '.join(names[i] for i in views)})")
     return bind(groups)
+
+
+def check_fusion_options(model_config) -> None:
+    """The fusion flags, before anything is loaded (the tolerance is only read when fusing)."""
+    tolerance = model_config.fusion_depth_tolerance
+    if model_config.context_fusion == "deduplicate" and not (math.isfinite(tolerance) and tolerance > 0):
+        raise ContextError(f"--pipeline.model.fusion-depth-tolerance {tolerance:g}: give a positive tolerance (depths "
+                           "within a factor 1 + it either way are one surface; default 1.0); "
+                           "--pipeline.model.context-fusion concatenate keeps every Gaussian")
 
 
 def context_background(model_config) -> torch.Tensor:

@@ -24,6 +24,9 @@ from pixelsplat_ns.process_data.pair import Photo, match_features
 MIN_POINTS = 10
 """Fewer triangulated points than this (in two views each) give no depth (the caller falls back to another
 estimate)."""
+MATCH_LONG_SIDE = 1024
+"""Larger images are matched downscaled to this long side (pixels): SIFT's time and the brute-force matching's
+(quadratic in the features) grow with the image, and a median depth needs no more."""
 MAX_REPROJECTION_PX = 2.0
 MIN_PARALLAX_DEGREES = 0.5
 """Points whose rays from the two cameras meet at a smaller angle have no usable depth (no baseline, or far)."""
@@ -36,7 +39,14 @@ def triangulate(
     and their depths (camera z, the cameras' units) in each view.
 
     ``images``: two [h, w, 3] uint8 RGB images; ``camera_to_worlds``: nerfstudio's (OpenGL axes);
-    ``intrinsics``: pixels, pixel centres at half-integers (nerfstudio's). Empty when nothing matches."""
+    ``intrinsics``: pixels, pixel centres at half-integers (nerfstudio's). Empty when nothing matches. Images
+    with a long side over ``MATCH_LONG_SIDE`` are matched downscaled (the reprojection limit then holds at that
+    scale); the positions are given at the images' own size."""
+    scale = min(1.0, MATCH_LONG_SIDE / max(images[0].shape[:2]))
+    if scale < 1:
+        images, intrinsics, positions = downscaled(images, intrinsics, scale)
+        found, depths = triangulate(images, camera_to_worlds, intrinsics)
+        return found / positions, depths
     c2w = convert_c2w_opengl_opencv(homogeneous(camera_to_worlds.double().cpu()))
     w2c = torch.linalg.inv(c2w)[:, :3].numpy()
     projections = [intrinsics[i].double().cpu().numpy() @ w2c[i] for i in range(2)]
@@ -58,6 +68,20 @@ def triangulate(
         cosine = (rays[0] * rays[1]).sum(-1) / (np.linalg.norm(rays[0], axis=-1) * np.linalg.norm(rays[1], axis=-1))
         good &= cosine < np.cos(np.radians(MIN_PARALLAX_DEGREES))
     return points0[good], np.stack(depths)[:, good]
+
+
+def downscaled(images: list[np.ndarray], intrinsics: Float[Tensor, "2 3 3"], scale: float
+               ) -> tuple[list[np.ndarray], Float[Tensor, "2 3 3"], np.ndarray]:
+    """The images resized by about ``scale`` (area averaging), their intrinsics, and the exact (x, y) factors
+    (with pixel centres at half-integers, a point at p in an image is at p * factor in the resized one)."""
+    height, width = images[0].shape[:2]
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    factors = np.array([size[0] / width, size[1] / height])
+    resized = [cv2.resize(image, size, interpolation=cv2.INTER_AREA) for image in images]
+    intrinsics = intrinsics.double().clone()
+    intrinsics[:, 0] *= factors[0]
+    intrinsics[:, 1] *= factors[1]
+    return resized, intrinsics, factors
 
 
 def median_depth(pairs: Sequence[tuple[list[np.ndarray], Float[Tensor, "2 3 4"], Float[Tensor, "2 3 3"]]]

@@ -40,10 +40,6 @@ class PretrainModel(SceneBatchModelHooks, Model):
         if self.config.dino_init and self.config.encoder_init is not None:
             raise InputError("--pipeline.model.dino-init and --pipeline.model.encoder-init both initialize the "
                              "backbone: give one")
-        if self.config.dino_init:
-            load_dino_weights(self.encoder.backbone)
-        if self.config.encoder_init is not None:
-            self._initialize_from(self.config.encoder_init)
         self.lpips = None
         if self.config.loss.lpips_weight > 0:
             try:
@@ -51,6 +47,15 @@ class PretrainModel(SceneBatchModelHooks, Model):
                 self.lpips.requires_grad_(False)
             except RuntimeError as error:
                 LOGGER.warning("LPIPS loss disabled: %s", error)
+
+    def initialize_encoder(self) -> None:
+        """The starting weights of a new run (``dino_init`` or ``encoder_init``), called by the pipeline of a
+        training run only: ns-eval, the viewer and a resumed run load their checkpoint's weights instead, and
+        must neither read these files nor say they were used."""
+        if self.config.dino_init:
+            load_dino_weights(self.encoder.backbone)
+        if self.config.encoder_init is not None:
+            self._initialize_from(self.config.encoder_init)
 
     def _initialize_from(self, path) -> None:
         """Load another encoder's weights; refuses one of a different architecture, naming the difference."""

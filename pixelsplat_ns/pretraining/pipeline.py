@@ -30,6 +30,8 @@ class PretrainPipeline(Pipeline):
                                                     local_rank=local_rank)
         self._model = config.model.setup(scene_box=SceneBox(aabb=torch.tensor([[-1.0] * 3, [1.0] * 3])),
                                          num_train_data=0, device=device)
+        if test_mode == "val":  # a training run (a resumed one then loads its checkpoint over these weights)
+            self.model.initialize_encoder()
         self.model.to(device)
         if test_mode == "val" and config.check_memory:
             self._check_memory(device)

@@ -5,13 +5,15 @@ way gsplat's CUDA kernels do: per 16x16 tile, a depth-sorted list of the Gaussia
 front to back for every pixel; the backward pass walks it back to front from each pixel's last composited
 Gaussian, recovering the transmittance by dividing by (1 - alpha).
 
-Differences of layout, none of result:
+Differences of layout, none of result beyond rounding:
 
 * A tile's list holds the Gaussians whose pixel box (``compositing.footprints``: the part of the ellipse
   ``opacity * exp(-sigma) >= 1/255`` inside gsplat's tile rectangle) overlaps the tile, a subset of gsplat's
   list without any Gaussian that could pass the alpha test in that tile; per-pixel order is unchanged.
 * Each tile loops over its Gaussians and, for each, over the pixels of its box only (the pixel state of the
   tile lives in small arrays), so small Gaussians cost a few pixels rather than the whole tile.
+* Along a pixel row, exp(-sigma) is carried from pixel to pixel by a recurrence (``_row_falloffs``: sigma is
+  quadratic in x), which differs from a fresh exp by rounding (about 1e-15 relative).
 * Transmittance, colours and gradients are accumulated in float64 whatever the input dtype.
 * The backward pass writes one partial gradient per (tile, Gaussian) entry and sums them per Gaussian
   afterwards, in a fixed order (deterministic, no atomics); memory grows with the number of entries, not
@@ -285,7 +287,7 @@ def _backward_tile(tile, offsets, entries, means2d, conics, opacities, colors, b
                     continue  # behind this pixel's stop
                 falloff = falloffs[px - lo]
                 alpha = min(ALPHA_MAX, opacity * falloff)
-                if falloff == 0.0 or alpha < ALPHA_MIN:
+                if alpha < ALPHA_MIN:
                     continue
                 inv_keep = 1.0 / (1.0 - alpha)
                 t_front = trans[p] * inv_keep  # T in front of this Gaussian

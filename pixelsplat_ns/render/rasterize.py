@@ -2,7 +2,6 @@
 on any device."""
 
 import functools
-import importlib.util
 import math
 import numbers
 from typing import Literal, Optional
@@ -108,8 +107,13 @@ def rasterize(
 
 @functools.cache
 def _numba_available() -> bool:
-    """Whether numba is installed (asked once; importing it is deferred to the first CPU render)."""
-    return importlib.util.find_spec("numba") is not None
+    """Whether numba imports (asked once, at the first CPU render): an installed numba can still refuse to
+    import (a NumPy it does not support, a mismatched llvmlite), and then the torch compositing is used."""
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _rasterize_gsplat(means, quats, scales, opacities, colors, viewmats, Ks, width, height, near_plane, far_plane,
