@@ -12,7 +12,7 @@ Differences of layout, none of result beyond rounding:
   list without any Gaussian that could pass the alpha test in that tile; per-pixel order is unchanged.
 * Each tile loops over its Gaussians and, for each, over the pixels of its box only (the pixel state of the
   tile lives in small arrays), so small Gaussians cost a few pixels rather than the whole tile.
-* Along a pixel row, exp(-sigma) is carried from pixel to pixel by a recurrence (``_row_falloffs``: sigma is
+* Along a pixel row, exp(-sigma) is carried from pixel to pixel by a recurrence (``_next_falloff``: sigma is
   quadratic in x), which differs from a fresh exp by rounding (about 1e-15 relative).
 * Transmittance, colours and gradients are accumulated in float64 whatever the input dtype.
 * The backward pass writes one partial gradient per (tile, Gaussian) entry and sums them per Gaussian
@@ -140,40 +140,36 @@ def _tile_bounds(tile, tiles_x, tiles_y, width, height):
 
 
 @numba.njit(inline="always")
-def _row_falloffs(means2d, conics, m, py, level, lo, hi, falloffs):
-    """exp(-sigma) of Gaussian m at the pixels lo..hi-1 of row ``py``, into ``falloffs[0:hi-lo]``; 0 where the
-    alpha test fails anyway (sigma > level) and where sigma < 0 (skipped by the rules).
+def _falloff_step(a, b, c):
+    """(whether the conic is positive definite, exp(-a)): the recurrence of ``_next_falloff`` holds for such a
+    conic, and exp(-a) is the constant factor its pixel-to-pixel ratio changes by along any row."""
+    quadratic = a > 0.0 and a * c - b * b > 0.0
+    return quadratic, (math.exp(-a) if quadratic else 0.0)
+
+
+@numba.njit(inline="always")
+def _next_falloff(dx, dy, a, b, c, level, quadratic, step, inside, falloff, ratio):
+    """exp(-sigma) at the next pixel of a row (offset ``dx``, ``dy`` from the Gaussian's centre, pixels taken
+    left to right), and the recurrence's state: returns ``(falloff, ratio, inside)``, the falloff 0 where the
+    alpha test fails anyway (sigma > level) and where sigma < 0 (skipped by the rules). Start each row with
+    ``inside`` False.
 
     Along a row sigma is a quadratic in x, so inside the interval where sigma <= level each pixel's falloff
-    is the previous one times a ratio that itself changes by the constant factor exp(-a): two products per
-    pixel instead of an exponential (relative error about 1e-15 per pixel). Every factor lies between
-    exp(-level) and exp(level), so nothing under- or overflows. A conic that is not positive definite is
-    evaluated pixel by pixel. The forward and backward kernels both call this, so they see the same alphas
-    bit for bit."""
-    mx, my = means2d[m, 0], means2d[m, 1]
-    a, b, c = conics[m, 0], conics[m, 1], conics[m, 2]
-    dy = my - (py + 0.5)
-    quadratic = a > 0.0 and a * c - b * b > 0.0
-    inside = False
-    falloff = ratio = step = 0.0
-    for px in range(lo, hi):
-        dx = mx - (px + 0.5)
-        sigma = 0.5 * (a * dx * dx + c * dy * dy) + b * dx * dy
-        if sigma < 0.0 or sigma > level:
-            falloffs[px - lo] = 0.0
-            inside = False
-            continue
-        if quadratic and inside:
-            falloff *= ratio
-            ratio *= step
-        else:
-            falloff = math.exp(-sigma)
-            if quadratic:
-                # sigma(x + 1) - sigma(x) = a / 2 - a dx - b dy, and it grows by a from one pixel to the next
-                ratio = math.exp(-(0.5 * a - a * dx - b * dy))
-                step = math.exp(-a)
-                inside = True
-        falloffs[px - lo] = falloff
+    is the previous one times a ratio that itself changes by the constant factor ``step`` = exp(-a)
+    (``_falloff_step``): two products per pixel instead of an exponential (relative error about 1e-15 per
+    pixel). Every factor lies between exp(-level) and exp(level), so nothing under- or overflows. A conic
+    that is not positive definite is evaluated pixel by pixel. The forward and backward kernels both step
+    through it, so they see the same alphas bit for bit; it is inlined into their pixel loops (a row's
+    falloffs are never stored)."""
+    sigma = 0.5 * (a * dx * dx + c * dy * dy) + b * dx * dy
+    if sigma < 0.0 or sigma > level:
+        return 0.0, ratio, False
+    if quadratic and inside:
+        return falloff * ratio, ratio * step, True
+    if quadratic:
+        # sigma(x + 1) - sigma(x) = a / 2 - a dx - b dy, and it grows by a from one pixel to the next
+        return math.exp(-sigma), math.exp(-(0.5 * a - a * dx - b * dy)), True
+    return math.exp(-sigma), ratio, False
 
 
 @numba.njit(cache=True)
@@ -189,7 +185,6 @@ def _forward_tile(tile, offsets, entries, means2d, conics, opacities, colors, bx
     last_here = np.full(n_pixels, -1, dtype=np.int32)
     accum = np.zeros((n_pixels, n_channels))
     color = np.empty(n_channels)
-    falloffs = np.empty(TILE_SIZE)
     running = n_pixels
     start = offsets[tile]
     for k in range(start, offsets[tile + 1]):
@@ -199,12 +194,19 @@ def _forward_tile(tile, offsets, entries, means2d, conics, opacities, colors, bx
         opacity = opacities[m]
         for d in range(n_channels):
             color[d] = colors[m, d]
+        mx, my, a, b, c = means2d[m, 0], means2d[m, 1], conics[m, 0], conics[m, 1], conics[m, 2]
+        quadratic, step = _falloff_step(a, b, c)
+        lv, here = level[m], k - start
         lo, hi = max(px0, bx0[m]), min(px1, bx1[m])
         for py in range(max(py0, by0[m]), min(py1, by1[m])):
-            _row_falloffs(means2d, conics, m, py, level[m], lo, hi, falloffs)
+            dy = my - (py + 0.5)
+            row = (py - py0) * tw - px0
+            inside, falloff, ratio = False, 0.0, 0.0
             for px in range(lo, hi):
-                p = (py - py0) * tw + px - px0
-                alpha = min(ALPHA_MAX, opacity * falloffs[px - lo])
+                falloff, ratio, inside = _next_falloff(mx - (px + 0.5), dy, a, b, c, lv, quadratic, step, inside,
+                                                       falloff, ratio)
+                p = row + px
+                alpha = min(ALPHA_MAX, opacity * falloff)
                 if alpha < ALPHA_MIN or done[p]:  # alpha is 0 where the falloff is
                     continue
                 next_t = trans[p] * (1.0 - alpha)
@@ -216,7 +218,7 @@ def _forward_tile(tile, offsets, entries, means2d, conics, opacities, colors, bx
                 for d in range(n_channels):
                     accum[p, d] += weight * color[d]
                 trans[p] = next_t
-                last_here[p] = k - start
+                last_here[p] = here
     for py in range(py0, py1):
         for px in range(px0, px1):
             p, q = (py - py0) * tw + px - px0, py * width + px
@@ -258,7 +260,6 @@ def _backward_tile(tile, offsets, entries, means2d, conics, opacities, colors, b
     last_here = np.empty(n_pixels, dtype=np.int32)
     color = np.empty(n_channels)
     v_color = np.empty(n_channels)
-    falloffs = np.empty(TILE_SIZE)
     deepest = -1
     for py in range(py0, py1):
         for px in range(px0, px1):
@@ -278,14 +279,18 @@ def _backward_tile(tile, offsets, entries, means2d, conics, opacities, colors, b
             color[d] = colors[m, d]
             v_color[d] = 0.0
         v_mx = v_my = v_a = v_b = v_c = v_opacity = 0.0
+        quadratic, step = _falloff_step(a, b, c)
         lo, hi = max(px0, bx0[m]), min(px1, bx1[m])
         for py in range(max(py0, by0[m]), min(py1, by1[m])):
-            _row_falloffs(means2d, conics, m, py, level[m], lo, hi, falloffs)
+            dy = my - (py + 0.5)
+            inside, falloff, ratio = False, 0.0, 0.0
             for px in range(lo, hi):
+                # Stepped at every pixel of the row, even those skipped below, as in the forward pass.
+                falloff, ratio, inside = _next_falloff(mx - (px + 0.5), dy, a, b, c, level[m], quadratic, step,
+                                                       inside, falloff, ratio)
                 p = (py - py0) * tw + px - px0
                 if k - start > last_here[p]:
                     continue  # behind this pixel's stop
-                falloff = falloffs[px - lo]
                 alpha = min(ALPHA_MAX, opacity * falloff)
                 if alpha < ALPHA_MIN:
                     continue
@@ -304,7 +309,7 @@ def _backward_tile(tile, offsets, entries, means2d, conics, opacities, colors, b
                     continue  # a capped alpha depends on neither opacity nor position
                 v_opacity += v_alpha * falloff
                 v_sigma = -v_alpha * opacity * falloff
-                dx, dy = mx - (px + 0.5), my - (py + 0.5)
+                dx = mx - (px + 0.5)
                 v_mx += v_sigma * (a * dx + b * dy)
                 v_my += v_sigma * (b * dx + c * dy)
                 v_a += v_sigma * 0.5 * dx * dx
