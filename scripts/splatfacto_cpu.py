@@ -16,7 +16,9 @@ densification) with three substitutions made in its own process only:
 
     .venv/bin/python scripts/splatfacto_cpu.py --data DIR --seconds 15 [--output-dir DIR]
 
-Prints one JSON line: held-out PSNR, training steps run, seconds of training, Gaussians at the end.
+Prints one JSON line: held-out PSNR and the number of held-out views, training steps run (the first, untimed one
+included), seconds of training after the first step, Gaussians at the end. The scene needs held-out views
+(nerfstudio-data holds out 10% of 10 or more images).
 """
 
 import json
@@ -39,6 +41,7 @@ class Args:
     """Wall time of the training loop after its first step (which compiles: numba's kernels, if not cached, and
     splatfacto's ``torch.compile``d view matrix); training stops at the first step that ends past it."""
     output_dir: Path = Path("outputs/splatfacto_cpu")
+    """Where nerfstudio writes the run (config.yml and the checkpoint of its last step), as ns-train would."""
     seed: int = 42
 
 
@@ -97,6 +100,7 @@ def make_trainer(args: Args):
     # No evaluation inside the timed loop: the held-out views are scored once, after it.
     config.steps_per_eval_image = config.steps_per_eval_batch = config.steps_per_eval_all_images = 10**9
     config.set_timestamp()
+    config.save_config()
     trainer = config.setup(local_rank=0, world_size=1)
     trainer.setup()
     return trainer
@@ -143,9 +147,15 @@ def held_out_psnr(pipeline) -> tuple[float, int]:
 
 
 def main(args: Args) -> None:
+    if not (args.data / "transforms.json").is_file():
+        raise SystemExit(f"--data {args.data}: no transforms.json there; give a nerfstudio scene folder")
     substitute_cpu_parts()
     trainer = make_trainer(args)
+    if len(trainer.pipeline.datamanager.eval_dataset) == 0:
+        raise SystemExit(f"--data {args.data} has no held-out views to score (nerfstudio-data holds out 10% of 10 "
+                         "or more images): give a larger capture")
     steps, seconds = train_for(trainer, args.seconds)
+    trainer.save_checkpoint(steps - 1)
     score, views = held_out_psnr(trainer.pipeline)
     print(json.dumps({"psnr": score, "views": views, "steps": steps, "seconds": round(seconds, 1),
                       "gaussians": trainer.pipeline.model.num_points}), flush=True)

@@ -128,6 +128,9 @@ def test_wrong_kinds_of_data_point_to_the_right_tool(tmp_path):
     output = refused(tmp_path, "ns-train", "pixelsplat-pretrain-tiny", "--data", SAMPLE, "--output-dir",
                      tmp_path / "outputs")
     assert "is a nerfstudio dataset" in output and "pixelsplat-to-chunks" in output
+    output = refused(tmp_path, "ns-train", "pixelsplat", "--data", tmp_path / "missing", "--output-dir",
+                     tmp_path / "outputs", "--vis", "tensorboard")
+    assert "--data " in output and "missing does not exist: give a nerfstudio scene folder" in output
 
 
 def test_a_batch_too_large_for_memory_is_refused_before_the_first_step(tmp_path):

@@ -237,9 +237,11 @@ def test_auto_spaces_its_groups_by_the_triangulated_depth(tmp_path):
     (["--pipeline.datamanager.context-pairs", "auto", "--pipeline.datamanager.max-baseline-to-depth", "-1"],
      "max-baseline-to-depth -1: give a positive share"),
     (["--pipeline.datamanager.context-pairs", "2", "--pipeline.model.fusion-depth-tolerance", "0"],
-     "fusion-depth-tolerance 0: give a positive"),
+     "fusion-depth-tolerance 0: give a finite positive"),
     (["--pipeline.datamanager.context-pairs", "2", "--pipeline.model.fusion-depth-tolerance", "nan"],
-     "fusion-depth-tolerance nan: give a positive"),
+     "fusion-depth-tolerance nan: give a finite positive"),
+    (["--pipeline.datamanager.context-pairs", "2", "--pipeline.model.fusion-depth-tolerance", "inf"],
+     "fusion-depth-tolerance inf: give a finite positive"),
 ])
 def test_context_group_flags_no_scene_can_have_are_refused(flags, message, tmp_path):
     result = ns("ns-train", "pixelsplat", "--data", SAMPLE, "--output-dir", tmp_path / "outputs", "--vis",

@@ -129,8 +129,9 @@ def read_checkpoint(path: Union[str, Path]) -> dict:
         except pickle.UnpicklingError:  # pickled objects beyond tensors: read them as inert placeholders
             data = torch.load(path, map_location="cpu", weights_only=False, pickle_module=_InertPickle)
     except Exception as error:
-        reason = str(error).splitlines()[0].rstrip(".")
-        raise CheckpointError(f"{path} is not a readable torch checkpoint: {reason}") from error
+        reason = (str(error).splitlines() or [""])[0].rstrip(".")
+        raise CheckpointError(f"{path} is not a readable torch checkpoint (torch.load: {type(error).__name__} "
+                              f"{reason})") from error
     if not isinstance(data, dict):
         raise CheckpointError(f"{path} holds a {type(data).__name__}, not a checkpoint dictionary")
     return data

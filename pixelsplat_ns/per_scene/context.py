@@ -125,7 +125,8 @@ def context_views(
     if len(sizes) != 1:
         listed = ", ".join(f"{name}: {image.shape[1]}x{image.shape[0]}" for name, image in zip(names, images))
         raise ContextError(f"the context views have different sizes ({listed}); pixelSplat encodes views of one "
-                           "size: resize the images or choose others with --pipeline.datamanager.context-views")
+                           "size: give the images one size, or choose other views (--pipeline.datamanager."
+                           "context-views for one pair, another --pipeline.datamanager.context-pairs N for several)")
     (height, width), = sizes
     shape = encoder_shape(height, width, short_side, multiple)
     background = torch.zeros(3) if background is None else background

@@ -88,6 +88,10 @@ class PixelSplatDataManager(FullImageDatamanager[PixelSplatDataset]):
     def __init__(self, config, device="cpu", test_mode="val", world_size=1, local_rank=0, **kwargs) -> None:
         self.context_indices: tuple[int, ...] = ()
         check_group_options(config)
+        data = Path(config.data if config.data is not None else config.dataparser.data)
+        if not data.exists():
+            raise InputError(f"--data {data} does not exist: give a nerfstudio scene folder (a transforms.json and "
+                             "its images), e.g. --data pixelsplat_ns/sample_scene")
         if config.data is not None and is_chunk_root(Path(config.data)):
             raise InputError(f"{config.data} is a RealEstate10k-format dataset of many scenes, not a nerfstudio "
                              f"scene: take one scene out with `pixelsplat-process-data re10k --data {config.data} "

@@ -124,7 +124,7 @@ def check_fusion_options(model_config) -> None:
     """The fusion flags, before anything is loaded (the tolerance is only read when fusing)."""
     tolerance = model_config.fusion_depth_tolerance
     if model_config.context_fusion == "deduplicate" and not (math.isfinite(tolerance) and tolerance > 0):
-        raise ContextError(f"--pipeline.model.fusion-depth-tolerance {tolerance:g}: give a positive tolerance (depths "
+        raise ContextError(f"--pipeline.model.fusion-depth-tolerance {tolerance:g}: give a finite positive tolerance (depths "
                            "within a factor 1 + it either way are one surface; default 1.0); "
                            "--pipeline.model.context-fusion concatenate keeps every Gaussian")
 
