@@ -97,6 +97,13 @@ def test_bad_input_gets_a_clear_error(changes, message):
         rasterize(**_bad(**changes))
 
 
+def test_finite_values_whose_sum_overflows_are_not_taken_for_infinities():
+    """The NaN check sums each tensor first; a sum that overflows must not be reported as an infinite value."""
+    rasterize(**_bad(colors=torch.full((6, 3), 3e38)))  # the sum of the 18 values is inf in float32
+    with pytest.raises(ValueError, match="colors contains NaN"):
+        rasterize(**_bad(colors=torch.tensor([[3e38, float("nan"), 0.0]]).repeat(6, 1)))
+
+
 def test_half_precision_on_the_cpu_stays_with_torch_and_numba_says_so():
     scene = {k: v.half() if isinstance(v, torch.Tensor) else v for k, v in random_scene(n=6, cameras=1, seed=3).items()}
     colors, alphas, _ = rasterize(**scene, width=16, height=12)  # auto: the torch backend
@@ -113,3 +120,24 @@ def test_numpy_image_sizes_and_meta_tensors_are_taken():
     meta = {k: v.to("meta") if isinstance(v, torch.Tensor) else v for k, v in scene.items()}
     with pytest.raises(ValueError, match="backend='numba' needs CPU tensors, got meta"):
         rasterize(**meta, width=16, height=12, backend="numba")
+
+
+@pytest.mark.parametrize("hidden", [10, 300])  # a few hidden (SH for all) and most hidden (SH for the drawn only)
+def test_gaussians_a_camera_does_not_draw_change_nothing_and_get_no_gradient(hidden):
+    """Gaussians behind the camera: the render and the drawn Gaussians' gradients are those of the scene without
+    them, and theirs are zero, whichever way the SH colours are evaluated."""
+    scene = random_scene(n=100, cameras=1, seed=5, sh_degree=3)
+    behind = random_scene(n=hidden, cameras=1, seed=6, sh_degree=3)
+    behind["means"] = behind["means"] * torch.tensor([1.0, 1.0, -1.0])  # z < 0
+    both = {k: torch.cat([scene[k], behind[k]]) if k not in ("viewmats", "Ks") else scene[k] for k in scene}
+    results = []
+    for inputs in (scene, both):
+        leaves = {k: v.clone().requires_grad_(k not in ("viewmats", "Ks")) for k, v in inputs.items()}
+        image, alpha, _ = rasterize(**leaves, width=40, height=30, sh_degree=3)
+        (image.square().sum() + alpha.sum()).backward()
+        results.append((image, {k: v.grad for k, v in leaves.items() if v.grad is not None}))
+    (image, grads), (image_both, grads_both) = results
+    assert torch.allclose(image, image_both, atol=1e-6)
+    for name, grad in grads.items():
+        assert torch.allclose(grads_both[name][:100], grad, atol=1e-5), name
+        assert not grads_both[name][100:].any(), name

@@ -223,7 +223,7 @@ def _project_and_shade(
         else:
             per_camera.append(_project_and_shade_camera(*args))
     radii, means2d, depths, conics, shaded = (
-        None if parts[0] is None else torch.cat(parts) for parts in zip(*per_camera))
+        None if parts[0] is None else parts[0] if len(parts) == 1 else torch.cat(parts) for parts in zip(*per_camera))
     return Projection(radii=radii, means2d=means2d, depths=depths, conics=conics), shaded
 
 
@@ -233,14 +233,21 @@ def _project_and_shade_camera(means, covars, coeffs, viewmat, K, center, width, 
     None, ``center`` [3]): radii, means2d, depths, conics and colours, each [1, N, ...] (colours None
     without ``coeffs``).
 
-    SH is evaluated only for the Gaussians this camera draws (radius > 0): the compositing never reads the
-    colour of the others (they get 0) and gives them no gradient, so this changes neither values nor gradients."""
+    When fewer than half of the Gaussians are drawn (radius > 0), SH is evaluated for those only, the others
+    getting colour 0; otherwise for all. Either way the compositing never reads the colour of an undrawn
+    Gaussian and gives it no gradient, so this changes neither values nor gradients."""
     projection = project_gaussians(means, covars, viewmat, K, width, height, eps2d, near_plane, far_plane)
     shaded = None
     if coeffs is not None:
-        drawn = torch.nonzero(projection.radii[0] > 0).squeeze(1)
-        colors = torch.clamp_min(evaluate_sh(sh_degree, means[drawn] - center, coeffs[drawn]) + 0.5, 0.0)
-        shaded = colors.new_zeros(means.shape[0], 3).index_put((drawn,), colors)[None]
+        visible = projection.radii[0] > 0
+        if int(visible.sum()) > 0.5 * means.shape[0]:
+            # Most are drawn (a view near the context's): gathering them and scattering back costs more than
+            # shading the few others, whose colours the compositing never reads.
+            shaded = torch.clamp_min(evaluate_sh(sh_degree, means - center, coeffs) + 0.5, 0.0)[None]
+        else:
+            drawn = torch.nonzero(visible).squeeze(1)
+            colors = torch.clamp_min(evaluate_sh(sh_degree, means[drawn] - center, coeffs[drawn]) + 0.5, 0.0)
+            shaded = colors.new_zeros(means.shape[0], 3).index_put((drawn,), colors)[None]
     return projection.radii, projection.means2d, projection.depths, projection.conics, shaded
 
 
@@ -320,7 +327,9 @@ def _check_inputs(means, quats, scales, opacities, colors, viewmats, Ks, width, 
     if means.device.type == "meta":
         return  # meta tensors hold no values to check
     for name, tensor in tensors.items():
-        if not bool(torch.isfinite(tensor).all()):
+        # A sum is finite only if every element is (NaN and infinities propagate), and costs one pass without
+        # a temporary; a non-finite sum may also be an overflow of finite values, so then check element-wise.
+        if not bool(torch.isfinite(tensor.detach().sum())) and not bool(torch.isfinite(tensor).all()):
             fail(f"{name} contains NaN or infinite values")
     if bool((Ks[:, 0, 0] <= 0).any() or (Ks[:, 1, 1] <= 0).any()):
         fail("Ks must have positive focal lengths fx = K[0, 0] and fy = K[1, 1] (in pixels)")
