@@ -33,11 +33,17 @@ class Args:
 
 
 def main(args: Args) -> None:
-    config = SyntheticConfig(height=144, width=256, min_frames=48, max_frames=48, jpeg_quality=92)
+    if args.frames < 2:
+        raise SystemExit(f"--frames {args.frames}: a scene needs at least 2 frames")
+    walk = max(48, args.frames)  # the walk the bundled scene was cut from, longer when more frames are asked for
+    config = SyntheticConfig(height=144, width=256, min_frames=walk, max_frames=walk, jpeg_quality=92)
     scene = synthetic_scene(args.seed, args.index, config)
     keep = slice(0, args.frames)
     scene = replace(scene, timestamps=scene.timestamps[keep], cameras=scene.cameras[keep], images=scene.images[keep])
-    print(f"wrote {write_nerfstudio_scene(scene, args.out, overwrite=args.overwrite)}")
+    try:
+        print(f"wrote {write_nerfstudio_scene(scene, args.out, overwrite=args.overwrite)}")
+    except FileExistsError as error:
+        raise SystemExit(str(error)) from None
 
 
 if __name__ == "__main__":
