@@ -217,3 +217,21 @@ def test_cameras_other_than_pinhole_are_refused_where_they_are_rendered():
     for kind in (CameraType.FISHEYE, CameraType.EQUIRECTANGULAR):
         with pytest.raises(CameraError, match=f"pinhole .*not {kind.name}"):
             model.get_outputs(camera(kind))
+
+
+def test_refinement_uses_torchs_fused_adam_and_the_usual_one_where_there_is_none():
+    from pixelsplat_ns.methods import FusedAdamOptimizerConfig, pixelsplat
+
+    optimizers = pixelsplat.config.optimizers
+    assert all(isinstance(group["optimizer"], FusedAdamOptimizerConfig) for group in optimizers.values())
+    param = torch.nn.Parameter(torch.zeros(3))
+    assert FusedAdamOptimizerConfig(lr=1e-3, eps=1e-15).setup([param]).defaults["fused"] is True
+    adam = torch.optim.Adam
+
+    def without_fused(params, fused=None, **kwargs):
+        if fused:
+            raise RuntimeError("`fused=True` requires all the params to be floating point Tensors of supported devices")
+        return adam(params, **kwargs)
+
+    optimizer = FusedAdamOptimizerConfig(_target=without_fused, lr=1e-3, eps=1e-15).setup([param])
+    assert not optimizer.defaults["fused"] and optimizer.defaults["eps"] == 1e-15
