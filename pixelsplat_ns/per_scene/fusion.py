@@ -154,10 +154,8 @@ def add_group(scene: FusedScene, gaussians: Gaussians, world_to_cameras: Float[T
         beaten.append((earlier.group, earlier_rays[duplicate & new_wins], candidates[duplicate & new_wins]))
     for earlier_group, earlier_rays, winners in beaten:
         scene.kept_rays[earlier_group][earlier_rays[keep_ray[winners]]] = False
-    kept = keep_ray.nonzero()[:, 0]
     scene.kept_rays.append(keep_ray)
     scene.samples.append(samples)
-    scene.parts.append(gaussians.select(
-        (kept[:, None] * samples + torch.arange(samples, device=kept.device)).flatten()))
-    scene.part_rays.append(kept)
+    scene.parts.append(gaussians.select(keep_ray.repeat_interleave(samples).nonzero()[:, 0]))
+    scene.part_rays.append(keep_ray.nonzero()[:, 0])
     scene.views.extend(depth_maps(points, opacity, world_to_cameras, intrinsics, height, width, group))

@@ -124,8 +124,8 @@ def check_fusion_options(model_config) -> None:
     """The fusion flags, before anything is loaded (the tolerance is only read when fusing)."""
     tolerance = model_config.fusion_depth_tolerance
     if model_config.context_fusion == "deduplicate" and not (math.isfinite(tolerance) and tolerance > 0):
-        raise ContextError(f"--pipeline.model.fusion-depth-tolerance {tolerance:g}: give a finite positive tolerance (depths "
-                           "within a factor 1 + it either way are one surface; default 1.0); "
+        raise ContextError(f"--pipeline.model.fusion-depth-tolerance {tolerance:g}: give a finite positive "
+                           "tolerance (depths within a factor 1 + it either way are one surface; default 1.0); "
                            "--pipeline.model.context-fusion concatenate keeps every Gaussian")
 
 
@@ -146,8 +146,11 @@ def features_depth(datamanager, model_config) -> Optional[float]:
     stretches = groups_along_path(cameras.camera_to_worlds, min(SURVEY_PAIRS, len(cameras) - 1), 2)
     background = context_background(model_config)
     intrinsics = cameras.get_intrinsics_matrices()
-    pairs = [([np.asarray(to_pil(datamanager.cached_train[i]["image"], background)) for i in pair],
-              cameras.camera_to_worlds[list(pair)], intrinsics[list(pair)]) for pair in stretches]
+    # Neighbouring stretches share their end view: each view is converted once.
+    images = {i: np.asarray(to_pil(datamanager.cached_train[i]["image"], background))
+              for i in sorted({i for pair in stretches for i in pair})}
+    pairs = [([images[i] for i in pair], cameras.camera_to_worlds[list(pair)], intrinsics[list(pair)])
+             for pair in stretches]
     return scene_depth.median_depth(pairs)
 
 

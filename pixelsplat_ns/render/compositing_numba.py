@@ -280,14 +280,15 @@ def _backward_tile(tile, offsets, entries, means2d, conics, opacities, colors, b
             v_color[d] = 0.0
         v_mx = v_my = v_a = v_b = v_c = v_opacity = 0.0
         quadratic, step = _falloff_step(a, b, c)
+        lv = level[m]
         lo, hi = max(px0, bx0[m]), min(px1, bx1[m])
         for py in range(max(py0, by0[m]), min(py1, by1[m])):
             dy = my - (py + 0.5)
             inside, falloff, ratio = False, 0.0, 0.0
             for px in range(lo, hi):
                 # Stepped at every pixel of the row, even those skipped below, as in the forward pass.
-                falloff, ratio, inside = _next_falloff(mx - (px + 0.5), dy, a, b, c, level[m], quadratic, step,
-                                                       inside, falloff, ratio)
+                falloff, ratio, inside = _next_falloff(mx - (px + 0.5), dy, a, b, c, lv, quadratic, step, inside,
+                                                       falloff, ratio)
                 p = (py - py0) * tw + px - px0
                 if k - start > last_here[p]:
                     continue  # behind this pixel's stop

@@ -240,14 +240,12 @@ def _project_and_shade_camera(means, covars, coeffs, viewmat, K, center, width, 
     shaded = None
     if coeffs is not None:
         visible = projection.radii[0] > 0
-        if int(visible.sum()) > 0.5 * means.shape[0]:
-            # Most are drawn (a view near the context's): gathering them and scattering back costs more than
-            # shading the few others, whose colours the compositing never reads.
-            shaded = torch.clamp_min(evaluate_sh(sh_degree, means - center, coeffs) + 0.5, 0.0)[None]
-        else:
-            drawn = torch.nonzero(visible).squeeze(1)
-            colors = torch.clamp_min(evaluate_sh(sh_degree, means[drawn] - center, coeffs[drawn]) + 0.5, 0.0)
-            shaded = colors.new_zeros(means.shape[0], 3).index_put((drawn,), colors)[None]
+        # Most drawn (a view near the context's): gathering them and scattering back would cost more than
+        # shading the few others, whose colours the compositing never reads.
+        most = int(visible.sum()) > 0.5 * means.shape[0]
+        drawn = slice(None) if most else torch.nonzero(visible).squeeze(1)
+        colors = torch.clamp_min(evaluate_sh(sh_degree, means[drawn] - center, coeffs[drawn]) + 0.5, 0.0)
+        shaded = (colors if most else colors.new_zeros(means.shape[0], 3).index_put((drawn,), colors))[None]
     return projection.radii, projection.means2d, projection.depths, projection.conics, shaded
 
 
