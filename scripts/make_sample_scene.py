@@ -14,6 +14,8 @@ import tyro
 
 from pixelsplat_ns.data.nerfstudio_convert import write_nerfstudio_scene
 from pixelsplat_ns.data.synthetic import SyntheticConfig, synthetic_scene
+from pixelsplat_ns.errors import InputError
+from pixelsplat_ns.process_data.scene_folder import check_output_folder, writing_into
 
 SAMPLE_SCENE = Path(__file__).resolve().parent.parent / "pixelsplat_ns" / "sample_scene"
 
@@ -29,7 +31,8 @@ class Args:
     frames: int = 21
     """Consecutive frames kept from the start of the walk."""
     overwrite: bool = False
-    """Replace the folder's contents."""
+    """Write into a folder that is not empty: files of the same names are replaced, others stay (transforms.json
+    lists only the new frames)."""
 
 
 def main(args: Args) -> None:
@@ -40,9 +43,11 @@ def main(args: Args) -> None:
     scene = synthetic_scene(args.seed, args.index, config)
     keep = slice(0, args.frames)
     scene = replace(scene, timestamps=scene.timestamps[keep], cameras=scene.cameras[keep], images=scene.images[keep])
-    try:
-        print(f"wrote {write_nerfstudio_scene(scene, args.out, overwrite=args.overwrite)}")
-    except FileExistsError as error:
+    try:  # the output-folder rules of pixelsplat-process-data
+        check_output_folder(args.out, [], args.overwrite, force_flag="--overwrite")
+        with writing_into(args.out):
+            print(f"wrote {write_nerfstudio_scene(scene, args.out, overwrite=True)}")
+    except InputError as error:
         raise SystemExit(str(error)) from None
 
 

@@ -16,7 +16,7 @@ densification) with three substitutions made in its own process only:
 
     .venv/bin/python scripts/splatfacto_cpu.py --data DIR --seconds 15 [--output-dir DIR]
 
-Prints one JSON line: held-out PSNR and the number of held-out views, training steps run (the first, untimed one
+Prints one JSON line (its last line of output; also written to the run folder's result.json): held-out PSNR and the number of held-out views, training steps run (the first, untimed one
 included), seconds of training after the first step, Gaussians at the end. The scene needs held-out views
 (nerfstudio-data holds out 10% of 10 or more images).
 """
@@ -41,7 +41,9 @@ class Args:
     """Wall time of the training loop after its first step (which compiles: numba's kernels, if not cached, and
     splatfacto's ``torch.compile``d view matrix); training stops at the first step that ends past it."""
     output_dir: Path = Path("outputs/splatfacto_cpu")
-    """Where nerfstudio writes the run (config.yml and the checkpoint of its last step), as ns-train would."""
+    """Where the run is written: nerfstudio's config.yml and the checkpoint of its last step, and result.json
+    (the printed line). Kept for inspection: nerfstudio's ns-* tools cannot load a splatfacto run on this
+    machine (splatfacto needs gsplat's CUDA rasterizer, and LPIPS weights from the internet)."""
     seed: int = 42
 
 
@@ -157,8 +159,10 @@ def main(args: Args) -> None:
     steps, seconds = train_for(trainer, args.seconds)
     trainer.save_checkpoint(steps - 1)
     score, views = held_out_psnr(trainer.pipeline)
-    print(json.dumps({"psnr": score, "views": views, "steps": steps, "seconds": round(seconds, 1),
-                      "gaussians": trainer.pipeline.model.num_points}), flush=True)
+    result = json.dumps({"psnr": score, "views": views, "steps": steps, "seconds": round(seconds, 1),
+                         "gaussians": trainer.pipeline.model.num_points})
+    (trainer.base_dir / "result.json").write_text(result)
+    print(result, flush=True)
 
 
 if __name__ == "__main__":

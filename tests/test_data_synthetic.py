@@ -14,6 +14,8 @@ from pixelsplat_ns.data.synthetic import (
     SyntheticConfig,
     look_direction,
     make_texture,
+    random_scene,
+    render,
     render_scene,
     synthetic_scene,
     write_synthetic_dataset,
@@ -117,3 +119,32 @@ def test_invalid_settings_are_refused_before_anything_is_written(tmp_path):
     with pytest.raises(ValueError, match="min_frames <= max_frames"):
         write_synthetic_dataset(tmp_path / "out", 2, 0, SyntheticConfig(min_frames=40, max_frames=30))
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*"))
+
+
+def test_rays_parallel_to_a_wall_find_the_room():
+    """A ray whose direction has an exact zero component (an axis-aligned camera's middle column at an odd
+    width) leaves the room through another face: it must not be taken as exiting behind the camera (-inf)."""
+    room, _, _ = random_scene(1, 0, SyntheticConfig(height=9, width=9, min_frames=48, max_frames=48))
+    c2w = np.eye(4)
+    c2w[:3, 3] = (room.low + room.high) / 2
+    intrinsics = np.array([[1.0, 0, 0.5], [0, 1.0, 0.5], [0, 0, 1]])
+    colour, depth = render(room, c2w, intrinsics, 9, 9)
+    assert np.isfinite(colour).all() and np.isfinite(depth).all() and (depth > 0).all()
+
+
+def test_make_sample_scene_refuses_what_it_cannot_write_in_one_line(tmp_path):
+    """scripts/make_sample_scene.py follows pixelsplat-process-data's output-folder rules."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "make_sample_scene.py"
+    (tmp_path / "a_file").write_text("mine")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "notes.txt").write_text("mine")
+    for out, message in ((tmp_path / "a_file", "exists and is not a folder"),
+                         (tmp_path / "full", "is not empty; choose another folder or pass --overwrite")):
+        result = subprocess.run([sys.executable, str(script), "--out", str(out), "--frames", "2"],
+                                capture_output=True, text=True)
+        assert result.returncode != 0 and message in result.stderr and "Traceback" not in result.stderr
+    assert (tmp_path / "a_file").read_text() == "mine" and (tmp_path / "full" / "notes.txt").read_text() == "mine"

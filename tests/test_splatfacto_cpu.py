@@ -30,6 +30,9 @@ def test_splatfacto_trains_on_the_cpu_for_its_wall_time_and_scores_the_held_out_
     assert score["steps"] >= 3 and 3 <= score["seconds"] < 30
     assert score["gaussians"] == 50000  # splatfacto's random points; densification starts at step 500
     assert 3 < score["psnr"] < 40
+    run = next(tmp_path.rglob("config.yml")).parent  # the run is kept: config, last checkpoint, the result
+    assert json.loads((run / "result.json").read_text()) == score
+    assert len(list(run.glob("nerfstudio_models/step-*.ckpt"))) == 1
 
 
 def test_the_substitute_rasterization_is_the_projects_and_refuses_what_it_lacks():

@@ -285,6 +285,7 @@ def _render_rows(
         for a in range(3):
             forward = directions[a] > 0
             exit_ = (np.where(forward, np.float32(room.high[a]), np.float32(room.low[a])) - origin[a]) / directions[a]
+            exit_[directions[a] == 0] = np.inf  # parallel to this axis's faces (x / 0 would give -inf behind)
             nearer = exit_ < depth
             depth = np.where(nearer, exit_, depth)
             axis = np.where(nearer, a, axis)

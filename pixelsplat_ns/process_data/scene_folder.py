@@ -28,9 +28,9 @@ class Frame:
     """fl_x, fl_y, cx, cy, w, h as transforms.json names them (pixels, the image as displayed)."""
 
 
-def check_output_folder(out: Path, inputs: list[Path], force: bool) -> None:
+def check_output_folder(out: Path, inputs: list[Path], force: bool, force_flag: str = "--force") -> None:
     """Never write over or next to the user's own files: OUT may not hold the inputs, and a folder that is not
-    empty is written into only with ``force``."""
+    empty is written into only with ``force`` (the command's ``force_flag``, named in the message)."""
     out = Path(out).resolve()
     for path in inputs:
         if Path(path).resolve().is_relative_to(out):
@@ -39,8 +39,8 @@ def check_output_folder(out: Path, inputs: list[Path], force: bool) -> None:
     if out.exists() and not out.is_dir():
         raise OutputFolderError(f"{out} exists and is not a folder")
     if out.exists() and any(out.iterdir()) and not force:
-        raise OutputFolderError(f"{out} is not empty; choose another folder or pass --force (files of the same "
-                                "names are then replaced)")
+        raise OutputFolderError(f"{out} is not empty; choose another folder or pass {force_flag} (files of the "
+                                "same names are then replaced)")
 
 
 @contextmanager
