@@ -235,3 +235,41 @@ def test_refinement_uses_torchs_fused_adam_and_the_usual_one_where_there_is_none
 
     optimizer = FusedAdamOptimizerConfig(_target=without_fused, lr=1e-3, eps=1e-15).setup([param])
     assert not optimizer.defaults["fused"] and optimizer.defaults["eps"] == 1e-15
+
+
+def test_renders_without_gradients_reuse_the_activated_parameters_until_one_changes():
+    """The viewer's frames share one activation of the parameters (``_still_splats``); an in-place change of
+    any parameter (an optimizer step), new Gaussians or a crop box each give the render they should."""
+    from nerfstudio.cameras.cameras import Cameras
+    from nerfstudio.data.scene_box import SceneBox
+
+    from pixelsplat_ns.per_scene.config import PixelSplatModelConfig
+
+    def setup(gaussians):
+        model = PixelSplatModelConfig().setup(scene_box=SceneBox(torch.tensor([[-1.0] * 3, [1.0] * 3])),
+                                              num_train_data=2)
+        model.set_gaussians(gaussians)
+        model.set_near_plane(0.01)
+        return model.eval()
+
+    looking_at_the_scene = torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0]))[:3][None]  # OpenGL axes, along +z
+    camera = Cameras(camera_to_worlds=looking_at_the_scene, fx=40.0, fy=40.0, cx=32.0, cy=24.0, width=64, height=48)
+    model = setup(random_gaussians(seed=1))
+    with torch.no_grad():
+        first = model.get_outputs(camera)["rgb"]
+        splats = model._splats()
+        assert model._splats()["colors"] is splats["colors"], "unchanged parameters: activated once"
+        model.gauss_params["features_dc"].add_(0.2)  # in place, as an optimizer step
+        model.gauss_params["opacities"].sub_(1.0)
+        changed = model.get_outputs(camera)["rgb"]
+    fresh = setup(random_gaussians(seed=1))
+    with torch.no_grad():
+        fresh.gauss_params["features_dc"].add_(0.2)
+        fresh.gauss_params["opacities"].sub_(1.0)
+        torch.testing.assert_close(changed, fresh.get_outputs(camera)["rgb"], atol=0, rtol=0)
+        assert (changed - first).abs().max() > 0.05
+        model.set_gaussians(random_gaussians(seed=2))
+        other = setup(random_gaussians(seed=2)).get_outputs(camera)["rgb"]
+        torch.testing.assert_close(model.get_outputs(camera)["rgb"], other, atol=0, rtol=0)
+    with torch.enable_grad():  # eval with gradients (not the viewer): no cache
+        assert model._splats()["colors"] is not model._splats()["colors"]

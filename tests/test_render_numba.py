@@ -14,7 +14,7 @@ import torch
 from test_render_reference import random_scene
 
 from pixelsplat_ns.render import compositing_numba, rasterize
-from pixelsplat_ns.render.compositing import composite
+from pixelsplat_ns.render.compositing import composite, footprints
 from pixelsplat_ns.render.compositing_numba import composite_numba
 
 PARAMS = ["means", "quats", "scales", "opacities", "colors"]
@@ -85,8 +85,9 @@ def test_dense_scene_with_early_stops_matches_torch():
 @pytest.mark.parametrize("dtype, max_correlation", [(torch.float32, 0.8), (torch.float64, 0.8), (torch.float64, 0.999)])
 def test_compositing_many_channels(dtype, max_correlation):
     """``composite_numba`` on its own with 32 channels, in float32 and float64 (computed in float64); with
-    correlations up to 0.999, thin slanted ellipses whose rows cover a small part of their pixel box (the
-    kernels get a row's falloffs by a recurrence inside the chord where sigma <= level)."""
+    correlations up to 0.999, thin slanted ellipses whose rows cover a small part of their pixel box, some of
+    them so thin that the falloff recurrence over their box could underflow and the kernels evaluate it pixel
+    by pixel instead."""
     g = torch.Generator().manual_seed(33)
     n_cameras, n, width, height = 2, 200, 33, 28
     means2d = torch.rand(n_cameras, n, 2, generator=g, dtype=dtype) * torch.tensor([width, height], dtype=dtype)
@@ -100,6 +101,8 @@ def test_compositing_many_channels(dtype, max_correlation):
     depths = torch.rand(n_cameras, n, generator=g, dtype=dtype).round(decimals=1)  # many equal depths
     radii = torch.ceil(3 * scale.max(-1).values).int()
     radii[:, :5] = 0  # culled
+    safe, unsafe = recurrence_use(means2d, conics, opacities, depths, radii, width, height)
+    assert safe > 0 and (unsafe > 0) == (max_correlation > 0.99)
     results = []
     for fn in (composite_numba, composite):
         inputs = [t.clone().requires_grad_() for t in (means2d, conics, opacities, colors)]
@@ -110,6 +113,72 @@ def test_compositing_many_channels(dtype, max_correlation):
         results.append(dict(image=image.detach(), alpha=alpha.detach(),
                             **{name: t.grad for name, t in zip(["means2d", "conics", "opacities", "colors"], inputs)}))
     assert_matches(*results, tolerance=1e-5 if dtype == torch.float32 else 1e-10)
+
+
+def recurrence_use(means2d, conics, opacities, depths, radii, width, height) -> tuple[int, int]:
+    """How many (tile, Gaussian) entries the kernels walk with the falloff recurrence, and how many pixel by
+    pixel because a corner of the Gaussian's box in the tile is too far out (``RECURRENCE_MAX_SIGMA``)."""
+    flat = [t.flatten(0, 1).detach() for t in (means2d, conics, opacities)]
+    boxes, lists = compositing_numba.build_layout(*flat, depths, radii.flatten(), width, height)
+    counts = [0, 0]
+    for tile in range(len(lists.offsets) - 1):
+        _, px0, px1, py0, py1 = compositing_numba._tile_bounds(tile, lists.tiles_x, lists.tiles_y, width, height)
+        for m in lists.entries[lists.offsets[tile]:lists.offsets[tile + 1]]:
+            (mx, my), (a, b, c) = flat[0][m].tolist(), flat[1][m].tolist()
+            xs = (max(px0, boxes.x0[m]) + 0.5, min(px1, boxes.x1[m]) - 0.5)
+            ys = (max(py0, boxes.y0[m]) + 0.5, min(py1, boxes.y1[m]) - 0.5)
+            worst = max(0.5 * (a * (mx - x) ** 2 + c * (my - y) ** 2) + b * (mx - x) * (my - y) for x in xs for y in ys)
+            counts[int(worst > compositing_numba.RECURRENCE_MAX_SIGMA)] += 1
+    return counts[0], counts[1]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_pixel_boxes_and_tile_lists_are_the_torch_backends(dtype):
+    """The numba layout (tile rectangles in the means' dtype, as gsplat's float32, then the boxes) against
+    ``compositing.footprints``, with centres on and a rounding step off tile edges, off screen and culled; the
+    tile lists are the same whatever the number of parallel chunks."""
+    g = torch.Generator().manual_seed(37)
+    n, width, height = 3000, 1000, 700
+    means2d = torch.rand(2, n, 2, generator=g, dtype=dtype) * 1100 - 50
+    scale = torch.rand(2, n, 2, generator=g, dtype=dtype) * 6 + 0.3
+    radii = torch.ceil(3 * scale.max(-1).values).int()
+    # A third: centres a few rounding steps off tile edges, wide ellipses and any radius, so that the tile
+    # rectangle bounds the box and its float32 arithmetic shows (float64 would round some the other way).
+    edges = torch.randint(0, 40, (2, n, 2), generator=g).to(dtype) * 16
+    ulps = torch.randint(-3, 4, (2, n, 2), generator=g).to(dtype) * torch.finfo(dtype).eps * edges.clamp(min=1)
+    means2d[:, ::3] = (edges + ulps)[:, ::3]
+    scale[:, ::3] = 200.0
+    radii[:, ::3] = torch.randint(1, 400, (2, n), generator=g, dtype=torch.int32)[:, ::3]
+    conics = torch.stack([1 / scale[..., 0] ** 2, torch.zeros_like(scale[..., 0]), 1 / scale[..., 1] ** 2], -1)
+    opacities = torch.rand(2, n, generator=g, dtype=dtype)
+    radii[:, ::7] = 0
+    depths = torch.rand(2, n, generator=g, dtype=dtype)
+    flat = [t.flatten(0, 1) for t in (means2d, conics, opacities)]
+    boxes, lists = compositing_numba.build_layout(*flat, depths, radii.flatten(), width, height)
+    expected = footprints(*flat, radii.flatten(), width, height)
+    for name in ("x0", "x1", "y0", "y1"):
+        assert (getattr(boxes, name) == getattr(expected, name).numpy()).all(), name
+    if dtype == torch.float32:
+        in_float64 = footprints(flat[0].double(), *flat[1:], radii.flatten(), width, height)
+        assert any((getattr(in_float64, name) != getattr(expected, name)).any() for name in ("x1", "y1"))
+    assert ((boxes.x1 > boxes.x0) & (boxes.y1 > boxes.y0)).mean() > 0.5
+    order = compositing_numba.depth_order(depths)
+    for chunks in (1, 5):
+        offsets, entries = compositing_numba._tile_lists(order, boxes.x0, boxes.x1, boxes.y0, boxes.y1, 2, n,
+                                                         lists.tiles_x, lists.tiles_y, chunks)
+        assert (offsets == lists.offsets).all() and (entries == lists.entries).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_depth_order_is_torchs_stable_sort(dtype):
+    """The radix sort that orders each camera's Gaussians: negative, equal and huge depths, several sizes."""
+    g = torch.Generator().manual_seed(36)
+    for n in (1, 2, 1000, 70_000):
+        depths = torch.round(torch.randn(3, n, generator=g, dtype=dtype) * 12) / 4 + 0.0  # ties; no -0.0
+        depths[1, : n // 2] = 1e30
+        depths[2] = torch.finfo(dtype).tiny * torch.arange(n, 0, -1, dtype=dtype)  # tiny, decreasing
+        expected = torch.sort(depths, dim=-1, stable=True).indices.numpy()
+        assert (compositing_numba.depth_order(depths) == expected).all()
 
 
 def test_warm_up_reports_seconds():

@@ -12,8 +12,11 @@ Differences of layout, none of result beyond rounding:
   list without any Gaussian that could pass the alpha test in that tile; per-pixel order is unchanged.
 * Each tile loops over its Gaussians and, for each, over the pixels of its box only (the pixel state of the
   tile lives in small arrays), so small Gaussians cost a few pixels rather than the whole tile.
-* Along a pixel row, exp(-sigma) is carried from pixel to pixel by a recurrence (``_next_falloff``: sigma is
-  quadratic in x), which differs from a fresh exp by rounding (about 1e-15 relative).
+* Over a Gaussian's box in a tile, exp(-sigma) is carried from pixel to pixel and from row to row by a
+  recurrence (``_box_start``: sigma is quadratic in x and y), which differs from a fresh exp by rounding
+  (about 1e-15 relative per step). For a positive-definite conic sigma >= 0, so gsplat's ``sigma < 0`` skip
+  is checked only for the others, evaluated pixel by pixel (``_pixel_falloff``), as are boxes where the
+  recurrence could underflow.
 * Transmittance, colours and gradients are accumulated in float64 whatever the input dtype.
 * The backward pass writes one partial gradient per (tile, Gaussian) entry and sums them per Gaussian
   afterwards, in a fixed order (deterministic, no atomics); memory grows with the number of entries, not
@@ -34,14 +37,15 @@ from jaxtyping import Float, Int
 from numba import prange
 from torch import Tensor
 
+from pixelsplat_ns.render.projection_numba import project_and_shade_numba
 from pixelsplat_ns.render.compositing import (
     ALPHA_MAX,
     ALPHA_MIN,
     TILE_SIZE,
     TRANSMITTANCE_MIN,
-    tile_rects,
 )
 
+RECURRENCE_MAX_SIGMA = 600.0  # exp(-600) ~ 1e-261: far from float64's underflow, whatever the steps after
 GRAD_FIELDS = 6  # per entry: d/d means2d (2), d/d conics (3), d/d opacity (1), then d/d colour (D)
 
 
@@ -70,16 +74,29 @@ class Boxes:
 
 
 @numba.njit(parallel=True, cache=True)
-def _pixel_boxes(means2d, conics, opacities, tx0, tx1, ty0, ty1, width, height):
+def _pixel_boxes(means2d, conics, opacities, radii, width, height):
     """``compositing.footprints`` per Gaussian (float64, same formulas): the half-open pixel box of the
     ellipse sigma <= level (alpha >= 1/255, level widened for rounding) within its tile rectangle, empty
-    (all 0) if none; and the level."""
+    (all 0) if none; and the level. The tile rectangle is ``compositing.tile_rects``'s, computed as there in
+    the dtype of ``means2d`` (gsplat's float32), with ``radii`` given in that dtype."""
     n = len(opacities)
+    tile_size = np.full(1, TILE_SIZE, dtype=means2d.dtype)[0]  # a scalar of means2d's dtype
+    tiles_x, tiles_y = (width + TILE_SIZE - 1) // TILE_SIZE, (height + TILE_SIZE - 1) // TILE_SIZE
     x0, x1 = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
     y0, y1 = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
     level = np.empty(n)
     limit = max(width, height) + 1.0
     for m in prange(n):
+        if radii[m] <= 0:
+            level[m] = 0.0
+            continue  # not drawn: an empty box
+        tile_radius = radii[m] / tile_size
+        tile_x, tile_y = means2d[m, 0] / tile_size, means2d[m, 1] / tile_size
+        # CUDA's float -> uint32 conversion saturates negatives at 0; the result is then capped at the grid size.
+        tx0 = min(max(math.floor(tile_x - tile_radius), 0), tiles_x)
+        tx1 = min(max(math.ceil(tile_x + tile_radius), 0), tiles_x)
+        ty0 = min(max(math.floor(tile_y - tile_radius), 0), tiles_y)
+        ty1 = min(max(math.ceil(tile_y + tile_radius), 0), tiles_y)
         a, b, c = float(conics[m, 0]), float(conics[m, 1]), float(conics[m, 2])
         det = max(a * c - b * b, 1e-300)
         lv = math.log(255.0 * max(float(opacities[m]), 1e-300))
@@ -92,40 +109,101 @@ def _pixel_boxes(means2d, conics, opacities, tx0, tx1, ty0, ty1, width, height):
         hi_x = int(min(max(math.floor(mx + half_x - 0.5 + 1e-3) + 1.0, -1.0), limit))
         lo_y = int(min(max(math.ceil(my - half_y - 0.5 - 1e-3), -1.0), limit))
         hi_y = int(min(max(math.floor(my + half_y - 0.5 + 1e-3) + 1.0, -1.0), limit))
-        bx0, bx1 = max(lo_x, tx0[m] * TILE_SIZE, 0), min(hi_x, tx1[m] * TILE_SIZE, width)
-        by0, by1 = max(lo_y, ty0[m] * TILE_SIZE, 0), min(hi_y, ty1[m] * TILE_SIZE, height)
+        bx0, bx1 = max(lo_x, tx0 * TILE_SIZE, 0), min(hi_x, tx1 * TILE_SIZE, width)
+        by0, by1 = max(lo_y, ty0 * TILE_SIZE, 0), min(hi_y, ty1 * TILE_SIZE, height)
         if bx1 > bx0 and by1 > by0 and lv >= 0.0:
             x0[m], x1[m], y0[m], y1[m] = bx0, bx1, by0, by1
     return x0, x1, y0, y1, level
 
 
-@numba.njit(cache=True)
-def _tile_lists(order, x0, x1, y0, y1, n_cameras, n, tiles_x, tiles_y):
-    """Counting sort of (tile, Gaussian) entries by tile, filled in depth order so each tile's run is
-    depth-sorted (``order`` [C, N]: each camera's Gaussians by depth, ties by index)."""
-    tiles_per_camera = tiles_x * tiles_y
-    counts = np.zeros(n_cameras * tiles_per_camera + 1, dtype=np.int64)
-    for c in range(n_cameras):
-        for g in range(n):
-            m = c * n + g
-            if x1[m] <= x0[m] or y1[m] <= y0[m]:
-                continue
-            for ty in range(y0[m] // TILE_SIZE, (y1[m] - 1) // TILE_SIZE + 1):
-                for tx in range(x0[m] // TILE_SIZE, (x1[m] - 1) // TILE_SIZE + 1):
-                    counts[c * tiles_per_camera + ty * tiles_x + tx + 1] += 1
-    offsets = np.cumsum(counts)
-    cursor = offsets[:-1].copy()
-    entries = np.empty(offsets[-1], dtype=np.int64)
-    for c in range(n_cameras):
+RADIX_BITS = 11
+
+
+@numba.njit(parallel=True, cache=True)
+def _depth_order(bits, n_bits):
+    """Each camera's Gaussians by depth, ties by index: ``torch.sort(depths, stable=True).indices`` as an LSD
+    radix sort of the depths' IEEE bit patterns ``bits`` [C, N] (uint32 for float32, uint64 for float64, of
+    ``n_bits`` bits), mapped to unsigned integers in the floats' order. (-0.0 sorts before +0.0, which torch
+    takes as equal; neither is drawn, being closer than any near plane.)"""
+    n_cameras, n = bits.shape
+    order = np.empty((n_cameras, n), dtype=np.int64)
+    sign = np.uint64(1) << np.uint64(n_bits - 1)
+    mask = np.uint64((1 << RADIX_BITS) - 1)
+    for c in prange(n_cameras):
+        keys = np.empty(n, dtype=np.uint64)
         for i in range(n):
-            m = c * n + order[c, i]
+            key = np.uint64(bits[c, i])
+            keys[i] = ~key & ((sign << np.uint64(1)) - np.uint64(1)) if key & sign else key | sign
+        current, spare = np.arange(n), np.empty(n, dtype=np.int64)
+        for shift in range(0, n_bits, RADIX_BITS):
+            counts = np.zeros((1 << RADIX_BITS) + 1, dtype=np.int64)
+            for i in range(n):
+                counts[((keys[current[i]] >> np.uint64(shift)) & mask) + 1] += 1
+            counts = np.cumsum(counts)
+            for i in range(n):
+                digit = (keys[current[i]] >> np.uint64(shift)) & mask
+                spare[counts[digit]] = current[i]
+                counts[digit] += 1
+            current, spare = spare, current
+        order[c] = current
+    return order
+
+
+def depth_order(depths: Float[Tensor, "C N"]) -> np.ndarray:
+    """``_depth_order`` of float32 or float64 depths: [C, N] int64."""
+    array = _numpy(depths)
+    bits = array.view(np.uint32 if array.dtype == np.float32 else np.uint64)
+    return _depth_order(bits, 8 * array.dtype.itemsize)
+
+
+@numba.njit(inline="always")
+def _gaussian_at(order, n, position):
+    """The flattened id (camera * n + Gaussian) at ``position`` of the cameras' depth orders laid end to end."""
+    camera = position // n
+    return camera * n + order[camera, position - camera * n]
+
+
+@numba.njit(parallel=True, cache=True)
+def _tile_lists(order, x0, x1, y0, y1, n_cameras, n, tiles_x, tiles_y, n_chunks):
+    """Counting sort of (tile, Gaussian) entries by tile, filled in depth order so each tile's run is
+    depth-sorted (``order`` [C, N]: each camera's Gaussians by depth, ties by index).
+
+    In parallel over ``n_chunks`` consecutive parts of the depth order: each part counts its entries per
+    tile, and writes them after those of the parts before it, so the lists are the serial ones."""
+    tiles_per_camera = tiles_x * tiles_y
+    n_tiles = n_cameras * tiles_per_camera
+    total = n_cameras * n
+    per_chunk = (total + n_chunks - 1) // n_chunks
+    counts = np.zeros((n_chunks, n_tiles), dtype=np.int64)
+    for chunk in prange(n_chunks):
+        for position in range(chunk * per_chunk, min(total, (chunk + 1) * per_chunk)):
+            m = _gaussian_at(order, n, position)
             if x1[m] <= x0[m] or y1[m] <= y0[m]:
                 continue
+            base = (m // n) * tiles_per_camera
             for ty in range(y0[m] // TILE_SIZE, (y1[m] - 1) // TILE_SIZE + 1):
                 for tx in range(x0[m] // TILE_SIZE, (x1[m] - 1) // TILE_SIZE + 1):
-                    t = c * tiles_per_camera + ty * tiles_x + tx
-                    entries[cursor[t]] = m
-                    cursor[t] += 1
+                    counts[chunk, base + ty * tiles_x + tx] += 1
+    offsets = np.zeros(n_tiles + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum(counts.sum(axis=0))
+    cursor = np.empty((n_chunks, n_tiles), dtype=np.int64)
+    for t in prange(n_tiles):
+        start = offsets[t]
+        for chunk in range(n_chunks):
+            cursor[chunk, t] = start
+            start += counts[chunk, t]
+    entries = np.empty(offsets[-1], dtype=np.int64)
+    for chunk in prange(n_chunks):
+        for position in range(chunk * per_chunk, min(total, (chunk + 1) * per_chunk)):
+            m = _gaussian_at(order, n, position)
+            if x1[m] <= x0[m] or y1[m] <= y0[m]:
+                continue
+            base = (m // n) * tiles_per_camera
+            for ty in range(y0[m] // TILE_SIZE, (y1[m] - 1) // TILE_SIZE + 1):
+                for tx in range(x0[m] // TILE_SIZE, (x1[m] - 1) // TILE_SIZE + 1):
+                    t = base + ty * tiles_x + tx
+                    entries[cursor[chunk, t]] = m
+                    cursor[chunk, t] += 1
     return offsets, entries
 
 
@@ -141,35 +219,50 @@ def _tile_bounds(tile, tiles_x, tiles_y, width, height):
 
 @numba.njit(inline="always")
 def _falloff_step(a, b, c):
-    """(whether the conic is positive definite, exp(-a)): the recurrence of ``_next_falloff`` holds for such a
-    conic, and exp(-a) is the constant factor its pixel-to-pixel ratio changes by along any row."""
+    """(whether the conic is positive definite, exp(-a)): ``_box_start``'s recurrence holds for such a conic,
+    and exp(-a) is the constant factor its pixel-to-pixel ratio changes by along any row."""
     quadratic = a > 0.0 and a * c - b * b > 0.0
     return quadratic, (math.exp(-a) if quadratic else 0.0)
 
 
 @numba.njit(inline="always")
-def _next_falloff(dx, dy, a, b, c, level, quadratic, step, inside, falloff, ratio):
-    """exp(-sigma) at the next pixel of a row (offset ``dx``, ``dy`` from the Gaussian's centre, pixels taken
-    left to right), and the recurrence's state: returns ``(falloff, ratio, inside)``, the falloff 0 where the
-    alpha test fails anyway (sigma > level) and where sigma < 0 (skipped by the rules). Start each row with
-    ``inside`` False.
+def _sigma(dx, dy, a, b, c):
+    return 0.5 * (a * dx * dx + c * dy * dy) + b * dx * dy
 
-    Along a row sigma is a quadratic in x, so inside the interval where sigma <= level each pixel's falloff
-    is the previous one times a ratio that itself changes by the constant factor ``step`` = exp(-a)
-    (``_falloff_step``): two products per pixel instead of an exponential (relative error about 1e-15 per
-    pixel). Every factor lies between exp(-level) and exp(level), so nothing under- or overflows. A conic
-    that is not positive definite is evaluated pixel by pixel. The forward and backward kernels both step
-    through it, so they see the same alphas bit for bit; it is inlined into their pixel loops (a row's
-    falloffs are never stored)."""
+
+@numba.njit(inline="always")
+def _box_start(mx, my, a, b, c, x0, x1, y0, y1):
+    """The falloff recurrence over the pixel box [x0, x1) x [y0, y1) of a positive-definite conic: whether it
+    is safe, and its state at the box's first pixel (x0, y0): ``(safe, falloff, across, down, across_down,
+    down_down)``.
+
+    sigma is quadratic in both pixel coordinates, so moving one pixel right multiplies the falloff
+    exp(-sigma) by ``across``, which itself is multiplied by exp(-a) (``_falloff_step``) at each step right
+    and by ``across_down`` = exp(-b) at each row down; moving one row down multiplies the row's first
+    falloff by ``down``, itself multiplied by ``down_down`` = exp(-c) per row. Six exponentials per (tile, Gaussian) instead of one
+    or two per row or pixel; about 1e-15 relative error per step over at most 16 + 16 steps. Unsafe (use
+    ``_pixel_falloff``) where some corner of the box has sigma > ``RECURRENCE_MAX_SIGMA``: a falloff there
+    could underflow, and a zero would stay zero along the recurrence."""
+    dx0, dy0 = mx - (x0 + 0.5), my - (y0 + 0.5)
+    dx1, dy1 = mx - (x1 - 0.5), my - (y1 - 0.5)
+    worst = max(max(_sigma(dx0, dy0, a, b, c), _sigma(dx1, dy0, a, b, c)),
+                max(_sigma(dx0, dy1, a, b, c), _sigma(dx1, dy1, a, b, c)))
+    if worst > RECURRENCE_MAX_SIGMA:
+        return False, 0.0, 0.0, 0.0, 0.0, 0.0
+    # sigma(px + 1) - sigma(px) = a / 2 - a dx - b dy (dx decreases by one); likewise down: c / 2 - c dy - b dx
+    return (True, math.exp(-_sigma(dx0, dy0, a, b, c)), math.exp(-(0.5 * a - a * dx0 - b * dy0)),
+            math.exp(-(0.5 * c - c * dy0 - b * dx0)), math.exp(-b), math.exp(-c))
+
+
+@numba.njit(inline="always")
+def _pixel_falloff(dx, dy, a, b, c, level):
+    """exp(-sigma) at one pixel (offset ``dx``, ``dy`` from the Gaussian's centre) for a conic that is not
+    positive definite, or a box where ``_box_start``'s recurrence is unsafe: 0 where the alpha test fails anyway
+    (sigma > level) and where sigma < 0 (skipped by gsplat's rules)."""
     sigma = 0.5 * (a * dx * dx + c * dy * dy) + b * dx * dy
     if sigma < 0.0 or sigma > level:
-        return 0.0, ratio, False
-    if quadratic and inside:
-        return falloff * ratio, ratio * step, True
-    if quadratic:
-        # sigma(x + 1) - sigma(x) = a / 2 - a dx - b dy, and it grows by a from one pixel to the next
-        return math.exp(-sigma), math.exp(-(0.5 * a - a * dx - b * dy)), True
-    return math.exp(-sigma), ratio, False
+        return 0.0
+    return math.exp(-sigma)
 
 
 @numba.njit(cache=True)
@@ -198,15 +291,23 @@ def _forward_tile(tile, offsets, entries, means2d, conics, opacities, colors, bx
         quadratic, step = _falloff_step(a, b, c)
         lv, here = level[m], k - start
         lo, hi = max(px0, bx0[m]), min(px1, bx1[m])
-        for py in range(max(py0, by0[m]), min(py1, by1[m])):
+        top, bottom = max(py0, by0[m]), min(py1, by1[m])
+        row_falloff = row_across = down = across_down = down_down = 0.0
+        if quadratic:
+            quadratic, row_falloff, row_across, down, across_down, down_down = _box_start(mx, my, a, b, c, lo, hi,
+                                                                                          top, bottom)
+        for py in range(top, bottom):
             dy = my - (py + 0.5)
             row = (py - py0) * tw - px0
-            inside, falloff, ratio = False, 0.0, 0.0
+            falloff, across = row_falloff, row_across
+            row_falloff, down, row_across = row_falloff * down, down * down_down, row_across * across_down
             for px in range(lo, hi):
-                falloff, ratio, inside = _next_falloff(mx - (px + 0.5), dy, a, b, c, lv, quadratic, step, inside,
-                                                       falloff, ratio)
+                if quadratic:
+                    alpha = min(ALPHA_MAX, opacity * falloff)
+                    falloff, across = falloff * across, across * step
+                else:
+                    alpha = min(ALPHA_MAX, opacity * _pixel_falloff(mx - (px + 0.5), dy, a, b, c, lv))
                 p = row + px
-                alpha = min(ALPHA_MAX, opacity * falloff)
                 if alpha < ALPHA_MIN or done[p]:  # alpha is 0 where the falloff is
                     continue
                 next_t = trans[p] * (1.0 - alpha)
@@ -282,13 +383,23 @@ def _backward_tile(tile, offsets, entries, means2d, conics, opacities, colors, b
         quadratic, step = _falloff_step(a, b, c)
         lv = level[m]
         lo, hi = max(px0, bx0[m]), min(px1, bx1[m])
-        for py in range(max(py0, by0[m]), min(py1, by1[m])):
+        top, bottom = max(py0, by0[m]), min(py1, by1[m])
+        row_falloff = row_across = down = across_down = down_down = 0.0
+        if quadratic:
+            quadratic, row_falloff, row_across, down, across_down, down_down = _box_start(mx, my, a, b, c, lo, hi,
+                                                                                          top, bottom)
+        for py in range(top, bottom):
             dy = my - (py + 0.5)
-            inside, falloff, ratio = False, 0.0, 0.0
+            next_falloff, across = row_falloff, row_across
+            row_falloff, down, row_across = row_falloff * down, down * down_down, row_across * across_down
             for px in range(lo, hi):
-                # Stepped at every pixel of the row, even those skipped below, as in the forward pass.
-                falloff, ratio, inside = _next_falloff(mx - (px + 0.5), dy, a, b, c, lv, quadratic, step, inside,
-                                                       falloff, ratio)
+                # Stepped at every pixel of the box, even those skipped below, as in the forward pass (the
+                # same alphas bit for bit).
+                if quadratic:
+                    falloff = next_falloff
+                    next_falloff, across = falloff * across, across * step
+                else:
+                    falloff = _pixel_falloff(mx - (px + 0.5), dy, a, b, c, lv)
                 p = (py - py0) * tw + px - px0
                 if k - start > last_here[p]:
                     continue  # behind this pixel's stop
@@ -363,12 +474,12 @@ def build_layout(
     height: int,
 ) -> tuple[Boxes, TileLists]:
     """Pixel boxes and per-tile lists of the flattened (C*N) Gaussians."""
-    rects = [_numpy(t) for t in tile_rects(means2d, radii, width, height)]
-    boxes = Boxes(*_pixel_boxes(_numpy(means2d), _numpy(conics), _numpy(opacities), *rects, width, height))
-    order = _numpy(torch.sort(depths, dim=-1, stable=True).indices)
+    boxes = Boxes(*_pixel_boxes(_numpy(means2d), _numpy(conics), _numpy(opacities), _numpy(radii.to(means2d.dtype)),
+                                width, height))
+    order = depth_order(depths)
     tiles_x, tiles_y = math.ceil(width / TILE_SIZE), math.ceil(height / TILE_SIZE)
     offsets, entries = _tile_lists(order, boxes.x0, boxes.x1, boxes.y0, boxes.y1, depths.shape[0], depths.shape[1],
-                                   tiles_x, tiles_y)
+                                   tiles_x, tiles_y, 4 * numba.get_num_threads())
     return boxes, TileLists(offsets, entries, tiles_x, tiles_y)
 
 
@@ -436,8 +547,9 @@ def composite_numba(
 
 
 def warm_up(dtypes: tuple[torch.dtype, ...] = (torch.float32,)) -> float:
-    """Compile (or load from numba's disk cache) every kernel for the given dtypes by running a tiny scene
-    forward and backward; returns the seconds it took."""
+    """Compile (or load from numba's disk cache) every kernel of the numba backend (these and
+    ``projection_numba``'s) for the given dtypes by running a tiny scene forward and backward; returns the
+    seconds it took."""
     start = time.perf_counter()
     for dtype in dtypes:
         means2d = torch.tensor([[[8.0, 8.0]]], dtype=dtype, requires_grad=True)
@@ -447,4 +559,12 @@ def warm_up(dtypes: tuple[torch.dtype, ...] = (torch.float32,)) -> float:
         image, alpha = composite_numba(means2d, conics, opacities, colors, torch.ones(1, 1, dtype=dtype),
                                        torch.full((1, 1), 4, dtype=torch.int32), 16, 16)
         (image.sum() + alpha.sum()).backward()
+        means = torch.tensor([[0.0, 0.0, 2.0]], dtype=dtype, requires_grad=True)
+        covars = (0.01 * torch.eye(3, dtype=dtype))[None].requires_grad_()
+        coeffs = torch.zeros(1, 4, 3, dtype=dtype, requires_grad=True)
+        camera = torch.eye(4, dtype=dtype)[None]
+        Ks = torch.tensor([[[16.0, 0, 8], [0, 16.0, 8], [0, 0, 1]]], dtype=dtype)
+        _, means2d, depths, conics, colors = project_and_shade_numba(means, covars, coeffs, camera, Ks, 16, 16, 0.3,
+                                                                     0.01, 1e10, 1)
+        (means2d.sum() + depths.sum() + conics.sum() + colors.sum()).backward()
     return time.perf_counter() - start

@@ -66,11 +66,12 @@ def rasterize(
         render_mode: "RGB"; "D" the accumulated camera z; "ED" the expected z (divided by alpha); "RGB+D" and
             "RGB+ED" append that channel to the colours.
         covars: ``[N, 3, 3]`` world-frame covariances, in place of ``quats`` and ``scales``.
-        backend: "auto" runs gsplat for CUDA tensors, the numba compositing for CPU tensors (when numba
+        backend: "auto" runs gsplat for CUDA tensors, the numba kernels for CPU tensors (when numba
             imports) and the pure-torch rasterizer otherwise (MPS, ...). "torch" (the device-agnostic
-            reference), "numba" (CPU tensors; projection and SH stay in torch, compositing runs compiled
-            kernels) or "gsplat" (CUDA tensors) choose one; numba and gsplat are imported only when used, and
-            numba compiles its kernels on first use (cached on disk, see ``compositing_numba.warm_up``).
+            reference), "numba" (CPU tensors; projection, SH and compositing run compiled kernels with
+            hand-written backward passes) or "gsplat" (CUDA tensors) choose one; numba and gsplat are
+            imported only when used, and numba compiles its kernels on first use (cached on disk, see
+            ``compositing_numba.warm_up``).
 
     Returns:
         ``(colors [C, H, W, X], alphas [C, H, W, 1], meta)``; X is D (3 with SH), 1 or D + 1 by
@@ -131,15 +132,25 @@ def _rasterize_gsplat(means, quats, scales, opacities, colors, viewmats, Ks, wid
 
 def _rasterize_torch(means, quats, scales, opacities, colors, viewmats, Ks, width, height, near_plane, far_plane,
                      eps2d, sh_degree, backgrounds, render_mode, covars, use_numba=False):
-    """Projection and SH in torch (autograd), then ``composite`` or, with ``use_numba``, ``composite_numba``."""
+    """Projection and SH in torch (autograd), then ``composite``; or with ``use_numba`` both stages in numba
+    kernels (``project_and_shade_numba``, ``composite_numba``), keeping the torch projection only when the
+    cameras themselves require gradients (the kernels give none to them)."""
     n_cameras = viewmats.shape[0]
-    if covars is None:
-        covars = quat_scale_to_covar(quats, scales)
     # Depth-only renders never read the colours: no SH to evaluate.
     shade = sh_degree is not None and render_mode not in ("D", "ED")
-    camera_centers = torch.linalg.inv(viewmats)[:, :3, 3] if shade else None
-    projection, shaded = _project_and_shade(means, covars, colors if shade else None, viewmats, Ks, camera_centers,
-                                            width, height, eps2d, near_plane, far_plane, sh_degree)
+    if use_numba and not (viewmats.requires_grad or Ks.requires_grad):
+        from pixelsplat_ns.render.projection_numba import project_and_shade_numba  # imports numba
+
+        radii, means2d, depths, conics, shaded = project_and_shade_numba(
+            means, covars, colors if shade else None, viewmats, Ks, width, height, eps2d, near_plane, far_plane,
+            sh_degree, quats=quats, scales=scales)
+        projection = Projection(radii=radii, means2d=means2d, depths=depths, conics=conics)
+    else:
+        if covars is None:
+            covars = quat_scale_to_covar(quats, scales)
+        camera_centers = torch.linalg.inv(viewmats)[:, :3, 3] if shade else None
+        projection, shaded = _project_and_shade(means, covars, colors if shade else None, viewmats, Ks,
+                                                camera_centers, width, height, eps2d, near_plane, far_plane, sh_degree)
     if shade:
         colors = shaded
     elif colors.dim() == 2:
