@@ -239,7 +239,7 @@ def test_refinement_uses_torchs_fused_adam_and_the_usual_one_where_there_is_none
 
 def test_renders_without_gradients_reuse_the_activated_parameters_until_one_changes():
     """The viewer's frames share one activation of the parameters (``_still_splats``); an in-place change of
-    any parameter (an optimizer step), new Gaussians or a crop box each give the render they should."""
+    any parameter, new Gaussians and a fused Adam step each give the render they should."""
     from nerfstudio.cameras.cameras import Cameras
     from nerfstudio.data.scene_box import SceneBox
 
@@ -273,3 +273,18 @@ def test_renders_without_gradients_reuse_the_activated_parameters_until_one_chan
         torch.testing.assert_close(model.get_outputs(camera)["rgb"], other, atol=0, rtol=0)
     with torch.enable_grad():  # eval with gradients (not the viewer): no cache
         assert model._splats()["colors"] is not model._splats()["colors"]
+
+    # A refinement step with torch's fused Adam (the per-scene optimizer), which updates the parameters in
+    # place without bumping their version, between two viewer frames.
+    with torch.no_grad():
+        model.get_outputs(camera)  # cached
+    model.train()
+    model.get_outputs(camera)["rgb"].sum().backward()
+    torch.optim.Adam(model.gauss_params.values(), lr=0.05, fused=True).step()
+    model.eval()
+    copy = setup(random_gaussians(seed=2))
+    with torch.no_grad():
+        for name, value in model.gauss_params.items():
+            copy.gauss_params[name].copy_(value)
+        torch.testing.assert_close(model.get_outputs(camera)["rgb"], copy.get_outputs(camera)["rgb"], atol=0, rtol=0)
+        assert (copy.get_outputs(camera)["rgb"] - other).abs().max() > 0.01, "the step changed the render"

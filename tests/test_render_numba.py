@@ -115,6 +115,26 @@ def test_compositing_many_channels(dtype, max_correlation):
     assert_matches(*results, tolerance=1e-5 if dtype == torch.float32 else 1e-10)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("conic", [(1200.0, -1180.0, 1200.0), (200.0, -190.0, 200.0), (110.0, -10.35, 1.0),
+                                   (0.07, 0.031, 0.09)])
+def test_extreme_conics_match_torch(dtype, conic):
+    """Conics far from those of the usual 0.3 px blur: entries whose exp(-a), exp(-b) or exp(-c) would
+    overflow or underflow although the falloffs stay in range (the recurrence must not be used for them), and
+    a wide, slanted one whose falloffs the recurrence steps through a whole box (in float64, float32 inputs
+    too)."""
+    means2d = torch.tensor([[[8.0, 8.0], [5.3, 9.7]]], dtype=dtype)
+    conics = torch.tensor([[conic, conic]], dtype=dtype)
+    opacities = torch.tensor([[1.0, 0.7]], dtype=dtype)
+    colors = torch.tensor([[[1.0, 0.2, 0.5], [0.1, 0.9, 0.3]]], dtype=dtype)
+    depths, radii = torch.tensor([[1.0, 2.0]], dtype=dtype), torch.tensor([[8, 8]], dtype=torch.int32)
+    ours = composite_numba(means2d, conics, opacities, colors, depths, radii, 16, 16)
+    reference = composite(*(t.double() for t in (means2d, conics, opacities, colors, depths)), radii, 16, 16)
+    for value, expected in zip(ours, reference):
+        assert expected.abs().max() > 5e-3
+        torch.testing.assert_close(value.double(), expected, atol=2e-6, rtol=0)
+
+
 def recurrence_use(means2d, conics, opacities, depths, radii, width, height) -> tuple[int, int]:
     """How many (tile, Gaussian) entries the kernels walk with the falloff recurrence, and how many pixel by
     pixel because a corner of the Gaussian's box in the tile is too far out (``RECURRENCE_MAX_SIGMA``)."""

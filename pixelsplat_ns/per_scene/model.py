@@ -110,15 +110,19 @@ class PixelSplatModel(SplatfactoModel):
             params = {k: v[inside] for k, v in params.items()}
             return parameter_splats(params)
         if self.training or torch.is_grad_enabled():
+            self._still = None  # a step may follow, and torch's fused Adam updates without a version bump
             return parameter_splats(params)
         return self._still_splats(params)
 
     def _still_splats(self, params: dict[str, torch.Tensor]) -> Splats:
         """``parameter_splats`` for renders without gradients, kept while the parameters are unchanged: the
         viewer draws the same Gaussians frame after frame, and activating them (the SH concatenation above
-        all: 42 MB at 221k Gaussians of degree 3) costs about 12 ms a frame on the CPU. Any change to a
-        parameter (an optimizer step, a loaded checkpoint, new Gaussians) changes its storage or version."""
-        key = tuple((name, p.data_ptr(), p._version, tuple(p.shape)) for name, p in params.items())
+        all: 42 MB at 221k Gaussians of degree 3) costs about 12 ms a frame on the CPU.
+
+        Dropped whenever the parameters are drawn for training or with gradients (an optimizer step may
+        follow: torch's fused Adam changes them in place without bumping their version), and keyed on the
+        refinement step, each parameter's storage, version (in-place copies: a loaded checkpoint) and shape."""
+        key = (self.step,) + tuple((name, p.data_ptr(), p._version, tuple(p.shape)) for name, p in params.items())
         if self._still is None or self._still[0] != key:
             self._still = (key, parameter_splats(params))
         return self._still[1]

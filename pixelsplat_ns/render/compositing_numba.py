@@ -97,14 +97,14 @@ def _pixel_boxes(means2d, conics, opacities, radii, width, height):
         tx1 = min(max(math.ceil(tile_x + tile_radius), 0), tiles_x)
         ty0 = min(max(math.floor(tile_y - tile_radius), 0), tiles_y)
         ty1 = min(max(math.ceil(tile_y + tile_radius), 0), tiles_y)
-        a, b, c = float(conics[m, 0]), float(conics[m, 1]), float(conics[m, 2])
+        a, b, c = np.float64(conics[m, 0]), np.float64(conics[m, 1]), np.float64(conics[m, 2])
         det = max(a * c - b * b, 1e-300)
-        lv = math.log(255.0 * max(float(opacities[m]), 1e-300))
+        lv = math.log(255.0 * max(np.float64(opacities[m]), 1e-300))
         lv = lv + 1e-3 * abs(lv) + 1e-3
         level[m] = lv
         reach = 2.0 * max(lv, 0.0)
         half_x, half_y = math.sqrt(reach * max(c / det, 0.0)), math.sqrt(reach * max(a / det, 0.0))
-        mx, my = float(means2d[m, 0]), float(means2d[m, 1])
+        mx, my = np.float64(means2d[m, 0]), np.float64(means2d[m, 1])
         lo_x = int(min(max(math.ceil(mx - half_x - 0.5 - 1e-3), -1.0), limit))
         hi_x = int(min(max(math.floor(mx + half_x - 0.5 + 1e-3) + 1.0, -1.0), limit))
         lo_y = int(min(max(math.ceil(my - half_y - 0.5 - 1e-3), -1.0), limit))
@@ -240,14 +240,16 @@ def _box_start(mx, my, a, b, c, x0, x1, y0, y1):
     exp(-sigma) by ``across``, which itself is multiplied by exp(-a) (``_falloff_step``) at each step right
     and by ``across_down`` = exp(-b) at each row down; moving one row down multiplies the row's first
     falloff by ``down``, itself multiplied by ``down_down`` = exp(-c) per row. Six exponentials per (tile, Gaussian) instead of one
-    or two per row or pixel; about 1e-15 relative error per step over at most 16 + 16 steps. Unsafe (use
-    ``_pixel_falloff``) where some corner of the box has sigma > ``RECURRENCE_MAX_SIGMA``: a falloff there
-    could underflow, and a zero would stay zero along the recurrence."""
+    or two per row or pixel; about 1e-15 relative error per step (in float64, whatever the inputs' dtype)
+    over at most 16 + 16 steps. Unsafe (use ``_pixel_falloff``) where some corner of the box has sigma >
+    ``RECURRENCE_MAX_SIGMA`` (a falloff there could underflow, and a zero would stay zero along the
+    recurrence) or where a conic entry exceeds it in size (its factor exp(-a), exp(-b) or exp(-c) could
+    overflow or underflow, although the falloffs they step between would not)."""
     dx0, dy0 = mx - (x0 + 0.5), my - (y0 + 0.5)
     dx1, dy1 = mx - (x1 - 0.5), my - (y1 - 0.5)
     worst = max(max(_sigma(dx0, dy0, a, b, c), _sigma(dx1, dy0, a, b, c)),
                 max(_sigma(dx0, dy1, a, b, c), _sigma(dx1, dy1, a, b, c)))
-    if worst > RECURRENCE_MAX_SIGMA:
+    if worst > RECURRENCE_MAX_SIGMA or max(abs(a), abs(b), abs(c)) > RECURRENCE_MAX_SIGMA:
         return False, 0.0, 0.0, 0.0, 0.0, 0.0
     # sigma(px + 1) - sigma(px) = a / 2 - a dx - b dy (dx decreases by one); likewise down: c / 2 - c dy - b dx
     return (True, math.exp(-_sigma(dx0, dy0, a, b, c)), math.exp(-(0.5 * a - a * dx0 - b * dy0)),
@@ -287,7 +289,9 @@ def _forward_tile(tile, offsets, entries, means2d, conics, opacities, colors, bx
         opacity = opacities[m]
         for d in range(n_channels):
             color[d] = colors[m, d]
-        mx, my, a, b, c = means2d[m, 0], means2d[m, 1], conics[m, 0], conics[m, 1], conics[m, 2]
+        # In float64 whatever the inputs' dtype: the recurrence's factors are reused hundreds of times.
+        mx, my = np.float64(means2d[m, 0]), np.float64(means2d[m, 1])
+        a, b, c = np.float64(conics[m, 0]), np.float64(conics[m, 1]), np.float64(conics[m, 2])
         quadratic, step = _falloff_step(a, b, c)
         lv, here = level[m], k - start
         lo, hi = max(px0, bx0[m]), min(px1, bx1[m])
@@ -375,7 +379,9 @@ def _backward_tile(tile, offsets, entries, means2d, conics, opacities, colors, b
     for k in range(start + deepest, start - 1, -1):
         m = entries[k]
         opacity = opacities[m]
-        mx, my, a, b, c = means2d[m, 0], means2d[m, 1], conics[m, 0], conics[m, 1], conics[m, 2]
+        # In float64 whatever the inputs' dtype: the recurrence's factors are reused hundreds of times.
+        mx, my = np.float64(means2d[m, 0]), np.float64(means2d[m, 1])
+        a, b, c = np.float64(conics[m, 0]), np.float64(conics[m, 1]), np.float64(conics[m, 2])
         for d in range(n_channels):
             color[d] = colors[m, d]
             v_color[d] = 0.0

@@ -15,6 +15,8 @@ Differences, none of result beyond rounding:
   compositing never reads (it gives them no gradient either).
 * Gradients reach means, covariances and SH coefficients; none reach the cameras (``viewmats``, ``Ks``), so
   ``rasterize`` keeps the torch projection when those require gradients.
+* Where x / z or y / z equals a limit of the field-of-view clamp exactly, torch's ``minimum``/``maximum``
+  pass half the gradient and these kernels none (they pass it strictly inside the limits).
 
 The gradient of each formula is the one autograd takes of ``project_gaussians``'s graph: the culling masks
 (``torch.where`` on depth and determinant) stop it where they stop it, the 2D covariance's off-diagonal is
@@ -128,7 +130,7 @@ def _sh_basis_gradient(degree, x, y, z, w):
 def _unit_quaternion(quats, m):
     """(w, x, y, z) of Gaussian m's quaternion divided by max(|q|, 1e-12) (``torch.nn.functional.normalize``),
     and |q|."""
-    w, x, y, z = quats[m, 0], quats[m, 1], quats[m, 2], quats[m, 3]
+    w, x, y, z = np.float64(quats[m, 0]), np.float64(quats[m, 1]), np.float64(quats[m, 2]), np.float64(quats[m, 3])
     norm = math.sqrt(w * w + x * x + y * y + z * z)
     inv = 1.0 / max(norm, NORMALIZE_EPS)
     return w * inv, x * inv, y * inv, z * inv, norm
@@ -571,7 +573,8 @@ def project_and_shade_numba(
     """
     if means.device.type != "cpu":
         raise ValueError(f"project_and_shade_numba needs CPU tensors, got {means.device}")
-    if (covars is None) == (quats is None or scales is None):
+    if (covars is None) != (quats is not None and scales is not None) or (covars is not None and (
+            quats is not None or scales is not None)):
         raise ValueError("project_and_shade_numba takes covars, or quats and scales, not both")
     if coeffs is not None and not (sh_degree is not None and 0 <= sh_degree <= MAX_SH_DEGREE
                                    and coeffs.shape[-2] >= num_sh_bases(sh_degree)):
