@@ -1,6 +1,6 @@
 """The numba compositing backend against the pure-torch one: values and gradients on random scenes.
 
-numba compiles the kernels on the first call of a session (about 10 s per dtype on a busy 2-core machine;
+numba compiles the kernels on the first call of a session (about 35 s for float32 on a busy 2-core machine;
 ``cache=True`` then keeps them in ``pixelsplat_ns/render/__pycache__``, so later runs load them in well under
 a second). A fresh CI checkout pays the compile once, in whichever render test runs first.
 """

@@ -267,6 +267,25 @@ def _pixel_falloff(dx, dy, a, b, c, level):
     return math.exp(-sigma)
 
 
+@numba.njit(inline="always")
+def _entry_start(means2d, conics, bx0, bx1, by0, by1, level, m, px0, px1, py0, py1):
+    """What both kernels need of Gaussian m in the tile [px0, px1) x [py0, py1), in float64 whatever the
+    inputs' dtype (the recurrence's factors are reused hundreds of times): its centre and conic, its level,
+    its box in the tile, whether its falloff is stepped by the recurrence, exp(-a), and ``_box_start``'s state
+    (zeros where the falloff is evaluated pixel by pixel)."""
+    mx, my = np.float64(means2d[m, 0]), np.float64(means2d[m, 1])
+    a, b, c = np.float64(conics[m, 0]), np.float64(conics[m, 1]), np.float64(conics[m, 2])
+    quadratic, step = _falloff_step(a, b, c)
+    lo, hi = max(px0, bx0[m]), min(px1, bx1[m])
+    top, bottom = max(py0, by0[m]), min(py1, by1[m])
+    row_falloff = row_across = down = across_down = down_down = 0.0
+    if quadratic:
+        quadratic, row_falloff, row_across, down, across_down, down_down = _box_start(mx, my, a, b, c, lo, hi,
+                                                                                      top, bottom)
+    return (mx, my, a, b, c, level[m], lo, hi, top, bottom, quadratic, step, row_falloff, row_across, down,
+            across_down, down_down)
+
+
 @numba.njit(cache=True)
 def _forward_tile(tile, offsets, entries, means2d, conics, opacities, colors, bx0, bx1, by0, by1, level,
                   width, height, tiles_x, tiles_y, out, final_t, last):
@@ -289,17 +308,9 @@ def _forward_tile(tile, offsets, entries, means2d, conics, opacities, colors, bx
         opacity = opacities[m]
         for d in range(n_channels):
             color[d] = colors[m, d]
-        # In float64 whatever the inputs' dtype: the recurrence's factors are reused hundreds of times.
-        mx, my = np.float64(means2d[m, 0]), np.float64(means2d[m, 1])
-        a, b, c = np.float64(conics[m, 0]), np.float64(conics[m, 1]), np.float64(conics[m, 2])
-        quadratic, step = _falloff_step(a, b, c)
-        lv, here = level[m], k - start
-        lo, hi = max(px0, bx0[m]), min(px1, bx1[m])
-        top, bottom = max(py0, by0[m]), min(py1, by1[m])
-        row_falloff = row_across = down = across_down = down_down = 0.0
-        if quadratic:
-            quadratic, row_falloff, row_across, down, across_down, down_down = _box_start(mx, my, a, b, c, lo, hi,
-                                                                                          top, bottom)
+        here = k - start
+        (mx, my, a, b, c, lv, lo, hi, top, bottom, quadratic, step, row_falloff, row_across, down, across_down,
+         down_down) = _entry_start(means2d, conics, bx0, bx1, by0, by1, level, m, px0, px1, py0, py1)
         for py in range(top, bottom):
             dy = my - (py + 0.5)
             row = (py - py0) * tw - px0
@@ -379,21 +390,12 @@ def _backward_tile(tile, offsets, entries, means2d, conics, opacities, colors, b
     for k in range(start + deepest, start - 1, -1):
         m = entries[k]
         opacity = opacities[m]
-        # In float64 whatever the inputs' dtype: the recurrence's factors are reused hundreds of times.
-        mx, my = np.float64(means2d[m, 0]), np.float64(means2d[m, 1])
-        a, b, c = np.float64(conics[m, 0]), np.float64(conics[m, 1]), np.float64(conics[m, 2])
         for d in range(n_channels):
             color[d] = colors[m, d]
             v_color[d] = 0.0
         v_mx = v_my = v_a = v_b = v_c = v_opacity = 0.0
-        quadratic, step = _falloff_step(a, b, c)
-        lv = level[m]
-        lo, hi = max(px0, bx0[m]), min(px1, bx1[m])
-        top, bottom = max(py0, by0[m]), min(py1, by1[m])
-        row_falloff = row_across = down = across_down = down_down = 0.0
-        if quadratic:
-            quadratic, row_falloff, row_across, down, across_down, down_down = _box_start(mx, my, a, b, c, lo, hi,
-                                                                                          top, bottom)
+        (mx, my, a, b, c, lv, lo, hi, top, bottom, quadratic, step, row_falloff, row_across, down, across_down,
+         down_down) = _entry_start(means2d, conics, bx0, bx1, by0, by1, level, m, px0, px1, py0, py1)
         for py in range(top, bottom):
             dy = my - (py + 0.5)
             next_falloff, across = row_falloff, row_across

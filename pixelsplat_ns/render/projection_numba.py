@@ -270,6 +270,21 @@ def _covariance_2d(s, j00, j02, j11, j12, eps2d):
     return a, b, c
 
 
+@numba.njit(cache=True)
+def _project(means, sigma, rotations, translations, intrinsics, limits, near, far, eps2d, c, m):
+    """Gaussian m (world covariance ``sigma``) in camera c, what both kernels start from: the camera-frame mean
+    and covariance, ``_jacobian``'s results, the blurred 2D covariance (a, b, c) and whether it is drawn by
+    the depth and determinant rules, with the determinant torch divides by (1 where culled)."""
+    x, y, z, s = _camera_frame(means, sigma, rotations, translations, c, m)
+    in_depth, z_safe, rz, tx, ty, pass_x, pass_y, j00, j02, j11, j12 = _jacobian(
+        x, y, z, intrinsics[c], limits[c], near, far)
+    a, b, cc = _covariance_2d(s, j00, j02, j11, j12, eps2d)
+    det = a * cc - b * b
+    valid = in_depth and det > 0.0
+    return (x, y, z, s, in_depth, z_safe, rz, tx, ty, pass_x, pass_y, j00, j02, j11, j12, a, b, cc, det, valid,
+            det if valid else 1.0)
+
+
 @numba.njit(parallel=True, cache=True)
 def _forward_kernel(means, covars, quats, scales, from_quats, coeffs, rotations, translations, intrinsics, limits,
                     centers, width, height, eps2d, near, far, degree, shade, radii, means2d, depths, conics, colors):
@@ -284,13 +299,8 @@ def _forward_kernel(means, covars, quats, scales, from_quats, coeffs, rotations,
         for m in range(chunk * CHUNK, min(n, (chunk + 1) * CHUNK)):
             sigma = _world_covariance(covars, quats, scales, from_quats, m)
             for c in range(n_cameras):
-                x, y, z, s = _camera_frame(means, sigma, rotations, translations, c, m)
-                in_depth, z_safe, rz, tx, ty, _, _, j00, j02, j11, j12 = _jacobian(
-                    x, y, z, intrinsics[c], limits[c], near, far)
-                a, b, cc = _covariance_2d(s, j00, j02, j11, j12, eps2d)
-                det = a * cc - b * b
-                valid = in_depth and det > 0.0
-                det_safe = det if valid else 1.0
+                x, y, z, _, _, _, rz, _, _, _, _, _, _, _, _, a, b, cc, det, valid, det_safe = _project(
+                    means, sigma, rotations, translations, intrinsics, limits, near, far, eps2d, c, m)
                 conics[c, m, 0], conics[c, m, 1], conics[c, m, 2] = cc / det_safe, -b / det_safe, a / det_safe
                 mean_x = intrinsics[c, 0] * x * rz + intrinsics[c, 2]
                 mean_y = intrinsics[c, 1] * y * rz + intrinsics[c, 3]
@@ -345,13 +355,8 @@ def _backward_kernel(means, covars, quats, scales, from_quats, coeffs, rotations
             for c in range(n_cameras):
                 r = rotations[c]
                 fx, fy = intrinsics[c, 0], intrinsics[c, 1]
-                x, y, z, s = _camera_frame(means, sigma, rotations, translations, c, m)
-                in_depth, z_safe, rz, tx, ty, pass_x, pass_y, j00, j02, j11, j12 = _jacobian(
-                    x, y, z, intrinsics[c], limits[c], near, far)
-                a, b, cc = _covariance_2d(s, j00, j02, j11, j12, eps2d)
-                det = a * cc - b * b
-                valid = in_depth and det > 0.0
-                det_safe = det if valid else 1.0
+                (x, y, z, s, in_depth, z_safe, rz, tx, ty, pass_x, pass_y, j00, j02, j11, j12, a, b, cc, det, valid,
+                 det_safe) = _project(means, sigma, rotations, translations, intrinsics, limits, near, far, eps2d, c, m)
 
                 # conics = (c, -b, a) / det_safe
                 v_ca, v_cb, v_cc = v_conics[c, m, 0], v_conics[c, m, 1], v_conics[c, m, 2]
