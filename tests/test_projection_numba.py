@@ -141,8 +141,9 @@ def test_without_upstream_gradients_for_some_outputs():
 def test_refuses_too_few_coefficients_two_covariances_and_other_devices():
     means, covars, coeffs, viewmats, Ks = hard_scene(1, False)
     with pytest.raises(ValueError, match="covars, or quats and scales, not both"):
+        ones = torch.ones(300, 4, dtype=means.dtype)
         project_and_shade_numba(means, covars, None, viewmats, Ks, WIDTH, HEIGHT, 0.3, 0.01, 1e10, None,
-                                quats=torch.ones(300, 4, dtype=means.dtype), scales=torch.ones(300, 3, dtype=means.dtype))
+                                quats=ones, scales=ones[:, :3])
     with pytest.raises(ValueError, match="SH degree 2 needs at least 9 coefficients"):
         project_and_shade_numba(means, covars, coeffs, viewmats, Ks, WIDTH, HEIGHT, 0.3, 0.01, 1e10, 2)
     with pytest.raises(ValueError, match="needs CPU tensors, got meta"):
