@@ -201,6 +201,38 @@ def test_depth_order_is_torchs_stable_sort(dtype):
         assert (compositing_numba.depth_order(depths) == expected).all()
 
 
+def test_a_viewer_interrupt_never_lands_inside_a_kernel():
+    """nerfstudio's viewer interrupts a render with a trace function that raises at the next traced line.
+    Raised inside numba's callback into Python (``_numba_unpickle``) it came out of the kernel as a
+    SystemError, which killed the viewer's render thread (the viewer then stopped drawing). The kernels now
+    run untraced: the render completes, and the lines of ``rasterize`` around them are still traced, so an
+    interrupt lands there."""
+
+    class Interrupt(Exception):
+        pass
+
+    scene = random_scene(n=60, cameras=1, seed=38, sh_degree=2)
+    scene["colors"] = scene["colors"][:, :9].contiguous()
+    kwargs = dict(width=24, height=20, sh_degree=2, render_mode="RGB+ED")
+    expected, _, _ = rasterize(**scene, **kwargs)  # kernels compiled or loaded
+    traced_lines = []
+
+    def tracer(frame, event, arg):
+        if event == "line" and frame.f_code.co_name == "_numba_unpickle":
+            raise Interrupt
+        if event == "line" and frame.f_code.co_name == "_rasterize_torch":
+            traced_lines.append(frame.f_lineno)
+        return tracer
+
+    sys.settrace(tracer)
+    try:
+        image, _, _ = rasterize(**scene, **kwargs)
+    finally:
+        sys.settrace(None)
+    assert torch.equal(image, expected)
+    assert len(traced_lines) > 5
+
+
 def test_warm_up_reports_seconds():
     assert 0 < compositing_numba.warm_up() < 120
 

@@ -37,13 +37,14 @@ from jaxtyping import Float, Int
 from numba import prange
 from torch import Tensor
 
-from pixelsplat_ns.render.projection_numba import project_and_shade_numba
 from pixelsplat_ns.render.compositing import (
     ALPHA_MAX,
     ALPHA_MIN,
     TILE_SIZE,
     TRANSMITTANCE_MIN,
 )
+from pixelsplat_ns.render.projection_numba import project_and_shade_numba
+from pixelsplat_ns.render.untraced import untraced
 
 RECURRENCE_MAX_SIGMA = 600.0  # exp(-600) ~ 1e-261: far from float64's underflow, whatever the steps after
 GRAD_FIELDS = 6  # per entry: d/d means2d (2), d/d conics (3), d/d opacity (1), then d/d colour (D)
@@ -532,6 +533,7 @@ class _CompositeNumba(torch.autograd.Function):
         return v_means2d, v_conics, v_opacities, v_colors, None, None, None, None, None
 
 
+@untraced  # the viewer's interrupts must not land inside a kernel (see untraced.py)
 def composite_numba(
     means2d: Float[Tensor, "C N 2"],
     conics: Float[Tensor, "C N 3"],

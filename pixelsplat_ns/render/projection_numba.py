@@ -34,6 +34,7 @@ from numba import prange
 from torch import Tensor
 
 from pixelsplat_ns.render.spherical_harmonics import MAX_SH_DEGREE, num_sh_bases
+from pixelsplat_ns.render.untraced import untraced
 
 CHUNK = 512  # Gaussians per parallel work item (each item allocates its small scratch arrays once)
 QUATERNION_EPS = 1e-8  # ``conventions.quaternion_to_matrix``'s eps
@@ -549,6 +550,7 @@ def _gaussian_arrays(means, covars, quats, scales, coeffs) -> tuple:
             placeholder(1, 1, 1, 3) if coeffs is None else _numpy(coeffs if coeffs.dim() == 4 else coeffs[None]))
 
 
+@untraced  # the viewer's interrupts must not land inside a kernel (see untraced.py)
 def project_and_shade_numba(
     means: Float[Tensor, "N 3"],
     covars: Optional[Float[Tensor, "N 3 3"]],

@@ -1,0 +1,35 @@
+"""Calls into compiled numba kernels with Python tracing switched off, so that nerfstudio's viewer can interrupt
+a render safely.
+
+The viewer interrupts a render that the camera has moved away from by installing a trace function
+(``sys.settrace``, nerfstudio ``render_state_machine.RenderStateMachine.check_interrupt``) that raises
+``IOChangeException`` at the next traced line. Compiled numba code calls back into Python for some constants
+(``numba.core.serialize._numba_unpickle``); an exception raised there cannot travel through the compiled
+frames, comes out as a ``SystemError`` that the viewer does not catch, and its render thread dies: the viewer
+stops drawing for good. With tracing off for the duration of a kernel call, the interrupt lands on the next
+line of ordinary Python after it instead.
+"""
+
+import functools
+import sys
+from typing import Callable, TypeVar
+
+F = TypeVar("F", bound=Callable)
+
+
+def untraced(fn: F) -> F:
+    """``fn`` run with the calling thread's trace function removed, and restored afterwards (frames already
+    running keep theirs; only the frames ``fn`` opens go untraced)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        trace = sys.gettrace()
+        if trace is None:
+            return fn(*args, **kwargs)
+        sys.settrace(None)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            sys.settrace(trace)
+
+    return wrapper  # type: ignore[return-value]
