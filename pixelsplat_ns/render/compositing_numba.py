@@ -348,12 +348,14 @@ def _forward_tile(tile, offsets, entries, means2d, conics, opacities, colors, bx
 @numba.njit(parallel=True, cache=True)
 def _forward_kernel(offsets, entries, means2d, conics, opacities, colors, bx0, bx1, by0, by1, level,
                     n_cameras, width, height, tiles_x, tiles_y, n_blocks):
-    """Front-to-back compositing of every tile. Returns colours [C, H*W, D] (float64), final transmittance
-    [C, H*W] (float64) and, per pixel, the position in its tile's list of the last composited Gaussian
-    (-1 if none) [C, H*W] int32. Block b of ``n_blocks`` takes tiles b, b + n_blocks, ... (``_n_blocks``)."""
-    out = np.zeros((n_cameras, height * width, colors.shape[1]))
-    final_t = np.ones((n_cameras, height * width))
-    last = np.full((n_cameras, height * width), -1, dtype=np.int32)
+    """Front-to-back compositing of every tile. Returns colours [C, H*W, D] (accumulated in float64, returned
+    in the colours' dtype), final transmittance [C, H*W] (float64) and, per pixel, the position in its
+    tile's list of the last composited Gaussian (-1 if none) [C, H*W] int32. Block b of ``n_blocks`` takes
+    tiles b, b + n_blocks, ... (``_n_blocks``). Every pixel lies in one tile, which writes all three
+    outputs for it: they start uninitialized (filling fresh memory first would only cost time)."""
+    out = np.empty((n_cameras, height * width, colors.shape[1]), dtype=colors.dtype)
+    final_t = np.empty((n_cameras, height * width))
+    last = np.empty((n_cameras, height * width), dtype=np.int32)
     n_tiles = len(offsets) - 1
     for block in prange(n_blocks):
         for tile in range(block, n_tiles, n_blocks):
@@ -503,7 +505,7 @@ class _CompositeNumba(torch.autograd.Function):
         ctx.save_for_backward(means2d, conics, opacities, colors)
         ctx.layout = (boxes, lists, width, height, final_t, last)
         dtype = colors.dtype
-        color_out = torch.from_numpy(out).to(dtype).view(n_cameras, height, width, -1)
+        color_out = torch.from_numpy(out).view(n_cameras, height, width, -1)
         alpha_out = torch.from_numpy(1.0 - final_t).to(dtype).view(n_cameras, height, width, 1)
         return color_out, alpha_out
 

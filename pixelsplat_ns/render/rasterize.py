@@ -61,8 +61,10 @@ def rasterize(
         near_plane, far_plane: Gaussians with camera z outside [near_plane, far_plane] are not drawn.
         eps2d: added to the diagonal of each 2D covariance (pixels^2), as gsplat's blur.
         sh_degree: None for plain colours, else 0-4.
-        backgrounds: ``[C, D]`` colour behind the Gaussians; None leaves it black (add ``(1 - alpha) *
-            background`` yourself to composite later).
+        backgrounds: ``[C, D]`` colour behind the Gaussians, D the colours' channels (3 with SH) in every
+            render mode (gsplat's rule): the depth modes "D" and "ED" ignore it, "RGB+D" and "RGB+ED" leave
+            the depth channel without background; None leaves it black (add ``(1 - alpha) * background``
+            yourself to composite later).
         render_mode: "RGB"; "D" the accumulated camera z; "ED" the expected z (divided by alpha); "RGB+D" and
             "RGB+ED" append that channel to the colours.
         covars: ``[N, 3, 3]`` world-frame covariances, in place of ``quats`` and ``scales``.
