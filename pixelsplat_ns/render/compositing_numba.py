@@ -240,12 +240,12 @@ def _box_start(mx, my, a, b, c, x0, x1, y0, y1):
     sigma is quadratic in both pixel coordinates, so moving one pixel right multiplies the falloff
     exp(-sigma) by ``across``, which itself is multiplied by exp(-a) (``_falloff_step``) at each step right
     and by ``across_down`` = exp(-b) at each row down; moving one row down multiplies the row's first
-    falloff by ``down``, itself multiplied by ``down_down`` = exp(-c) per row. Six exponentials per (tile, Gaussian) instead of one
-    or two per row or pixel; about 1e-15 relative error per step (in float64, whatever the inputs' dtype)
-    over at most 16 + 16 steps. Unsafe (use ``_pixel_falloff``) where some corner of the box has sigma >
-    ``RECURRENCE_MAX_SIGMA`` (a falloff there could underflow, and a zero would stay zero along the
-    recurrence) or where a conic entry exceeds it in size (its factor exp(-a), exp(-b) or exp(-c) could
-    overflow or underflow, although the falloffs they step between would not)."""
+    falloff by ``down``, itself multiplied by ``down_down`` = exp(-c) per row. Six exponentials per (tile,
+    Gaussian) instead of one or two per row or pixel; about 1e-15 relative error per step (in float64,
+    whatever the inputs' dtype) over at most 16 + 16 steps. Unsafe (use ``_pixel_falloff``) where some
+    corner of the box has sigma > ``RECURRENCE_MAX_SIGMA`` (a falloff there could underflow, and a zero would
+    stay zero along the recurrence) or where a conic entry exceeds it in size (its factor exp(-a), exp(-b) or
+    exp(-c) could overflow or underflow, although the falloffs they step between would not)."""
     dx0, dy0 = mx - (x0 + 0.5), my - (y0 + 0.5)
     dx1, dy1 = mx - (x1 - 0.5), my - (y1 - 0.5)
     worst = max(max(_sigma(dx0, dy0, a, b, c), _sigma(dx1, dy0, a, b, c)),
