@@ -2,9 +2,9 @@
 
 393,216 pixel-aligned Gaussians (2 context views x 256 x 256 x 3 per pixel, degree-3 SH) rendered into 1 and
 4 target views of 256 x 256, on this machine's CPU; times are the whole ``rasterize`` call (projection, SH and
-compositing: in torch for the torch backend, in numba kernels for the numba one) and the whole backward pass. Each case runs
-in a fresh process so that its peak resident memory is its own. Also reports numba's first-call compile time,
-without and with its disk cache.
+compositing: in torch for the torch backend, in numba kernels for the numba one) and the whole backward pass.
+Each case runs in a fresh process so that its peak resident memory is its own. Also reports numba's first-call
+compile time, without and with its disk cache.
 
 Targets: numba forward <= 0.25x torch forward, numba backward <= 2x numba forward, peak memory <= 2 GB.
 

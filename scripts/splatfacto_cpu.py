@@ -16,8 +16,9 @@ densification) with three substitutions made in its own process only:
 
     .venv/bin/python scripts/splatfacto_cpu.py --data DIR --seconds 15 [--output-dir DIR]
 
-Prints one JSON line (its last line of output; also written to the run folder's result.json): held-out PSNR and the number of held-out views, training steps run (the first, untimed one
-included), seconds of training after the first step, Gaussians at the end. The scene needs held-out views
+Prints one JSON line (its last line of output; also written to the run folder's result.json): held-out PSNR
+and the number of held-out views, training steps run (the first, untimed one included), seconds of training
+after the first step, Gaussians at the end. The scene needs held-out views
 (nerfstudio-data holds out 10% of 10 or more images).
 """
 

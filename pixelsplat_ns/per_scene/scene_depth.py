@@ -44,9 +44,9 @@ def triangulate(
     scale); the positions are given at the images' own size."""
     scale = min(1.0, MATCH_LONG_SIDE / max(images[0].shape[:2]))
     if scale < 1:
-        images, intrinsics, positions = downscaled(images, intrinsics, scale)
+        images, intrinsics, factors = downscaled(images, intrinsics, scale)
         found, depths = triangulate(images, camera_to_worlds, intrinsics)
-        return found / positions, depths
+        return found / factors, depths
     c2w = convert_c2w_opengl_opencv(homogeneous(camera_to_worlds.double().cpu()))
     w2c = torch.linalg.inv(c2w)[:, :3].numpy()
     projections = [intrinsics[i].double().cpu().numpy() @ w2c[i] for i in range(2)]

@@ -169,9 +169,10 @@ def _world_covariance(covars, quats, scales, from_quats, m):
 
 
 @numba.njit(cache=True)
-def _quaternion_scale_gradient(quats, scales, m, g):
+def _quaternion_scale_gradient(quats, scales, m, g, v_rot):
     """d/d quats[m] and d/d scales[m] from ``g``, the gradient of Gaussian m's world covariance (3 x 3): back
-    through M M^T, M = R diag(s), ``quaternion_to_matrix`` (with its two_s) and the normalization."""
+    through M M^T, M = R diag(s), ``quaternion_to_matrix`` (with its two_s) and the normalization. ``v_rot``
+    (9) is scratch space, the caller's, so that no Gaussian allocates."""
     qw, qx, qy, qz, norm = _unit_quaternion(quats, m)
     rot, two_s = _rotation(qw, qx, qy, qz)
     s = (scales[m, 0], scales[m, 1], scales[m, 2])
@@ -179,7 +180,6 @@ def _quaternion_scale_gradient(quats, scales, m, g):
     mm = (rot[0] * s[0], rot[1] * s[1], rot[2] * s[2], rot[3] * s[0], rot[4] * s[1], rot[5] * s[2],
           rot[6] * s[0], rot[7] * s[1], rot[8] * s[2])
     v_s0 = v_s1 = v_s2 = 0.0
-    v_rot = np.empty(9)
     for i in range(3):
         for j in range(3):
             v_m = 0.0
@@ -247,8 +247,9 @@ def _camera_frame(means, sigma, rotations, translations, c, m):
 
 @numba.njit(cache=True)
 def _jacobian(x, y, z, intrinsics, limits, near, far):
-    """gsplat's clamped perspective Jacobian: (in_depth, z_safe, rz, u_x, u_y, pass_x, pass_y, j00, j02, j11,
-    j12), with u = x / z before the clamp and pass whether the clamp let it through."""
+    """gsplat's clamped perspective Jacobian: (in_depth, z_safe, rz, tx, ty, pass_x, pass_y, j00, j02, j11,
+    j12), with (tx, ty) = z * clamp(x / z, y / z) and pass whether x / z (y / z) lies strictly inside the
+    clamp's limits."""
     fx, fy = intrinsics[0], intrinsics[1]
     in_depth = z >= near and z <= far
     z_safe = z if in_depth else 1.0
@@ -334,10 +335,10 @@ def _backward_kernel(means, covars, quats, scales, from_quats, coeffs, rotations
                      centers, eps2d, near, far, degree, shade, radii, v_means2d, v_depths, v_conics, v_colors,
                      v_means, v_covars, v_quats, v_scales, v_coeffs):
     """Writes the gradients of means [N, 3], covariances [N, 3, 3] (or with ``from_quats`` quats [N, 4] and
-    scales [N, 3]) and, with ``shade``, coefficients
-    (``v_coeffs`` shaped like ``coeffs``) from those of the outputs, summed over cameras in float64 and
-    written once: the output arrays are fresh memory, and every write to it costs (page faults), so each
-    entry is written exactly once and nothing is zero-filled beforehand."""
+    scales [N, 3]) and, with ``shade``, coefficients (``v_coeffs`` shaped like ``coeffs``) from those of the
+    outputs, summed over cameras in float64 and written once: the output arrays are fresh memory, and every
+    write to it costs (page faults), so each entry is written exactly once and nothing is zero-filled
+    beforehand."""
     n_cameras, n = radii.shape
     n_bases = (degree + 1) * (degree + 1)
     n_coeffs = coeffs.shape[2]
@@ -347,6 +348,7 @@ def _backward_kernel(means, covars, quats, scales, from_quats, coeffs, rotations
         weights = np.empty(25)
         g_cov = np.empty((3, 3))
         g_k = np.empty((n_coeffs, 3))
+        v_rot = np.empty(9)
         for m in range(chunk * CHUNK, min(n, (chunk + 1) * CHUNK)):
             g_mx = g_my = g_mz = 0.0  # d/d means
             g_cov[:] = 0.0
@@ -369,7 +371,8 @@ def _backward_kernel(means, covars, quats, scales, from_quats, coeffs, rotations
                     v_c += v_det * a
                     v_b -= 2.0 * b * v_det
 
-                # J Sigma_c J^T with V = [[v_a, v_b], [0, v_c]]: d Sigma_c = J^T V J, dJ = V J Sigma_c^T + V^T J Sigma_c
+                # J Sigma_c J^T with V = [[v_a, v_b], [0, v_c]]:
+                # d Sigma_c = J^T V J, dJ = V J Sigma_c^T + V^T J Sigma_c
                 s00, s01, s02, s10, s11, s12, s20, s21, s22 = s
                 t00, t01, t02 = j00 * s00 + j02 * s20, j00 * s01 + j02 * s21, j00 * s02 + j02 * s22  # J Sigma_c
                 t11, t12 = j11 * s11 + j12 * s21, j11 * s12 + j12 * s22
@@ -463,7 +466,8 @@ def _backward_kernel(means, covars, quats, scales, from_quats, coeffs, rotations
             v_means[m, 0], v_means[m, 1], v_means[m, 2] = g_mx, g_my, g_mz
             if from_quats:
                 (v_quats[m, 0], v_quats[m, 1], v_quats[m, 2], v_quats[m, 3],
-                 v_scales[m, 0], v_scales[m, 1], v_scales[m, 2]) = _quaternion_scale_gradient(quats, scales, m, g_cov)
+                 v_scales[m, 0], v_scales[m, 1], v_scales[m, 2]) = _quaternion_scale_gradient(quats, scales, m,
+                                                                                              g_cov, v_rot)
             else:
                 v_covars[m] = g_cov
 
