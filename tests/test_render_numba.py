@@ -8,6 +8,7 @@ a second). A fresh CI checkout pays the compile once, in whichever render test r
 import importlib
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -231,6 +232,54 @@ def test_a_viewer_interrupt_never_lands_inside_a_kernel():
         sys.settrace(None)
     assert torch.equal(image, expected)
     assert len(traced_lines) > 5
+
+
+INTERRUPTED_FIRST_RENDER = """
+import importlib.util, sys
+from pathlib import Path
+import torch
+sys.path.insert(0, sys.argv[1])
+from test_render_reference import random_scene
+from pixelsplat_ns.render import rasterize
+
+assert "numba" not in sys.modules  # rasterize imports it at the first CPU render
+packages = [Path(importlib.util.find_spec(name).origin).parent for name in ("numba", "llvmlite")]
+interrupts = []
+
+class Interrupt(Exception):
+    pass
+
+def tracer(frame, event, arg):  # the viewer's interrupt, at any traced line of numba's or llvmlite's own code
+    if event == "line" and any(Path(frame.f_code.co_filename).is_relative_to(p) for p in packages):
+        interrupts.append(frame.f_code.co_filename)
+        raise Interrupt
+    return tracer
+
+scene = random_scene(n=40, cameras=1, seed=39, sh_degree=1)
+kwargs = dict(width=20, height=16, sh_degree=1, render_mode="RGB+ED")
+sys.settrace(tracer)
+try:
+    first, _, _ = rasterize(**scene, **kwargs)
+finally:
+    sys.settrace(None)
+again, _, _ = rasterize(**scene, **kwargs)
+assert not interrupts, interrupts[:3]
+assert "numba" in sys.modules and torch.equal(first, again)
+print("rendered")
+"""
+
+
+def test_an_interrupt_never_lands_inside_numbas_import(tmp_path):
+    """The first CPU render imports numba; under the viewer's trace an interrupt could land half-way through
+    that import and leave numba in ``sys.modules`` without its submodules bound ("module 'numba' has no
+    attribute 'core'" at every later render: the viewer's render thread died and the viewer never drew).
+    In a fresh interpreter, a trace function that raises at any line of numba's or llvmlite's Python code must
+    never fire: the import and the kernels run untraced."""
+    script = tmp_path / "interrupted_first_render.py"
+    script.write_text(INTERRUPTED_FIRST_RENDER)
+    done = subprocess.run([sys.executable, script, str(Path(__file__).parent)], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0 and "rendered" in done.stdout, done.stderr[-3000:]
 
 
 def test_warm_up_reports_seconds():

@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -50,7 +51,7 @@ def log_tail(path: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def viewer_url(tmp_path_factory):
+def served(tmp_path_factory):
     """Train the sample scene (feed-forward only), serve it with ns-viewer, and stop its process group after."""
     root = tmp_path_factory.mktemp("viewer")
     env = dict(os.environ, PYTHONWARNINGS="ignore", COLUMNS="200")
@@ -77,10 +78,18 @@ def viewer_url(tmp_path_factory):
                     break
             except OSError:
                 time.sleep(0.25)
-        yield url
+        yield Served(url, log)
         assert viewer.poll() is None, f"ns-viewer died while the browser used it:\n{log_tail(log)}"
     finally:
         stop_group(viewer)
+
+
+@dataclass
+class Served:
+    """Where ns-viewer answers, and its log (stdout and stderr): failures quote the log's tail."""
+
+    url: str
+    log: Path
 
 
 def stop_group(process: subprocess.Popen) -> None:
@@ -113,9 +122,9 @@ def browser():
 
 
 @pytest.fixture
-def page(browser, viewer_url):
+def page(browser, served):
     page = browser.new_page(viewport={"width": 1280, "height": 720})
-    page.goto(viewer_url)
+    page.goto(served.url)
     yield page
     page.close()
 
@@ -191,20 +200,20 @@ def scene_in_still_render(stats: dict) -> bool:
     return stats["scene"] and stats["still"]
 
 
-def test_viewer_draws_the_trained_scene(page, scene_palette, tmp_path):
+def test_viewer_draws_the_trained_scene(page, served, scene_palette, tmp_path):
     image, stats = poll(page, scene_palette, until=scene_in_still_render)
     image.save(tmp_path / "viewer.png")
     shutil.copy(tmp_path / "viewer.png", Path(tempfile.gettempdir()) / "viewer_screenshot.png")
-    assert scene_in_still_render(stats), \
-        f"no scene in the viewer after {RENDER_TIMEOUT_S:.0f} s: {stats} ({tmp_path / 'viewer.png'})"
+    assert scene_in_still_render(stats), (f"no scene in the viewer after {RENDER_TIMEOUT_S:.0f} s: {stats} "
+                                          f"({tmp_path / 'viewer.png'}); ns-viewer's log:\n{log_tail(served.log)}")
     assert page.get_by_text("Connected").is_visible()
 
 
-def test_the_check_fails_on_a_blank_render(page, scene_palette, tmp_path):
+def test_the_check_fails_on_a_blank_render(page, served, scene_palette, tmp_path):
     """Output type "background" makes the server send the scene's background (black) in place of the render:
     the same check must then fail, although the page, its panel and the cameras' thumbnails are all drawn."""
     _, stats = poll(page, scene_palette, until=lambda stats: stats["scene"])  # the preview will do here
-    assert stats["scene"], stats
+    assert stats["scene"], f"{stats}; ns-viewer's log:\n{log_tail(served.log)}"
     output_type = page.get_by_label("Output type")
     try:
         output_type.click()

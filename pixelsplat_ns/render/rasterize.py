@@ -14,6 +14,7 @@ from torch.utils.checkpoint import checkpoint
 from pixelsplat_ns.render.compositing import TILE_SIZE, composite
 from pixelsplat_ns.render.projection import Projection, project_gaussians, quat_scale_to_covar
 from pixelsplat_ns.render.spherical_harmonics import MAX_SH_DEGREE, evaluate_sh, num_sh_bases
+from pixelsplat_ns.render.untraced import import_untraced
 
 RenderMode = Literal["RGB", "D", "ED", "RGB+D", "RGB+ED"]
 RENDER_MODES = ("RGB", "D", "ED", "RGB+D", "RGB+ED")
@@ -113,7 +114,7 @@ def _numba_available() -> bool:
     """Whether numba imports (asked once, at the first CPU render): an installed numba can still refuse to
     import (a NumPy it does not support, a mismatched llvmlite), and then the torch compositing is used."""
     try:
-        import numba  # noqa: F401
+        import_untraced("numba")
     except ImportError:
         return False
     return True
@@ -123,9 +124,9 @@ def _rasterize_gsplat(means, quats, scales, opacities, colors, viewmats, Ks, wid
                       eps2d, sh_degree, backgrounds, render_mode, covars):
     if not means.is_cuda:
         raise ValueError("backend='gsplat' needs CUDA tensors; use backend='torch' (or 'auto') for CPU tensors")
-    from gsplat import rasterization  # imported lazily: gsplat compiles its CUDA code on first use
+    gsplat = import_untraced("gsplat")  # imported lazily: gsplat compiles its CUDA code on first use
 
-    return rasterization(
+    return gsplat.rasterization(
         means=means, quats=quats, scales=scales, opacities=opacities, colors=colors, viewmats=viewmats, Ks=Ks,
         width=width, height=height, near_plane=near_plane, far_plane=far_plane, eps2d=eps2d, sh_degree=sh_degree,
         backgrounds=backgrounds, render_mode=render_mode, covars=covars, rasterize_mode="classic",
@@ -141,9 +142,9 @@ def _rasterize_torch(means, quats, scales, opacities, colors, viewmats, Ks, widt
     # Depth-only renders never read the colours: no SH to evaluate.
     shade = sh_degree is not None and render_mode not in ("D", "ED")
     if use_numba and not (viewmats.requires_grad or Ks.requires_grad):
-        from pixelsplat_ns.render.projection_numba import project_and_shade_numba  # imports numba
+        projection_numba = import_untraced("pixelsplat_ns.render.projection_numba")  # imports numba
 
-        radii, means2d, depths, conics, shaded = project_and_shade_numba(
+        radii, means2d, depths, conics, shaded = projection_numba.project_and_shade_numba(
             means, covars, colors if shade else None, viewmats, Ks, width, height, eps2d, near_plane, far_plane,
             sh_degree, quats=quats, scales=scales)
         projection = Projection(radii=radii, means2d=means2d, depths=depths, conics=conics)
@@ -168,7 +169,7 @@ def _rasterize_torch(means, quats, scales, opacities, colors, viewmats, Ks, widt
 
     opacities = opacities.expand(n_cameras, -1)
     if use_numba:
-        from pixelsplat_ns.render.compositing_numba import composite_numba as composite_fn  # imports numba
+        composite_fn = import_untraced("pixelsplat_ns.render.compositing_numba").composite_numba  # imports numba
     else:
         composite_fn = composite
     render_colors, render_alphas = composite_fn(

@@ -8,10 +8,16 @@ The viewer interrupts a render that the camera has moved away from by installing
 frames, comes out as a ``SystemError`` that the viewer does not catch, and its render thread dies: the viewer
 stops drawing for good. With tracing off for the duration of a kernel call, the interrupt lands on the next
 line of ordinary Python after it instead.
+
+The same holds for the imports a first render makes (numba, gsplat): an interrupt raised half-way through
+an import leaves the package in ``sys.modules`` without some of its submodules bound to it ("module 'numba'
+has no attribute 'core'"), and every later render fails. ``import_untraced`` runs them with tracing off.
 """
 
 import functools
+import importlib
 import sys
+from types import ModuleType
 from typing import Callable, TypeVar
 
 F = TypeVar("F", bound=Callable)
@@ -33,3 +39,13 @@ def untraced(fn: F) -> F:
             sys.settrace(trace)
 
     return wrapper  # type: ignore[return-value]
+
+
+@untraced
+def import_untraced(name: str) -> ModuleType:
+    """``importlib.import_module(name)`` with tracing off, for imports made lazily during a render.
+
+    Raises:
+        ImportError: as ``importlib.import_module``.
+    """
+    return importlib.import_module(name)
