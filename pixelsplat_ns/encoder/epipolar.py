@@ -46,7 +46,7 @@ class EpipolarSamples:
 
     xy: Float[Tensor, "b v ov r s 2"]  # normalized image coordinates in the other view
     valid: Bool[Tensor, "b v ov r"]  # whether the segment is visible in the other view
-    features: Float[Tensor, "b v ov r s c"]  # sampled features, zero on invalid segments
+    features: Float[Tensor, "b v ov r s c"]  # sampled features, zero on invalid segments; stored as (b v r s ov c)
     depths: Float[Tensor, "b v ov r s"]  # triangulated depth along the ray, clamped to [near, far]
 
 
@@ -79,7 +79,10 @@ def sample_epipolar(
         other_features, rearrange(2 * xy - 1, "b v ov r s xy -> (b v ov) r s xy"),
         mode="bilinear", padding_mode="zeros", align_corners=False,
     )
-    sampled = rearrange(sampled, "(b v ov) c r s -> b v ov r s c", b=b, v=v) * valid[..., None, None]
+    # Stored ray-major and channels-last (b v r s ov c), the layout the cross attention reads its keys and
+    # values in: one transposing copy, and what follows (the mask, the depth encoding) works in place on it.
+    sampled = rearrange(sampled, "(b v ov) c r s -> b v r s ov c", b=b, v=v).contiguous()
+    sampled = rearrange(sampled, "b v r s ov c -> b v ov r s c").mul_(valid[..., None, None])
 
     sample_origins, sample_directions = world_rays(xy, other_extrinsics[..., None, :, :], other_intrinsics[..., None, :, :])
     depths = triangulate_depth(origins[:, :, None, :, None], directions[:, :, None, :, None], sample_origins, sample_directions)
@@ -258,7 +261,7 @@ class EpipolarTransformer(nn.Module):
         kv = samples.features
         if self.depth_encoding is not None:
             relative = depth_to_relative_disparity(samples.depths, near[..., None, None, None], far[..., None, None, None])
-            kv = kv + self.depth_encoding(positional_encoding(relative[..., None], self.config.num_octaves))
+            kv += self.depth_encoding(positional_encoding(relative[..., None], self.config.num_octaves))
         if v > 2:
             # The other views get the learned embeddings in a random order, as in pixelSplat.
             device = generator.device if generator is not None else kv.device
