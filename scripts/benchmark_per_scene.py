@@ -13,6 +13,7 @@ Each figure is the median of ``--repeats`` runs after one warm-up. Targets (set 
 scene): step <= 0.25 s, frame <= 0.15 s.
 
     python scripts/benchmark_per_scene.py [--repeats 10] [--profile] [--context-short-side 64]
+        [--no-cpu-allocator-tuning]
 """
 
 import argparse
@@ -29,7 +30,7 @@ SAMPLE_SCENE = ROOT / "pixelsplat_ns" / "sample_scene"
 VIEWER_SIZE = 512
 
 
-def make_trainer(output_dir: Path, iterations: int, context_short_side=None):
+def make_trainer(output_dir: Path, iterations: int, context_short_side=None, cpu_allocator_tuning=True):
     """nerfstudio's trainer for ``ns-train pixelsplat`` on the sample scene, set up (the scene predicted)."""
     from pixelsplat_ns.methods import pixelsplat
 
@@ -39,6 +40,7 @@ def make_trainer(output_dir: Path, iterations: int, context_short_side=None):
     config.vis = "tensorboard"
     config.max_num_iterations = iterations
     config.pipeline.model.context_short_side = context_short_side
+    config.pipeline.model.cpu_allocator_tuning = cpu_allocator_tuning
     config.set_timestamp()
     trainer = config.setup(local_rank=0, world_size=1)
     trainer.setup()
@@ -82,12 +84,15 @@ def main() -> None:
     parser.add_argument("--context-short-side", type=int, default=None,
                         help="encode the context at this short side (default: the encoder's, 144 for the bundled "
                              "one; 64 gives 43,008 Gaussians, as many as the earlier 64-px encoder predicted)")
+    parser.add_argument("--cpu-allocator-tuning", action=argparse.BooleanOptionalAction, default=True,
+                        help="the model's cpu_allocator_tuning (glibc keeps freed blocks; on by default)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as output_dir:
         start = time.perf_counter()
         trainer = make_trainer(Path(output_dir), iterations=args.repeats + 1,
-                               context_short_side=args.context_short_side)
+                               context_short_side=args.context_short_side,
+                               cpu_allocator_tuning=args.cpu_allocator_tuning)
         setup_s = time.perf_counter() - start
         model = trainer.pipeline.model
         step_counter = iter(range(10**6))

@@ -28,6 +28,7 @@ from pixelsplat_ns.metrics import load_lpips_vgg, lpips_distance, psnr, ssim
 from pixelsplat_ns.nerfstudio_workarounds import load_splat_state_in_place
 from pixelsplat_ns.render import render_views
 
+from .cpu_allocator import keep_freed_blocks
 from .loss import refinement_loss
 from .prediction import SceneEncoder
 from .refinement import EncoderRefinement, GaussianRefinement
@@ -144,6 +145,8 @@ class PixelSplatModel(SplatfactoModel):
         if camera_type != CameraType.PERSPECTIVE:
             raise CameraError(f"pixelsplat renders pinhole (perspective) cameras, not {camera_type.name}: give a "
                               "perspective camera path (camera_type \"perspective\" in ns-render's camera path)")
+        if self.config.cpu_allocator_tuning and self.device.type == "cpu":
+            keep_freed_blocks()  # once per process: see cpu_allocator.py
         splats = self._splats()
         width, height = int(camera.width.item()), int(camera.height.item())
         self.last_size = (height, width)
