@@ -72,3 +72,22 @@ def test_nothing_is_set_where_the_c_library_is_not_glibc(monkeypatch):
     monkeypatch.setattr(cpu_allocator.platform, "libc_ver", lambda: ("", ""))
     monkeypatch.setattr(cpu_allocator.ctypes, "CDLL", lambda *_: pytest.fail("no C library should be loaded"))
     assert cpu_allocator.keep_freed_blocks() is False
+
+
+def test_a_glibc_that_caps_the_mmap_threshold_at_32_mb_gets_32_mb(monkeypatch):
+    """Some glibc versions refuse an mmap threshold above half their heap size (64 MB on 64-bit)."""
+    settings = {}
+
+    class CappedLibc:
+        def mallopt(self, option, value):
+            if option == cpu_allocator.M_MMAP_THRESHOLD and value > 32 * 2**20:
+                return 0
+            settings[option] = value
+            return 1
+
+    monkeypatch.setattr(cpu_allocator, "_tuned", None)
+    monkeypatch.setattr(cpu_allocator.platform, "system", lambda: "Linux")
+    monkeypatch.setattr(cpu_allocator.platform, "libc_ver", lambda: ("glibc", "2.28"))
+    monkeypatch.setattr(cpu_allocator.ctypes, "CDLL", lambda *_: CappedLibc())
+    assert cpu_allocator.keep_freed_blocks() is True
+    assert settings == {cpu_allocator.M_TRIM_THRESHOLD: 256 * 2**20, cpu_allocator.M_MMAP_THRESHOLD: 32 * 2**20}

@@ -85,7 +85,8 @@ class PixelSplatModelConfig(SplatfactoModelConfig):
     cpu_allocator_tuning: bool = True
     """On the CPU, let glibc keep freed blocks of up to 64 MB for the next step or frame instead of returning
     them to the system (pixelsplat_ns/per_scene/cpu_allocator.py): a refinement step of the demo scene 0.25 ->
-    0.21 s, for about 140 MB more resident memory. Set for the whole process at its first CPU render."""
+    0.22 s, for 150-330 MB more resident memory. Set for the whole process at its first CPU render (False
+    cannot undo it there); no effect on any result, nor elsewhere than on Linux's glibc."""
 
     # splatfacto's schedules, densification, culling and extra losses do not apply to a predicted scene:
     # fixed here (and hidden from the CLI) so that every inherited method reads a value. num_downscales 0:

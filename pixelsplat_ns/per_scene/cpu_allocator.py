@@ -6,11 +6,13 @@ of the step. glibc serves blocks above its mmap threshold (128 KB, rising with u
 fresh ``mmap`` pages and gives them back at ``free``, so each step page-faults all of them in again, zeroing
 every page: about 35 ms of a 0.25 s step at the demo scene's 221,184 Gaussians. With blocks up to
 ``MMAP_THRESHOLD`` served from the heap and up to ``TRIM_THRESHOLD`` of freed heap kept, the next step reuses
-them (``scripts/benchmark_per_scene.py``; the README has the figures).
+them (``scripts/benchmark_per_scene.py``; the README has the figures). The price is resident memory: about
+150 MB more in that benchmark, 330 MB more in an ``ns-train`` run of the demo scene.
 
 The settings are the process's (``mallopt``), made once by the first CPU render of a ``PixelSplatModel`` (the
 ns-train, ns-viewer, ns-eval and ns-render processes), unless ``PixelSplatModelConfig.cpu_allocator_tuning``
-is off. Elsewhere than on glibc (macOS, musl) nothing is changed.
+is off; a model with the flag off cannot undo what an earlier one set in the same process. Elsewhere than on
+glibc (macOS, musl) nothing is changed.
 """
 
 import ctypes
@@ -22,6 +24,8 @@ M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD = 64 * 2**20
 """Blocks up to this size come from the heap: all of a step's, while the encoder's largest (268 MB at 2 x
 256^2) keep their own mappings and go back to the system when freed."""
+MMAP_THRESHOLD_FALLBACK = 32 * 2**20
+"""The most that glibc versions capping the threshold at half their heap size (64 MB) accept."""
 TRIM_THRESHOLD = 256 * 2**20
 """Freed memory kept at the heap's top before it is given back to the system."""
 
@@ -37,6 +41,7 @@ def keep_freed_blocks() -> bool:
         if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
             libc = ctypes.CDLL(ctypes.util.find_library("c"))
             # mallopt returns 1 on success; setting either threshold also stops glibc's dynamic mmap threshold.
-            _tuned = bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
-                libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+            trimmed = bool(libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+            mapped = any(libc.mallopt(M_MMAP_THRESHOLD, size) for size in (MMAP_THRESHOLD, MMAP_THRESHOLD_FALLBACK))
+            _tuned = trimmed and mapped
     return _tuned
