@@ -169,21 +169,26 @@ def _tile_lists(order, x0, x1, y0, y1, n_cameras, n, tiles_x, tiles_y, n_chunks)
     """Counting sort of (tile, Gaussian) entries by tile, filled in depth order so each tile's run is
     depth-sorted (``order`` [C, N]: each camera's Gaussians by depth, ties by index).
 
-    In parallel over ``n_chunks`` consecutive parts of the depth order: each part counts its entries per
-    tile, and writes them after those of the parts before it, so the lists are the serial ones."""
+    The tile rectangles are gathered into depth order first, once: the depth order visits the boxes at
+    random, and the two passes after it then read them in sequence. The passes run in parallel over
+    ``n_chunks`` consecutive parts of the depth order: each part counts its entries per tile, and writes
+    them after those of the parts before it, so the lists are the serial ones."""
     tiles_per_camera = tiles_x * tiles_y
     n_tiles = n_cameras * tiles_per_camera
     total = n_cameras * n
+    rects = np.zeros((total, 4), dtype=np.int32)  # per position: tile columns [0, 1), rows [2, 3); empty: 0s
+    for position in prange(total):
+        m = _gaussian_at(order, n, position)
+        if x1[m] > x0[m] and y1[m] > y0[m]:
+            rects[position, 0], rects[position, 1] = x0[m] // TILE_SIZE, (x1[m] - 1) // TILE_SIZE + 1
+            rects[position, 2], rects[position, 3] = y0[m] // TILE_SIZE, (y1[m] - 1) // TILE_SIZE + 1
     per_chunk = (total + n_chunks - 1) // n_chunks
     counts = np.zeros((n_chunks, n_tiles), dtype=np.int64)
     for chunk in prange(n_chunks):
         for position in range(chunk * per_chunk, min(total, (chunk + 1) * per_chunk)):
-            m = _gaussian_at(order, n, position)
-            if x1[m] <= x0[m] or y1[m] <= y0[m]:
-                continue
-            base = (m // n) * tiles_per_camera
-            for ty in range(y0[m] // TILE_SIZE, (y1[m] - 1) // TILE_SIZE + 1):
-                for tx in range(x0[m] // TILE_SIZE, (x1[m] - 1) // TILE_SIZE + 1):
+            base = (position // n) * tiles_per_camera
+            for ty in range(rects[position, 2], rects[position, 3]):
+                for tx in range(rects[position, 0], rects[position, 1]):
                     counts[chunk, base + ty * tiles_x + tx] += 1
     offsets = np.zeros(n_tiles + 1, dtype=np.int64)
     offsets[1:] = np.cumsum(counts.sum(axis=0))
@@ -196,12 +201,10 @@ def _tile_lists(order, x0, x1, y0, y1, n_cameras, n, tiles_x, tiles_y, n_chunks)
     entries = np.empty(offsets[-1], dtype=np.int64)
     for chunk in prange(n_chunks):
         for position in range(chunk * per_chunk, min(total, (chunk + 1) * per_chunk)):
+            base = (position // n) * tiles_per_camera
             m = _gaussian_at(order, n, position)
-            if x1[m] <= x0[m] or y1[m] <= y0[m]:
-                continue
-            base = (m // n) * tiles_per_camera
-            for ty in range(y0[m] // TILE_SIZE, (y1[m] - 1) // TILE_SIZE + 1):
-                for tx in range(x0[m] // TILE_SIZE, (x1[m] - 1) // TILE_SIZE + 1):
+            for ty in range(rects[position, 2], rects[position, 3]):
+                for tx in range(rects[position, 0], rects[position, 1]):
                     t = base + ty * tiles_x + tx
                     entries[cursor[chunk, t]] = m
                     cursor[chunk, t] += 1
@@ -466,9 +469,12 @@ def _sum_entries(entries, partial, total):
 
 
 def _n_blocks(n_tiles: int) -> int:
-    """How many strided blocks of tiles the kernels run in parallel: numba splits a prange into equal
-    contiguous parts, so striding gives every thread a similar mix of busy and empty tiles."""
-    return max(1, min(n_tiles, 8 * numba.get_num_threads()))
+    """How many strided blocks of tiles the kernels run in parallel: one per thread. numba's OpenMP and
+    workqueue layers split a prange into equal contiguous parts, one per thread, so with more blocks than
+    threads a thread's tiles would be whole columns of the image (block b of B holds tiles b, b + B, ...),
+    and a scene that is busier on one side loads one thread more; with one block per thread, neighbouring
+    tiles, whose loads are alike, alternate between the threads."""
+    return max(1, min(n_tiles, numba.get_num_threads()))
 
 
 def _numpy(t: Tensor) -> np.ndarray:
