@@ -38,6 +38,8 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     touch "$stamp"
 fi
 
-# The CPU renderer's numba kernels: compiled once here (about 35 s on 2 cores) and kept in numba's disk cache,
-# so that the demo, the viewer and the tests load them in half a second instead of each compiling them.
-"$PY" -c 'from pixelsplat_ns.render.compositing_numba import warm_up; print(f"numba kernels ready ({warm_up():.1f} s)")'
+# The numba kernels (the CPU renderer's, the encoder's full-resolution sum): compiled once here (about 40 s on
+# 2 cores) and kept in numba's disk cache, so that the demo, the viewer and the tests load them in half a
+# second instead of each compiling them.
+"$PY" -c 'from pixelsplat_ns.render.compositing_numba import warm_up; print(f"numba render kernels ready ({warm_up():.1f} s)")'
+"$PY" -c 'from pixelsplat_ns.encoder.upsampling_numba import warm_up; print(f"numba encoder kernel ready ({warm_up():.1f} s)")'

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from pixelsplat_ns.encoder import PixelSplatEncoder, tiny
-from pixelsplat_ns.encoder.backbone import Backbone
+from pixelsplat_ns.encoder.backbone import Backbone, upsample_and_sum
 from pixelsplat_ns.encoder.cpu_kernels import (
     MIN_FOURIER_SIDE,
     MIN_ROWS_FOR_CONVOLUTION,
@@ -16,6 +16,7 @@ from pixelsplat_ns.encoder.cpu_kernels import (
     linear,
 )
 from pixelsplat_ns.encoder.derived_weights import DerivedWeights
+from pixelsplat_ns.encoder.upsampling_numba import upsample_and_sum_numba
 
 
 def close(a: torch.Tensor, b: torch.Tensor, tolerance: float = 1e-5) -> bool:
@@ -143,6 +144,59 @@ def test_backbone_gradients_through_its_in_place_sums():
     backbone = Backbone(tiny().backbone).double().eval()
     images = torch.rand(1, 3, 8, 16, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda x: backbone(x).sum(dim=(2, 3)), (images,), eps=1e-6, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "height, width, sizes, patch",
+    [
+        (256, 256, [(128, 128), (64, 64), (32, 32)], 8),  # the paper's backbone at 256^2
+        (48, 80, [(24, 40), (12, 20), (6, 10)], 8),  # not square
+        (16, 24, [(8, 12), (4, 6), (2, 3), (1, 2)], 8),  # a single row of the coarsest map
+        (12, 12, [(12, 12)], 4),  # already at full size: torch's weights (1, 0)
+    ],
+)
+def test_fused_upsampling_equals_torchs(height, width, sizes, patch):
+    """The one-pass numba sum against ``upsample_and_sum`` (torch's interpolate and adds): the same within a
+    few units in the last place, from channels-last and plain inputs, square or not, coarse maps of one row."""
+    g = torch.Generator().manual_seed(5)
+    maps = [torch.randn(2, 24, h, w, generator=g) * 3 for h, w in sizes]
+    maps[0] = maps[0].contiguous(memory_format=torch.channels_last)
+    patches = torch.randn(2, height // patch, width // patch, 24, generator=g)
+    expected = upsample_and_sum(maps, patches, height, width)
+    fused = upsample_and_sum_numba(maps, patches, height, width)
+    assert fused.shape == expected.shape == (2, height, width, 24)
+    # Rounding only: a few units in the last place of the largest values summed (sums cancel, so relative
+    # differences of small outputs can be larger).
+    ulp = torch.finfo(torch.float32).eps * float(expected.abs().max())
+    torch.testing.assert_close(fused, expected, rtol=0, atol=4 * ulp)
+    assert (fused - expected).abs().max() > 0 or len(sizes) == 1  # a real comparison, not one path twice
+
+
+def test_fused_upsampling_refuses_what_it_cannot_do():
+    maps = [torch.zeros(1, 4, 4, 4)]
+    with pytest.raises(ValueError, match="float32 CPU"):
+        upsample_and_sum_numba([maps[0].double()], torch.zeros(1, 2, 2, 4, dtype=torch.float64), 8, 8)
+    with pytest.raises(ValueError, match="disagree"):
+        upsample_and_sum_numba(maps, torch.zeros(1, 2, 2, 3), 8, 8)
+    with pytest.raises(ValueError, match="do not tile"):
+        upsample_and_sum_numba(maps, torch.zeros(1, 2, 3, 4), 8, 8)
+
+
+def test_the_backbone_sums_with_the_fused_kernel_only_at_cpu_inference(monkeypatch):
+    import pixelsplat_ns.encoder.upsampling_numba as upsampling
+
+    calls = []
+    original = upsampling.upsample_and_sum_numba
+    monkeypatch.setattr(upsampling, "upsample_and_sum_numba", lambda *a: calls.append(1) or original(*a))
+    torch.manual_seed(0)
+    backbone = Backbone(tiny().backbone).eval()
+    images = torch.rand(2, 3, 16, 24)
+    with torch.no_grad():
+        fused, plain = backbone(images), backbone(images, fused=False)
+    assert calls == [1]
+    torch.testing.assert_close(fused, plain, rtol=1e-6, atol=1e-6)
+    backbone(images)  # autograd on: torch's operators
+    assert calls == [1]
 
 
 def test_encoder_can_use_torch_default_linear():

@@ -19,7 +19,8 @@ from pixelsplat_ns.encoder.cpu_kernels import Linear
 
 class ResNetTrunk(nn.Module):
     """torchvision's ResNet stem (conv1, bn1, relu; no max-pool) and layer1..layer3, each stage's output
-    projected to ``d_out`` channels, upsampled to full resolution (bilinear, corners aligned) and summed.
+    projected to ``d_out`` channels; ``upsample_and_sum`` then takes them to full resolution (bilinear, corners
+    aligned) and sums them.
 
     Projections of equal resolution (the stem's and layer1's) are summed before upsampling, which is linear:
     one full-resolution upsampling and sum fewer."""
@@ -33,8 +34,8 @@ class ResNetTrunk(nn.Module):
         widths = [64] + [64 * 2**i * block.expansion for i in range(3)]
         self.projections = nn.ModuleList([nn.Conv2d(width, d_out, 1) for width in widths])
 
-    def forward(self, images: Float[Tensor, "n 3 h w"]) -> Float[Tensor, "n d_out h w"]:
-        h, w = images.shape[-2:]
+    def forward(self, images: Float[Tensor, "n 3 h w"]) -> list[Float[Tensor, "n d_out _ _"]]:
+        """The stages' projections, one map per resolution, finest first."""
         x = torch.relu(self.bn1(self.conv1(images)))  # channels-last images from Backbone: channels-last maps
         by_resolution: dict[tuple[int, int], Tensor] = {}
         for stage, projection in zip((None, self.layer1, self.layer2, self.layer3), self.projections):
@@ -42,11 +43,21 @@ class ResNetTrunk(nn.Module):
                 x = stage(x)
             size, projected = tuple(x.shape[-2:]), projection(x)
             by_resolution[size] = by_resolution[size] + projected if size in by_resolution else projected
-        total = None
-        for projected in by_resolution.values():
-            upsampled = F.interpolate(projected, (h, w), mode="bilinear", align_corners=True)
-            total = upsampled if total is None else total.add_(upsampled)  # in place: one full-size sum alive
-        return total
+        return list(by_resolution.values())
+
+
+def upsample_and_sum(
+    maps: list[Float[Tensor, "n c _ _"]], patches: Float[Tensor, "n rows cols c"], height: int, width: int
+) -> Float[Tensor, "n height width c"]:
+    """The ResNet's maps upsampled to ``height`` x ``width`` (bilinear, corners aligned) and summed in their
+    order, plus each ViT patch token added to its patch's pixels, with torch's operators (autograd, any
+    device). The tokens are added patch by patch, never materialized at full resolution."""
+    total = None
+    for projected in maps:
+        upsampled = F.interpolate(projected, (height, width), mode="bilinear", align_corners=True)
+        total = upsampled if total is None else total.add_(upsampled)  # in place: one full-size sum alive
+    pixels = rearrange(total, "n c (h ph) (w pw) -> n h ph w pw c", h=patches.shape[1], w=patches.shape[2])
+    return rearrange(pixels.add_(patches[:, :, None, :, None]), "n h ph w pw c -> n (h ph) (w pw) c")
 
 
 class ViTBlock(nn.Module):
@@ -111,8 +122,7 @@ def token_mlp(dim: int, d_out: int) -> nn.Sequential:
 class Backbone(nn.Module):
     """ResNet features + ViT patch tokens (each repeated over its patch's pixels) + the ViT class token.
 
-    The class token is added to the patch tokens before they are repeated over the pixels, and the tokens
-    are added to the ResNet features patch by patch, never materialized at full resolution."""
+    The class token is added to the patch tokens before they are repeated over the pixels."""
 
     def __init__(self, config: BackboneConfig) -> None:
         super().__init__()
@@ -122,16 +132,21 @@ class Backbone(nn.Module):
         self.global_token_mlp = token_mlp(config.vit.embed_dim, config.d_out)
         self.local_token_mlp = token_mlp(config.vit.embed_dim, config.d_out)
 
-    def forward(self, images: Float[Tensor, "n 3 h w"]) -> Float[Tensor, "n d_out h w"]:
+    def forward(self, images: Float[Tensor, "n 3 h w"], fused: bool = True) -> Float[Tensor, "n d_out h w"]:
+        """The per-pixel features; ``fused`` (at inference on CPU in float32) sums them at full resolution with
+        ``upsampling_numba``'s one-pass kernel instead of torch's operators, the same within float rounding."""
         h, w = images.shape[-2:]
         if h % self.patch_size or w % self.patch_size:
             raise ValueError(f"image size {h}x{w} must be a multiple of the ViT patch size {self.patch_size}")
         images = images.contiguous(memory_format=torch.channels_last)
         tokens = self.vit(images)
         patches = self.local_token_mlp(tokens[:, 1:]) + self.global_token_mlp(tokens[:, :1])
-        patches = rearrange(patches, "n (h w) c -> n h () w () c", h=h // self.patch_size)
-        pixels = rearrange(self.resnet(images), "n c (h ph) (w pw) -> n h ph w pw c", ph=self.patch_size,
-                           pw=self.patch_size)
-        summed = rearrange(pixels.add_(patches), "n h ph w pw c -> n (h ph) (w pw) c")  # into the ResNet's sum
-        return rearrange(summed, "n h w c -> n c h w")  # a channels-last view
+        patches = rearrange(patches, "n (h w) c -> n h w c", h=h // self.patch_size)
+        maps = self.resnet(images)
+        if fused and not torch.is_grad_enabled() and images.device.type == "cpu" and images.dtype == torch.float32:
+            from pixelsplat_ns.encoder.upsampling_numba import upsample_and_sum_numba  # numba only where used
 
+            summed = upsample_and_sum_numba(maps, patches, h, w)
+        else:
+            summed = upsample_and_sum(maps, patches, h, w)
+        return rearrange(summed, "n h w c -> n c h w")  # a channels-last view

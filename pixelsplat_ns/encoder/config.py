@@ -87,8 +87,8 @@ class EncoderConfig:
     """The official code divides opacities by gaussians_per_pixel, also in deterministic mode (1 sample)."""
     exact_rewrites: bool = True
     """Compute the same function with less arithmetic (composed upscaler, projected epipolar keys, and on CPU
-    at inference the last 7x7 convolution in the Fourier domain); False runs the official code's
-    straightforward arithmetic."""
+    at inference the last 7x7 convolution in the Fourier domain and the backbone's full-resolution sum in one
+    numba pass); False runs the official code's straightforward arithmetic."""
     linear_as_convolution: bool = True
     """On CPU, run float32 linear layers through oneDNN as 1x1 convolutions, faster than torch's default
     (MKL) on AMD CPUs and equal within float rounding; False keeps torch's default. Read when the encoder is

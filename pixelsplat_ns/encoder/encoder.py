@@ -81,7 +81,8 @@ class PixelSplatEncoder(nn.Module):
         images, extrinsics, intrinsics = context.images, context.extrinsics, context.intrinsics
         b, v, _, h, w = images.shape
         flat_images = rearrange(images, "b v c h w -> (b v) c h w").contiguous(memory_format=torch.channels_last)
-        features = rearrange(self.backbone_projection(self.backbone(flat_images)), "(b v) c h w -> b v c h w", b=b)
+        backbone = self.backbone(flat_images, fused=self.config.exact_rewrites)
+        features = rearrange(self.backbone_projection(backbone), "(b v) c h w -> b v c h w", b=b)
         if self.epipolar_transformer is not None:
             features = self.epipolar_transformer(
                 features, extrinsics, intrinsics, context.near, context.far, self.config.exact_rewrites, generator
