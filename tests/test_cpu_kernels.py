@@ -196,7 +196,10 @@ def test_the_backbone_sums_with_the_fused_kernel_only_at_cpu_inference(monkeypat
     assert calls == [1]
     torch.testing.assert_close(fused, plain, rtol=1e-6, atol=1e-6)
     backbone(images)  # autograd on: torch's operators
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        reduced = backbone(images)  # bfloat16 maps from float32 images: torch's operators
     assert calls == [1]
+    assert float((reduced.float() - plain).abs().max()) < 0.1 * float(plain.abs().max())
 
 
 def test_encoder_can_use_torch_default_linear():
