@@ -1,10 +1,13 @@
 """The encoder's CPU routes compute what torch's own kernels compute: values, gradients, and cached spectra."""
 
+import subprocess
+import sys
+
 import pytest
 import torch
 import torch.nn.functional as F
 
-from pixelsplat_ns.encoder import PixelSplatEncoder, tiny
+from pixelsplat_ns.encoder import PixelSplatEncoder, Views, tiny
 from pixelsplat_ns.encoder.backbone import Backbone, upsample_and_sum
 from pixelsplat_ns.encoder.cpu_kernels import (
     MIN_FOURIER_SIDE,
@@ -200,6 +203,65 @@ def test_the_backbone_sums_with_the_fused_kernel_only_at_cpu_inference(monkeypat
         reduced = backbone(images)  # bfloat16 maps from float32 images: torch's operators
     assert calls == [1]
     assert float((reduced.float() - plain).abs().max()) < 0.1 * float(plain.abs().max())
+
+
+def test_the_fused_sum_is_float32_whatever_the_default_dtype():
+    torch.manual_seed(0)
+    backbone = Backbone(tiny().backbone).eval()
+    images = torch.rand(2, 3, 16, 24)
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        with torch.no_grad():
+            fused, plain = backbone(images), backbone(images, fused=False)
+    finally:
+        torch.set_default_dtype(previous)
+    assert fused.dtype == plain.dtype == torch.float32
+    torch.testing.assert_close(fused, plain, rtol=1e-6, atol=1e-6)
+
+
+INFERENCE_WITHOUT_NUMBA = """
+import sys
+sys.modules["numba"] = None  # numba refusing to import (a NumPy it does not support, say)
+import torch
+from pixelsplat_ns.encoder import PixelSplatEncoder, Views, tiny
+encoder = PixelSplatEncoder(tiny()).eval()
+extrinsics = torch.eye(4).repeat(1, 2, 1, 1)
+extrinsics[0, 1, 0, 3] = 1.0
+intrinsics = torch.tensor([[0.9, 0, 0.5], [0, 0.9, 0.5], [0, 0, 1.0]]).repeat(1, 2, 1, 1)
+views = Views(torch.rand(1, 2, 3, 32, 32), extrinsics, intrinsics, torch.full((1, 2), 0.5), torch.full((1, 2), 50.0))
+with torch.inference_mode():
+    gaussians = encoder.encode(views, deterministic=True)
+print("encoded", gaussians.means.shape[1], "numba" in sys.modules and sys.modules["numba"] is not None)
+"""
+
+
+def test_inference_falls_back_to_torch_where_numba_does_not_import():
+    done = subprocess.run([sys.executable, "-c", INFERENCE_WITHOUT_NUMBA], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.split() == ["encoded", str(2 * 32 * 32), "False"], done.stderr[-3000:]
+
+
+def test_weights_derived_under_autocast_are_not_reused_outside_it():
+    """A fresh tiny encoder run once under bfloat16 autocast, then in float32: the composed upscaler kernel
+    computed under autocast (bfloat16) must not be reused by the float32 run, nor the reverse."""
+    torch.manual_seed(0)
+    encoder = PixelSplatEncoder(tiny()).eval()
+    extrinsics = torch.eye(4).repeat(1, 2, 1, 1)
+    extrinsics[0, 1, 0, 3] = 1.0
+    intrinsics = torch.tensor([[0.9, 0, 0.5], [0, 0.9, 0.5], [0, 0, 1.0]]).repeat(1, 2, 1, 1)
+    views = Views(torch.rand(1, 2, 3, 32, 32), extrinsics, intrinsics, torch.full((1, 2), 0.5), torch.full((1, 2), 50.0))
+    never_autocast = PixelSplatEncoder(tiny()).eval()
+    never_autocast.load_state_dict(encoder.state_dict())
+    with torch.inference_mode():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            first = encoder.encode(views, deterministic=True)
+        full = encoder.encode(views, deterministic=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            again = encoder.encode(views, deterministic=True)
+        expected = never_autocast.encode(views, deterministic=True)
+    for name in ("means", "covariances", "opacities", "harmonics"):
+        assert torch.equal(getattr(full, name), getattr(expected, name)), name
+        assert torch.equal(getattr(again, name), getattr(first, name)), name
 
 
 def test_encoder_can_use_torch_default_linear():

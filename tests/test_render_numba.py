@@ -293,7 +293,7 @@ def test_auto_uses_numba_on_cpu_and_torch_when_numba_is_missing(monkeypatch):
     rasterize(**scene, width=24, height=20)
     assert calls == ["numba"]
     module = importlib.import_module("pixelsplat_ns.render.rasterize")  # the package's name is the function
-    monkeypatch.setattr(module, "_numba_available", lambda: False)
+    monkeypatch.setattr(module, "numba_available", lambda: False)
     rasterize(**scene, width=24, height=20)
     assert calls == ["numba"]
 

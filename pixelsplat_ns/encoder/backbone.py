@@ -15,6 +15,7 @@ from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
 from pixelsplat_ns.encoder.config import BackboneConfig, ResNetConfig, ViTConfig
 from pixelsplat_ns.encoder.cpu_kernels import Linear
+from pixelsplat_ns.render.untraced import numba_available
 
 
 class ResNetTrunk(nn.Module):
@@ -133,9 +134,9 @@ class Backbone(nn.Module):
         self.local_token_mlp = token_mlp(config.vit.embed_dim, config.d_out)
 
     def forward(self, images: Float[Tensor, "n 3 h w"], fused: bool = True) -> Float[Tensor, "n d_out h w"]:
-        """The per-pixel features; ``fused`` (at inference, with the maps on CPU in float32) sums them at full
-        resolution with ``upsampling_numba``'s one-pass kernel instead of torch's operators, the same within
-        float rounding."""
+        """The per-pixel features; ``fused`` (at inference, with the maps on CPU in float32, where numba
+        imports) sums them at full resolution with ``upsampling_numba``'s one-pass kernel instead of torch's
+        operators, the same within float rounding."""
         h, w = images.shape[-2:]
         if h % self.patch_size or w % self.patch_size:
             raise ValueError(f"image size {h}x{w} must be a multiple of the ViT patch size {self.patch_size}")
@@ -146,7 +147,7 @@ class Backbone(nn.Module):
         maps = self.resnet(images)
         # The maps' own dtypes decide: under autocast they are bfloat16 whatever the images are.
         on_cpu_float32 = all(t.device.type == "cpu" and t.dtype == torch.float32 for t in (*maps, patches))
-        if fused and not torch.is_grad_enabled() and on_cpu_float32:
+        if fused and not torch.is_grad_enabled() and on_cpu_float32 and numba_available():
             from pixelsplat_ns.encoder.upsampling_numba import upsample_and_sum_numba  # numba only where used
 
             summed = upsample_and_sum_numba(maps, patches, h, w)

@@ -14,7 +14,8 @@ class DerivedWeights:
 
     Each entry holds its parameters' storages, so no other tensor can take their addresses while it lives;
     in-place updates (optimizer steps, ``load_state_dict``) bump the version counters. Writes through
-    ``.data`` bypass those counters and are not seen."""
+    ``.data`` bypass those counters and are not seen. The key includes the autocast state of the parameters'
+    device: a value computed under autocast (in bfloat16, say) is not reused outside it, nor the reverse."""
 
     def __init__(self) -> None:
         self._entries: dict[str, tuple[list[Tensor], tuple, object]] = {}
@@ -23,7 +24,9 @@ class DerivedWeights:
         if torch.is_grad_enabled() and any(p.requires_grad for p in parameters):
             self._entries.pop(name, None)
             return compute()
-        key = tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in parameters)
+        device_type = parameters[0].device.type
+        autocast = torch.is_autocast_enabled(device_type) and torch.get_autocast_dtype(device_type)
+        key = (autocast, *((p.data_ptr(), p._version, p.dtype, p.device) for p in parameters))
         entry = self._entries.get(name)
         if entry is None or entry[1] != key:
             entry = self._entries[name] = ([p.detach() for p in parameters], key, compute())

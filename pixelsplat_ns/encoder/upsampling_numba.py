@@ -9,6 +9,9 @@ with torch's source indices and weights (``compute_source_index_and_lambda`` in 
 sums, and writes the output once: the same values within float rounding (torch's kernel may fuse a
 multiply-add that this one rounds, about one unit in the last place).
 
+The output is allocated by torch, not numpy: numpy asks for transparent huge pages for large arrays, and in a
+process whose memory is fragmented (an encode) faulting those in stalled for 0.2-0.35 s at random.
+
 numba compiles the kernel on first use and keeps it on disk (``cache=True``); ``warm_up()`` compiles or loads it.
 """
 
@@ -90,7 +93,7 @@ def upsample_and_sum_numba(
         raise ValueError(f"maps {[tuple(m.shape) for m in maps]} and patches {tuple(patches.shape)} disagree")
     if height % rows or width % cols or height // rows != width // cols:
         raise ValueError(f"{rows} x {cols} patches do not tile a {height} x {width} image in squares")
-    out = torch.empty(n, height, width, c)
+    out = torch.empty(n, height, width, c, dtype=torch.float32)  # not np.empty: see the module's note on pages
     _upsample_and_sum(tuple(_channels_last(m) for m in maps), patches.detach().contiguous().numpy(),
                       height // rows, out.numpy())
     return out
@@ -100,6 +103,6 @@ def warm_up() -> float:
     """Compile (or load from numba's disk cache) the kernel for the backbone's three resolutions; returns the
     seconds it took."""
     start = time.perf_counter()
-    maps = [torch.zeros(1, 2, size, size) for size in (4, 2, 1)]
-    upsample_and_sum_numba(maps, torch.zeros(1, 1, 1, 2), 8, 8)
+    maps = [torch.zeros(1, 2, size, size, dtype=torch.float32) for size in (4, 2, 1)]
+    upsample_and_sum_numba(maps, torch.zeros(1, 1, 1, 2, dtype=torch.float32), 8, 8)
     return time.perf_counter() - start

@@ -1,7 +1,6 @@
 """The project's one Gaussian rasterizer: gsplat on CUDA, the same rules in numba on the CPU and in pure torch
 on any device."""
 
-import functools
 import math
 import numbers
 from typing import Literal, Optional
@@ -14,7 +13,7 @@ from torch.utils.checkpoint import checkpoint
 from pixelsplat_ns.render.compositing import TILE_SIZE, composite
 from pixelsplat_ns.render.projection import Projection, project_gaussians, quat_scale_to_covar
 from pixelsplat_ns.render.spherical_harmonics import MAX_SH_DEGREE, evaluate_sh, num_sh_bases
-from pixelsplat_ns.render.untraced import import_untraced
+from pixelsplat_ns.render.untraced import import_untraced, numba_available
 
 RenderMode = Literal["RGB", "D", "ED", "RGB+D", "RGB+ED"]
 RENDER_MODES = ("RGB", "D", "ED", "RGB+D", "RGB+ED")
@@ -104,20 +103,9 @@ def rasterize(
         raise ValueError(f"rasterize: backend='numba' needs CPU tensors, got {means.device}; use backend='auto'")
     # numba's kernels take float32 and float64; half precision on the CPU stays with torch.
     use_numba = backend == "numba" or (backend == "auto" and means.device.type == "cpu"
-                                       and means.dtype in NUMBA_DTYPES and _numba_available())
+                                       and means.dtype in NUMBA_DTYPES and numba_available())
     return _rasterize_torch(means, quats, scales, opacities, colors, viewmats, Ks, width, height, near_plane,
                             far_plane, eps2d, sh_degree, backgrounds, render_mode, covars, use_numba)
-
-
-@functools.cache
-def _numba_available() -> bool:
-    """Whether numba imports (asked once, at the first CPU render): an installed numba can still refuse to
-    import (a NumPy it does not support, a mismatched llvmlite), and then the torch compositing is used."""
-    try:
-        import_untraced("numba")
-    except ImportError:
-        return False
-    return True
 
 
 def _rasterize_gsplat(means, quats, scales, opacities, colors, viewmats, Ks, width, height, near_plane, far_plane,

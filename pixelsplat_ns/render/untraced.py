@@ -49,3 +49,15 @@ def import_untraced(name: str) -> ModuleType:
         ImportError: as ``importlib.import_module``.
     """
     return importlib.import_module(name)
+
+
+@functools.cache
+def numba_available() -> bool:
+    """Whether numba imports (asked once, with tracing off): an installed numba can still refuse to import (a
+    NumPy it does not support, a mismatched llvmlite), and then the renderer and the encoder use torch's
+    operators instead of their numba kernels."""
+    try:
+        import_untraced("numba")
+    except ImportError:
+        return False
+    return True
