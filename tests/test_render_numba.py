@@ -302,3 +302,23 @@ def test_importing_the_package_does_not_import_numba():
     code = "import sys, pixelsplat_ns, pixelsplat_ns.render; print('numba' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
     assert out.strip() == "False"
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("plane", ["near", "far"])
+def test_a_gaussian_exactly_on_a_depth_limit_is_drawn_by_both_backends(dtype, plane):
+    """gsplat keeps near <= z <= far with the limits in the inputs' dtype (0.01 in float32 is 0.00999999978);
+    the numba kernels, which compute in float64, must compare against the same rounded limits."""
+    z = 0.01 if plane == "near" else 3.7
+    scene = dict(means=torch.tensor([[0.0, 0.0, z]], dtype=dtype), quats=torch.tensor([[1.0, 0, 0, 0]], dtype=dtype),
+                 scales=torch.full((1, 3), 0.001 * z / 0.01, dtype=dtype), opacities=torch.tensor([0.9], dtype=dtype),
+                 colors=torch.ones(1, 3, dtype=dtype), viewmats=torch.eye(4, dtype=dtype)[None],
+                 Ks=torch.tensor([[[20.0, 0, 10], [0, 20.0, 10], [0, 0, 1]]], dtype=dtype), width=20, height=20,
+                 near_plane=0.01 if plane == "near" else 0.001, far_plane=1e10 if plane == "near" else 3.7)
+    drawn = {}
+    for backend in ("numba", "torch"):
+        _, alphas, meta = rasterize(**scene, backend=backend)
+        drawn[backend] = (int(meta["radii"].flatten()[0]), float(alphas.sum()))
+    assert drawn["torch"][0] > 0 and drawn["torch"][1] > 1.0
+    assert drawn["numba"][0] == drawn["torch"][0]
+    assert drawn["numba"][1] == pytest.approx(drawn["torch"][1], rel=1e-5)

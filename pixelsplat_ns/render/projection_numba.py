@@ -591,7 +591,12 @@ def project_and_shade_numba(
                                    and coeffs.shape[-2] >= num_sh_bases(sh_degree)):
         raise ValueError(f"SH degree {sh_degree} needs at least {num_sh_bases(sh_degree or 0)} coefficients per "
                          f"Gaussian (degrees 0-{MAX_SH_DEGREE}), got {list(coeffs.shape)}")
+    # gsplat and the torch projection hold eps2d and the depth limits in the inputs' dtype (float32: 0.01 is
+    # 0.00999999978); the kernels compute in float64, so they get them rounded to it, or a Gaussian lying
+    # exactly on a depth limit would be culled here and drawn there.
+    in_dtype = np.dtype(str(means.dtype).removeprefix("torch.")).type
+    eps2d, near_plane, far_plane = (float(in_dtype(value)) for value in (eps2d, near_plane, far_plane))
     radii, means2d, depths, conics, colors = _ProjectAndShade.apply(
-        means, covars, quats, scales, coeffs, viewmats, Ks, int(width), int(height), float(eps2d),
-        float(near_plane), float(far_plane), sh_degree)
+        means, covars, quats, scales, coeffs, viewmats, Ks, int(width), int(height), eps2d, near_plane, far_plane,
+        sh_degree)
     return radii, means2d, depths, conics, colors if coeffs is not None else None
