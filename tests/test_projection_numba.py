@@ -3,6 +3,7 @@ output and the gradients of means, covariances and SH coefficients, for SH degre
 coefficients, and Gaussians that each culling rule removes (behind the camera, beyond the far plane, a
 degenerate 2D covariance, off screen) or whose Jacobian the field-of-view clamp bends."""
 
+import numpy as np
 import pytest
 import torch
 from test_render_reference import random_scene
@@ -30,7 +31,8 @@ def hard_scene(sh_degree, per_camera, dtype=torch.float64):
     return means, covars, colors, scene["viewmats"], scene["Ks"]
 
 
-def outputs_and_gradients(backend, means, covars, coeffs, viewmats, Ks, sh_degree, quats=None, scales=None):
+def outputs_and_gradients(backend, means, covars, coeffs, viewmats, Ks, sh_degree, quats=None, scales=None,
+                          eps2d=0.3, near=0.01, far=1e10):
     """Outputs and the gradients of a fixed random-weighted loss; ``quats`` and ``scales`` replace ``covars``
     when given."""
     named = dict(means=means, covars=covars, coeffs=coeffs, quats=quats, scales=scales)
@@ -43,11 +45,11 @@ def outputs_and_gradients(backend, means, covars, coeffs, viewmats, Ks, sh_degre
         if covars is None:
             covars = quat_scale_to_covar(quats, scales)
         projection, colors = _project_and_shade(means, covars, coeffs, viewmats, Ks, centers, WIDTH, HEIGHT,
-                                                0.3, 0.01, 1e10, sh_degree)
+                                                eps2d, near, far, sh_degree)
         radii, means2d, depths, conics = projection.radii, projection.means2d, projection.depths, projection.conics
     else:
         radii, means2d, depths, conics, colors = project_and_shade_numba(
-            means, covars, coeffs, viewmats, Ks, WIDTH, HEIGHT, 0.3, 0.01, 1e10, sh_degree, quats=quats, scales=scales)
+            means, covars, coeffs, viewmats, Ks, WIDTH, HEIGHT, eps2d, near, far, sh_degree, quats=quats, scales=scales)
     g = torch.Generator().manual_seed(1)
     weight = lambda t: torch.randn(t.shape, generator=g, dtype=torch.float64).to(t.dtype)  # noqa: E731
     # Every projected output gets a gradient, culled Gaussians' too; colours only where drawn (the compositing
@@ -101,11 +103,13 @@ def test_quaternions_and_scales_match_torch_in_float64(sh_degree):
 
 def test_float32_matches_the_float64_reference():
     """float32 inputs are computed in float64 and the results rounded once: against float64 arithmetic on the
-    same (float32) inputs, only that rounding is left."""
+    same (float32) inputs and constants (eps2d and the depth limits in float32, as gsplat holds them), only
+    that rounding is left."""
     scene32 = [t.float() for t in hard_scene(3, False)]
     scene64 = [t.double() for t in scene32]
     values, grads = outputs_and_gradients("numba", *scene32, 3)
-    ref_values, ref_grads = outputs_and_gradients("torch", *scene64, 3)
+    constants = dict(eps2d=float(np.float32(0.3)), near=float(np.float32(0.01)), far=float(np.float32(1e10)))
+    ref_values, ref_grads = outputs_and_gradients("torch", *scene64, 3, **constants)
     assert values["means2d"].dtype == grads["covars"].dtype == torch.float32
     drawn = ref_values["radii"] > 0
     agree = (values.pop("radii") == ref_values.pop("radii")).float().mean()

@@ -222,6 +222,14 @@ def _tile_bounds(tile, tiles_x, tiles_y, width, height):
 
 
 @numba.njit(inline="always")
+def _block_of(tile, tiles_x, tiles_y, n_blocks):
+    """The parallel block that composites a flat tile number: ``(camera + ty + tx) mod n_blocks``, so that
+    neighbouring tiles, whose loads are alike, go to different blocks along rows and along columns."""
+    camera, local = tile // (tiles_x * tiles_y), tile % (tiles_x * tiles_y)
+    return (camera + local // tiles_x + local % tiles_x) % n_blocks
+
+
+@numba.njit(inline="always")
 def _falloff_step(a, b, c):
     """(whether the conic is positive definite, exp(-a)): ``_box_start``'s recurrence holds for such a conic,
     and exp(-a) is the constant factor its pixel-to-pixel ratio changes by along any row."""
@@ -354,14 +362,16 @@ def _forward_kernel(offsets, entries, means2d, conics, opacities, colors, bx0, b
     """Front-to-back compositing of every tile. Returns colours [C, H*W, D] (accumulated in float64, returned
     in the colours' dtype), final transmittance [C, H*W] (float64) and, per pixel, the position in its
     tile's list of the last composited Gaussian (-1 if none) [C, H*W] int32. Block b of ``n_blocks`` takes
-    tiles b, b + n_blocks, ... (``_n_blocks``). Every pixel lies in one tile, which writes all three
+    the tiles ``_block_of`` gives it (``_n_blocks``). Every pixel lies in one tile, which writes all three
     outputs for it: they start uninitialized (filling fresh memory first would only cost time)."""
     out = np.empty((n_cameras, height * width, colors.shape[1]), dtype=colors.dtype)
     final_t = np.empty((n_cameras, height * width))
     last = np.empty((n_cameras, height * width), dtype=np.int32)
     n_tiles = len(offsets) - 1
     for block in prange(n_blocks):
-        for tile in range(block, n_tiles, n_blocks):
+        for tile in range(n_tiles):
+            if _block_of(tile, tiles_x, tiles_y, n_blocks) != block:
+                continue
             _forward_tile(tile, offsets, entries, means2d, conics, opacities, colors, bx0, bx1, by0, by1, level,
                           width, height, tiles_x, tiles_y, out, final_t, last)
     return out, final_t, last
@@ -455,7 +465,9 @@ def _backward_kernel(offsets, entries, means2d, conics, opacities, colors, bx0, 
     b, c, opacity, colour); entries behind every pixel's stop stay zero."""
     n_tiles = len(offsets) - 1
     for block in prange(n_blocks):
-        for tile in range(block, n_tiles, n_blocks):
+        for tile in range(n_tiles):
+            if _block_of(tile, tiles_x, tiles_y, n_blocks) != block:
+                continue
             _backward_tile(tile, offsets, entries, means2d, conics, opacities, colors, bx0, bx1, by0, by1, level,
                            final_t, last, grad_colors, grad_alphas, width, height, tiles_x, tiles_y, partial)
 
@@ -469,11 +481,10 @@ def _sum_entries(entries, partial, total):
 
 
 def _n_blocks(n_tiles: int) -> int:
-    """How many strided blocks of tiles the kernels run in parallel: one per thread. numba's OpenMP and
-    workqueue layers split a prange into equal contiguous parts, one per thread, so with more blocks than
-    threads a thread's tiles would be whole columns of the image (block b of B holds tiles b, b + B, ...),
-    and a scene that is busier on one side loads one thread more; with one block per thread, neighbouring
-    tiles, whose loads are alike, alternate between the threads."""
+    """How many blocks of tiles the kernels run in parallel: one per thread. numba's OpenMP and workqueue
+    layers split a prange into equal contiguous parts, one per thread, so the blocks' tiles are interleaved
+    instead (``_block_of``, a checkerboard for two threads): a scene busier on one side, or in one row or one
+    column of tiles, still loads every thread alike."""
     return max(1, min(n_tiles, numba.get_num_threads()))
 
 
