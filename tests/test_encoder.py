@@ -177,6 +177,12 @@ def test_three_context_views_use_view_embeddings():
         (dict(near=torch.zeros(1, 2)), "0 < near < far"),
         (dict(far=torch.full((1, 2), float("nan"))), "far contains NaN"),
         (dict(intrinsics=torch.eye(3)), r"intrinsics must have shape \[1, 2, 3, 3\]"),
+        (dict(images=torch.rand(0, 2, 3, 32, 32)), "must not be empty"),
+        (dict(images=torch.rand(1, 2, 3, 0, 32)), "must not be empty"),
+        (dict(images=(torch.rand(1, 2, 3, 32, 32) * 255).to(torch.uint8)), "floating point.*divide 8-bit images"),
+        (dict(images=torch.rand(1, 2, 3, 32, 32) * 255), r"in \[0, 1\].*divide them by 255"),
+        (dict(images=torch.rand(1, 2, 3, 32, 32) - 0.5), r"in \[0, 1\]"),
+        (dict(images=torch.rand(1, 2, 3, 32, 32, dtype=torch.float64)), "torch.float64 but the encoder's weights are torch.float32"),
     ],
 )
 def test_bad_input_is_refused(change, message):

@@ -19,6 +19,9 @@ from pixelsplat_ns.gaussians import Gaussians
 from pixelsplat_ns.geometry import image_grid
 from pixelsplat_ns.render.spherical_harmonics import num_sh_bases
 
+IMAGE_RANGE_SLACK = 1e-3
+"""How far outside [0, 1] image values may stray (resampling overshoot) before ``encode`` refuses them."""
+
 
 class BackboneProjection(nn.Sequential):
     """ReLU, then Linear from the backbone's channels to the feature width (official ``backbone_projection``),
@@ -119,6 +122,18 @@ class PixelSplatEncoder(nn.Module):
         if images.dim() != 5 or images.shape[2] != 3:
             raise ValueError(f"images must have shape [B, V, 3, H, W], got {list(images.shape)}")
         b, v, _, h, w = images.shape
+        if b == 0 or h == 0 or w == 0:
+            raise ValueError(f"images must not be empty, got shape {list(images.shape)}")
+        parameter = next(self.parameters())
+        for name, tensor in (("images", images), ("extrinsics", extrinsics), ("intrinsics", intrinsics)):
+            if tensor.dtype != parameter.dtype:
+                raise ValueError(
+                    f"{name} are {tensor.dtype} but the encoder's weights are {parameter.dtype}: convert one to the "
+                    f"other (e.g. views.to({parameter.dtype}) or encoder.to({tensor.dtype}))"
+                    if tensor.is_floating_point() else
+                    f"{name} must be floating point ({parameter.dtype}), got {tensor.dtype}"
+                    + (": divide 8-bit images by 255" if name == "images" else "")
+                )
         if v < 2:
             raise ValueError(f"pixelSplat needs at least 2 context views, got {v}")
         if v > 2 and (self.epipolar_transformer is None or v > self.config.num_context_views):
@@ -143,3 +158,9 @@ class PixelSplatEncoder(nn.Module):
                 raise ValueError(f"{name} contains NaN or infinite values")
         if bool((near <= 0).any() or (far <= near).any()):
             raise ValueError("need 0 < near < far for every view")
+        low, high = float(images.min()), float(images.max())
+        if low < -IMAGE_RANGE_SLACK or high > 1 + IMAGE_RANGE_SLACK:
+            raise ValueError(
+                f"images must be in [0, 1], got values in [{low:.4g}, {high:.4g}]"
+                + (" (8-bit values? divide them by 255)" if high > 2 else "")
+            )
