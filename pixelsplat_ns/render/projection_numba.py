@@ -11,6 +11,7 @@ Differences, none of result beyond rounding:
 * Computed in float64 whatever the input dtype (the outputs are then rounded to it), so the radius
   ``ceil(3 sqrt(lambda))`` may differ from the float32 torch version's where lambda sits on a rounding
   boundary; the compositing's pixel boxes come from the opacity level, not from this radius, away from it.
+  The constants (eps2d, the near and far planes) are rounded to the input dtype first, as gsplat holds them.
 * SH colours are evaluated for drawn Gaussians only (radius > 0); the others get colour 0, which the
   compositing never reads (it gives them no gradient either).
 * Gradients reach means, covariances and SH coefficients; none reach the cameras (``viewmats``, ``Ks``), so
