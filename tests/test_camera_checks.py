@@ -7,6 +7,7 @@ import torch
 from pixelsplat_ns.camera_checks import CameraError, check_intrinsics, check_rotation
 from pixelsplat_ns.encoder.bounds import at_one_position
 from pixelsplat_ns.encoder.views import DegenerateBaseline, prepare_views
+from pixelsplat_ns.errors import InputError
 from pixelsplat_ns.per_scene.context import ContextError, check_cameras
 
 
@@ -64,3 +65,37 @@ def test_one_image_says_to_add_views_not_to_change_the_split():
         check_cameras(one, ["PERSPECTIVE"], ["a"], total=1)
     with pytest.raises(ContextError, match="the dataset has 5 images.*--eval-mode all"):
         check_cameras(one, ["PERSPECTIVE"], ["a"], total=5)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(images=torch.rand(3, 3, 16, 16)), r"extrinsics must have shape \[3, 4, 4\] \(one per image\)"),
+        (dict(images=torch.rand(0, 3, 16, 16), extrinsics=torch.eye(4)[:0], intrinsics=torch.eye(3)[:0]), "no views"),
+        (dict(context=[0, 5]), r"context positions \[0, 5\] out of range for 2 views"),
+        (dict(context=[0]), "at least 2 context positions"),
+        (dict(nan_pose=True), "extrinsics contain NaN"),
+        (dict(intrinsics=torch.tensor([[400.0, 0, 320], [0, 400, 240], [0, 0, 1]]).repeat(2, 1, 1)), "look like pixels"),
+    ],
+)
+def test_prepare_views_refuses_what_it_cannot_use(change, message):
+    c2w = torch.eye(4).repeat(2, 1, 1)
+    c2w[1, 0, 3] = 0.5
+    inputs = dict(images=torch.rand(2, 3, 16, 16), extrinsics=c2w, intrinsics=torch.tensor(
+        [[0.9, 0, 0.5], [0, 0.9, 0.5], [0, 0, 1]]).repeat(2, 1, 1), context=[0, 1])
+    if change.pop("nan_pose", False):
+        inputs["extrinsics"] = c2w.clone()
+        inputs["extrinsics"][0, 0, 3] = float("nan")
+    inputs.update(change)
+    with pytest.raises(InputError, match=message):
+        prepare_views(inputs["images"], inputs["extrinsics"], inputs["intrinsics"], inputs["context"])
+
+
+def test_views_to_a_dtype_keeps_the_index_integer():
+    c2w = torch.eye(4).repeat(2, 1, 1)
+    c2w[1, 0, 3] = 0.5
+    views, _ = prepare_views(torch.rand(2, 3, 16, 16), c2w, torch.eye(3).repeat(2, 1, 1), [0, 1],
+                             index=torch.tensor([3, 7]))
+    converted = views.to(torch.float64)
+    assert converted.images.dtype == converted.near.dtype == torch.float64
+    assert converted.index.dtype == torch.int64 and converted.index.tolist() == [3, 7]

@@ -296,6 +296,8 @@ def test_auto_uses_numba_on_cpu_and_torch_when_numba_is_missing(monkeypatch):
     monkeypatch.setattr(module, "numba_available", lambda: False)
     rasterize(**scene, width=24, height=20)
     assert calls == ["numba"]
+    with pytest.raises(ValueError, match="numba does not import here.*backend='auto' or 'torch'"):
+        rasterize(**scene, width=24, height=20, backend="numba")
 
 
 def test_importing_the_package_does_not_import_numba():

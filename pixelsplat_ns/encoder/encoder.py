@@ -125,7 +125,8 @@ class PixelSplatEncoder(nn.Module):
         if b == 0 or h == 0 or w == 0:
             raise ValueError(f"images must not be empty, got shape {list(images.shape)}")
         parameter = next(self.parameters())
-        for name, tensor in (("images", images), ("extrinsics", extrinsics), ("intrinsics", intrinsics)):
+        for name, tensor in (("images", images), ("extrinsics", extrinsics), ("intrinsics", intrinsics),
+                             ("near", near), ("far", far)):
             if tensor.dtype != parameter.dtype:
                 raise ValueError(
                     f"{name} are {tensor.dtype} but the encoder's weights are {parameter.dtype}: convert one to the "
@@ -150,7 +151,7 @@ class PixelSplatEncoder(nn.Module):
         if h % multiple or w % multiple:
             raise ValueError(
                 f"images of {h}x{w} pixels: both sides must be multiples of {multiple} "
-                f"(crop or resize them, e.g. to {h - h % multiple}x{w - w % multiple})"
+                f"(crop or resize them, e.g. to {max(multiple, h - h % multiple)}x{max(multiple, w - w % multiple)})"
             )
         for name, tensor in (("images", images), ("extrinsics", extrinsics), ("intrinsics", intrinsics),
                              ("near", near), ("far", far)):
@@ -161,6 +162,6 @@ class PixelSplatEncoder(nn.Module):
         low, high = float(images.min()), float(images.max())
         if low < -IMAGE_RANGE_SLACK or high > 1 + IMAGE_RANGE_SLACK:
             raise ValueError(
-                f"images must be in [0, 1], got values in [{low:.4g}, {high:.4g}]"
-                + (" (8-bit values? divide them by 255)" if high > 2 else "")
+                f"images must be in [0, 1] (within {IMAGE_RANGE_SLACK:g}), got values in [{low!r}, {high!r}]: "
+                + ("8-bit values? divide them by 255" if high > 2 else "clip them to [0, 1]")
             )

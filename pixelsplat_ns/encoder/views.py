@@ -14,6 +14,7 @@ from jaxtyping import Float, Int64
 from torch import Tensor
 
 from pixelsplat_ns.encoder.bounds import at_one_position, max_baseline, near_far, normalize_baseline
+from pixelsplat_ns.camera_checks import PRINCIPAL_POINT_MARGIN
 from pixelsplat_ns.errors import InputError
 
 
@@ -55,8 +56,12 @@ class Views(NamedTuple):
         """The views at ``positions`` (a slice, indices or a mask) of one scene."""
         return self._map(lambda tensor: tensor[positions])
 
-    def to(self, device) -> "Views":
-        return self._map(lambda tensor: tensor.to(device))
+    def to(self, device_or_dtype) -> "Views":
+        """The views on another device, or with their floating-point tensors in another dtype (``index``
+        stays int64)."""
+        if isinstance(device_or_dtype, torch.dtype):
+            return self._map(lambda tensor: tensor.to(device_or_dtype) if tensor.is_floating_point() else tensor)
+        return self._map(lambda tensor: tensor.to(device_or_dtype))
 
     def _map(self, function) -> "Views":
         return Views(*(None if tensor is None else function(tensor) for tensor in self))
@@ -81,9 +86,12 @@ def prepare_views(
 
     Raises ``DegenerateBaseline`` when the scene is to be scaled but the context views are at one position
     (``bounds.at_one_position``: relative to their coordinates, whatever the unit) or their distance is not
-    finite; without scaling, the near/far rule clamps the baseline as the official code does.
+    finite; without scaling, the near/far rule clamps the baseline as the official code does. Raises
+    ``InputError`` for shapes that disagree, no views, context positions out of range, poses or intrinsics
+    that are not finite, and intrinsics in pixels rather than normalized.
     """
     context = torch.as_tensor(list(context) if isinstance(context, range) else context, dtype=torch.int64)
+    _check_scene(images, extrinsics, intrinsics, context)
     scale = 1.0
     if make_baseline_1:
         baseline = float(max_baseline(extrinsics[context]))
@@ -93,3 +101,30 @@ def prepare_views(
     near, far = near_far(extrinsics[context], intrinsics[context], tuple(images.shape[-2:]))
     views = len(images)
     return Views(images, extrinsics, intrinsics, near.expand(views).clone(), far.expand(views).clone(), index), scale
+
+
+def _check_scene(images: Tensor, extrinsics: Tensor, intrinsics: Tensor, context: Tensor) -> None:
+    """``prepare_views``'s input rules; raises ``InputError`` saying what is wrong and what to do."""
+    if images.dim() != 4 or images.shape[1] != 3:
+        raise InputError(f"images must have shape [views, 3, height, width], got {list(images.shape)}")
+    views = len(images)
+    if views == 0:
+        raise InputError("no views given")
+    for name, tensor, shape in (("extrinsics", extrinsics, (views, 4, 4)), ("intrinsics", intrinsics, (views, 3, 3))):
+        if tuple(tensor.shape) != shape:
+            raise InputError(f"{name} must have shape {list(shape)} (one per image), got {list(tensor.shape)}")
+        if not bool(torch.isfinite(tensor).all()):
+            raise InputError(f"{name} contain NaN or infinite values")
+    if context.dim() != 1 or len(context) < 2:
+        raise InputError(f"need at least 2 context positions, got {context.tolist()}")
+    if bool((context < -views).any() or (context >= views).any()):
+        raise InputError(f"context positions {context.tolist()} out of range for {views} views")
+    # camera_checks' rule for the principal point (within or near the image), in normalized units.
+    principal = intrinsics[:, :2, 2]
+    if bool((principal < -PRINCIPAL_POINT_MARGIN).any() or (principal > 1 + PRINCIPAL_POINT_MARGIN).any()):
+        largest = float(principal.abs().max())
+        raise InputError(
+            f"principal points up to {largest:.4g} lie far outside the image: prepare_views takes intrinsics "
+            "normalized by the image size" + (", and these look like pixels (pixelsplat_ns.conventions."
+                                              "normalize_intrinsics converts them)" if largest > 2 else "")
+        )

@@ -101,6 +101,9 @@ def rasterize(
                                  far_plane, eps2d, sh_degree, backgrounds, render_mode, covars)
     if backend == "numba" and means.device.type != "cpu":
         raise ValueError(f"rasterize: backend='numba' needs CPU tensors, got {means.device}; use backend='auto'")
+    if backend == "numba" and not numba_available():
+        raise ValueError("rasterize: backend='numba', but numba does not import here (see `python -c 'import "
+                         "numba'`); use backend='auto' or 'torch', which need no numba")
     # numba's kernels take float32 and float64; half precision on the CPU stays with torch.
     use_numba = backend == "numba" or (backend == "auto" and means.device.type == "cpu"
                                        and means.dtype in NUMBA_DTYPES and numba_available())
