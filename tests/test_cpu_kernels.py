@@ -6,6 +6,7 @@ import sys
 import pytest
 import torch
 import torch.nn.functional as F
+from test_encoder import cameras
 
 from pixelsplat_ns.encoder import PixelSplatEncoder, Views, tiny
 from pixelsplat_ns.encoder.backbone import Backbone, upsample_and_sum
@@ -246,10 +247,7 @@ def test_weights_derived_under_autocast_are_not_reused_outside_it():
     computed under autocast (bfloat16) must not be reused by the float32 run, nor the reverse."""
     torch.manual_seed(0)
     encoder = PixelSplatEncoder(tiny()).eval()
-    extrinsics = torch.eye(4).repeat(1, 2, 1, 1)
-    extrinsics[0, 1, 0, 3] = 1.0
-    intrinsics = torch.tensor([[0.9, 0, 0.5], [0, 0.9, 0.5], [0, 0, 1.0]]).repeat(1, 2, 1, 1)
-    views = Views(torch.rand(1, 2, 3, 32, 32), extrinsics, intrinsics, torch.full((1, 2), 0.5), torch.full((1, 2), 50.0))
+    views = Views(torch.rand(1, 2, 3, 32, 32), *cameras())
     never_autocast = PixelSplatEncoder(tiny()).eval()
     never_autocast.load_state_dict(encoder.state_dict())
     with torch.inference_mode():
