@@ -73,7 +73,7 @@ def test_one_image_says_to_add_views_not_to_change_the_split():
         (dict(images=torch.rand(3, 3, 16, 16)), r"extrinsics must have shape \[3, 4, 4\] \(one per image\)"),
         (dict(images=torch.rand(0, 3, 16, 16), extrinsics=torch.eye(4)[:0], intrinsics=torch.eye(3)[:0]), "no views"),
         (dict(context=[0, 5]), r"context positions \[0, 5\] out of range for 2 views"),
-        (dict(context=[0]), "at least 2 context positions"),
+        (dict(context=[]), "context must be a list of view positions"),
         (dict(nan_pose=True), "extrinsics contain NaN"),
         (dict(intrinsics=torch.tensor([[400.0, 0, 320], [0, 400, 240], [0, 0, 1]]).repeat(2, 1, 1)), "look like pixels"),
     ],

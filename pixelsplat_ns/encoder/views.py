@@ -115,8 +115,8 @@ def _check_scene(images: Tensor, extrinsics: Tensor, intrinsics: Tensor, context
             raise InputError(f"{name} must have shape {list(shape)} (one per image), got {list(tensor.shape)}")
         if not bool(torch.isfinite(tensor).all()):
             raise InputError(f"{name} contain NaN or infinite values")
-    if context.dim() != 1 or len(context) < 2:
-        raise InputError(f"need at least 2 context positions, got {context.tolist()}")
+    if context.dim() != 1 or len(context) == 0:
+        raise InputError(f"context must be a list of view positions, got {context.tolist()}")
     if bool((context < -views).any() or (context >= views).any()):
         raise InputError(f"context positions {context.tolist()} out of range for {views} views")
     # camera_checks' rule for the principal point (within or near the image), in normalized units.
