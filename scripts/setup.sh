@@ -41,5 +41,6 @@ fi
 # The numba kernels (the CPU renderer's, the encoder's full-resolution sum): compiled once here (about 40 s on
 # 2 cores) and kept in numba's disk cache, so that the demo, the viewer and the tests load them in half a
 # second instead of each compiling them.
-"$PY" -c 'from pixelsplat_ns.render.compositing_numba import warm_up; print(f"numba render kernels ready ({warm_up():.1f} s)")'
-"$PY" -c 'from pixelsplat_ns.encoder.upsampling_numba import warm_up; print(f"numba encoder kernel ready ({warm_up():.1f} s)")'
+"$PY" -c 'from pixelsplat_ns.render import compositing_numba as render
+from pixelsplat_ns.encoder import upsampling_numba as encoder
+print(f"numba kernels ready (renderer {render.warm_up():.1f} s, encoder {encoder.warm_up():.1f} s)")'

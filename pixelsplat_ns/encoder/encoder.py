@@ -124,9 +124,10 @@ class PixelSplatEncoder(nn.Module):
         b, v, _, h, w = images.shape
         if b == 0 or h == 0 or w == 0:
             raise ValueError(f"images must not be empty, got shape {list(images.shape)}")
+        named = (("images", images), ("extrinsics", extrinsics), ("intrinsics", intrinsics), ("near", near),
+                 ("far", far))
         parameter = next(self.parameters())
-        for name, tensor in (("images", images), ("extrinsics", extrinsics), ("intrinsics", intrinsics),
-                             ("near", near), ("far", far)):
+        for name, tensor in named:
             if tensor.dtype != parameter.dtype:
                 raise ValueError(
                     f"{name} are {tensor.dtype} but the encoder's weights are {parameter.dtype}: convert one to the "
@@ -153,8 +154,7 @@ class PixelSplatEncoder(nn.Module):
                 f"images of {h}x{w} pixels: both sides must be multiples of {multiple} "
                 f"(crop or resize them, e.g. to {max(multiple, h - h % multiple)}x{max(multiple, w - w % multiple)})"
             )
-        for name, tensor in (("images", images), ("extrinsics", extrinsics), ("intrinsics", intrinsics),
-                             ("near", near), ("far", far)):
+        for name, tensor in named:
             if not bool(torch.isfinite(tensor).all()):
                 raise ValueError(f"{name} contains NaN or infinite values")
         if bool((near <= 0).any() or (far <= near).any()):

@@ -595,8 +595,7 @@ def project_and_shade_numba(
     # gsplat and the torch projection hold eps2d and the depth limits in the inputs' dtype (float32: 0.01 is
     # 0.00999999978); the kernels compute in float64, so they get them rounded to it, or a Gaussian lying
     # exactly on a depth limit would be culled here and drawn there.
-    in_dtype = np.dtype(str(means.dtype).removeprefix("torch.")).type
-    eps2d, near_plane, far_plane = (float(in_dtype(value)) for value in (eps2d, near_plane, far_plane))
+    eps2d, near_plane, far_plane = torch.tensor([eps2d, near_plane, far_plane], dtype=means.dtype).tolist()
     radii, means2d, depths, conics, colors = _ProjectAndShade.apply(
         means, covars, quats, scales, coeffs, viewmats, Ks, int(width), int(height), eps2d, near_plane, far_plane,
         sh_degree)
