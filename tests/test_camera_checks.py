@@ -73,7 +73,16 @@ def test_one_image_says_to_add_views_not_to_change_the_split():
         (dict(images=torch.rand(3, 3, 16, 16)), r"extrinsics must have shape \[3, 4, 4\] \(one per image\)"),
         (dict(images=torch.rand(0, 3, 16, 16), extrinsics=torch.eye(4)[:0], intrinsics=torch.eye(3)[:0]), "no views"),
         (dict(context=[0, 5]), r"context positions \[0, 5\] out of range for 2 views"),
-        (dict(context=[]), "context must be a list of view positions"),
+        (dict(context=[]), "context must be a list, range or tensor of view positions"),
+        (dict(context=[0.7, 1.9]), "context must be a list, range or tensor of view positions"),
+        (dict(context=None), "context must be a list, range or tensor of view positions"),
+        (dict(context=torch.tensor([True, False, True])), "a context mask needs one entry per view"),
+        (dict(intrinsics=torch.tensor([[0.0, 0, 0.5], [0, 0.9, 0.5], [0, 0, 1]]).repeat(2, 1, 1)), "focal lengths"),
+        (dict(intrinsics=torch.tensor([[-0.9, 0, 0.5], [0, 0.9, 0.5], [0, 0, 1]]).repeat(2, 1, 1)), "focal lengths"),
+        (dict(extrinsics=torch.eye(4, dtype=torch.long).repeat(2, 1, 1)), "extrinsics must be floating point"),
+        (dict(images=torch.rand(2, 3, 0, 16)), "not empty"),
+        (dict(images=torch.rand(2, 3, 16, 16).numpy()), "images must be a torch tensor"),
+        (dict(index=torch.arange(5)), r"index must hold one frame number per image \(2\)"),
         (dict(nan_pose=True), "extrinsics contain NaN"),
         (dict(intrinsics=torch.tensor([[400.0, 0, 320], [0, 400, 240], [0, 0, 1]]).repeat(2, 1, 1)), "look like pixels"),
     ],
@@ -88,7 +97,19 @@ def test_prepare_views_refuses_what_it_cannot_use(change, message):
         inputs["extrinsics"][0, 0, 3] = float("nan")
     inputs.update(change)
     with pytest.raises(InputError, match=message):
-        prepare_views(inputs["images"], inputs["extrinsics"], inputs["intrinsics"], inputs["context"])
+        prepare_views(inputs["images"], inputs["extrinsics"], inputs["intrinsics"], inputs["context"],
+                      index=inputs.get("index"))
+
+
+def test_context_as_a_mask_or_a_tuple_picks_the_same_views_as_positions():
+    c2w = torch.eye(4).repeat(3, 1, 1)
+    c2w[:, 0, 3] = torch.tensor([0.0, 0.3, 0.6])
+    images, intrinsics = torch.rand(3, 3, 16, 16), torch.eye(3).repeat(3, 1, 1)
+    _, expected = prepare_views(images, c2w, intrinsics, [0, 2])
+    for context in (torch.tensor([True, False, True]), (0, 2), range(0, 3, 2), [-3, -1]):
+        views, scale = prepare_views(images, c2w, intrinsics, context)
+        assert scale == pytest.approx(expected)
+    assert torch.equal(views.select((0, 2)).images, images[[0, 2]])  # a tuple selects views, not dimensions
 
 
 def test_views_to_a_dtype_keeps_the_index_integer():

@@ -22,7 +22,8 @@ class DegenerateBaseline(InputError):
     """Context views taken from one position: pixelSplat sees depth only between views that are apart."""
 
     def __init__(self, baseline: float) -> None:
-        super().__init__(f"the context views are taken from the same position (baseline {baseline:.3g})")
+        super().__init__(f"the context views are taken from the same position (baseline {baseline:.3g}): choose "
+                         "context views taken from different places (and no view twice)")
         self.baseline = baseline
 
 
@@ -54,6 +55,8 @@ class Views(NamedTuple):
 
     def select(self, positions) -> "Views":
         """The views at ``positions`` (a slice, indices or a mask) of one scene."""
+        if isinstance(positions, (list, tuple, range)):
+            positions = torch.as_tensor(list(positions))  # a tuple would index several dimensions
         return self._map(lambda tensor: tensor[positions])
 
     def to(self, device_or_dtype) -> "Views":
@@ -87,11 +90,12 @@ def prepare_views(
     Raises ``DegenerateBaseline`` when the scene is to be scaled but the context views are at one position
     (``bounds.at_one_position``: relative to their coordinates, whatever the unit) or their distance is not
     finite; without scaling, the near/far rule clamps the baseline as the official code does. Raises
-    ``InputError`` for shapes that disagree, no views, context positions out of range, poses or intrinsics
-    that are not finite, and intrinsics in pixels rather than normalized.
+    ``InputError`` for inputs that are not floating-point tensors, shapes that disagree, no views or empty
+    images, context positions that are not integers or a mask, or out of range, poses or intrinsics that are
+    not finite, focal lengths that are not positive, and intrinsics in pixels rather than normalized.
     """
-    context = torch.as_tensor(list(context) if isinstance(context, range) else context, dtype=torch.int64)
-    _check_scene(images, extrinsics, intrinsics, context)
+    _check_scene(images, extrinsics, intrinsics, index)
+    context = _context_positions(context, len(images))
     scale = 1.0
     if make_baseline_1:
         baseline = float(max_baseline(extrinsics[context]))
@@ -103,10 +107,15 @@ def prepare_views(
     return Views(images, extrinsics, intrinsics, near.expand(views).clone(), far.expand(views).clone(), index), scale
 
 
-def _check_scene(images: Tensor, extrinsics: Tensor, intrinsics: Tensor, context: Tensor) -> None:
+def _check_scene(images: Tensor, extrinsics: Tensor, intrinsics: Tensor, index: Optional[Tensor]) -> None:
     """``prepare_views``'s input rules; raises ``InputError`` saying what is wrong and what to do."""
-    if images.dim() != 4 or images.shape[1] != 3:
-        raise InputError(f"images must have shape [views, 3, height, width], got {list(images.shape)}")
+    for name, tensor in (("images", images), ("extrinsics", extrinsics), ("intrinsics", intrinsics)):
+        if not isinstance(tensor, Tensor):
+            raise InputError(f"{name} must be a torch tensor, got {type(tensor).__name__} (torch.as_tensor converts)")
+        if not tensor.is_floating_point():
+            raise InputError(f"{name} must be floating point, got {tensor.dtype}")
+    if images.dim() != 4 or images.shape[1] != 3 or 0 in images.shape[2:]:
+        raise InputError(f"images must have shape [views, 3, height, width], not empty, got {list(images.shape)}")
     views = len(images)
     if views == 0:
         raise InputError("no views given")
@@ -115,10 +124,10 @@ def _check_scene(images: Tensor, extrinsics: Tensor, intrinsics: Tensor, context
             raise InputError(f"{name} must have shape {list(shape)} (one per image), got {list(tensor.shape)}")
         if not bool(torch.isfinite(tensor).all()):
             raise InputError(f"{name} contain NaN or infinite values")
-    if context.dim() != 1 or len(context) == 0:
-        raise InputError(f"context must be a list of view positions, got {context.tolist()}")
-    if bool((context < -views).any() or (context >= views).any()):
-        raise InputError(f"context positions {context.tolist()} out of range for {views} views")
+    if index is not None and tuple(index.shape) != (views,):
+        raise InputError(f"index must hold one frame number per image ({views}), got shape {list(index.shape)}")
+    if bool((intrinsics[:, 0, 0] <= 0).any() or (intrinsics[:, 1, 1] <= 0).any()):
+        raise InputError("the focal lengths (intrinsics [0, 0] and [1, 1]) must be positive")
     # camera_checks' rule for the principal point (within or near the image), in normalized units.
     principal = intrinsics[:, :2, 2]
     if bool((principal < -PRINCIPAL_POINT_MARGIN).any() or (principal > 1 + PRINCIPAL_POINT_MARGIN).any()):
@@ -128,3 +137,23 @@ def _check_scene(images: Tensor, extrinsics: Tensor, intrinsics: Tensor, context
             "normalized by the image size" + (", and these look like pixels (pixelsplat_ns.conventions."
                                               "normalize_intrinsics converts them)" if largest > 2 else "")
         )
+
+
+def _context_positions(context, views: int) -> Tensor:
+    """``context`` (positions, negative from the end, or a boolean mask over the views) as int64 positions;
+    raises ``InputError`` for anything else, empty or out of range."""
+    usage = "context must be a list, range or tensor of view positions, or a boolean mask over the views"
+    try:
+        positions = torch.as_tensor(list(context) if isinstance(context, (range, tuple)) else context)
+    except (TypeError, ValueError, RuntimeError, OverflowError) as error:
+        raise InputError(f"{usage}, got {context!r} ({error})") from None
+    if positions.dtype == torch.bool:
+        if tuple(positions.shape) != (views,):
+            raise InputError(f"a context mask needs one entry per view ({views}), got shape {list(positions.shape)}")
+        positions = positions.nonzero().flatten()
+    if positions.is_floating_point() or positions.is_complex() or positions.dim() != 1 or len(positions) == 0:
+        raise InputError(f"{usage}, got {context!r}")
+    positions = positions.to(torch.int64)
+    if bool((positions < -views).any() or (positions >= views).any()):
+        raise InputError(f"context positions {positions.tolist()} out of range for {views} views")
+    return positions
