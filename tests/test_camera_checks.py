@@ -109,7 +109,6 @@ def test_context_as_a_mask_or_a_tuple_picks_the_same_views_as_positions():
     for context in (torch.tensor([True, False, True]), (0, 2), range(0, 3, 2), [-3, -1]):
         views, scale = prepare_views(images, c2w, intrinsics, context)
         assert scale == pytest.approx(expected)
-    assert torch.equal(views.select((0, 2)).images, images[[0, 2]])  # a tuple selects views, not dimensions
 
 
 def test_views_to_a_dtype_keeps_the_index_integer():

@@ -185,7 +185,7 @@ def test_three_context_views_use_view_embeddings():
         (dict(images=torch.rand(1, 2, 3, 32, 32, dtype=torch.float64)), "torch.float64 but the encoder's weights are torch.float32"),
         (dict(near=torch.full((1, 2), 0.5, dtype=torch.float64)), "near are torch.float64"),
         (dict(images=torch.rand(1, 2, 3, 32, 8)), "e.g. to 32x16"),
-        (dict(images=torch.rand(1, 2, 3, 32, 32) + 0.0011), r"within 0.001\).*clip them"),
+        (dict(images=torch.full((1, 2, 3, 32, 32), 1.0011)), r"within 0.001\).*clip them"),
     ],
 )
 def test_bad_input_is_refused(change, message):

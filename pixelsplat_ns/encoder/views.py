@@ -55,8 +55,6 @@ class Views(NamedTuple):
 
     def select(self, positions) -> "Views":
         """The views at ``positions`` (a slice, indices or a mask) of one scene."""
-        if isinstance(positions, (list, tuple, range)):
-            positions = torch.as_tensor(list(positions))  # a tuple would index several dimensions
         return self._map(lambda tensor: tensor[positions])
 
     def to(self, device_or_dtype) -> "Views":
