@@ -1,17 +1,26 @@
 """pixelSplat (CVPR 2024) as a nerfstudio plugin, and as a library.
 
-The library: ``pixelsplat_ns.encoder`` (``load_encoder``, ``prepare_views``, ``PixelSplatEncoder.encode``)
-and ``pixelsplat_ns.render`` (``rasterize``). The plugin: ``pixelsplat_ns.methods`` (nerfstudio's entry
-points). ``load_encoder`` is imported here on first use, so that importing the package stays cheap and
-changes nothing outside it.
+The library's entry points, imported here on first use so that importing the package stays cheap and changes
+nothing outside it: ``load_encoder`` (``pixelsplat_ns.checkpoints``), ``prepare_views``
+(``pixelsplat_ns.core.views``), ``rasterize`` and ``render_gaussians`` (``pixelsplat_ns.render``). The network
+is ``pixelsplat_ns.encoder``; the plugin is ``pixelsplat_ns.methods`` (nerfstudio's entry points).
 """
 
-__all__ = ["load_encoder"]
+import importlib
+
+__version__ = "0.3.0.dev0"
+
+_LAZY = {
+    "load_encoder": "pixelsplat_ns.checkpoints",
+    "prepare_views": "pixelsplat_ns.core.views",
+    "rasterize": "pixelsplat_ns.render",
+    "render_gaussians": "pixelsplat_ns.render",
+}
+
+__all__ = ["__version__", *_LAZY]
 
 
 def __getattr__(name: str):
-    if name == "load_encoder":
-        from pixelsplat_ns.encoder.checkpoints import load_encoder
-
-        return load_encoder
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'pixelsplat_ns' has no attribute {name!r}")

@@ -16,7 +16,8 @@ import torch
 
 from pixelsplat_ns.data.samplers import EvaluationViewSampler
 from pixelsplat_ns.data.scene import read_scene, scene_views
-from pixelsplat_ns.encoder import PixelSplatEncoder, Views
+from pixelsplat_ns.encoder import PixelSplatEncoder
+from pixelsplat_ns.core.views import Views
 from pixelsplat_ns.metrics import lpips_distance, psnr, ssim
 from pixelsplat_ns.render import render_gaussians
 

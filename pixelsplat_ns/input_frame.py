@@ -7,7 +7,7 @@ dataparser maps an input point p to ``s * (R p + t)``, with ``transform = [R | t
 stored in the run's ``dataparser_transforms.json``. This script undoes that map:
 
 - positions ``p = R^T (x / s - t)``; normals ``R^T n``;
-- rotations: each quaternion is left-multiplied by R^T's and renormalized (``pixelsplat_ns.conventions``);
+- rotations: each quaternion is left-multiplied by R^T's and renormalized (``pixelsplat_ns.core.conventions``);
 - log-scales minus ``log(s)``;
 - SH coefficients of degree >= 1 rotated by R^T (``sh_rotation_matrix``, gsplat's basis = the 3DGS one), so
   every Gaussian shows the same colour from the same physical direction.
@@ -26,8 +26,8 @@ import numpy as np
 import torch
 from plyfile import PlyData
 
-from pixelsplat_ns.conventions import matrix_to_quaternion, quaternion_multiply
-from pixelsplat_ns.errors import InputError
+from pixelsplat_ns.core.conventions import matrix_to_quaternion, quaternion_multiply
+from pixelsplat_ns.core.errors import InputError
 from pixelsplat_ns.render.spherical_harmonics import MAX_SH_DEGREE, num_sh_bases, sh_rotation_matrix
 
 POSITION = ("x", "y", "z")

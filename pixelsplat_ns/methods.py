@@ -3,9 +3,9 @@
 
 Imported by every ``ns-*`` command through nerfstudio's plugin discovery, so it must stay cheap and safe:
 configurations only (each method's own in ``per_scene.config`` and ``pretraining.config``); what they build
-is imported when nerfstudio instantiates it. Importing it also makes nerfstudio's own checkpoints loadable
-under torch >= 2.6 (``allow_numpy_scalars_in_checkpoints``), which every ``ns-*`` command needs, and makes
-them report a user's bad input without a traceback (``report_input_errors_without_traceback``).
+is imported when nerfstudio instantiates it. Importing it changes no global state: the process-wide hooks a
+pixelsplat run needs are installed when its trainer or pipeline is set up
+(``nerfstudio_compat.install_process_hooks``).
 """
 
 from dataclasses import dataclass, replace
@@ -21,17 +21,10 @@ from nerfstudio.plugins.types import MethodSpecification
 from pixelsplat_ns.data.dataset import ChunkDatasetConfig
 from pixelsplat_ns.data.samplers import BoundedSamplerConfig
 from pixelsplat_ns.encoder.config import tiny
-from pixelsplat_ns.nerfstudio_workarounds import (
-    PixelSplatTrainer,
-    allow_numpy_scalars_in_checkpoints,
-    report_input_errors_without_traceback,
-)
+from pixelsplat_ns.nerfstudio_compat.trainer import PixelSplatTrainer
 from pixelsplat_ns.per_scene.config import PixelSplatPipelineConfig
 from pixelsplat_ns.pretraining.config import PretrainDataManagerConfig, PretrainModelConfig, PretrainPipelineConfig
 from pixelsplat_ns.pretraining.loss import LossConfig
-
-allow_numpy_scalars_in_checkpoints()
-report_input_errors_without_traceback()
 
 
 @dataclass

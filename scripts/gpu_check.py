@@ -55,13 +55,14 @@ from typing import Callable
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-# The package, where it is not installed (the device machine), and official_encoder.py beside this file.
-sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
+# The package, where it is not installed (the device machine), and scripts/benchmarks/official_encoder.py.
+sys.path[:0] = [str(ROOT), str(ROOT / "scripts" / "benchmarks")]
 
-from official_encoder import as_views, example_inputs  # noqa: E402  (scripts/, beside this file)
+from official_encoder import as_views, example_inputs  # noqa: E402  (scripts/benchmarks/)
 
-from pixelsplat_ns.conventions import to_gsplat  # noqa: E402
-from pixelsplat_ns.encoder import PixelSplatEncoder, Views, cpu_kernels, paper, tiny  # noqa: E402
+from pixelsplat_ns.core.conventions import to_gsplat  # noqa: E402
+from pixelsplat_ns.encoder import PixelSplatEncoder, cpu_kernels, paper, tiny  # noqa: E402
+from pixelsplat_ns.core.views import Views  # noqa: E402
 from pixelsplat_ns.pretraining.loss import LossConfig, pretraining_loss  # noqa: E402
 from pixelsplat_ns.render import rasterize  # noqa: E402
 from pixelsplat_ns.synthetic_gaussians import orbit_c2w, pixel_aligned_scene  # noqa: E402

@@ -12,7 +12,7 @@ from test_per_scene_cli import SAMPLE, evaluate, gaussians, ns, scene_copy, trai
 
 from pixelsplat_ns.data.synthetic import SyntheticConfig, write_synthetic_dataset
 from pixelsplat_ns.encoder import tiny
-from pixelsplat_ns.encoder.checkpoints import save_converted
+from pixelsplat_ns.checkpoints import save_converted
 
 ALL = list(range(21))
 

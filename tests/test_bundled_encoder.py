@@ -8,7 +8,7 @@ import torch
 from pixelsplat_ns import load_encoder
 from pixelsplat_ns.data.synthetic import SyntheticConfig, write_synthetic_dataset
 from pixelsplat_ns.encoder import PixelSplatEncoder
-from pixelsplat_ns.encoder.checkpoints import BUNDLED_TINY_ENCODER, read_encoder
+from pixelsplat_ns.checkpoints import BUNDLED_TINY_ENCODER, read_encoder
 from pixelsplat_ns.evaluation import EvaluationConfig, evaluate
 
 

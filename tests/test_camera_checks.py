@@ -4,10 +4,10 @@ and the relative thresholds judge a scene alike in any unit."""
 import pytest
 import torch
 
-from pixelsplat_ns.camera_checks import CameraError, check_intrinsics, check_rotation
-from pixelsplat_ns.encoder.bounds import at_one_position
-from pixelsplat_ns.encoder.views import DegenerateBaseline, prepare_views
-from pixelsplat_ns.errors import InputError
+from pixelsplat_ns.core.camera_checks import CameraError, check_intrinsics, check_rotation
+from pixelsplat_ns.core.bounds import at_one_position
+from pixelsplat_ns.core.views import DegenerateBaseline, prepare_views
+from pixelsplat_ns.core.errors import InputError
 from pixelsplat_ns.per_scene.context import ContextError, check_cameras
 
 

@@ -8,16 +8,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from pixelsplat_ns.encoder.checkpoints import (
+from pixelsplat_ns.checkpoints import (
     CheckpointError,
     check_state_dict,
     config_from_official,
     convert_official,
     load_encoder,
     read_checkpoint,
-    rename_official_key,
     save_converted,
 )
+from pixelsplat_ns.checkpoints.official import rename_official_key
 from pixelsplat_ns.encoder import PixelSplatEncoder, paper, tiny
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "pixelsplat_official_keys.json"

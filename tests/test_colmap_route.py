@@ -11,12 +11,12 @@ import torch
 from PIL import Image
 from scipy.spatial.transform import Rotation
 
-from pixelsplat_ns.conventions import convert_c2w_opengl_opencv
+from pixelsplat_ns.core.conventions import convert_c2w_opengl_opencv
 from pixelsplat_ns.data.synthetic import photo_capture
 from test_per_scene_cli import evaluate, ns, train
 
 pytestmark = pytest.mark.skipif(shutil.which("colmap") is None,
-                                reason="COLMAP is not installed (scripts/setup.sh installs Debian's colmap as root; "
+                                reason="COLMAP is not installed (scripts/tools/setup.sh installs Debian's colmap as root; "
                                        "else: sudo apt-get install colmap)")
 
 

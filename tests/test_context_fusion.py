@@ -9,8 +9,8 @@ import torch
 from test_per_scene_cli import SAMPLE, SMALL_CONTEXT, evaluate, gaussians, ns
 
 from pixelsplat_ns.encoder import PixelSplatEncoder, tiny
-from pixelsplat_ns.encoder.checkpoints import save_converted
-from pixelsplat_ns.gaussians import Gaussians
+from pixelsplat_ns.checkpoints import save_converted
+from pixelsplat_ns.core.gaussians import Gaussians
 from pixelsplat_ns.per_scene.context import ContextError
 from pixelsplat_ns.per_scene.context_groups import (
     all_usable,
@@ -260,7 +260,7 @@ def test_auto_says_when_no_split_is_usable():
 def test_triangulated_features_give_the_true_depth():
     """``auto`` spaces its groups by the triangulated depth: on generated rooms (true depth known) the
     features that survive the checks lie at their true depth, and a view pair without a baseline gives none."""
-    from pixelsplat_ns.conventions import convert_c2w_opengl_opencv, denormalize_intrinsics
+    from pixelsplat_ns.core.conventions import convert_c2w_opengl_opencv, denormalize_intrinsics
     from pixelsplat_ns.data.synthetic import SyntheticConfig, random_scene, render
     from pixelsplat_ns.per_scene.scene_depth import MIN_POINTS, median_depth, triangulate
 
@@ -282,7 +282,7 @@ def test_triangulated_features_give_the_true_depth():
 def test_large_photos_are_matched_downscaled_at_the_same_depth(monkeypatch):
     """Photos over MATCH_LONG_SIDE are matched downscaled: positions come back at the photo's own size, at the
     same depths (here a 288 x 512 render matched at a long side of 256)."""
-    from pixelsplat_ns.conventions import convert_c2w_opengl_opencv, denormalize_intrinsics
+    from pixelsplat_ns.core.conventions import convert_c2w_opengl_opencv, denormalize_intrinsics
     from pixelsplat_ns.data.synthetic import SyntheticConfig, random_scene, render
     from pixelsplat_ns.per_scene import scene_depth
 

@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 from test_encoder import cameras
 
-from pixelsplat_ns.encoder import PixelSplatEncoder, Views, tiny
+from pixelsplat_ns.encoder import PixelSplatEncoder, tiny
+from pixelsplat_ns.core.views import Views
 from pixelsplat_ns.encoder.backbone import Backbone, upsample_and_sum
 from pixelsplat_ns.encoder.cpu_kernels import (
     MIN_FOURIER_SIDE,
@@ -225,7 +226,8 @@ INFERENCE_WITHOUT_NUMBA = """
 import sys
 sys.modules["numba"] = None  # numba refusing to import (a NumPy it does not support, say)
 import torch
-from pixelsplat_ns.encoder import PixelSplatEncoder, Views, tiny
+from pixelsplat_ns.encoder import PixelSplatEncoder, tiny
+from pixelsplat_ns.core.views import Views
 encoder = PixelSplatEncoder(tiny()).eval()
 extrinsics = torch.eye(4).repeat(1, 2, 1, 1)
 extrinsics[0, 1, 0, 3] = 1.0

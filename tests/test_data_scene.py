@@ -6,12 +6,12 @@ import torch
 from chunk_fixtures import marker_centroid, marker_scene, plain_scene, project_pixels, walk, write_split
 from PIL import Image
 
-from pixelsplat_ns.conventions import convert_c2w_opengl_opencv
+from pixelsplat_ns.core.conventions import convert_c2w_opengl_opencv
 from pixelsplat_ns.data import load_scene
 from pixelsplat_ns.data.cameras import decode_chunk_cameras, mirror_cameras
-from pixelsplat_ns.encoder.bounds import near_far
-from pixelsplat_ns.encoder.crop import resize_and_crop
-from pixelsplat_ns.geometry import field_of_view
+from pixelsplat_ns.core.bounds import near_far
+from pixelsplat_ns.core.crop import resize_and_crop
+from pixelsplat_ns.core.geometry import field_of_view
 
 POINT = np.array([0.4, 0.1, 3.0])
 # A portrait 300x400 frame with its principal point far from the centre.

@@ -133,12 +133,12 @@ def test_rays_parallel_to_a_wall_find_the_room():
 
 
 def test_make_sample_scene_refuses_what_it_cannot_write_in_one_line(tmp_path):
-    """scripts/make_sample_scene.py follows pixelsplat-process-data's output-folder rules."""
+    """scripts/tools/make_sample_scene.py follows pixelsplat-process-data's output-folder rules."""
     import subprocess
     import sys
     from pathlib import Path
 
-    script = Path(__file__).resolve().parents[1] / "scripts" / "make_sample_scene.py"
+    script = Path(__file__).resolve().parents[1] / "scripts" / "tools" / "make_sample_scene.py"
     (tmp_path / "a_file").write_text("mine")
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "notes.txt").write_text("mine")

@@ -6,7 +6,8 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
-from pixelsplat_ns.encoder import PixelSplatEncoder, Views, paper, tiny
+from pixelsplat_ns.encoder import PixelSplatEncoder, paper, tiny
+from pixelsplat_ns.core.views import Views
 from pixelsplat_ns.encoder.official_sh import official_sh_to_gsplat
 from pixelsplat_ns.pretraining.datamanager import loader_options
 from pixelsplat_ns.pretraining.loss import LossConfig, pretraining_loss

@@ -6,10 +6,11 @@ from dataclasses import replace
 import pytest
 import torch
 
-from pixelsplat_ns.encoder import PixelSplatEncoder, Views, ablation, paper, tiny
+from pixelsplat_ns.encoder import PixelSplatEncoder, ablation, paper, tiny
+from pixelsplat_ns.core.views import Views
 from pixelsplat_ns.encoder.depth import DepthPredictor, relative_disparity_to_depth, sample_bins
 from pixelsplat_ns.encoder.official_sh import official_sh_to_gsplat
-from pixelsplat_ns.geometry import project_camera_points
+from pixelsplat_ns.core.geometry import project_camera_points
 from pixelsplat_ns.render.spherical_harmonics import sh_basis, sh_rotation_matrix
 
 

@@ -8,8 +8,9 @@ from pathlib import Path
 import torch
 
 from pixelsplat_ns.data.synthetic import SyntheticConfig, write_synthetic_dataset
-from pixelsplat_ns.encoder import Gaussians, PixelSplatEncoder, tiny
-from pixelsplat_ns.encoder.checkpoints import save_converted
+from pixelsplat_ns.encoder import PixelSplatEncoder, tiny
+from pixelsplat_ns.core.gaussians import Gaussians
+from pixelsplat_ns.checkpoints import save_converted
 from pixelsplat_ns.render import render_gaussians
 
 BIN = Path(sys.executable).parent

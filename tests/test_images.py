@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pixelsplat_ns.images import ImageError, displayed_size, open_image
+from pixelsplat_ns.core.images import ImageError, displayed_size, open_image
 
 
 def picture(height=12, width=20) -> np.ndarray:

@@ -15,7 +15,7 @@ from scipy.spatial.transform import Rotation
 
 from pixelsplat_ns.process_data.cameras import CamerasError
 from pixelsplat_ns.process_data.cameras import scene_from_cameras as make_transforms
-from pixelsplat_ns.scripts import process_data
+from pixelsplat_ns.cli import process_data
 
 COMMAND = Path(sys.executable).parent / "pixelsplat-process-data"
 

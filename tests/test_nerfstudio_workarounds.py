@@ -3,7 +3,7 @@
 from importlib.metadata import version
 from pathlib import Path
 
-from pixelsplat_ns.nerfstudio_workarounds import PINNED_NERFSTUDIO
+from pixelsplat_ns.nerfstudio_compat import PINNED_NERFSTUDIO
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_nerfstudio_is_the_version_the_workarounds_were_checked_against():
     installed = version("nerfstudio")
     assert installed == PINNED_NERFSTUDIO, (
-        f"nerfstudio {installed} is installed, but pixelsplat_ns/nerfstudio_workarounds.py was checked against "
+        f"nerfstudio {installed} is installed, but pixelsplat_ns/nerfstudio_compat/ was checked against "
         f"{PINNED_NERFSTUDIO}: re-check each workaround there against the new version (each docstring says what "
         "nerfstudio does and where), drop those it made unnecessary, then update PINNED_NERFSTUDIO")
     assert f'"nerfstudio=={PINNED_NERFSTUDIO}"' in (ROOT / "pyproject.toml").read_text(), \
@@ -28,12 +28,12 @@ def test_a_save_killed_midway_leaves_the_checkpoints_as_they_were(tmp_path):
 
     import torch
 
-    from pixelsplat_ns.nerfstudio_workarounds import readable_checkpoints, save_atomically
+    from pixelsplat_ns.nerfstudio_compat.checkpoints import readable_checkpoints, save_atomically
 
     folder = tmp_path / "run" / "nerfstudio_models"
     folder.mkdir(parents=True)
     save_atomically({"step": 1, "weights": torch.ones(3)}, folder / "step-000000001.ckpt")
-    code = ("import torch\nfrom pathlib import Path\nfrom pixelsplat_ns.nerfstudio_workarounds import save_atomically\n"
+    code = ("import torch\nfrom pathlib import Path\nfrom pixelsplat_ns.nerfstudio_compat.checkpoints import save_atomically\n"
             f"save_atomically({{'step': 2, 'weights': torch.ones(400_000_000)}}, Path({str(folder)!r}) / 'step-000000002.ckpt')")
     writer = subprocess.Popen([sys.executable, "-c", code])
     partial = tmp_path / "run" / ".saving-step-000000002.ckpt"

@@ -4,7 +4,7 @@ rotation, and the frame-independent alternative."""
 import pytest
 import torch
 
-from pixelsplat_ns.encoder.checkpoints import config_from_official
+from pixelsplat_ns.checkpoints import config_from_official
 from pixelsplat_ns.encoder.official_sh import official_sh_to_gsplat
 from pixelsplat_ns.render.spherical_harmonics import sh_basis
 

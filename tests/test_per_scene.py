@@ -6,9 +6,9 @@ import pytest
 import torch
 from test_render_reference import random_scene
 
-from pixelsplat_ns.conventions import convert_c2w_opengl_opencv, homogeneous
-from pixelsplat_ns.encoder import Gaussians
-from pixelsplat_ns.encoder.bounds import near_far
+from pixelsplat_ns.core.conventions import convert_c2w_opengl_opencv, homogeneous
+from pixelsplat_ns.core.gaussians import Gaussians
+from pixelsplat_ns.core.bounds import near_far
 from pixelsplat_ns.per_scene.context import (
     ContextError,
     check_cameras,
@@ -201,7 +201,7 @@ def test_cameras_other_than_pinhole_are_refused_where_they_are_rendered():
     from nerfstudio.cameras.cameras import Cameras, CameraType
     from nerfstudio.data.scene_box import SceneBox
 
-    from pixelsplat_ns.camera_checks import CameraError
+    from pixelsplat_ns.core.camera_checks import CameraError
     from pixelsplat_ns.per_scene.config import PixelSplatModelConfig
 
     model = PixelSplatModelConfig().setup(scene_box=SceneBox(torch.tensor([[-1.0] * 3, [1.0] * 3])), num_train_data=2)

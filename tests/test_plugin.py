@@ -78,3 +78,25 @@ def test_per_scene_method_help_documents_its_options():
                  "--pipeline.model.context-short-side", "--pipeline.model.deterministic"):
         assert flag in text
     assert "densify" not in text, "refinement keeps the predicted Gaussians: no splatfacto densification flags"
+
+
+def test_importing_the_entry_points_changes_no_global_state():
+    """nerfstudio imports every plugin's entry points in every ns-* command (ns-train splatfacto included): that
+    import must leave the process as it was; the hooks are installed when a pixelsplat run is set up."""
+    code = (
+        "import sys, json, torch\n"
+        "from nerfstudio.plugins.registry import discover_methods\n"
+        "hook, safe = sys.excepthook, list(torch.serialization.get_safe_globals())\n"
+        "methods, _ = discover_methods()\n"
+        "assert {'pixelsplat', 'pixelsplat-pretrain'} <= set(methods), sorted(methods)\n"
+        "unchanged = {'excepthook': sys.excepthook is hook, 'safe_globals': list(torch.serialization.get_safe_globals()) == safe}\n"
+        "from pixelsplat_ns.nerfstudio_compat import install_process_hooks\n"
+        "install_process_hooks()\n"
+        "installed = {'excepthook': sys.excepthook is not hook, 'safe_globals': len(torch.serialization.get_safe_globals()) > len(safe)}\n"
+        "print(json.dumps({'unchanged': unchanged, 'installed': installed}))"
+    )
+    result = run([sys.executable, "-c", code])
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.splitlines()[-1])
+    assert report["unchanged"] == {"excepthook": True, "safe_globals": True}
+    assert report["installed"] == {"excepthook": True, "safe_globals": True}, "the control: the hooks do change both"

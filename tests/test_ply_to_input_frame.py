@@ -15,7 +15,7 @@ from scipy.spatial.transform import Rotation
 
 from pixelsplat_ns.render.projection import quat_scale_to_covar
 from pixelsplat_ns.render.spherical_harmonics import evaluate_sh, num_sh_bases, sh_basis
-from pixelsplat_ns.scripts import ply_to_input_frame
+from pixelsplat_ns.cli import ply_to_input_frame
 
 COMMAND = Path(sys.executable).parent / "pixelsplat-ply-to-input-frame"
 

@@ -9,7 +9,7 @@ import torchvision
 
 from pixelsplat_ns.encoder import paper
 from pixelsplat_ns.encoder.backbone import Backbone
-from pixelsplat_ns.encoder.pretrained import DINO_URLS, PretrainedWeightsUnavailable, load_dino_weights
+from pixelsplat_ns.checkpoints.dino import DINO_URLS, PretrainedWeightsUnavailable, load_dino_weights
 
 
 def test_offline_download_fails_with_a_clear_message(monkeypatch):

@@ -12,8 +12,8 @@ import torch
 
 from pixelsplat_ns import load_encoder
 from pixelsplat_ns.encoder import PixelSplatEncoder, tiny
-from pixelsplat_ns.encoder.checkpoints import CheckpointError, read_encoder, save_converted
-from pixelsplat_ns.errors import InputError
+from pixelsplat_ns.checkpoints import CheckpointError, read_encoder, save_converted
+from pixelsplat_ns.core.errors import InputError
 from pixelsplat_ns.pretraining.config import PretrainModelConfig
 from pixelsplat_ns.pretraining.loss import LossConfig
 from pixelsplat_ns.evaluation import EvaluationConfig
@@ -85,7 +85,7 @@ def test_ablation_script_runs_end_to_end(tmp_path):
     data = tmp_path / "data"
     write_synthetic_dataset(data, num_scenes=4, seed=5, config=SyntheticConfig(height=48, width=80), test_fraction=0.5)
     result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts/ablation_synthetic.py"), "--data", str(data), "--budget-minutes", "30",
+        [sys.executable, str(ROOT / "scripts/benchmarks/ablation_synthetic.py"), "--data", str(data), "--budget-minutes", "30",
          "--train-args", "--max-num-iterations 2", "--output-dir", str(tmp_path / "ablation")],
         capture_output=True, text=True, env=dict(os.environ, PYTHONWARNINGS="ignore"), timeout=900,
     )

@@ -19,10 +19,10 @@ from plyfile import PlyData
 from scipy.spatial.transform import Rotation
 from skimage import data as skimage_data
 
-from pixelsplat_ns.conventions import convert_c2w_opengl_opencv
+from pixelsplat_ns.core.conventions import convert_c2w_opengl_opencv
 from pixelsplat_ns.data.synthetic import photo_capture
 from pixelsplat_ns.process_data.pair import COLMAP_FOCAL_PRIOR, FILM_DIAGONAL_MM, exif_focal_px
-from pixelsplat_ns.scripts import process_data
+from pixelsplat_ns.cli import process_data
 from test_per_scene_cli import ns, train
 
 COMMAND = Path(sys.executable).parent / "pixelsplat-process-data"

@@ -9,7 +9,7 @@ import torch
 from test_render_reference import random_scene
 
 from pixelsplat_ns.render.projection import quat_scale_to_covar
-from pixelsplat_ns.render.projection_numba import project_and_shade_numba
+from pixelsplat_ns.render.numba_kernels.projection import project_and_shade_numba
 from pixelsplat_ns.render.rasterize import _project_and_shade
 
 WIDTH, HEIGHT = 40, 30

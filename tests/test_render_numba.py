@@ -1,8 +1,8 @@
 """The numba compositing backend against the pure-torch one: values and gradients on random scenes.
 
 numba compiles the kernels on the first call of a session (about 35 s for float32 on a busy 2-core machine;
-``cache=True`` then keeps them in ``pixelsplat_ns/render/__pycache__``, so later runs load them in well under
-a second). A fresh CI checkout pays the compile once, in whichever render test runs first.
+``cache=True`` then keeps them in ``pixelsplat_ns/render/numba_kernels/__pycache__``, so later runs load them
+in well under a second). A fresh CI checkout pays the compile once, in whichever render test runs first.
 """
 
 import importlib
@@ -14,9 +14,12 @@ import pytest
 import torch
 from test_render_reference import random_scene
 
-from pixelsplat_ns.render import compositing_numba, rasterize
+from pixelsplat_ns.render import rasterize
 from pixelsplat_ns.render.compositing import composite, footprints
-from pixelsplat_ns.render.compositing_numba import composite_numba
+from pixelsplat_ns.render.numba_kernels import compositing as numba_compositing
+from pixelsplat_ns.render.numba_kernels import tiles
+from pixelsplat_ns.render.numba_kernels.compositing import composite_numba
+from pixelsplat_ns.render.numba_kernels.warm_up import warm_up
 
 PARAMS = ["means", "quats", "scales", "opacities", "colors"]
 
@@ -140,16 +143,16 @@ def recurrence_use(means2d, conics, opacities, depths, radii, width, height) -> 
     """How many (tile, Gaussian) entries the kernels walk with the falloff recurrence, and how many pixel by
     pixel because a corner of the Gaussian's box in the tile is too far out (``RECURRENCE_MAX_SIGMA``)."""
     flat = [t.flatten(0, 1).detach() for t in (means2d, conics, opacities)]
-    boxes, lists = compositing_numba.build_layout(*flat, depths, radii.flatten(), width, height)
+    boxes, lists = tiles.build_layout(*flat, depths, radii.flatten(), width, height)
     counts = [0, 0]
     for tile in range(len(lists.offsets) - 1):
-        _, px0, px1, py0, py1 = compositing_numba._tile_bounds(tile, lists.tiles_x, lists.tiles_y, width, height)
+        _, px0, px1, py0, py1 = tiles._tile_bounds(tile, lists.tiles_x, lists.tiles_y, width, height)
         for m in lists.entries[lists.offsets[tile]:lists.offsets[tile + 1]]:
             (mx, my), (a, b, c) = flat[0][m].tolist(), flat[1][m].tolist()
             xs = (max(px0, boxes.x0[m]) + 0.5, min(px1, boxes.x1[m]) - 0.5)
             ys = (max(py0, boxes.y0[m]) + 0.5, min(py1, boxes.y1[m]) - 0.5)
             worst = max(0.5 * (a * (mx - x) ** 2 + c * (my - y) ** 2) + b * (mx - x) * (my - y) for x in xs for y in ys)
-            counts[int(worst > compositing_numba.RECURRENCE_MAX_SIGMA)] += 1
+            counts[int(worst > numba_compositing.RECURRENCE_MAX_SIGMA)] += 1
     return counts[0], counts[1]
 
 
@@ -175,7 +178,7 @@ def test_pixel_boxes_and_tile_lists_are_the_torch_backends(dtype):
     radii[:, ::7] = 0
     depths = torch.rand(2, n, generator=g, dtype=dtype)
     flat = [t.flatten(0, 1) for t in (means2d, conics, opacities)]
-    boxes, lists = compositing_numba.build_layout(*flat, depths, radii.flatten(), width, height)
+    boxes, lists = tiles.build_layout(*flat, depths, radii.flatten(), width, height)
     expected = footprints(*flat, radii.flatten(), width, height)
     for name in ("x0", "x1", "y0", "y1"):
         assert (getattr(boxes, name) == getattr(expected, name).numpy()).all(), name
@@ -183,10 +186,10 @@ def test_pixel_boxes_and_tile_lists_are_the_torch_backends(dtype):
         in_float64 = footprints(flat[0].double(), *flat[1:], radii.flatten(), width, height)
         assert any((getattr(in_float64, name) != getattr(expected, name)).any() for name in ("x1", "y1"))
     assert ((boxes.x1 > boxes.x0) & (boxes.y1 > boxes.y0)).mean() > 0.5
-    order = compositing_numba.depth_order(depths)
+    order = tiles.depth_order(depths)
     for chunks in (1, 5):
-        offsets, entries = compositing_numba._tile_lists(order, boxes.x0, boxes.x1, boxes.y0, boxes.y1, 2, n,
-                                                         lists.tiles_x, lists.tiles_y, chunks)
+        offsets, entries = tiles._tile_lists(order, boxes.x0, boxes.x1, boxes.y0, boxes.y1, 2, n,
+                                             lists.tiles_x, lists.tiles_y, chunks)
         assert (offsets == lists.offsets).all() and (entries == lists.entries).all()
 
 
@@ -199,7 +202,7 @@ def test_depth_order_is_torchs_stable_sort(dtype):
         depths[1, : n // 2] = 1e30
         depths[2] = torch.finfo(dtype).tiny * torch.arange(n, 0, -1, dtype=dtype)  # tiny, decreasing
         expected = torch.sort(depths, dim=-1, stable=True).indices.numpy()
-        assert (compositing_numba.depth_order(depths) == expected).all()
+        assert (tiles.depth_order(depths) == expected).all()
 
 
 def test_a_viewer_interrupt_never_lands_inside_a_kernel():
@@ -283,13 +286,13 @@ def test_an_interrupt_never_lands_inside_numbas_import(tmp_path):
 
 
 def test_warm_up_reports_seconds():
-    assert 0 < compositing_numba.warm_up() < 120
+    assert 0 < warm_up() < 120
 
 
 def test_auto_uses_numba_on_cpu_and_torch_when_numba_is_missing(monkeypatch):
     scene = random_scene(n=50, cameras=1, seed=35)
     calls = []
-    monkeypatch.setattr(compositing_numba, "composite_numba", lambda *a: calls.append("numba") or composite(*a))
+    monkeypatch.setattr(numba_compositing, "composite_numba", lambda *a: calls.append("numba") or composite(*a))
     rasterize(**scene, width=24, height=20)
     assert calls == ["numba"]
     module = importlib.import_module("pixelsplat_ns.render.rasterize")  # the package's name is the function

@@ -1,4 +1,4 @@
-"""scripts/splatfacto_cpu.py, the per-scene baseline of benchmark_fusion: nerfstudio's splatfacto, unchanged but
+"""scripts/benchmarks/splatfacto_cpu.py, the per-scene baseline of benchmark_fusion: nerfstudio's splatfacto, unchanged but
 for gsplat's CUDA rasterization (replaced by the project's), trained from random points on the CPU and scored
 on the held-out views. Runs in a subprocess: the script patches splatfacto, torchmetrics and torch for its own
 process only."""
@@ -20,7 +20,7 @@ SAMPLE = ROOT / "pixelsplat_ns" / "sample_scene"
 def test_splatfacto_trains_on_the_cpu_for_its_wall_time_and_scores_the_held_out_views(tmp_path):
     # torch.compile of splatfacto's view matrix would take longer than the test's training.
     env = dict(os.environ, TORCHDYNAMO_DISABLE="1", PYTHONWARNINGS="ignore")
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "splatfacto_cpu.py"), "--data", str(SAMPLE),
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "benchmarks" / "splatfacto_cpu.py"), "--data", str(SAMPLE),
                              "--seconds", "3", "--output-dir", str(tmp_path)],
                             capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -36,9 +36,7 @@ def test_splatfacto_trains_on_the_cpu_for_its_wall_time_and_scores_the_held_out_
 
 
 def test_the_substitute_rasterization_is_the_projects_and_refuses_what_it_lacks():
-    sys.path.insert(0, str(ROOT / "scripts"))
-    from splatfacto_cpu import cpu_rasterization
-
+    from pixelsplat_ns.render.gsplat_drop_in import rasterization as cpu_rasterization
     from pixelsplat_ns.render.rasterize import rasterize
 
     torch.manual_seed(0)

@@ -6,7 +6,8 @@ import torch
 
 from pixelsplat_ns.data import load_scene
 from pixelsplat_ns.data.synthetic import SyntheticConfig, write_synthetic_dataset
-from pixelsplat_ns.encoder import PixelSplatEncoder, Views, tiny
+from pixelsplat_ns.encoder import PixelSplatEncoder, tiny
+from pixelsplat_ns.core.views import Views
 from pixelsplat_ns.pretraining.loss import LossConfig, pretraining_loss
 
 

@@ -110,11 +110,11 @@ def stop_group(process: subprocess.Popen) -> None:
 def browser():
     """Debian's Chromium, driven by Playwright (which downloads no browser of its own here)."""
     if not CHROMIUM.is_file():
-        pytest.fail(f"{CHROMIUM} is missing: run scripts/setup.sh, which apt-installs Debian's chromium")
+        pytest.fail(f"{CHROMIUM} is missing: run scripts/tools/setup.sh, which apt-installs Debian's chromium")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        pytest.fail("playwright is missing: run scripts/setup.sh, which installs the dev extra")
+        pytest.fail("playwright is missing: run scripts/tools/setup.sh, which installs the dev extra")
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
         yield chromium

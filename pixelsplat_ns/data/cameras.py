@@ -2,7 +2,7 @@
 
 Chunk cameras are ``[N, 18]`` rows: fx, fy, cx, cy normalized (fx, cx by width; fy, cy by height), two
 unused zeros, then the row-major 3x4 world-to-camera matrix in OpenCV axes. Decoded, they are the project's
-conventions (``pixelsplat_ns.conventions``): camera-to-world OpenCV and normalized intrinsics.
+conventions (``pixelsplat_ns.core.conventions``): camera-to-world OpenCV and normalized intrinsics.
 """
 
 import torch
@@ -10,7 +10,7 @@ from einops import rearrange
 from jaxtyping import Float
 from torch import Tensor
 
-from pixelsplat_ns.conventions import homogeneous
+from pixelsplat_ns.core.conventions import homogeneous
 
 _MIRROR_X = torch.diag(torch.tensor([-1.0, 1.0, 1.0, 1.0]))
 

@@ -15,7 +15,7 @@ import torch
 from jaxtyping import Float, Int64, UInt8
 from torch import Tensor
 
-from pixelsplat_ns.errors import InputError
+from pixelsplat_ns.core.errors import InputError
 
 
 class ChunkFormatError(InputError):

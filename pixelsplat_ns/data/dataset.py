@@ -20,10 +20,10 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from pixelsplat_ns.encoder.bounds import at_one_position, max_baseline
-from pixelsplat_ns.encoder.crop import CropIntrinsics
-from pixelsplat_ns.encoder.views import Views, prepare_views
-from pixelsplat_ns.geometry import field_of_view
+from pixelsplat_ns.core.bounds import at_one_position, max_baseline
+from pixelsplat_ns.core.crop import CropIntrinsics
+from pixelsplat_ns.core.views import Views, prepare_views
+from pixelsplat_ns.core.geometry import field_of_view
 
 from .cameras import mirror_cameras
 from .chunks import ChunkFormatError, ChunkScene, chunk_paths, read_chunk

@@ -8,8 +8,8 @@ from jaxtyping import UInt8
 from PIL import Image
 from torch import Tensor
 
-from pixelsplat_ns.errors import InputError
-from pixelsplat_ns.images import ImageError, open_image
+from pixelsplat_ns.core.errors import InputError
+from pixelsplat_ns.core.images import ImageError, open_image
 
 
 class FrameDecodeError(InputError):
@@ -17,7 +17,7 @@ class FrameDecodeError(InputError):
 
 
 def decode_frame(data: UInt8[Tensor, " bytes"]) -> Image.Image:
-    """Decode one frame's bytes to an RGB image as displayed (``pixelsplat_ns.images``; fully loaded, so that
+    """Decode one frame's bytes to an RGB image as displayed (``pixelsplat_ns.core.images``; fully loaded, so that
     truncation is caught here)."""
     try:
         return open_image(data.numpy().tobytes(), "frame").convert("RGB")

@@ -16,11 +16,11 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from pixelsplat_ns.camera_checks import CameraError, check_intrinsics
-from pixelsplat_ns.conventions import convert_c2w_opengl_opencv, denormalize_intrinsics, from_nerfstudio
-from pixelsplat_ns.errors import InputError
-from pixelsplat_ns.images import ImageError, displayed_size, open_image
-from pixelsplat_ns.nerfstudio_workarounds import NEUTRAL_DATAPARSER_SETTINGS
+from pixelsplat_ns.core.camera_checks import CameraError, check_intrinsics
+from pixelsplat_ns.core.conventions import convert_c2w_opengl_opencv, denormalize_intrinsics, from_nerfstudio
+from pixelsplat_ns.core.errors import InputError
+from pixelsplat_ns.core.images import ImageError, displayed_size, open_image
+from pixelsplat_ns.nerfstudio_compat.dataparsers import NEUTRAL_DATAPARSER_SETTINGS
 
 from .cameras import decode_chunk_cameras, encode_chunk_cameras
 from .chunks import ChunkScene, ChunkWriter, existing_chunk_files

@@ -7,8 +7,8 @@ import torch
 from jaxtyping import Float, Int64
 from torch import Tensor
 
-from pixelsplat_ns.encoder.crop import CropIntrinsics, resize_and_crop
-from pixelsplat_ns.encoder.views import Views, prepare_views
+from pixelsplat_ns.core.crop import CropIntrinsics, resize_and_crop
+from pixelsplat_ns.core.views import Views, prepare_views
 
 from .cameras import decode_chunk_cameras
 from .chunks import ChunkScene, read_chunk, read_index

@@ -2,7 +2,7 @@
 
 - Linear layers as channels-last 1x1 convolutions: torch sends float32 matmuls to MKL, whose sgemm takes
   its AVX2 path on AMD CPUs, and convolutions to oneDNN, which uses AVX-512: the same products and sums run
-  faster (``scripts/benchmark_encoder.py`` measures by how much; the README has the figures).
+  faster (``scripts/benchmarks/benchmark_encoder.py`` measures by how much; the README has the figures).
 - Large-kernel convolutions in the Fourier domain, tile by tile (overlap-save): a 7x7 convolution costs
   about a tenth of the multiply-adds; used at inference on large images, where it is faster.
 

@@ -10,7 +10,7 @@ from jaxtyping import Float, Int64
 from torch import Tensor, nn
 
 from pixelsplat_ns.encoder.cpu_kernels import Linear
-from pixelsplat_ns.geometry import FLOAT32_EPS
+from pixelsplat_ns.core.geometry import FLOAT32_EPS
 
 
 def depth_to_relative_disparity(depth: Tensor, near: Tensor, far: Tensor, eps: float = 1e-10) -> Tensor:

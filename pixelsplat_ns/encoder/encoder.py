@@ -14,9 +14,9 @@ from pixelsplat_ns.encoder.cpu_kernels import Linear
 from pixelsplat_ns.encoder.depth import DepthPredictor
 from pixelsplat_ns.encoder.epipolar import EpipolarTransformer
 from pixelsplat_ns.encoder.gaussian_adapter import to_gaussians
-from pixelsplat_ns.encoder.views import Views
-from pixelsplat_ns.gaussians import Gaussians
-from pixelsplat_ns.geometry import image_grid
+from pixelsplat_ns.core.views import Views
+from pixelsplat_ns.core.gaussians import Gaussians
+from pixelsplat_ns.core.geometry import image_grid
 from pixelsplat_ns.render.spherical_harmonics import num_sh_bases
 
 IMAGE_RANGE_SLACK = 1e-3
@@ -70,7 +70,7 @@ class PixelSplatEncoder(nn.Module):
     ) -> Gaussians:
         """The Gaussians of a batch of scenes, predicted from their context views (paper, section 3).
 
-        ``context`` is a batch of views made by ``prepare_views`` (``pixelsplat_ns.encoder.views``): images
+        ``context`` is a batch of views made by ``prepare_views`` (``pixelsplat_ns.core.views``): images
         ``[b, v, 3, h, w]`` in [0, 1] with h and w multiples of ``size_multiple``, camera-to-world extrinsics in
         OpenCV axes with the context baseline 1, normalized intrinsics, near and far per view. The Gaussians
         are in the frame of those extrinsics, ordered (view, pixel row-major, sample).
@@ -117,7 +117,7 @@ class PixelSplatEncoder(nn.Module):
 
     def _check_inputs(self, context: Views) -> None:
         if not isinstance(context, Views):
-            raise TypeError(f"encode takes the context as Views (pixelsplat_ns.encoder.views), got {type(context).__name__}")
+            raise TypeError(f"encode takes the context as Views (pixelsplat_ns.core.views), got {type(context).__name__}")
         images, extrinsics, intrinsics, near, far = context[:5]
         if images.dim() != 5 or images.shape[2] != 3:
             raise ValueError(f"images must have shape [B, V, 3, H, W], got {list(images.shape)}")

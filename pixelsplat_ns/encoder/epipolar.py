@@ -23,7 +23,7 @@ from pixelsplat_ns.encoder.config import EpipolarConfig, ImageSelfAttentionConfi
 from pixelsplat_ns.encoder.cpu_kernels import FourierConv2d, Linear
 from pixelsplat_ns.encoder.derived_weights import DerivedWeights
 from pixelsplat_ns.encoder.depth import depth_to_relative_disparity
-from pixelsplat_ns.geometry import image_grid, project_segments, triangulate_depth, world_rays
+from pixelsplat_ns.core.geometry import image_grid, project_segments, triangulate_depth, world_rays
 
 
 def positional_encoding(x: Float[Tensor, "*batch d"], num_octaves: int) -> Float[Tensor, "*batch e"]:

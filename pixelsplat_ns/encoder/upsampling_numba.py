@@ -101,7 +101,7 @@ def upsample_and_sum_numba(
 
 def warm_up() -> float:
     """Compile (or load from numba's disk cache) the kernel for the backbone's three resolutions; returns the
-    seconds it took."""
+    seconds it took. ``pixelsplat_ns.render.numba_kernels.warm_up.warm_up`` calls it with the renderer's."""
     start = time.perf_counter()
     maps = [torch.zeros(1, 2, size, size, dtype=torch.float32) for size in (4, 2, 1)]
     upsample_and_sum_numba(maps, torch.zeros(1, 1, 1, 2, dtype=torch.float32), 8, 8)

@@ -13,7 +13,7 @@ from nerfstudio.models.splatfacto import SplatfactoModelConfig
 from nerfstudio.pipelines.base_pipeline import VanillaPipelineConfig
 from tyro.conf import Suppress
 
-from pixelsplat_ns.nerfstudio_workarounds import lazy_target
+from pixelsplat_ns.nerfstudio_compat.lazy_targets import lazy_target
 from pixelsplat_ns.per_scene.datamanager import PixelSplatDataManager
 
 

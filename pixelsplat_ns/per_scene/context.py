@@ -3,7 +3,7 @@ to use, and their conversion to the encoder's ``Views``.
 
 nerfstudio hands over camera-to-world matrices in OpenGL axes and pixel intrinsics, at whatever size the
 images have. The images are resized to the encoder's input size here; the cameras are converted by
-``pixelsplat_ns.conventions`` and the paper's input rules applied by ``prepare_views``. The Gaussians the
+``pixelsplat_ns.core.conventions`` and the paper's input rules applied by ``prepare_views``. The Gaussians the
 encoder predicts come back to the dataparser's frame by the returned scale (``Gaussians.scaled``).
 """
 
@@ -16,12 +16,12 @@ from jaxtyping import Float
 from PIL import Image
 from torch import Tensor
 
-from pixelsplat_ns.conventions import from_nerfstudio
-from pixelsplat_ns.encoder.bounds import at_one_position
+from pixelsplat_ns.core.conventions import from_nerfstudio
+from pixelsplat_ns.core.bounds import at_one_position
 from pixelsplat_ns.encoder.config import paper, size_multiple
-from pixelsplat_ns.encoder.crop import resize_and_crop
-from pixelsplat_ns.encoder.views import DegenerateBaseline, Views, prepare_views
-from pixelsplat_ns.errors import InputError
+from pixelsplat_ns.core.crop import resize_and_crop
+from pixelsplat_ns.core.views import DegenerateBaseline, Views, prepare_views
+from pixelsplat_ns.core.errors import InputError
 
 SIZE_MULTIPLE = size_multiple(paper())
 """What the encoder needs image sides to be multiples of, for the paper's and the tiny preset (16); the

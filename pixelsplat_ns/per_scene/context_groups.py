@@ -17,7 +17,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from pixelsplat_ns.encoder.bounds import at_one_position
+from pixelsplat_ns.core.bounds import at_one_position
 
 from .context import ContextError, viewing_angles
 

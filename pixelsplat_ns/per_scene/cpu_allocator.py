@@ -6,7 +6,7 @@ of the step. glibc serves blocks above its mmap threshold (128 KB, rising with u
 fresh ``mmap`` pages and gives them back at ``free``, so each step page-faults all of them in again, zeroing
 every page: about 35 ms of a 0.25 s step at the demo scene's 221,184 Gaussians. With blocks up to
 ``MMAP_THRESHOLD`` served from the heap and up to ``TRIM_THRESHOLD`` of freed heap kept, the next step reuses
-them (``scripts/benchmark_per_scene.py``; the README has the figures). The price is resident memory: about
+them (``scripts/benchmarks/benchmark_per_scene.py``; the README has the figures). The price is resident memory: about
 150 MB more in that benchmark, 330 MB more in an ``ns-train`` run of the demo scene.
 
 The settings are the process's (``mallopt``), made once by the first CPU render of a ``PixelSplatModel`` (the

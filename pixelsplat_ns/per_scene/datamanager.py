@@ -10,11 +10,11 @@ from nerfstudio.cameras.cameras import CameraType
 from nerfstudio.data.datamanagers.full_images_datamanager import FullImageDatamanager
 from nerfstudio.utils.rich_utils import CONSOLE
 
-from pixelsplat_ns.camera_checks import CameraError, check_intrinsics, check_rotation
+from pixelsplat_ns.core.camera_checks import CameraError, check_intrinsics, check_rotation
 from pixelsplat_ns.data.chunks import is_chunk_root
-from pixelsplat_ns.errors import InputError
-from pixelsplat_ns.images import ImageError, displayed_size
-from pixelsplat_ns.nerfstudio_workarounds import parse_input_frame, without_dataparser_alpha
+from pixelsplat_ns.core.errors import InputError
+from pixelsplat_ns.core.images import ImageError, displayed_size
+from pixelsplat_ns.nerfstudio_compat.dataparsers import parse_input_frame, without_dataparser_alpha
 
 from .context import ContextError, check_cameras, choose_context_views
 from .context_groups import ContextCount, all_usable, choose_context_groups

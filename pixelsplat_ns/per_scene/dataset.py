@@ -1,4 +1,4 @@
-"""nerfstudio's image dataset, reading every image through ``pixelsplat_ns.images``: as displayed (EXIF
+"""nerfstudio's image dataset, reading every image through ``pixelsplat_ns.core.images``: as displayed (EXIF
 orientation applied) and in 8 bits without losing the picture (nerfstudio's own reader keeps the low byte
 of 16-bit images and ignores EXIF orientation)."""
 
@@ -7,7 +7,7 @@ import numpy.typing as npt
 from nerfstudio.data.datasets.base_dataset import InputDataset
 from PIL import Image
 
-from pixelsplat_ns.images import open_image
+from pixelsplat_ns.core.images import open_image
 
 
 class PixelSplatDataset(InputDataset):

@@ -31,7 +31,7 @@ from einops import rearrange
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
-from pixelsplat_ns.gaussians import Gaussians
+from pixelsplat_ns.core.gaussians import Gaussians
 
 
 @dataclass

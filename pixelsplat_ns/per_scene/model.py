@@ -21,11 +21,11 @@ from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttrib
 from nerfstudio.models.splatfacto import SplatfactoModel
 from nerfstudio.utils.colors import get_color
 
-from pixelsplat_ns.camera_checks import CameraError
-from pixelsplat_ns.conventions import from_nerfstudio
-from pixelsplat_ns.gaussians import Gaussians
+from pixelsplat_ns.core.camera_checks import CameraError
+from pixelsplat_ns.core.conventions import from_nerfstudio
+from pixelsplat_ns.core.gaussians import Gaussians
 from pixelsplat_ns.metrics import load_lpips_vgg, lpips_distance, psnr, ssim
-from pixelsplat_ns.nerfstudio_workarounds import load_splat_state_in_place
+from pixelsplat_ns.nerfstudio_compat.checkpoints import load_splat_state_in_place
 from pixelsplat_ns.render import render_views
 
 from .cpu_allocator import keep_freed_blocks

@@ -13,6 +13,7 @@ from nerfstudio.pipelines.base_pipeline import VanillaPipeline
 from nerfstudio.utils.rich_utils import CONSOLE
 
 from pixelsplat_ns.render.views import OFFICIAL_NEAR_FRACTION
+from pixelsplat_ns.nerfstudio_compat import install_process_hooks
 
 from .prediction import check_fusion_options, load_scene_encoder
 
@@ -23,6 +24,7 @@ class PixelSplatPipeline(VanillaPipeline):
     they need neither the encoder nor its file. A resumed run predicts too, then loads the checkpoint over it."""
 
     def __init__(self, config, device, test_mode="val", world_size=1, local_rank=0, grad_scaler=None) -> None:
+        install_process_hooks()  # the tools that load a run (ns-viewer, ns-eval, ...) read its checkpoint next
         check_fusion_options(config.model)
         super().__init__(config, device, test_mode, world_size, local_rank, grad_scaler)
         if test_mode != "val":  # the post-training tools load the checkpoint's Gaussians

@@ -9,9 +9,11 @@ import numpy as np
 import torch
 from nerfstudio.utils.rich_utils import CONSOLE
 
-from pixelsplat_ns.conventions import to_gsplat
-from pixelsplat_ns.encoder import Gaussians, PixelSplatEncoder, Views
-from pixelsplat_ns.encoder.checkpoints import BUNDLED_TINY_ENCODER, CheckpointError, build_encoder, read_encoder
+from pixelsplat_ns.core.conventions import to_gsplat
+from pixelsplat_ns.encoder import PixelSplatEncoder
+from pixelsplat_ns.core.gaussians import Gaussians
+from pixelsplat_ns.core.views import Views
+from pixelsplat_ns.checkpoints import BUNDLED_TINY_ENCODER, CheckpointError, build_encoder, read_encoder
 from pixelsplat_ns.encoder.config import with_sh_convention
 
 from . import scene_depth

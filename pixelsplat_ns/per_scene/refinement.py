@@ -6,7 +6,7 @@ from typing import Optional
 
 import torch
 
-from pixelsplat_ns.gaussians import Gaussians
+from pixelsplat_ns.core.gaussians import Gaussians
 
 from .prediction import SceneEncoder
 from .splats import Splats, prediction_splats

@@ -18,7 +18,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from pixelsplat_ns.conventions import convert_c2w_opengl_opencv, homogeneous
+from pixelsplat_ns.core.conventions import convert_c2w_opengl_opencv, homogeneous
 from pixelsplat_ns.process_data.pair import Photo, match_features
 
 MIN_POINTS = 10

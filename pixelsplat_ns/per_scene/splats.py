@@ -13,8 +13,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from pixelsplat_ns.conventions import matrix_to_quaternion, opacity_to_logit, variance_to_log_scale
-from pixelsplat_ns.gaussians import Gaussians
+from pixelsplat_ns.core.conventions import matrix_to_quaternion, opacity_to_logit, variance_to_log_scale
+from pixelsplat_ns.core.gaussians import Gaussians
 from pixelsplat_ns.render.spherical_harmonics import num_sh_bases
 
 Splats = dict[str, Optional[Tensor]]

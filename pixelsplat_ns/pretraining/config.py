@@ -16,7 +16,7 @@ from nerfstudio.pipelines.base_pipeline import VanillaPipelineConfig
 from pixelsplat_ns.data.dataset import ChunkDatasetConfig
 from pixelsplat_ns.data.samplers import BoundedSamplerConfig
 from pixelsplat_ns.encoder.config import EncoderConfig, paper
-from pixelsplat_ns.nerfstudio_workarounds import lazy_target
+from pixelsplat_ns.nerfstudio_compat.lazy_targets import lazy_target
 from pixelsplat_ns.pretraining.loss import LossConfig
 
 

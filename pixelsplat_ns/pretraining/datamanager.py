@@ -8,9 +8,9 @@ from nerfstudio.data.datamanagers.base_datamanager import DataManager
 from torch.utils.data import DataLoader
 
 from pixelsplat_ns.data import BoundedViewSampler, ChunkDataset
-from pixelsplat_ns.encoder import Views
-from pixelsplat_ns.errors import InputError
-from pixelsplat_ns.nerfstudio_workarounds import SceneBatchDataManagerHooks
+from pixelsplat_ns.core.views import Views
+from pixelsplat_ns.core.errors import InputError
+from pixelsplat_ns.nerfstudio_compat.scene_batches import SceneBatchDataManagerHooks
 
 
 def check_chunk_root(data: Path, split: str) -> None:

@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from pixelsplat_ns.encoder import PixelSplatEncoder, Views
+from pixelsplat_ns.encoder import PixelSplatEncoder
+from pixelsplat_ns.core.views import Views
 from pixelsplat_ns.render import render_gaussians
 
 
@@ -35,7 +36,7 @@ def pretraining_loss(
     Depth bins are drawn stochastically, as in training."""
     context, target = batch["context"], batch["target"]
     if not isinstance(context, Views) or not isinstance(target, Views):
-        raise TypeError("the batch's context and target must be Views (pixelsplat_ns.encoder.views)")
+        raise TypeError("the batch's context and target must be Views (pixelsplat_ns.core.views)")
     gaussians = encoder.encode(context, deterministic=False, generator=generator)
     rendered = render_gaussians(gaussians, target.extrinsics, target.intrinsics, target.near, target.image_shape)
     losses = {"mse": F.mse_loss(rendered, target.images)}

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 import psutil
 import torch
 
-from pixelsplat_ns.encoder import PixelSplatEncoder, prepare_views
-from pixelsplat_ns.errors import OutOfMemory
+from pixelsplat_ns.encoder import PixelSplatEncoder
+from pixelsplat_ns.core.views import prepare_views
+from pixelsplat_ns.core.errors import OutOfMemory
 
 from .loss import LossConfig, pretraining_loss
 

@@ -7,11 +7,11 @@ from nerfstudio.models.base_model import Model
 from nerfstudio.utils.rich_utils import CONSOLE
 
 from pixelsplat_ns.encoder import PixelSplatEncoder
-from pixelsplat_ns.encoder.checkpoints import CheckpointError, read_encoder
-from pixelsplat_ns.encoder.pretrained import load_dino_weights
-from pixelsplat_ns.errors import InputError
+from pixelsplat_ns.checkpoints import CheckpointError, read_encoder
+from pixelsplat_ns.checkpoints.dino import load_dino_weights
+from pixelsplat_ns.core.errors import InputError
 from pixelsplat_ns.metrics import load_lpips_vgg
-from pixelsplat_ns.nerfstudio_workarounds import SceneBatchModelHooks
+from pixelsplat_ns.nerfstudio_compat.scene_batches import SceneBatchModelHooks
 
 from .loss import pretraining_loss
 

@@ -11,10 +11,11 @@ from nerfstudio.pipelines.base_pipeline import Pipeline
 from nerfstudio.utils.rich_utils import CONSOLE
 from torch.nn.parallel import DistributedDataParallel
 
-from pixelsplat_ns.encoder.checkpoints import encoder_from_pretraining
+from pixelsplat_ns.checkpoints import encoder_from_pretraining
 from pixelsplat_ns.evaluation import EvaluationConfig, evaluate
 from pixelsplat_ns.metrics import load_lpips_vgg, psnr
-from pixelsplat_ns.nerfstudio_workarounds import EvaluatedOverTheIndex
+from pixelsplat_ns.nerfstudio_compat.scene_batches import EvaluatedOverTheIndex
+from pixelsplat_ns.nerfstudio_compat import install_process_hooks
 
 from .datamanager import global_rank
 from .memory import check_batch_fits, measure_step_memory, probe_scene
@@ -22,6 +23,7 @@ from .memory import check_batch_fits, measure_step_memory, probe_scene
 
 class PretrainPipeline(Pipeline):
     def __init__(self, config, device, test_mode="val", world_size=1, local_rank=0, grad_scaler=None) -> None:
+        install_process_hooks()  # the tools that load a run (ns-viewer, ns-eval, ...) read its checkpoint next
         super().__init__()
         self.config, self.test_mode, self.world_size = config, test_mode, world_size
         self._evaluation_lpips: list = []

@@ -38,10 +38,10 @@ from pathlib import Path
 
 import torch
 
-from pixelsplat_ns.camera_checks import CameraError, check_intrinsics
-from pixelsplat_ns.conventions import convert_c2w_opengl_opencv, homogeneous
-from pixelsplat_ns.errors import InputError
-from pixelsplat_ns.images import ImageError, displayed_size, open_image
+from pixelsplat_ns.core.camera_checks import CameraError, check_intrinsics
+from pixelsplat_ns.core.conventions import convert_c2w_opengl_opencv, homogeneous
+from pixelsplat_ns.core.errors import InputError
+from pixelsplat_ns.core.images import ImageError, displayed_size, open_image
 
 from .scene_folder import Frame, OutputFolderError, check_output_folder, write_scene_folder
 
@@ -118,7 +118,7 @@ def _pose(matrix: object, convention: str, pose: str, where: str) -> torch.Tenso
 
 def _image_size(path: Path, where: str) -> tuple[int, int]:
     """Width and height as displayed (EXIF orientation applied), which is how pixelsplat reads the image and
-    what its intrinsics must describe (``pixelsplat_ns.images``)."""
+    what its intrinsics must describe (``pixelsplat_ns.core.images``)."""
     if path.is_dir():
         raise CamerasError(f"{where}: image {path} is a folder; give the image file's path")
     if not path.is_file():

@@ -1,7 +1,7 @@
 """Two photos with no camera information -> their cameras, from the pixels alone (the logic of
 ``pixelsplat-process-data pair``).
 
-1. Each photo is read as displayed (``pixelsplat_ns.images``: EXIF orientation first).
+1. Each photo is read as displayed (``pixelsplat_ns.core.images``: EXIF orientation first).
 2. Intrinsics: the focal length from EXIF when the photos carry it (35 mm-equivalent focal length, or focal
    length with the sensor's resolution); else estimated from the pair (the focal length whose essential matrix
    explains the most matches, refined with the relative pose by minimizing the matches' Sampson error, the
@@ -27,10 +27,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from pixelsplat_ns.camera_checks import CameraError, check_intrinsics
-from pixelsplat_ns.conventions import convert_c2w_opengl_opencv
-from pixelsplat_ns.errors import InputError
-from pixelsplat_ns.images import ImageError, displayed_size, open_image
+from pixelsplat_ns.core.camera_checks import CameraError, check_intrinsics
+from pixelsplat_ns.core.conventions import convert_c2w_opengl_opencv
+from pixelsplat_ns.core.errors import InputError
+from pixelsplat_ns.core.images import ImageError, displayed_size, open_image
 
 from .scene_folder import Frame
 

@@ -11,7 +11,7 @@ from typing import Iterator
 
 import torch
 
-from pixelsplat_ns.errors import InputError
+from pixelsplat_ns.core.errors import InputError
 
 
 class OutputFolderError(InputError):

@@ -12,7 +12,7 @@ from einops import rearrange
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from pixelsplat_ns.conventions import quaternion_to_matrix
+from pixelsplat_ns.core.conventions import quaternion_to_matrix
 
 
 @dataclass

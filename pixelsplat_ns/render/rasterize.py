@@ -73,7 +73,7 @@ def rasterize(
             reference), "numba" (CPU tensors; projection, SH and compositing run compiled kernels with
             hand-written backward passes) or "gsplat" (CUDA tensors) choose one; numba and gsplat are
             imported only when used, and numba compiles its kernels on first use (cached on disk, see
-            ``compositing_numba.warm_up``).
+            ``numba_kernels.warm_up.warm_up``).
 
     Returns:
         ``(colors [C, H, W, X], alphas [C, H, W, 1], meta)``; X is D (3 with SH), 1 or D + 1 by
@@ -133,9 +133,9 @@ def _rasterize_torch(means, quats, scales, opacities, colors, viewmats, Ks, widt
     # Depth-only renders never read the colours: no SH to evaluate.
     shade = sh_degree is not None and render_mode not in ("D", "ED")
     if use_numba and not (viewmats.requires_grad or Ks.requires_grad):
-        projection_numba = import_untraced("pixelsplat_ns.render.projection_numba")  # imports numba
+        numba_projection = import_untraced("pixelsplat_ns.render.numba_kernels.projection")  # imports numba
 
-        radii, means2d, depths, conics, shaded = projection_numba.project_and_shade_numba(
+        radii, means2d, depths, conics, shaded = numba_projection.project_and_shade_numba(
             means, covars, colors if shade else None, viewmats, Ks, width, height, eps2d, near_plane, far_plane,
             sh_degree, quats=quats, scales=scales)
         projection = Projection(radii=radii, means2d=means2d, depths=depths, conics=conics)
@@ -160,7 +160,8 @@ def _rasterize_torch(means, quats, scales, opacities, colors, viewmats, Ks, widt
 
     opacities = opacities.expand(n_cameras, -1)
     if use_numba:
-        composite_fn = import_untraced("pixelsplat_ns.render.compositing_numba").composite_numba  # imports numba
+        numba_compositing = import_untraced("pixelsplat_ns.render.numba_kernels.compositing")  # imports numba
+        composite_fn = numba_compositing.composite_numba
     else:
         composite_fn = composite
     render_colors, render_alphas = composite_fn(

@@ -1,6 +1,6 @@
 """The renderer in the project's camera conventions: the one adapter between them and ``rasterize``.
 
-Cameras come as the encoder sees them (``pixelsplat_ns.conventions``): camera-to-world extrinsics in OpenCV
+Cameras come as the encoder sees them (``pixelsplat_ns.core.conventions``): camera-to-world extrinsics in OpenCV
 axes and normalized intrinsics. ``render_views`` draws any Gaussians into such cameras; ``render_gaussians``
 draws a batch of encoder outputs as the paper's training loss and evaluation do.
 """
@@ -12,8 +12,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from pixelsplat_ns.conventions import to_gsplat
-from pixelsplat_ns.gaussians import Gaussians
+from pixelsplat_ns.core.conventions import to_gsplat
+from pixelsplat_ns.core.gaussians import Gaussians
 from pixelsplat_ns.render.rasterize import RenderMode, rasterize
 
 RENDERED_SH_DEGREE = 3

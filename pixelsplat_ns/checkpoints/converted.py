@@ -1,0 +1,48 @@
+"""The project's own encoder files, written by ``pixelsplat-convert-checkpoint`` and
+``pixelsplat-export-encoder``: ``{"format", "version", "config", "state_dict", "image_shape"}``."""
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Optional, Union
+
+import torch
+from torch import Tensor
+
+from pixelsplat_ns.encoder.config import (
+    BackboneConfig,
+    EncoderConfig,
+    EpipolarConfig,
+    ImageSelfAttentionConfig,
+    ResNetConfig,
+    ViTConfig,
+)
+
+FORMAT = "pixelsplat-ns-encoder"
+VERSION = 1
+
+
+def save_converted(
+    path: Union[str, Path], config: EncoderConfig, state_dict: dict[str, Tensor],
+    image_shape: Optional[tuple[int, int]] = None,
+) -> None:
+    """Write a converted checkpoint; ``image_shape`` (h, w) records the image size it was trained at."""
+    extra = {} if image_shape is None else {"image_shape": list(image_shape)}
+    torch.save({"format": FORMAT, "version": VERSION, "config": asdict(config), "state_dict": state_dict, **extra},
+               path)
+
+
+def config_from_dict(data: dict) -> EncoderConfig:
+    backbone = data["backbone"]
+    epipolar = data["epipolar"]
+    return EncoderConfig(
+        **{k: v for k, v in data.items() if k not in ("backbone", "epipolar")},
+        backbone=BackboneConfig(
+            resnet=ResNetConfig(block=backbone["resnet"]["block"], layers=tuple(backbone["resnet"]["layers"])),
+            vit=ViTConfig(**backbone["vit"]),
+            d_out=backbone["d_out"],
+        ),
+        epipolar=EpipolarConfig(
+            **{k: v for k, v in epipolar.items() if k != "self_attention"},
+            self_attention=ImageSelfAttentionConfig(**epipolar["self_attention"]),
+        ),
+    )

@@ -1,0 +1,70 @@
+"""``load_encoder``: a trained encoder from any file a user has, recognized by its contents."""
+
+from pathlib import Path
+from typing import Union
+
+import torch
+from torch import Tensor
+
+from pixelsplat_ns.checkpoints.converted import FORMAT, VERSION, config_from_dict
+from pixelsplat_ns.checkpoints.official import PAPER_IMAGE_SHAPE, convert_official
+from pixelsplat_ns.checkpoints.pretraining_runs import run_of_checkpoint, read_pretraining_run
+from pixelsplat_ns.checkpoints.reading import CheckpointError, check_state_dict, read_checkpoint
+from pixelsplat_ns.encoder.config import EncoderConfig
+from pixelsplat_ns.encoder.encoder import PixelSplatEncoder
+
+BUNDLED_TINY_ENCODER = Path(__file__).parents[1] / "weights" / "tiny_synthetic.pt"
+"""The tiny preset trained on the synthetic dataset on a CPU (README: "The bundled encoder")."""
+
+
+def read_encoder(path: Union[str, Path]) -> tuple[EncoderConfig, dict[str, Tensor], tuple[int, int]]:
+    """Configuration, weights and training image size (h, w) from any encoder file: a converted checkpoint,
+    an official Lightning ``.ckpt``, or a ``pixelsplat-pretrain`` run (its config.yml or a step-*.ckpt).
+    Raises ``FileNotFoundError`` or ``CheckpointError`` saying what is wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint or run config at {path}")
+    if path.suffix in (".yml", ".yaml"):
+        run = read_pretraining_run(path)
+        return run.config, run.state_dict, run.image_shape
+    checkpoint = read_checkpoint(path)
+    if "pipeline" in checkpoint:
+        run = run_of_checkpoint(path, checkpoint)
+        return run.config, run.state_dict, run.image_shape
+    if checkpoint.get("format") == FORMAT:
+        if checkpoint.get("version") != VERSION:
+            raise CheckpointError(f"{path}: converted checkpoint version {checkpoint.get('version')}, expected {VERSION}")
+        try:
+            config, state_dict = config_from_dict(checkpoint["config"]), checkpoint["state_dict"]
+        except (KeyError, TypeError) as error:
+            raise CheckpointError(f"{path}: a converted checkpoint without a valid config and state_dict") from error
+        check_state_dict(config, state_dict)
+        return config, state_dict, tuple(checkpoint.get("image_shape", PAPER_IMAGE_SHAPE))
+    return (*convert_official(checkpoint), PAPER_IMAGE_SHAPE)
+
+
+def build_encoder(
+    config: EncoderConfig, state_dict: dict[str, Tensor], device: Union[str, torch.device] = "cpu"
+) -> PixelSplatEncoder:
+    encoder = PixelSplatEncoder(config)
+    encoder.load_state_dict(state_dict)
+    return encoder.to(device).eval()
+
+
+def load_encoder(path: Union[str, Path], device: Union[str, torch.device] = "cpu") -> PixelSplatEncoder:
+    """A trained encoder in eval mode, ready for ``encode``.
+
+    ``path``: an official pixelSplat Lightning checkpoint (``re10k.ckpt``, ``acid.ckpt``, the ablations, the
+    3-view model), a file converted by ``pixelsplat-convert-checkpoint`` or ``pixelsplat-export-encoder``, or
+    a ``ns-train pixelsplat-pretrain`` run (its config.yml or one of its step-*.ckpt). Nothing in the file is
+    executed. Raises ``FileNotFoundError``, or ``CheckpointError`` naming the missing and unexpected weights
+    of a file that is not, or not entirely, a pixelSplat encoder.
+
+    Example::
+
+        encoder = load_encoder("re10k.ckpt")
+        views, scale = prepare_views(images, extrinsics, intrinsics, context=[0, 1])
+        gaussians = encoder.encode(views.batched())  # in the views' frame; .scaled(scale) for the input's
+    """
+    config, state_dict, _ = read_encoder(path)
+    return build_encoder(config, state_dict, device)

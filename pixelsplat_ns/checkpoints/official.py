@@ -1,0 +1,85 @@
+"""Official pixelSplat Lightning checkpoints (``re10k.ckpt``, ``acid.ckpt``, the ablations, the 3-view model):
+the map from the official code's weight names to ours, and the configuration read from which weights a file has.
+"""
+
+import re
+from dataclasses import replace
+from typing import Union
+
+from torch import Tensor
+
+from pixelsplat_ns.checkpoints.reading import CheckpointError, check_state_dict
+from pixelsplat_ns.encoder.config import EncoderConfig, ablation, paper
+
+PAPER_IMAGE_SHAPE = (256, 256)
+"""Image size of the official checkpoints (RealEstate10k and ACID), and of converted files that record none."""
+UNUSED = None  # official weights with no counterpart: ResNet's layer4, which pixelSplat never runs
+
+_SELF_ATTENTION = r"epipolar_transformer\.transformer\.layers\.(\d+)\.1\.fn\.self_attention\."
+_OURS_SELF_ATTENTION = r"epipolar_transformer.layers.\1.image_attention."
+# Official key (after the Lightning prefix "encoder.") -> our key; the first matching rule applies.
+RENAMES: list[tuple[str, Union[str, None]]] = [
+    (r"backbone\.resnet_backbone\.model\.layer4\.", UNUSED),
+    (r"backbone\.resnet_backbone\.model\.", "backbone.resnet."),
+    (r"backbone\.resnet_backbone\.projections\.layer(\d)\.", r"backbone.resnet.projections.\1."),
+    (r"backbone\.dino\.blocks\.(\d+)\.attn\.", r"backbone.vit.blocks.\1."),
+    (r"backbone\.dino\.", "backbone.vit."),
+    (r"epipolar_transformer\.depth_encoding\.1\.", "epipolar_transformer.depth_encoding."),
+    (r"epipolar_transformer\.transformer\.layers\.(\d+)\.0\.fn\.to_out\.0\.", r"epipolar_transformer.layers.\1.cross_attention.to_out."),
+    (r"epipolar_transformer\.transformer\.layers\.(\d+)\.0\.fn\.", r"epipolar_transformer.layers.\1.cross_attention."),
+    (r"epipolar_transformer\.transformer\.layers\.(\d+)\.0\.norm\.", r"epipolar_transformer.layers.\1.cross_attention.norm."),
+    (r"epipolar_transformer\.transformer\.layers\.(\d+)\.1\.norm\.", r"epipolar_transformer.layers.\1.image_norm."),
+    (_SELF_ATTENTION + r"positional_encoding\.1\.", _OURS_SELF_ATTENTION + "positional_encoding."),
+    (_SELF_ATTENTION + r"patch_embedder\.0\.", _OURS_SELF_ATTENTION + "patch_embedder."),
+    (_SELF_ATTENTION + r"transformer\.layers\.(\d+)\.0\.norm\.", _OURS_SELF_ATTENTION + r"blocks.\2.attention_norm."),
+    (_SELF_ATTENTION + r"transformer\.layers\.(\d+)\.0\.fn\.to_qkv\.", _OURS_SELF_ATTENTION + r"blocks.\2.to_qkv."),
+    (_SELF_ATTENTION + r"transformer\.layers\.(\d+)\.0\.fn\.to_out\.0\.", _OURS_SELF_ATTENTION + r"blocks.\2.to_out."),
+    (_SELF_ATTENTION + r"transformer\.layers\.(\d+)\.1\.norm\.", _OURS_SELF_ATTENTION + r"blocks.\2.mlp_norm."),
+    (_SELF_ATTENTION + r"transformer\.layers\.(\d+)\.1\.fn\.net\.0\.", _OURS_SELF_ATTENTION + r"blocks.\2.mlp.0."),
+    (_SELF_ATTENTION + r"transformer\.layers\.(\d+)\.1\.fn\.net\.3\.", _OURS_SELF_ATTENTION + r"blocks.\2.mlp.2."),
+    (_SELF_ATTENTION + r"resampler\.", _OURS_SELF_ATTENTION + "resampler."),
+    (r"epipolar_transformer\.upscaler\.", "epipolar_transformer.upscaler.expand."),
+    (r"epipolar_transformer\.upscale_refinement\.", "epipolar_transformer.upscaler.refinement."),
+]
+
+
+def rename_official_key(key: str) -> Union[str, None]:
+    for pattern, replacement in RENAMES:
+        if re.match(pattern, key):
+            return None if replacement is UNUSED else re.sub(pattern, replacement, key, count=1)
+    return key
+
+
+def config_from_official(state_dict: dict[str, Tensor]) -> EncoderConfig:
+    """The configuration an official checkpoint was trained with, read from which weights it has; its colours
+    as the official renderer drew them in training and in the paper's evaluation (SH coefficient 14 as its
+    forward kernel computes it, the official rotation)."""
+    config = replace(paper(), sh_coefficient_14="official_forward_kernel")
+    if not any(k.startswith("epipolar_transformer.") for k in state_dict):
+        config = ablation(config, "no_epipolar")
+    elif "epipolar_transformer.depth_encoding.1.weight" not in state_dict:
+        config = ablation(config, "no_depth_encoding")
+    if "depth_predictor.projection.1.weight" in state_dict and state_dict["depth_predictor.projection.1.weight"].shape[0] == 2:
+        config = ablation(config, "no_sampling")
+    if "epipolar_transformer.view_embeddings.weight" in state_dict:
+        config.num_context_views = state_dict["epipolar_transformer.view_embeddings.weight"].shape[0]
+    return config
+
+
+def convert_official(checkpoint: dict) -> tuple[EncoderConfig, dict[str, Tensor]]:
+    """Our configuration and state dict from an official Lightning checkpoint (``state_dict``, ``encoder.``)."""
+    if "pipeline" in checkpoint:
+        raise CheckpointError("this is a checkpoint of a nerfstudio run, not an official pixelSplat one: export the "
+                              "encoder of a pixelsplat-pretrain run with pixelsplat-export-encoder")
+    weights = checkpoint.get("state_dict", checkpoint)
+    official = {k[len("encoder."):]: v for k, v in weights.items() if isinstance(k, str) and k.startswith("encoder.")}
+    if not official:
+        raise CheckpointError("no 'encoder.' weights under 'state_dict': this is not an official pixelSplat checkpoint")
+    config = config_from_official(official)
+    renamed = {}
+    for key, value in official.items():
+        ours = rename_official_key(key)
+        if ours is not None:
+            renamed[ours] = value
+    check_state_dict(config, renamed)
+    return config, renamed

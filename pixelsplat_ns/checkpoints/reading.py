@@ -1,0 +1,99 @@
+"""The one door through which the project reads a torch file: ``read_checkpoint``, and ``check_state_dict``,
+which says whether weights fit the encoder.
+
+Loading never executes code from a file: ``torch.load(weights_only=True)`` first; Lightning checkpoints
+that pickle other objects (configs, callbacks) are read with an unpickler that turns every class outside
+torch's tensor-rebuilding allowlist into an inert placeholder.
+"""
+
+import pickle
+from pathlib import Path
+from typing import Union
+
+import torch
+from torch import Tensor
+
+from pixelsplat_ns.core.errors import InputError
+from pixelsplat_ns.encoder.config import EncoderConfig
+from pixelsplat_ns.encoder.encoder import PixelSplatEncoder
+
+
+class CheckpointError(InputError):
+    """A checkpoint that is not, or not entirely, a pixelSplat encoder."""
+
+
+class _Inert:
+    """Stands in for any pickled object that is not a tensor or a plain container: holds nothing, runs nothing."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        pass
+
+    def __call__(self, *args, **kwargs) -> "_Inert":
+        return _Inert()
+
+    def __setstate__(self, state) -> None:
+        pass
+
+    def __setitem__(self, key, value) -> None:
+        pass
+
+    def append(self, value) -> None:
+        pass
+
+    def extend(self, values) -> None:
+        pass
+
+
+class _InertUnpickler(pickle.Unpickler):
+    ALLOWED = {
+        ("collections", "OrderedDict"),
+        ("torch._utils", "_rebuild_tensor_v2"),
+        ("torch._utils", "_rebuild_parameter"),
+        ("torch", "Size"),
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in self.ALLOWED or (module == "torch" and name.endswith("Storage")):
+            return super().find_class(module, name)
+        return _Inert
+
+
+class _InertPickle:
+    """A ``pickle_module`` for ``torch.load`` whose unpickler cannot construct arbitrary objects."""
+
+    Unpickler = _InertUnpickler
+    load = staticmethod(pickle.load)
+    __name__ = "pixelsplat_ns_inert_pickle"
+
+
+def read_checkpoint(path: Union[str, Path]) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint file at {path}")
+    try:
+        try:
+            data = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:  # pickled objects beyond tensors: read them as inert placeholders
+            data = torch.load(path, map_location="cpu", weights_only=False, pickle_module=_InertPickle)
+    except Exception as error:
+        reason = (str(error).splitlines() or [""])[0].rstrip(".")
+        raise CheckpointError(f"{path} is not a readable torch checkpoint (torch.load: {type(error).__name__} "
+                              f"{reason})") from error
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path} holds a {type(data).__name__}, not a checkpoint dictionary")
+    return data
+
+
+def check_state_dict(config: EncoderConfig, state_dict: dict[str, Tensor]) -> None:
+    """Refuse a wrong or partial state dict, naming what is missing, unexpected or misshapen."""
+    with torch.device("meta"):  # shapes only: no memory, no initialization
+        expected = {k: v.shape for k, v in PixelSplatEncoder(config).state_dict().items()}
+    missing = sorted(set(expected) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(expected))
+    misshapen = sorted(k for k in set(expected) & set(state_dict) if tuple(state_dict[k].shape) != tuple(expected[k]))
+    if missing or unexpected or misshapen:
+        lines = [f"{len(missing)} missing: {', '.join(missing[:20])}" if missing else "",
+                 f"{len(unexpected)} unexpected: {', '.join(unexpected[:20])}" if unexpected else "",
+                 "wrong shapes: " + ", ".join(f"{k} {list(state_dict[k].shape)} != {list(expected[k])}" for k in misshapen[:20])
+                 if misshapen else ""]
+        raise CheckpointError("the checkpoint does not match the pixelSplat encoder: " + "; ".join(l for l in lines if l))

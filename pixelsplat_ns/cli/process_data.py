@@ -1,0 +1,115 @@
+"""``pixelsplat-process-data``: your own data -> a nerfstudio-data scene (images/ + transforms.json) that
+``ns-train pixelsplat --data <scene>`` takes unchanged. The photos are copied, never changed.
+
+    pixelsplat-process-data pair --data photos/ --output-dir outputs/scenes/mine         # two photos, no cameras
+    pixelsplat-process-data cameras --cameras photos/cameras.json --output-dir outputs/scenes/mine
+    pixelsplat-process-data re10k --data datasets/re10k --key 5aca87f95a9412c6 --output-dir outputs/scenes/5aca
+
+``pair``: two photos and nothing else; the cameras come from the pixels (``pixelsplat_ns/process_data/pair.py``).
+``cameras``: photos with known cameras, described in a small JSON file (``pixelsplat_ns/process_data/cameras.py``).
+``re10k``: one scene of a RealEstate10k/ACID-format dataset. Many photos or a video: nerfstudio's
+``ns-process-data images`` (COLMAP). Subcommands import what they use when they run, so that ``--help`` is quick.
+"""
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import tyro
+
+from pixelsplat_ns.core.errors import InputError
+from pixelsplat_ns.cli import input_errors_exit
+
+
+@dataclass
+class Pair:
+    """Two photos with no camera information -> their cameras, from the pixels, and the scene. Prints what it
+    found: matches, inliers, the rotation between the photos, where the focal length came from."""
+
+    data: Path
+    """Folder holding exactly two photos (any format; EXIF orientation is applied first)."""
+    output_dir: Path
+    """Scene folder to write (images/ and transforms.json)."""
+    focal_px: Optional[float] = None
+    """Focal length in pixels of the photos as displayed; overrides EXIF and the estimate."""
+    fov_deg: Optional[float] = None
+    """Horizontal field of view in degrees, if the focal length is not known; overrides EXIF and the estimate."""
+    force: bool = False
+    """Write into OUTPUT_DIR although it is not empty (files of the same names are replaced)."""
+
+    def main(self) -> None:
+        from pixelsplat_ns.process_data.pair import pair_cameras, pair_frames, read_pair
+        from pixelsplat_ns.process_data.scene_folder import check_output_folder, write_scene_folder
+
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+        with input_errors_exit(InputError):
+            check_output_folder(self.output_dir, [self.data], self.force)
+            photos = read_pair(self.data)
+            cameras = pair_cameras(photos, self.focal_px, self.fov_deg)
+            write_scene_folder(pair_frames(photos, cameras), self.output_dir)
+        print(f"{cameras.matches} matches, {cameras.inliers} inliers of the relative pose; the second photo is turned "
+              f"{cameras.rotation_degrees:.1f} degrees from the first; focal length {cameras.focal_px:.1f} px, "
+              f"{cameras.focal_source}")
+        print(f"wrote {self.output_dir}; predict the scene with: ns-train pixelsplat --data {self.output_dir}")
+
+
+@dataclass
+class Cameras:
+    """Photos and their known cameras (a cameras JSON) -> the scene."""
+
+    cameras: Path
+    """Cameras JSON (format: pixelsplat_ns/process_data/cameras.py)."""
+    output_dir: Path
+    """Scene folder to write (images/ and transforms.json)."""
+    images: Optional[Path] = None
+    """Folder that relative image paths are resolved against (default: the cameras JSON's folder)."""
+    force: bool = False
+    """Write into OUTPUT_DIR although it is not empty (files of the same names are replaced)."""
+
+    def main(self) -> None:
+        from pixelsplat_ns.process_data.cameras import scene_from_cameras
+
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+        with input_errors_exit(InputError):
+            transforms = scene_from_cameras(self.cameras, self.output_dir, self.images, self.force)
+        print(f"wrote {len(transforms['frames'])} frames to {self.output_dir}; predict the scene with: "
+              f"ns-train pixelsplat --data {self.output_dir}")
+
+
+@dataclass
+class Re10k:
+    """One scene of a RealEstate10k/ACID-format dataset (chunks) -> the scene, its frames stored byte for byte,
+    its cameras in the dataset's world frame."""
+
+    data: Path
+    """Dataset root (<split>/*.torch and <split>/index.json)."""
+    key: str
+    """Scene key."""
+    output_dir: Path
+    """Scene folder to write."""
+    split: str = "test"
+    """Split folder under DATA."""
+    force: bool = False
+    """Write into OUTPUT_DIR although it is not empty (files of the same names are replaced)."""
+
+    def main(self) -> None:
+        from pixelsplat_ns.data.nerfstudio_convert import write_nerfstudio_scene
+        from pixelsplat_ns.data.scene import read_scene
+        from pixelsplat_ns.process_data.scene_folder import check_output_folder, writing_into
+
+        with input_errors_exit(FileNotFoundError, KeyError, InputError):
+            check_output_folder(self.output_dir, [self.data], self.force)
+            scene = read_scene(self.data, self.split, self.key)
+            with writing_into(self.output_dir):
+                write_nerfstudio_scene(scene, self.output_dir, overwrite=True)
+        print(f"wrote {len(scene)} frames of {self.key} to {self.output_dir}")
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    tyro.extras.subcommand_cli_from_dict({"pair": Pair, "cameras": Cameras, "re10k": Re10k}, args=argv,
+                                         prog="pixelsplat-process-data").main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""nerfstudio's own checkpoints (``step-*.ckpt``): reading them under torch >= 2.6, writing them atomically,
+finding the readable ones, and loading a splat model's state in place."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def _numpy_scalar_reconstructor():
+    """``scalar`` from numpy's multiarray module (``numpy._core`` from numpy 2, ``numpy.core`` before)."""
+    try:
+        from numpy._core.multiarray import scalar
+    except ImportError:  # numpy < 2 without the numpy._core alias
+        from numpy.core.multiarray import scalar
+    return scalar
+
+
+def nerfstudio_checkpoint_globals() -> list:
+    """The allow-list entries of ``allow_numpy_scalars_in_checkpoints``, as ``add_safe_globals`` takes them.
+
+    The reconstructor is listed under both module paths: a checkpoint written with numpy 1.x names it
+    ``numpy.core.multiarray.scalar``, one written with numpy 2.x ``numpy._core.multiarray.scalar``.
+    """
+    scalar = _numpy_scalar_reconstructor()
+    return [
+        (scalar, "numpy.core.multiarray.scalar"),
+        (scalar, "numpy._core.multiarray.scalar"),
+        np.dtype,  # called by the pickle to make the scalar's dtype
+        type(np.dtype(np.float64)),  # the dtype instance's class (numpy.dtypes.Float64DType): BUILD checks it
+    ]
+
+
+def allow_numpy_scalars_in_checkpoints() -> None:
+    """Let ``torch.load(..., weights_only=True)`` read nerfstudio's own ``step-*.ckpt``; idempotent, cheap.
+
+    Works around: nerfstudio saves ``{"step", "pipeline", "optimizers", "schedulers", "scalers"}`` and reads
+    it back with a plain ``torch.load(path, map_location="cpu")`` (``eval_utils.eval_load_checkpoint`` for
+    ``ns-viewer``, ``ns-eval``, ``ns-render``, ``ns-export``; ``Trainer._load_checkpoint`` on resume). Since
+    torch 2.6 that means ``weights_only=True``, and its learning-rate schedulers' lambdas
+    (``ExponentialDecayScheduler``, ``CosineDecayScheduler``) return numpy float64 values, so ``_last_lr`` and
+    the param groups' ``lr`` are pickled as numpy scalars: ``numpy.core.multiarray.scalar(dtype, bytes)``
+    with a dtype rebuilt by ``numpy.dtype(...)`` and a ``BUILD``, all refused by torch's safe unpickler.
+
+    This adds exactly those three to torch's allow-list. Each only turns a type code and bytes into plain
+    data; none can import or call anything else, so every other global is still refused. Called when a
+    pixelsplat trainer or pipeline is set up (``install_process_hooks``), never at import.
+    A no-op before torch 2.6, where ``torch.load`` does not default to ``weights_only=True``.
+    """
+    major, minor = (int(part) for part in torch.__version__.split(".")[:2])
+    if (major, minor) < (2, 6):
+        return
+    torch.serialization.add_safe_globals(nerfstudio_checkpoint_globals())
+
+
+def save_atomically(state: dict, path: Path) -> None:
+    """``torch.save`` that never leaves a partial file at ``path``: the state is written beside the checkpoint
+    folder (where no tool lists it), flushed to disk, then renamed into place, which is atomic."""
+    partial = path.parent.parent / f".saving-{path.name}"
+    try:
+        with open(partial, "wb") as file:
+            torch.save(state, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def readable_checkpoints(folder: Path) -> list[tuple[int, Path]]:
+    """The ``step-*.ckpt`` files of a checkpoint folder, newest first, by their step."""
+    steps = []
+    for path in folder.glob("step-*.ckpt"):
+        try:
+            steps.append((int(path.stem.split("-", 1)[1]), path))
+        except ValueError:
+            continue
+    return sorted(steps, reverse=True)
+
+
+def load_splat_state_in_place(model: torch.nn.Module, state_dict: dict, **kwargs):
+    """``model.load_state_dict`` for a splatfacto model that may already hold the checkpoint's Gaussians.
+
+    Works around: ``SplatfactoModel.load_state_dict`` resizes the Gaussian parameters to the checkpoint's by
+    replacing them with new tensors. The post-training tools build an empty model and need that; a resumed
+    run already holds Gaussians of the same shapes, and its optimizer holds those very tensors, so after the
+    replacement Adam would step stale tensors (splatfacto gets back in step only when it densifies, which the
+    per-scene refinement never does). Same shapes: the values are copied in place."""
+    from nerfstudio.models.splatfacto import SplatfactoModel
+
+    if state_dict["gauss_params.means"].shape == model.means.shape:
+        return torch.nn.Module.load_state_dict(model, state_dict, **kwargs)
+    return SplatfactoModel.load_state_dict(model, state_dict, **kwargs)

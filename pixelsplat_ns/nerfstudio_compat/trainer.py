@@ -1,0 +1,93 @@
+"""``PixelSplatTrainer``: nerfstudio's trainer with its fixes, each named by what nerfstudio does without it."""
+
+from pathlib import Path
+
+import torch
+from nerfstudio.engine.trainer import Trainer
+from nerfstudio.utils import writer
+from nerfstudio.utils.rich_utils import CONSOLE
+
+from pixelsplat_ns.core.errors import InputError, OutOfMemory
+from pixelsplat_ns.nerfstudio_compat import install_process_hooks
+from pixelsplat_ns.nerfstudio_compat.checkpoints import readable_checkpoints, save_atomically
+
+
+class PixelSplatTrainer(Trainer):
+    """nerfstudio's trainer with its fixes, named by what nerfstudio does without them."""
+
+    last_trained_step = None
+
+    def __init__(self, *args, **kwargs) -> None:
+        install_process_hooks()  # before the pipeline reads the user's input or a checkpoint
+        super().__init__(*args, **kwargs)
+
+    def setup(self, test_mode="val") -> None:
+        super().setup(test_mode)
+        if self.config.max_num_iterations == 0:
+            self._finish_a_run_of_zero_iterations()
+
+    def _finish_a_run_of_zero_iterations(self) -> None:
+        """Works around: with ``--max-num-iterations 0`` (the per-scene method's feed-forward mode) the
+        terminal writer divides by the iteration count and reads a step that only an iteration sets
+        (``writer.GLOBAL_BUFFER``)."""
+        writer.GLOBAL_BUFFER.update(max_iter=1, step=0)
+
+    def save_checkpoint(self, step: int) -> None:
+        """Works around: ``Trainer.save_checkpoint`` writes ``step-*.ckpt`` in place, so a run killed while
+        saving leaves a truncated file, which every tool then takes for the latest checkpoint. The same
+        checkpoint, written atomically (``save_atomically``)."""
+        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        path = self.checkpoint_dir / f"step-{step:09d}.ckpt"
+        pipeline = self.pipeline.module if hasattr(self.pipeline, "module") else self.pipeline
+        save_atomically({
+            "step": step,
+            "pipeline": pipeline.state_dict(),
+            "optimizers": {k: v.state_dict() for (k, v) in self.optimizers.optimizers.items()},
+            "schedulers": {k: v.state_dict() for (k, v) in self.optimizers.schedulers.items()},
+            "scalers": self.grad_scaler.state_dict(),
+        }, path)
+        if self.config.save_only_latest_checkpoint:
+            for other in self.checkpoint_dir.glob("*.ckpt"):
+                if other != path:
+                    other.unlink()
+
+    def _load_checkpoint(self) -> None:
+        """Works around: resuming (``--load-dir``) takes the newest ``step-*.ckpt`` by name and fails on a
+        damaged one (or on any other file in the folder). The newest checkpoint that reads is taken; the
+        damaged ones are named in a warning."""
+        if self.config.load_dir is not None and self.config.load_step is None:
+            candidates = readable_checkpoints(Path(self.config.load_dir))
+            for step, path in candidates:
+                try:
+                    torch.load(path, map_location="cpu")
+                except Exception as error:  # noqa: BLE001  (any unreadable file is skipped, and said so)
+                    CONSOLE.print(f"[bold yellow]skipping the damaged checkpoint {path}: {str(error).splitlines()[0]}")
+                    continue
+                self.config.load_step = step
+                break
+            else:
+                raise InputError(f"--load-dir {self.config.load_dir}: no readable step-*.ckpt there "
+                                 f"({len(candidates)} damaged): resume from another run, or start afresh")
+        super()._load_checkpoint()
+
+    def train_iteration(self, step: int):
+        """Works around: a CUDA out-of-memory error ends ``ns-train`` with a traceback from inside the step;
+        it is reported as what to change."""
+        try:
+            result = super().train_iteration(step)
+        except torch.cuda.OutOfMemoryError as error:
+            raise OutOfMemory(
+                f"the GPU ran out of memory at training step {step} ({str(error).splitlines()[0]}): for "
+                "pixelsplat-pretrain use a smaller --pipeline.datamanager.batch-size (it measures a step before "
+                "training unless --pipeline.check-memory False); per scene, a smaller "
+                "--pipeline.model.context-short-side") from error
+        self.last_trained_step = step
+        return result
+
+    def _after_train(self) -> None:
+        """Works around: a run stopped early (``stop_training``, e.g. pretraining's time budget) saved its
+        final checkpoint one step late, so a resumed run skipped a batch: ``Trainer.train`` advances ``step``
+        before it sees the flag. The checkpoint is labelled with the step last trained."""
+        if self.last_trained_step is not None:
+            self.step = self.last_trained_step
+        super()._after_train()
