@@ -10,7 +10,7 @@ import resource
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Callable, Iterable, Optional
 
 import torch
 
@@ -58,14 +58,15 @@ def evaluate_scene(
     encoder: PixelSplatEncoder, views: Views, n: int, config: EvaluationConfig,
     lpips_model: Optional[torch.nn.Module], device: torch.device,
 ) -> SceneResult:
-    """Encode the first ``n`` of one scene's views, render the others and score them."""
+    """Encode the first ``n`` of one scene's views (made by ``prepare_views``, as ``load_index_scene`` makes
+    them: their values are not checked again), render the others and score them."""
     views = views.to(device).batched()
     context, target = views.select((slice(None), slice(0, n))), views.select((slice(None), slice(n, None)))
     result = SceneResult()
     synchronize(device)
     start = time.perf_counter()
     with torch.no_grad():
-        gaussians = encoder.encode(context, deterministic=config.deterministic)
+        gaussians = encoder.encode_prepared(context, deterministic=config.deterministic)
         synchronize(device)
         result.encode_seconds = time.perf_counter() - start
         start = time.perf_counter()
@@ -88,7 +89,7 @@ def synchronize(device: torch.device) -> None:
 
 def evaluate(
     encoder: PixelSplatEncoder, root: Path, index_path: Path, config: EvaluationConfig,
-    lpips_model: Optional[torch.nn.Module] = None, progress: Optional[callable] = None,
+    lpips_model: Optional[torch.nn.Module] = None, progress: Optional[Callable[[list[str]], Iterable[str]]] = None,
 ) -> dict:
     """Per-scene and mean metrics over the evaluation index (scenes mapped to null are skipped, as officially)."""
     device = next(encoder.parameters()).device

@@ -29,9 +29,9 @@ from pixelsplat_ns.pretraining.loss import LossConfig
 
 @dataclass
 class FusedAdamOptimizerConfig(AdamOptimizerConfig):
-    """nerfstudio's Adam config with torch's fused kernel: one pass over each parameter instead of several (for
-    the 221,184 Gaussians of the sample scene, 7 ms a step instead of 48 on this CPU), the same update up to
-    float rounding."""
+    """nerfstudio's Adam config with torch's fused kernel: one pass over each parameter instead of several, so
+    the update of every Gaussian's parameters reads and writes memory once a step (docs/benchmarks.md has the
+    timings); the same update up to float rounding."""
 
     fused: bool = True
 

@@ -4,7 +4,7 @@
    same colours, alphas and depths, with the same gradients, on random scenes (SH degrees 0-3, several
    cameras, quaternions and covariances) and on the paper-scale scene (393,216 Gaussians into 256 x 256).
 2. The encoder (paper preset, shared random weights): deterministic Gaussians on the GPU equal the CPU's, and
-   the CPU-only routes (``pixelsplat_ns.encoder.cpu_kernels``) are not taken on the GPU.
+   the CPU-only routes (``pixelsplat_ns.fast_routes.layers``) are not taken on the GPU.
 3. Timings, synchronized, fastest of several after warm-up: encode 2 x 256^2, render one 256^2 view with
    gsplat and with the torch backend, a pretraining step at batch 7 with its peak memory; each in float32,
    with TF32 and with bf16 autocast, with how far the Gaussians move from float32's.
@@ -31,7 +31,7 @@ must name the toolkit, not the folder of a linked nvcc, or the C++ binding misse
         && python3 scripts/gpu_check.py --out $OUT --fallback-gsplat-wheel .whl/gsplat-1.5.3-py3-none-any.whl
 
 Without a GPU, gsplat 1.4.0's CUDA sources were seen to compile with nvcc 13.0 for sm_90 and its binding to
-link and load against torch 2.14's headers (17 minutes on 2 cores): it should build there.
+link and load against torch 2.14's headers (a long compile: docs/benchmarks.md): it should build there.
 
 Here, without a GPU (``tests/test_gpu_check.py`` runs it so, with nerfstudio made unimportable):
 
@@ -61,7 +61,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "scripts" / "benchmarks")]
 from official_encoder import as_views, example_inputs  # noqa: E402  (scripts/benchmarks/)
 
 from pixelsplat_ns.core.conventions import to_gsplat  # noqa: E402
-from pixelsplat_ns.encoder import PixelSplatEncoder, cpu_kernels, paper, tiny  # noqa: E402
+from pixelsplat_ns.encoder import PixelSplatEncoder, paper, tiny
+from pixelsplat_ns.fast_routes import layers as fast_layers  # noqa: E402
 from pixelsplat_ns.core.views import Views  # noqa: E402
 from pixelsplat_ns.pretraining.loss import LossConfig, pretraining_loss  # noqa: E402
 from pixelsplat_ns.render import rasterize  # noqa: E402
@@ -240,8 +241,8 @@ def check_rasterize(device: torch.device, gsplat_ok: bool, quick: bool, report: 
 
 @contextmanager
 def cpu_routes_counted():
-    """Counts the calls in which ``cpu_kernels`` takes its CPU-only route (oneDNN linear, Fourier conv)."""
-    original = cpu_kernels._on_cpu_float32
+    """Counts the calls in which ``fast_routes.layers`` takes its CPU-only route (oneDNN linear, Fourier conv)."""
+    original = fast_layers._on_cpu_float32
     taken = [0]
 
     def counting(x):
@@ -249,11 +250,11 @@ def cpu_routes_counted():
         taken[0] += int(result)
         return result
 
-    cpu_kernels._on_cpu_float32 = counting
+    fast_layers._on_cpu_float32 = counting
     try:
         yield taken
     finally:
-        cpu_kernels._on_cpu_float32 = original
+        fast_layers._on_cpu_float32 = original
 
 
 def make_encoder(quick: bool, seed: int = 0) -> PixelSplatEncoder:

@@ -7,13 +7,14 @@ import re
 import numpy as np
 import pytest
 import torch
+from helpers.cli import SAMPLE, evaluate, gaussians, ns, scene_copy, train
 from PIL import Image
-from test_per_scene_cli import SAMPLE, evaluate, gaussians, ns, scene_copy, train
 
 from pixelsplat_ns.data.synthetic import SyntheticConfig, write_synthetic_dataset
 from pixelsplat_ns.encoder import tiny
 from pixelsplat_ns.checkpoints import save_converted
 
+pytestmark = pytest.mark.e2e
 ALL = list(range(21))
 
 
@@ -68,7 +69,7 @@ def test_exif_rotated_photos_are_used_as_displayed(tmp_path):
             upright = Image.open(path)
             upright.transpose(Image.Transpose.ROTATE_90).save(path, exif=exif, quality=95)
 
-    # At the encoder's full size: JPEG re-encoding shifts the 64-pixel prediction by 0.3 dB.
+    # At the encoder's full size: at 64 pixels JPEG re-encoding alone shifts the score by about the tolerance.
     upright = evaluate(train(scene_copy(tmp_path / "a", ALL), tmp_path / "a" / "outputs", full_size=True))
     turned = evaluate(train(scene_copy(tmp_path / "b", ALL, turn), tmp_path / "b" / "outputs", full_size=True))
     assert abs(turned["psnr"] - upright["psnr"]) < 0.3, (turned, upright)  # JPEG re-encoding only

@@ -77,15 +77,32 @@ class Tripwire:
 
 
 def official_checkpoint(official_keys, encoder: PixelSplatEncoder) -> dict:
-    """An official-layout Lightning checkpoint holding ``encoder``'s weights (plus a random layer4)."""
+    """An official-layout Lightning checkpoint holding ``encoder``'s weights (plus a random layer4).
+
+    The floating-point tensors, ``encoder``'s set to them first, are views of one random vector, each starting one
+    element after the last (no two alike, so a swapped key still shows): torch.save writes a storage once, so the
+    file and its conversion take megabytes where the paper encoder's own tensors would take half a gigabyte each."""
     ours = encoder.state_dict()
-    weights = {}
-    for key, shape in official_keys["keys"].items():
+    shapes = official_keys["keys"]
+    shared = torch.randn(max(torch.Size(shape).numel() for shape in shapes.values()) + len(shapes))
+
+    def window(offset: int, shape) -> torch.Tensor:
+        return shared[offset : offset + torch.Size(shape).numel()].view(shape)
+
+    weights, windows = {}, {}
+    for offset, (key, shape) in enumerate(shapes.items()):
         renamed = rename_official_key(key)
-        weights["encoder." + key] = ours[renamed] if renamed else torch.randn(shape) if shape else torch.tensor(0)
+        if renamed and ours[renamed].is_floating_point():
+            windows[renamed] = weights["encoder." + key] = window(offset, shape)
+        elif renamed:
+            weights["encoder." + key] = ours[renamed]
+        else:
+            weights["encoder." + key] = window(offset, shape) if shape else torch.tensor(0)
+    encoder.load_state_dict(windows, strict=False)
     return {"state_dict": weights, "epoch": 3, "global_step": 300000, "hyper_parameters": {"cfg": Tripwire()}}
 
 
+@pytest.mark.e2e
 def test_official_lightning_checkpoint_loads_without_running_its_code(tmp_path, official_keys):
     torch.manual_seed(0)
     encoder = PixelSplatEncoder(paper()).eval()
@@ -119,6 +136,92 @@ def test_converted_checkpoint_round_trips_any_configuration(tmp_path):
     assert loaded.config == config and loaded.epipolar_transformer is None
     for key, value in encoder.state_dict().items():
         assert torch.equal(loaded.state_dict()[key], value)
+
+
+def test_files_holding_the_former_compute_fields_load_with_the_default_options(tmp_path):
+    """exact_rewrites and linear_as_convolution were EncoderConfig fields, saved in every converted checkpoint
+    and pretraining run config: such files still load, their values ignored (ComputeOptions' defaults apply)."""
+    from dataclasses import asdict
+
+    import yaml
+
+    from pixelsplat_ns.checkpoints import read_encoder
+    from pixelsplat_ns.checkpoints.converted import FORMAT, VERSION
+    from pixelsplat_ns.encoder import ComputeOptions
+    from pixelsplat_ns.fast_routes.layers import Linear
+
+    encoder = PixelSplatEncoder(tiny())
+    old_config = {**asdict(tiny()), "exact_rewrites": False, "linear_as_convolution": False}
+    torch.save({"format": FORMAT, "version": VERSION, "config": old_config, "state_dict": encoder.state_dict()},
+               tmp_path / "old.pt")
+    loaded = load_encoder(tmp_path / "old.pt")
+    assert loaded.config == tiny() and loaded.compute_options == ComputeOptions()
+    assert all(m.via_convolution for m in loaded.modules() if isinstance(m, Linear))
+
+    # A pixelsplat-pretrain run's config.yml, read as plain data.
+    run = tmp_path / "run"
+    (run / "nerfstudio_models").mkdir(parents=True)
+    tagged = {"pipeline": {"model": {"encoder": old_config}, "datamanager": {"dataset": {"image_shape": [32, 32]}}}}
+    (run / "config.yml").write_text(yaml.dump(tagged))
+    torch.save({"step": 0, "pipeline": {"_model.encoder." + k: v for k, v in encoder.state_dict().items()}},
+               run / "nerfstudio_models" / "step-000000000.ckpt")
+    config, state_dict, image_shape = read_encoder(run / "config.yml")
+    assert config == tiny() and image_shape == (32, 32) and state_dict.keys() == encoder.state_dict().keys()
+
+
+def _older_run_config(config, encoder_fields: dict):
+    """``config`` as nerfstudio wrote it into a run's config.yml before ComputeOptions: no encoder_compute, and
+    ``encoder_fields`` added to its encoder's mapping (where it has one)."""
+    import yaml
+    from yaml.nodes import ScalarNode
+
+    node = yaml.compose(yaml.dump(config))
+    assert any(key.value == "encoder_compute" for key, _ in node.value)
+    node.value = [(key, value) for key, value in node.value if key.value != "encoder_compute"]
+    for key, value in node.value:
+        if key.value == "encoder":
+            value.value += [(ScalarNode("tag:yaml.org,2002:str", name),
+                             ScalarNode("tag:yaml.org,2002:bool", str(flag).lower()))
+                            for name, flag in encoder_fields.items()]
+    return yaml.serialize(node)
+
+
+@pytest.mark.parametrize("method", ["pretraining", "per_scene"])
+def test_run_configs_written_before_the_compute_options_load_with_the_defaults(method):
+    """nerfstudio loads a run's config.yml (ns-eval, ns-viewer, a resumed run) with yaml.Loader, constructing the
+    classes it names with whatever fields the file has."""
+    import yaml
+
+    from pixelsplat_ns.encoder import ComputeOptions
+    from pixelsplat_ns.per_scene.config import PixelSplatModelConfig
+    from pixelsplat_ns.pretraining.config import PretrainModelConfig
+
+    config = PretrainModelConfig(encoder=tiny()) if method == "pretraining" else PixelSplatModelConfig()
+    text = _older_run_config(config, {"exact_rewrites": False, "linear_as_convolution": False})
+    assert ("exact_rewrites: false" in text) == (method == "pretraining")
+    loaded = yaml.load(text, Loader=yaml.Loader)
+    assert type(loaded) is type(config) and loaded.encoder_compute == ComputeOptions()
+    if method == "pretraining":
+        assert loaded.encoder == tiny() and "exact_rewrites" not in vars(loaded.encoder)
+    # Options set for a run are written to its config and read back.
+    config.encoder_compute = ComputeOptions(exact_rewrites=False)
+    assert yaml.load(yaml.dump(config), Loader=yaml.Loader).encoder_compute == ComputeOptions(exact_rewrites=False)
+
+
+@pytest.mark.parametrize("method", ["pixelsplat", "pixelsplat-pretrain-tiny"])
+def test_the_compute_options_are_flags_of_both_methods(method):
+    """--pipeline.model.encoder-compute.* on ns-train's own parser (tyro, flags taking True/False)."""
+    import tyro
+
+    from pixelsplat_ns import methods
+    from pixelsplat_ns.encoder import ComputeOptions
+
+    default = {"pixelsplat": methods.pixelsplat, "pixelsplat-pretrain-tiny": methods.pixelsplat_pretrain_tiny}[method]
+    args = ["--pipeline.model.encoder-compute.exact-rewrites", "False",
+            "--pipeline.model.encoder-compute.linear-as-convolution", "False"]
+    trainer = tyro.cli(type(default.config), default=default.config, args=args, config=(tyro.conf.FlagConversionOff,))
+    assert trainer.pipeline.model.encoder_compute == ComputeOptions(exact_rewrites=False, linear_as_convolution=False)
+    assert default.config.pipeline.model.encoder_compute == ComputeOptions()
 
 
 def test_partial_checkpoint_is_refused_naming_the_keys(official_keys):

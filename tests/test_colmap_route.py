@@ -8,16 +8,19 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from helpers.cli import evaluate, ns, train
 from PIL import Image
 from scipy.spatial.transform import Rotation
 
 from pixelsplat_ns.core.conventions import convert_c2w_opengl_opencv
 from pixelsplat_ns.data.synthetic import photo_capture
-from test_per_scene_cli import evaluate, ns, train
 
-pytestmark = pytest.mark.skipif(shutil.which("colmap") is None,
-                                reason="COLMAP is not installed (scripts/tools/setup.sh installs Debian's colmap as root; "
-                                       "else: sudo apt-get install colmap)")
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(shutil.which("colmap") is None,
+                       reason="COLMAP is not installed (scripts/tools/setup.sh installs Debian's colmap as root; "
+                              "else: sudo apt-get install colmap)"),
+]
 
 
 def relative_rotation_errors(estimated: np.ndarray, truth: np.ndarray) -> np.ndarray:
@@ -45,11 +48,12 @@ def test_colmap_then_ns_train_then_ns_eval(tmp_path):
     transforms = json.loads((scene / "transforms.json").read_text())
     frames = sorted(transforms["frames"], key=lambda frame: frame["file_path"])  # frame_00001.png is 00.png
     assert len(frames) == 12, "COLMAP registers every photo"
-    assert transforms["fl_x"] == pytest.approx(intrinsics[0, 0] * 640, rel=0.03)  # measured 0.1 % off
+    # The limits below leave room over COLMAP's errors and score on these renders (docs/benchmarks.md).
+    assert transforms["fl_x"] == pytest.approx(intrinsics[0, 0] * 640, rel=0.03)
     estimated = convert_c2w_opengl_opencv(torch.tensor([f["transform_matrix"] for f in frames], dtype=torch.float64))
     errors = relative_rotation_errors(estimated.numpy(), c2w)
-    assert np.median(errors) < 1.0 and errors.max() < 2.0, errors  # measured 0.23 and 0.62 degrees
+    assert np.median(errors) < 1.0 and errors.max() < 2.0, errors
 
     config = train(scene, tmp_path / "outputs")
     results = evaluate(config)
-    assert results["psnr"] > 18.0, results  # measured 21.8 dB; a random encoder gives about 10
+    assert results["psnr"] > 18.0, results  # far above a random encoder's

@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pytest
 import torch
-from test_per_scene_cli import SAMPLE, SMALL_CONTEXT, evaluate, gaussians, ns
+from helpers.cli import SAMPLE, SMALL_CONTEXT, evaluate, gaussians, ns
 
 from pixelsplat_ns.encoder import PixelSplatEncoder, tiny
 from pixelsplat_ns.checkpoints import save_converted
@@ -193,6 +193,7 @@ def train_log(data, out, *flags):
     return config
 
 
+@pytest.mark.e2e
 def test_several_pairs_along_the_sample_capture_fused_and_concatenated(tmp_path):
     pairs = ["--pipeline.datamanager.context-pairs", "3"]
     fused = train_log(SAMPLE, tmp_path / "fused", *pairs)
@@ -211,6 +212,7 @@ def test_several_pairs_along_the_sample_capture_fused_and_concatenated(tmp_path)
     assert evaluate(fused)["psnr"] > evaluate(concatenated)["psnr"] - 0.5
 
 
+@pytest.mark.e2e
 def test_a_three_view_encoder_takes_triples_through_the_same_flag(tmp_path):
     config = tiny()
     config.num_context_views = 3
@@ -221,6 +223,7 @@ def test_a_three_view_encoder_takes_triples_through_the_same_flag(tmp_path):
     assert int(log_line(run, r"kept (\d+) of (\d+) Gaussians").group(2)) == 2 * 3 * 64 * 112 * 3
 
 
+@pytest.mark.e2e
 def test_auto_spaces_its_groups_by_the_triangulated_depth(tmp_path):
     run = train_log(SAMPLE, tmp_path / "outputs", "--pipeline.datamanager.context-pairs", "auto")
     # (rich wraps the line and may put the source location in the middle of it)
@@ -230,6 +233,7 @@ def test_auto_spaces_its_groups_by_the_triangulated_depth(tmp_path):
     assert depth > 0 and baseline == pytest.approx(0.3 * depth, rel=1e-2)
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("flags, message", [
     (["--pipeline.datamanager.context-views", "0", "5", "--pipeline.datamanager.context-pairs", "2"], "not both"),
     (["--pipeline.datamanager.context-pairs", "0"], "context-pairs 0: give 1 or more"),

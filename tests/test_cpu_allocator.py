@@ -46,12 +46,12 @@ def test_blocks_up_to_64_mb_come_from_the_heap_once_tuned():
 
 
 def test_the_model_tunes_at_its_first_cpu_render_unless_told_not_to(monkeypatch):
+    from helpers.scenes import random_gaussians
     from nerfstudio.cameras.cameras import Cameras
     from nerfstudio.data.scene_box import SceneBox
 
     from pixelsplat_ns.per_scene import model as model_module
     from pixelsplat_ns.per_scene.config import PixelSplatModelConfig
-    from test_per_scene import random_gaussians
 
     calls = []
     monkeypatch.setattr(model_module, "keep_freed_blocks", lambda: calls.append("tuned"))

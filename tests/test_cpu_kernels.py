@@ -6,12 +6,12 @@ import sys
 import pytest
 import torch
 import torch.nn.functional as F
-from test_encoder import cameras
+from helpers.scenes import cameras
 
-from pixelsplat_ns.encoder import PixelSplatEncoder, tiny
+from pixelsplat_ns.encoder import ComputeOptions, PixelSplatEncoder, tiny
 from pixelsplat_ns.core.views import Views
 from pixelsplat_ns.encoder.backbone import Backbone, upsample_and_sum
-from pixelsplat_ns.encoder.cpu_kernels import (
+from pixelsplat_ns.fast_routes.layers import (
     MIN_FOURIER_SIDE,
     MIN_ROWS_FOR_CONVOLUTION,
     FourierConv2d,
@@ -20,8 +20,8 @@ from pixelsplat_ns.encoder.cpu_kernels import (
     kernel_spectrum,
     linear,
 )
-from pixelsplat_ns.encoder.derived_weights import DerivedWeights
-from pixelsplat_ns.encoder.upsampling_numba import upsample_and_sum_numba
+from pixelsplat_ns.fast_routes.derived_weights import DerivedWeights
+from pixelsplat_ns.fast_routes.upsampling_numba import upsample_and_sum_numba
 
 
 def close(a: torch.Tensor, b: torch.Tensor, tolerance: float = 1e-5) -> bool:
@@ -188,7 +188,7 @@ def test_fused_upsampling_refuses_what_it_cannot_do():
 
 
 def test_the_backbone_sums_with_the_fused_kernel_only_at_cpu_inference(monkeypatch):
-    import pixelsplat_ns.encoder.upsampling_numba as upsampling
+    import pixelsplat_ns.fast_routes.upsampling_numba as upsampling
 
     calls = []
     original = upsampling.upsample_and_sum_numba
@@ -265,8 +265,13 @@ def test_weights_derived_under_autocast_are_not_reused_outside_it():
 
 
 def test_encoder_can_use_torch_default_linear():
-    config = tiny()
-    config.linear_as_convolution = False
-    encoder = PixelSplatEncoder(config)
+    encoder = PixelSplatEncoder(tiny(), ComputeOptions(linear_as_convolution=False))
     assert not any(m.via_convolution for m in encoder.modules() if isinstance(m, Linear))
     assert all(m.via_convolution for m in PixelSplatEncoder(tiny()).modules() if isinstance(m, Linear))
+    # The options change on a built encoder, weights untouched.
+    weights = {k: v.clone() for k, v in encoder.state_dict().items()}
+    encoder.set_compute_options(ComputeOptions())
+    assert all(m.via_convolution for m in encoder.modules() if isinstance(m, Linear))
+    encoder.set_compute_options(ComputeOptions(linear_as_convolution=False))
+    assert not any(m.via_convolution for m in encoder.modules() if isinstance(m, Linear))
+    assert all(torch.equal(encoder.state_dict()[k], v) for k, v in weights.items())

@@ -4,7 +4,7 @@ import json
 
 import pytest
 import torch
-from chunk_fixtures import plain_scene, write_split
+from helpers.chunks import plain_scene, write_split
 
 from pixelsplat_ns.data import ChunkFormatError, ChunkWriter, read_chunk, read_index
 from pixelsplat_ns.data.chunks import write_chunk

@@ -6,7 +6,7 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
-from chunk_fixtures import marker_centroid, marker_scene, plain_scene, project_pixels, walk, write_split
+from helpers.chunks import marker_centroid, marker_scene, plain_scene, project_pixels, walk, write_split
 from torch.utils.data import DataLoader
 
 from pixelsplat_ns.data import (

@@ -4,7 +4,7 @@ import json
 
 import pytest
 import torch
-from chunk_fixtures import plain_scene, reference_file, write_split
+from helpers.chunks import plain_scene, reference_file, write_split
 
 from pixelsplat_ns.data import (
     BoundedSamplerConfig,

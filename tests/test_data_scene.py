@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from chunk_fixtures import marker_centroid, marker_scene, plain_scene, project_pixels, walk, write_split
+from helpers.chunks import marker_centroid, marker_scene, plain_scene, project_pixels, walk, write_split
 from PIL import Image
 
 from pixelsplat_ns.core.conventions import convert_c2w_opengl_opencv

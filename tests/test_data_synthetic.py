@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from chunk_fixtures import write_split
+from helpers.chunks import write_split
 
 from pixelsplat_ns.data import load_scene, read_chunk, read_evaluation_index, read_index
 from pixelsplat_ns.data.synthetic import (

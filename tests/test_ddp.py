@@ -5,6 +5,7 @@ import json
 import os
 import socket
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -14,6 +15,8 @@ from pixelsplat_ns.data.synthetic import SyntheticConfig, write_synthetic_datase
 from pixelsplat_ns.encoder import tiny
 from pixelsplat_ns.pretraining.config import PretrainDataManagerConfig, PretrainModelConfig, PretrainPipelineConfig
 from pixelsplat_ns.pretraining.loss import LossConfig
+
+pytestmark = pytest.mark.e2e
 
 
 def small_pipeline(data) -> PretrainPipelineConfig:

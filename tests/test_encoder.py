@@ -1,29 +1,15 @@
 """The pixelSplat encoder: output layout, the depth distribution, the colour conversion, the exact rewrites."""
 
-import math
-from dataclasses import replace
-
 import pytest
 import torch
+from helpers.scenes import cameras
 
-from pixelsplat_ns.encoder import PixelSplatEncoder, ablation, paper, tiny
+from pixelsplat_ns.encoder import ComputeOptions, PixelSplatEncoder, ablation, paper, tiny
 from pixelsplat_ns.core.views import Views
 from pixelsplat_ns.encoder.depth import DepthPredictor, relative_disparity_to_depth, sample_bins
 from pixelsplat_ns.encoder.official_sh import official_sh_to_gsplat
 from pixelsplat_ns.core.geometry import project_camera_points
 from pixelsplat_ns.render.spherical_harmonics import sh_basis, sh_rotation_matrix
-
-
-def cameras(b=1, v=2, baseline=0.4):
-    extrinsics = torch.eye(4).repeat(b, v, 1, 1)
-    for i in range(v):
-        angle = 0.05 * (i - (v - 1) / 2)
-        extrinsics[:, i, :3, :3] = torch.tensor(
-            [[math.cos(angle), 0, math.sin(angle)], [0, 1, 0], [-math.sin(angle), 0, math.cos(angle)]]
-        )
-        extrinsics[:, i, :3, 3] = torch.tensor([baseline * (i - (v - 1) / 2), 0.02 * i, 0.0])
-    intrinsics = torch.tensor([[0.86, 0, 0.52], [0, 0.9, 0.47], [0, 0, 1.0]]).repeat(b, v, 1, 1)
-    return extrinsics, intrinsics, torch.full((b, v), 0.5), torch.full((b, v), 50.0)
 
 
 def encode(config, size=32, v=2, b=1, deterministic=True, seed=0, encoder=None):
@@ -149,10 +135,9 @@ def test_exact_rewrites_equal_the_straightforward_path(preset, variant):
     torch.manual_seed(0)
     encoder = PixelSplatEncoder(config).eval()
     _, fast = encode(config, size=size, deterministic=False, encoder=encoder, seed=3)
-    plain_config = replace(config, exact_rewrites=False, linear_as_convolution=False)
-    straightforward = PixelSplatEncoder(plain_config).eval()
-    straightforward.load_state_dict(encoder.state_dict())
-    _, plain = encode(plain_config, size=size, deterministic=False, encoder=straightforward, seed=3)
+    straightforward = PixelSplatEncoder(config, ComputeOptions(exact_rewrites=False, linear_as_convolution=False))
+    straightforward.eval().load_state_dict(encoder.state_dict())
+    _, plain = encode(config, size=size, deterministic=False, encoder=straightforward, seed=3)
     expected_count = 2 * size * size * (1 if variant == "no_sampling" else 3)
     assert fast.means.shape[1] == expected_count
     for name in ("means", "covariances", "opacities", "harmonics"):
@@ -195,3 +180,51 @@ def test_bad_input_is_refused(change, message):
     inputs.update(change)
     with pytest.raises(ValueError, match=message):
         PixelSplatEncoder(tiny()).encode(Views(**inputs))
+
+
+@pytest.mark.parametrize(
+    "images, message",
+    [
+        (torch.full((1, 2, 3, 32, 32), float("nan")), "images contains NaN"),
+        (torch.where(torch.arange(32) == 3, float("inf"), torch.rand(1, 2, 3, 32, 32)), "images contains NaN"),
+        (torch.rand(1, 2, 3, 32, 32) * 255, r"in \[0, 1\].*divide them by 255"),
+        (torch.rand(1, 2, 3, 32, 32) - 0.5, r"in \[0, 1\].*clip them"),
+    ],
+)
+def test_encode_checks_the_values_of_hand_made_views_that_encode_prepared_trusts(images, message):
+    """``encode`` reads every value of views it did not see made; ``encode_prepared`` (the library's calls on
+    ``prepare_views``'s views) leaves those passes out but keeps the checks that read no data."""
+    encoder = PixelSplatEncoder(tiny()).eval()
+    views = Views(images, *cameras())
+    with pytest.raises(ValueError, match=message):
+        encoder.encode(views)
+    with torch.no_grad():
+        encoder.encode_prepared(views, deterministic=True)  # no pass over the images: nothing refused
+    with pytest.raises(ValueError, match="multiples of 16"):
+        encoder.encode_prepared(Views(images[..., :30, :], *cameras()))
+    with pytest.raises(ValueError, match="0 < near < far"):
+        encoder.encode_prepared(views._replace(near=torch.zeros(1, 2)))
+
+
+def test_prepare_views_checks_the_context_images_as_encode_would():
+    """``prepare_views`` makes the passes over the context images once, with ``encode``'s messages; the
+    encoder's result from its views is the same either way. Target images are not the encoder's input."""
+    from pixelsplat_ns.core.views import prepare_views
+
+    extrinsics, intrinsics, _, _ = cameras()
+    images = torch.rand(3, 3, 32, 32)
+    for bad, message in ((float("nan"), "images contains NaN"), (300.0, "divide them by 255"), (-0.5, "clip them")):
+        context = images.clone()
+        context[1, 0, 5, 5] = bad
+        with pytest.raises(ValueError, match=message):
+            prepare_views(context, extrinsics[0, [0, 1, 1]], intrinsics[0, [0, 1, 1]], [0, 1])
+        target = images.clone()
+        target[2, 0, 5, 5] = bad
+        prepare_views(target, extrinsics[0, [0, 1, 1]], intrinsics[0, [0, 1, 1]], [0, 1])
+    views, _ = prepare_views(images[:2], extrinsics[0], intrinsics[0], [0, 1])
+    encoder = PixelSplatEncoder(tiny()).eval()
+    with torch.no_grad():
+        checked = encoder.encode(views.batched(), deterministic=True)
+        trusted = encoder.encode_prepared(views.batched(), deterministic=True)
+    for name in ("means", "covariances", "opacities", "harmonics"):
+        assert torch.equal(getattr(checked, name), getattr(trusted, name)), name

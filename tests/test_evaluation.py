@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from pixelsplat_ns.data.synthetic import SyntheticConfig, write_synthetic_dataset
@@ -16,6 +17,7 @@ from pixelsplat_ns.render import render_gaussians
 BIN = Path(sys.executable).parent
 
 
+@pytest.mark.e2e
 def test_evaluate_script_scores_every_indexed_target(tmp_path):
     data = tmp_path / "data"
     write_synthetic_dataset(data, num_scenes=4, seed=3, config=SyntheticConfig(height=72, width=128, min_frames=48, max_frames=50),

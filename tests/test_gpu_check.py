@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 WITHOUT_NERFSTUDIO = "import sys\nsys.modules['nerfstudio'] = None  # any import of nerfstudio now fails\n"
 
@@ -27,6 +29,7 @@ def test_the_library_parts_the_gpu_check_needs_import_without_nerfstudio():
     assert blocked.returncode != 0 and "nerfstudio" in blocked.stderr
 
 
+@pytest.mark.e2e  # the whole check program, training steps included
 def test_the_gpu_check_runs_on_the_cpu_without_nerfstudio(tmp_path):
     # The script runs as its own program, as on the device machine; a nerfstudio that cannot be imported comes
     # first on its path.

@@ -302,6 +302,7 @@ def test_exif_rotation_is_pointed_out(tmp_path, caplog):
     assert "EXIF orientation 6" in caplog.text and "40x30" in caplog.text
 
 
+@pytest.mark.e2e
 def test_command_line(scene, tmp_path):
     folder, names = scene
     spec = spec_for(names)

@@ -1,5 +1,6 @@
-"""nerfstudio's step-*.ckpt files load with torch >= 2.6's default ``torch.load`` once the plugin is imported,
-anything beyond plain data is still refused, and the library alone leaves torch's allow-list as it is."""
+"""nerfstudio's step-*.ckpt files load with torch >= 2.6's default ``torch.load`` once a pixelsplat run is set up
+(``install_process_hooks``), anything beyond plain data is still refused, and importing the library or the
+plugin's entry points leaves torch's allow-list as it is."""
 
 import json
 import os
@@ -18,7 +19,9 @@ from nerfstudio.engine.schedulers import (
     MultiStepSchedulerConfig,
 )
 
-import pixelsplat_ns.methods  # noqa: F401  (registers the allow-list in this process too, as every ns-* command does)
+from pixelsplat_ns.nerfstudio_compat import install_process_hooks
+
+install_process_hooks()  # the allow-list in this process too, as a pixelsplat trainer or pipeline installs it
 
 TORCH_DEFAULTS_TO_WEIGHTS_ONLY = tuple(int(p) for p in torch.__version__.split(".")[:2]) >= (2, 6)
 
@@ -95,14 +98,23 @@ def test_the_checkpoint_holds_numpy_scalars_that_plain_torch_refuses(checkpoint)
     assert "UnpicklingError" in result.stderr and "multiarray.scalar" in result.stderr
 
 
-@pytest.mark.parametrize("plugin_import", ["import pixelsplat_ns.methods", "import nerfstudio.configs.method_configs"],
-                         ids=["plugin", "ns-entry-points"])
-def test_a_trainer_checkpoint_loads_with_plain_torch_load_after_the_plugin(checkpoint, plugin_import):
-    """Importing the plugin's methods, or only nerfstudio's method discovery (what every ns-* command does),
-    suffices."""
-    result = python(f"{plugin_import}\n" + LOAD.format(path=str(checkpoint)))
+def test_a_trainer_checkpoint_loads_with_plain_torch_load_once_a_pixelsplat_run_is_set_up(checkpoint):
+    """What the pixelsplat trainer and pipelines call when they are set up (ns-train, ns-viewer, ns-eval, ...)."""
+    hooks = "from pixelsplat_ns.nerfstudio_compat import install_process_hooks\ninstall_process_hooks()\n"
+    result = python(hooks + LOAD.format(path=str(checkpoint)))
     assert result.returncode == 0, result.stderr[-3000:]
     assert "loaded 4" in result.stdout
+
+
+@pytest.mark.parametrize("plugin_import", ["import pixelsplat_ns.methods", "import nerfstudio.configs.method_configs"],
+                         ids=["plugin", "ns-entry-points"])
+def test_importing_the_plugin_alone_leaves_torch_load_as_it_is(checkpoint, plugin_import):
+    """nerfstudio imports every plugin's entry points in every ns-* command: that import changes nothing."""
+    result = python(f"{plugin_import}\n" + LOAD.format(path=str(checkpoint)))
+    if TORCH_DEFAULTS_TO_WEIGHTS_ONLY:
+        assert result.returncode != 0 and "multiarray.scalar" in result.stderr
+    else:
+        assert result.returncode == 0, result.stderr[-3000:]
 
 
 def test_optimizer_and_scheduler_states_load_back_and_training_continues_identically(checkpoint):

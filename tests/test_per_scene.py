@@ -4,10 +4,9 @@ import math
 
 import pytest
 import torch
-from test_render_reference import random_scene
+from helpers.scenes import random_gaussians, random_scene
 
 from pixelsplat_ns.core.conventions import convert_c2w_opengl_opencv, homogeneous
-from pixelsplat_ns.core.gaussians import Gaussians
 from pixelsplat_ns.core.bounds import near_far
 from pixelsplat_ns.per_scene.context import (
     ContextError,
@@ -19,12 +18,6 @@ from pixelsplat_ns.per_scene.context import (
 from pixelsplat_ns.per_scene.splats import decompose_covariances, splat_parameters
 from pixelsplat_ns.render import rasterize
 from pixelsplat_ns.render.projection import quat_scale_to_covar
-
-
-def random_gaussians(n=250, seed=0) -> Gaussians:
-    scene = random_scene(n=n, seed=seed, sh_degree=4)
-    covariances = quat_scale_to_covar(scene["quats"], scene["scales"])
-    return Gaussians(scene["means"][None], covariances[None], scene["opacities"][None], scene["colors"][None])
 
 
 def test_covariance_decomposition_is_exact():
@@ -288,3 +281,49 @@ def test_renders_without_gradients_reuse_the_activated_parameters_until_one_chan
             copy.gauss_params[name].copy_(value)
         torch.testing.assert_close(model.get_outputs(camera)["rgb"], copy.get_outputs(camera)["rgb"], atol=0, rtol=0)
         assert (copy.get_outputs(camera)["rgb"] - other).abs().max() > 0.01, "the step changed the render"
+
+
+def test_the_per_scene_prediction_reads_the_context_images_once(monkeypatch):
+    """The context views' values are checked once, by ``prepare_views`` (``context_views``): predicting the scene
+    again, as every step of encoder refinement does, makes no further pass over the images."""
+    import pixelsplat_ns.core.views as views_module
+    import pixelsplat_ns.encoder.encoder as encoder_module
+    from pixelsplat_ns.encoder import PixelSplatEncoder, tiny
+    from pixelsplat_ns.per_scene.prediction import SceneEncoder
+
+    passes = []
+
+    def counted(images):
+        passes.append(tuple(images.shape))
+        return original(images)
+
+    original = views_module.image_range
+    monkeypatch.setattr(views_module, "image_range", counted)
+    monkeypatch.setattr(encoder_module, "image_range", counted)
+    encoder = PixelSplatEncoder(tiny()).eval()
+    k = torch.tensor([[50.0, 0, 32], [0, 50.0, 24], [0, 0, 1]]).expand(2, 3, 3)
+    cameras = torch.stack([gl_camera([0.0, 0, 0]), gl_camera([0.5, 0, 0], 5.0)])
+    context, scale = context_views([torch.rand(48, 64, 3) for _ in range(2)], cameras, k, 32,
+                                   multiple=encoder.size_multiple)
+    assert passes == [tuple(context.images.shape[1:])], "prepare_views checks the context images"
+    scene = SceneEncoder(encoder, [context], [scale], deterministic=True, seed=0)
+    with torch.no_grad():
+        first, again = scene(), scene()
+    assert len(passes) == 1, "the prediction does not check them again"
+    torch.testing.assert_close(first.means, again.means, atol=0, rtol=0)
+    with torch.no_grad():
+        encoder.encode(context)  # views handed to encode directly are checked: the count sees it
+    assert passes[1:] == [tuple(context.images.shape)]
+
+
+def test_the_configured_encoder_computes_with_the_runs_compute_options():
+    from pixelsplat_ns.encoder import ComputeOptions
+    from pixelsplat_ns.fast_routes.layers import Linear
+    from pixelsplat_ns.per_scene.config import PixelSplatModelConfig
+    from pixelsplat_ns.per_scene.prediction import configured_encoder
+
+    assert configured_encoder(PixelSplatModelConfig(), "cpu").encoder.compute_options == ComputeOptions()
+    options = ComputeOptions(exact_rewrites=False, linear_as_convolution=False)
+    encoder = configured_encoder(PixelSplatModelConfig(encoder_compute=options), "cpu").encoder
+    assert encoder.compute_options == options
+    assert not any(m.via_convolution for m in encoder.modules() if isinstance(m, Linear))

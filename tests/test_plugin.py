@@ -29,6 +29,7 @@ def test_entry_points_register_every_method_under_its_own_name():
         assert spec.description
 
 
+@pytest.mark.e2e
 def test_ns_train_help_lists_the_methods_with_descriptions():
     result = run([NS_TRAIN, "--help"])
     assert result.returncode == 0, result.stderr
@@ -39,6 +40,7 @@ def test_ns_train_help_lists_the_methods_with_descriptions():
     assert "pixelSplat's tiny preset for CPU training" in text
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("method", METHODS)
 def test_ns_train_method_help_works(method):
     result = run([NS_TRAIN, method, "--help"])
@@ -70,6 +72,7 @@ def test_config_import_is_light():
     assert report["seconds"] < 2.0
 
 
+@pytest.mark.e2e
 def test_per_scene_method_help_documents_its_options():
     result = run([NS_TRAIN, "pixelsplat", "--help"])
     assert result.returncode == 0, result.stderr

@@ -196,6 +196,7 @@ def test_a_converted_file_is_refused_as_input(exported, tmp_path):
     assert not twice.exists()
 
 
+@pytest.mark.e2e
 def test_the_command_line(exported, tmp_path):
     _, _, ply, transforms = exported
     out = tmp_path / "sub" / "input.ply"

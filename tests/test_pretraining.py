@@ -35,6 +35,7 @@ SMALL = [
 ]
 
 
+@pytest.mark.e2e
 def test_pretrain_then_evaluate(tmp_path):
     data = tmp_path / "data"
     write_synthetic_dataset(data, num_scenes=4, seed=1, config=SyntheticConfig(height=48, width=80), test_fraction=0.5)
@@ -79,6 +80,7 @@ def test_pretrain_then_evaluate(tmp_path):
         assert all(torch.equal(state_dict[k], v) for k, v in encoder.state_dict().items())
 
 
+@pytest.mark.e2e
 def test_ablation_script_runs_end_to_end(tmp_path):
     """Two steps per variant, whatever the machine's load (a time budget of seconds trained nothing on a busy
     machine); the budget's own stop is tested by test_a_run_stopped_by_its_time_budget_saves_the_step_it_trained."""
@@ -97,6 +99,7 @@ def test_ablation_script_runs_end_to_end(tmp_path):
     assert "full - no epipolar" in result.stdout
 
 
+@pytest.mark.e2e
 def test_resumed_training_continues_exactly(tmp_path):
     """4 steps in one run and 2 + 2 steps with a resume in between end with bit-identical weights: same data
     order, same depth-bin draws, same optimizer and scheduler state."""
@@ -124,6 +127,7 @@ def test_resumed_training_continues_exactly(tmp_path):
         assert torch.equal(value, resumed["pipeline"][key]), key
 
 
+@pytest.mark.e2e
 def test_a_run_stopped_by_its_time_budget_saves_the_step_it_trained(tmp_path):
     """nerfstudio advances its step before it sees the stop flag; the checkpoint must name the step trained
     last, or a resumed run would skip a batch."""
@@ -147,6 +151,17 @@ def _pretrain_model(**model_options):
     model = config.setup(scene_box=SceneBox(aabb=torch.tensor([[-1.0] * 3, [1.0] * 3])), num_train_data=1)
     model.initialize_encoder()  # as the pipeline of a training run does
     return model
+
+
+def test_the_models_encoder_computes_with_the_runs_compute_options():
+    from pixelsplat_ns.encoder import ComputeOptions
+    from pixelsplat_ns.fast_routes.layers import Linear
+
+    assert _pretrain_model().encoder.compute_options == ComputeOptions()
+    options = ComputeOptions(exact_rewrites=False, linear_as_convolution=False)
+    encoder = _pretrain_model(encoder_compute=options).encoder
+    assert encoder.compute_options == options
+    assert not any(m.via_convolution for m in encoder.modules() if isinstance(m, Linear))
 
 
 def test_encoder_init_is_read_by_training_runs_only(tmp_path):

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from helpers.cli import ns, train
 from PIL import Image
 from plyfile import PlyData
 from scipy.spatial.transform import Rotation
@@ -23,7 +24,6 @@ from pixelsplat_ns.core.conventions import convert_c2w_opengl_opencv
 from pixelsplat_ns.data.synthetic import photo_capture
 from pixelsplat_ns.process_data.pair import COLMAP_FOCAL_PRIOR, FILM_DIAGONAL_MM, exif_focal_px
 from pixelsplat_ns.cli import process_data
-from test_per_scene_cli import ns, train
 
 COMMAND = Path(sys.executable).parent / "pixelsplat-process-data"
 # Middlebury 2014 "Motorcycle" at scikit-image's quarter resolution: the right camera sits 0.193 m along the
@@ -74,11 +74,13 @@ def motorcycle_scene(motorcycle, tmp_path_factory) -> tuple[Path, str]:
     return scene, result.stdout
 
 
+@pytest.mark.e2e
 def test_a_real_stereo_pair_gives_its_calibrated_pose(motorcycle, motorcycle_scene):
     scene, printed = motorcycle_scene
     rotation, centre, transforms = relative_pose(scene)
-    assert angle_degrees(rotation) < 1.0  # measured 0.01 degrees
-    assert direction_error_degrees(centre, np.array([1.0, 0.0, 0.0])) < 3.0  # measured 0.3 degrees
+    # The limits leave room over the errors found (docs/benchmarks.md).
+    assert angle_degrees(rotation) < 1.0
+    assert direction_error_degrees(centre, np.array([1.0, 0.0, 0.0])) < 3.0
     # A camera moved sideways without turning does not determine the focal length: COLMAP's prior, said so.
     assert transforms["fl_x"] == pytest.approx(COLMAP_FOCAL_PRIOR * 741) and (transforms["w"], transforms["h"]) == (741, 500)
     assert re.search(r"\d+ matches, \d+ inliers", printed) and "turned 0.0 degrees" in printed and "prior" in printed
@@ -86,6 +88,7 @@ def test_a_real_stereo_pair_gives_its_calibrated_pose(motorcycle, motorcycle_sce
         assert (scene / frame["file_path"]).read_bytes() == (motorcycle / name).read_bytes()
 
 
+@pytest.mark.e2e
 def test_ns_train_and_ns_export_run_on_the_pair(motorcycle_scene, tmp_path):
     scene, _ = motorcycle_scene
     config = train(scene, tmp_path / "outputs")
@@ -142,10 +145,11 @@ def test_the_focal_length_is_estimated_from_a_turning_pair_and_matters(turning_p
     process_data.main(["pair", "--data", str(folder), "--output-dir", str(tmp_path / "estimated")])
     assert "estimated from the pair" in capsys.readouterr().out
     rotation, centre, transforms = relative_pose(tmp_path / "estimated")
-    assert transforms["fl_x"] == pytest.approx(true_focal, rel=0.03)  # measured 0.3 % off
+    # The limits leave room over the errors found (docs/benchmarks.md).
+    assert transforms["fl_x"] == pytest.approx(true_focal, rel=0.03)
     error = angle_degrees(truth[:3, :3].T @ rotation)
-    assert error < 0.5 and direction_error_degrees(centre, truth[:3, 3]) < 2.0  # measured 0.01 and 0.06 degrees
-    # COLMAP's prior instead of the estimate bends the rotation (measured 21.3 instead of 9.5 degrees).
+    assert error < 0.5 and direction_error_degrees(centre, truth[:3, 3]) < 2.0
+    # COLMAP's prior instead of the estimate bends the rotation far from the truth (docs/benchmarks.md).
     prior = COLMAP_FOCAL_PRIOR * 640
     process_data.main(["pair", "--data", str(folder), "--output-dir", str(tmp_path / "prior"), "--focal-px", str(prior)])
     assert "given (--focal-px)" in capsys.readouterr().out

@@ -6,7 +6,7 @@ degenerate 2D covariance, off screen) or whose Jacobian the field-of-view clamp 
 import numpy as np
 import pytest
 import torch
-from test_render_reference import random_scene
+from helpers.scenes import random_scene
 
 from pixelsplat_ns.render.projection import quat_scale_to_covar
 from pixelsplat_ns.render.numba_kernels.projection import project_and_shade_numba

@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from test_render_reference import random_scene
+from helpers.scenes import random_scene
 
 from pixelsplat_ns.render import rasterize
 
@@ -61,6 +61,7 @@ def _bad(**changes):
     return kwargs
 
 
+@pytest.mark.usefixtures("unchecked_annotations")  # ill-typed input on purpose: rasterize's own errors
 @pytest.mark.parametrize(
     "changes, message",
     [

@@ -3,7 +3,7 @@ projections of the Jacobian, which any wrong entry changes), and the torch backe
 
 import pytest
 import torch
-from test_render_reference import random_scene
+from helpers.scenes import random_scene
 
 from pixelsplat_ns.render import compositing, rasterize
 from pixelsplat_ns.render.projection import quat_scale_to_covar

@@ -1,8 +1,8 @@
 """The numba compositing backend against the pure-torch one: values and gradients on random scenes.
 
-numba compiles the kernels on the first call of a session (about 35 s for float32 on a busy 2-core machine;
-``cache=True`` then keeps them in ``pixelsplat_ns/render/numba_kernels/__pycache__``, so later runs load them
-in well under a second). A fresh CI checkout pays the compile once, in whichever render test runs first.
+numba compiles the kernels on the first call of a session (``cache=True`` then keeps them in
+``pixelsplat_ns/render/numba_kernels/__pycache__``, so later runs load them instead; docs/benchmarks.md has
+both times). A fresh CI checkout pays the compile once, in whichever render test runs first.
 """
 
 import importlib
@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_render_reference import random_scene
+from helpers.scenes import random_scene
 
 from pixelsplat_ns.render import rasterize
 from pixelsplat_ns.render.compositing import composite, footprints
 from pixelsplat_ns.render.numba_kernels import compositing as numba_compositing
 from pixelsplat_ns.render.numba_kernels import tiles
 from pixelsplat_ns.render.numba_kernels.compositing import composite_numba
-from pixelsplat_ns.render.numba_kernels.warm_up import warm_up
+from pixelsplat_ns.fast_routes.warm_up import warm_up
 
 PARAMS = ["means", "quats", "scales", "opacities", "colors"]
 
@@ -242,7 +242,7 @@ import importlib.util, sys
 from pathlib import Path
 import torch
 sys.path.insert(0, sys.argv[1])
-from test_render_reference import random_scene
+from helpers.scenes import random_scene
 from pixelsplat_ns.render import rasterize
 
 assert "numba" not in sys.modules  # rasterize imports it at the first CPU render

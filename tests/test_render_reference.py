@@ -4,38 +4,14 @@ CUDA kernel's per-pixel loop) on random scenes that exercise every rule at once.
 import pytest
 import torch
 from gsplat.cuda._torch_impl import _fully_fused_projection, _quat_scale_to_covar_preci, _spherical_harmonics
-from reference_rasterizer import reference_rasterize
+from helpers.reference_rasterizer import reference_rasterize
+from helpers.scenes import random_scene
 
 from pixelsplat_ns.render import compositing, rasterize
 from pixelsplat_ns.render.projection import project_gaussians, quat_scale_to_covar
 from pixelsplat_ns.render.spherical_harmonics import evaluate_sh
 
 BACKENDS = ("torch", "numba")
-
-
-def random_scene(n=250, cameras=2, seed=0, dtype=torch.float32, sh_degree=None, per_camera_colors=False):
-    g = torch.Generator().manual_seed(seed)
-    means = torch.randn(n, 3, generator=g, dtype=dtype) * 0.7 + torch.tensor([0.0, 0.0, 3.0], dtype=dtype)
-    quats = torch.randn(n, 4, generator=g, dtype=dtype)
-    scales = torch.rand(n, 3, generator=g, dtype=dtype) * 0.15 + 0.01
-    opacities = torch.rand(n, generator=g, dtype=dtype)
-    if sh_degree is None:
-        shape = (cameras, n, 3) if per_camera_colors else (n, 3)
-        colors = torch.rand(*shape, generator=g, dtype=dtype)
-    else:
-        shape = (cameras, n, 25, 3) if per_camera_colors else (n, 25, 3)
-        colors = torch.randn(*shape, generator=g, dtype=dtype) * 0.3
-    # Cameras around the scene; the second has an off-centre principal point and different focal lengths.
-    viewmats = torch.eye(4, dtype=dtype).repeat(cameras, 1, 1)
-    for c in range(1, cameras):
-        angle = 0.2 * c
-        viewmats[c, 0, 0], viewmats[c, 0, 2] = torch.cos(torch.tensor(angle)), torch.sin(torch.tensor(angle))
-        viewmats[c, 2, 0], viewmats[c, 2, 2] = -torch.sin(torch.tensor(angle)), torch.cos(torch.tensor(angle))
-        viewmats[c, :3, 3] = torch.tensor([0.3 * c, -0.1, 0.2])
-    Ks = torch.tensor([[60.0, 0, 37], [0, 64.0, 22], [0, 0, 1]], dtype=dtype).repeat(cameras, 1, 1)
-    if cameras > 1:
-        Ks[1] = torch.tensor([[45.0, 0, 20.5], [0, 52.0, 30.0], [0, 0, 1]], dtype=dtype)
-    return dict(means=means, quats=quats, scales=scales, opacities=opacities, colors=colors, viewmats=viewmats, Ks=Ks)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "pixelsplat_ns" / "sample_scene"
 
 
+@pytest.mark.e2e
 def test_splatfacto_trains_on_the_cpu_for_its_wall_time_and_scores_the_held_out_views(tmp_path):
     # torch.compile of splatfacto's view matrix would take longer than the test's training.
     env = dict(os.environ, TORCHDYNAMO_DISABLE="1", PYTHONWARNINGS="ignore")

@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import torch
 
 from pixelsplat_ns.data import load_scene
@@ -27,6 +28,7 @@ def two_views() -> Views:
     return Views(torch.rand(1, 2, 3, 32, 32), extrinsics, intrinsics, torch.full((1, 2), 0.5), torch.full((1, 2), 20.0))
 
 
+@pytest.mark.e2e
 def test_a_few_steps_reduce_the_loss_on_a_fixed_scene(tmp_path):
     write_synthetic_dataset(tmp_path, num_scenes=1, seed=7, config=SyntheticConfig(height=72, width=128), test_fraction=0.0)
     key = next(iter(json.loads((tmp_path / "train" / "index.json").read_text())))

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from pixelsplat_ns.encoder.config import (
+    FORMER_COMPUTE_FIELDS,
     BackboneConfig,
     EncoderConfig,
     EpipolarConfig,
@@ -32,10 +33,13 @@ def save_converted(
 
 
 def config_from_dict(data: dict) -> EncoderConfig:
+    """The ``EncoderConfig`` of a saved dict (``asdict`` of one); the compute options that files written before
+    they became ``ComputeOptions`` hold (``FORMER_COMPUTE_FIELDS``) are ignored: the encoder built from it
+    computes with the defaults unless told otherwise."""
     backbone = data["backbone"]
     epipolar = data["epipolar"]
     return EncoderConfig(
-        **{k: v for k, v in data.items() if k not in ("backbone", "epipolar")},
+        **{k: v for k, v in data.items() if k not in ("backbone", "epipolar", *FORMER_COMPUTE_FIELDS)},
         backbone=BackboneConfig(
             resnet=ResNetConfig(block=backbone["resnet"]["block"], layers=tuple(backbone["resnet"]["layers"])),
             vit=ViTConfig(**backbone["vit"]),

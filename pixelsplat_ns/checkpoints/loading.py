@@ -1,7 +1,7 @@
 """``load_encoder``: a trained encoder from any file a user has, recognized by its contents."""
 
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
 
 import torch
 from torch import Tensor
@@ -10,6 +10,7 @@ from pixelsplat_ns.checkpoints.converted import FORMAT, VERSION, config_from_dic
 from pixelsplat_ns.checkpoints.official import PAPER_IMAGE_SHAPE, convert_official
 from pixelsplat_ns.checkpoints.pretraining_runs import run_of_checkpoint, read_pretraining_run
 from pixelsplat_ns.checkpoints.reading import CheckpointError, check_state_dict, read_checkpoint
+from pixelsplat_ns.encoder.compute import ComputeOptions
 from pixelsplat_ns.encoder.config import EncoderConfig
 from pixelsplat_ns.encoder.encoder import PixelSplatEncoder
 
@@ -44,9 +45,12 @@ def read_encoder(path: Union[str, Path]) -> tuple[EncoderConfig, dict[str, Tenso
 
 
 def build_encoder(
-    config: EncoderConfig, state_dict: dict[str, Tensor], device: Union[str, torch.device] = "cpu"
+    config: EncoderConfig, state_dict: dict[str, Tensor], device: Union[str, torch.device] = "cpu",
+    compute: Optional[ComputeOptions] = None,
 ) -> PixelSplatEncoder:
-    encoder = PixelSplatEncoder(config)
+    """An encoder of ``config`` with the weights ``state_dict``, in eval mode on ``device``, computing with
+    ``compute`` (None: the default ``ComputeOptions``)."""
+    encoder = PixelSplatEncoder(config, compute)
     encoder.load_state_dict(state_dict)
     return encoder.to(device).eval()
 

@@ -107,8 +107,9 @@ def matrix_to_quaternion(rotations: Float[Tensor, "*batch 3 3"]) -> Float[Tensor
     return quaternions.reshape(*rotations.shape[:-2], 4).to(rotations)
 
 
-def quaternion_multiply(a: Float[Tensor, "*batch 4"], b: Float[Tensor, "*batch 4"]) -> Float[Tensor, "*batch 4"]:
-    """Hamilton product of wxyz quaternions: the rotation ``a`` after ``b`` (neither normalized here)."""
+def quaternion_multiply(a: Float[Tensor, "*#batch 4"], b: Float[Tensor, "*#batch 4"]) -> Float[Tensor, "*#batch 4"]:
+    """Hamilton product of wxyz quaternions: the rotation ``a`` after ``b`` (neither normalized here); the batch
+    dimensions broadcast."""
     aw, ax, ay, az = a.unbind(-1)
     bw, bx, by, bz = b.unbind(-1)
     return torch.stack([

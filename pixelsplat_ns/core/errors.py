@@ -2,7 +2,7 @@
 
 Its message says what is wrong and how to fix it. Library callers catch it like any ``ValueError``; the
 ``pixelsplat-*`` commands print it as one line, and the ``ns-*`` commands print it without a traceback
-(``nerfstudio_workarounds.report_input_errors_without_traceback``).
+(``nerfstudio_compat.error_reporting``, installed when a pixelsplat run is set up).
 """
 
 

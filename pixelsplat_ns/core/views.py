@@ -4,6 +4,11 @@ Every caller of the encoder (the per-scene method, the chunk dataset, the evalua
 ``prepare_views``, which applies the paper's input rules as the official code does across its dataset and
 its encoder's data shim: the scene is scaled so that the context baseline is 1 (``make_baseline_1``), and
 near/far come from the context views (the bounds shim) for every view, targets included.
+
+``prepare_views`` checks the values the encoder needs (context images finite and in [0, 1], cameras finite);
+``PixelSplatEncoder.encode`` checks them again for views made any other way, while the library's own callers,
+whose views come from ``prepare_views``, use ``encode_prepared``, which leaves those passes out (it checks
+shapes, dtypes, sizes and near/far): the passes over the images run once.
 """
 
 import math
@@ -16,6 +21,9 @@ from torch import Tensor
 from pixelsplat_ns.core.bounds import at_one_position, max_baseline, near_far, normalize_baseline
 from pixelsplat_ns.core.camera_checks import PRINCIPAL_POINT_MARGIN
 from pixelsplat_ns.core.errors import InputError
+
+IMAGE_RANGE_SLACK = 1e-3
+"""How far outside [0, 1] image values may stray (resampling overshoot) before the encoder refuses them."""
 
 
 class DegenerateBaseline(InputError):
@@ -90,10 +98,15 @@ def prepare_views(
     finite; without scaling, the near/far rule clamps the baseline as the official code does. Raises
     ``InputError`` for inputs that are not floating-point tensors, shapes that disagree, no views or empty
     images, context positions that are not integers or a mask, or out of range, poses or intrinsics that are
-    not finite, focal lengths that are not positive, and intrinsics in pixels rather than normalized.
+    not finite, focal lengths that are not positive, intrinsics in pixels rather than normalized, and context
+    images that are not finite or not in [0, 1] (within ``IMAGE_RANGE_SLACK``), as ``encode`` would: the
+    encoder's rules, checked here once (``PixelSplatEncoder.encode_prepared`` relies on them).
     """
     _check_scene(images, extrinsics, intrinsics, index)
     context = _context_positions(context, len(images))
+    problem = image_range_error(*image_range(images[context]))
+    if problem is not None:
+        raise InputError(problem)
     scale = 1.0
     if make_baseline_1:
         baseline = float(max_baseline(extrinsics[context]))
@@ -103,6 +116,24 @@ def prepare_views(
     near, far = near_far(extrinsics[context], intrinsics[context], tuple(images.shape[-2:]))
     views = len(images)
     return Views(images, extrinsics, intrinsics, near.expand(views).clone(), far.expand(views).clone(), index), scale
+
+
+def image_range(images: Tensor) -> tuple[float, float]:
+    """The smallest and largest value of ``images`` (not empty), in one pass: NaN propagates to both and an
+    infinity shows in one, so both are finite exactly when every value is."""
+    low, high = torch.aminmax(images.detach())
+    return float(low), float(high)
+
+
+def image_range_error(low: float, high: float) -> Optional[str]:
+    """What is wrong with images whose values span [``low``, ``high``] (``image_range``), as the encoder says
+    it: values that are not finite, or outside [0, 1] by more than ``IMAGE_RANGE_SLACK``; None if nothing."""
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return "images contains NaN or infinite values"
+    if low < -IMAGE_RANGE_SLACK or high > 1 + IMAGE_RANGE_SLACK:
+        return (f"images must be in [0, 1] (within {IMAGE_RANGE_SLACK:g}), got values in [{low!r}, {high!r}]: "
+                + ("8-bit values? divide them by 255" if high > 2 else "clip them to [0, 1]"))
+    return None
 
 
 def _check_scene(images: Tensor, extrinsics: Tensor, intrinsics: Tensor, index: Optional[Tensor]) -> None:

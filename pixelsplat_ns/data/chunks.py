@@ -28,7 +28,7 @@ class ChunkScene:
     url: str
     timestamps: Int64[Tensor, " frame"]
     cameras: Float[Tensor, "frame 18"]
-    images: list[UInt8[Tensor, " bytes"]]
+    images: list[UInt8[Tensor, " _bytes"]]  # one encoded image per frame, each its own length ("_": unchecked)
 
     def __len__(self) -> int:
         return len(self.images)

@@ -3,7 +3,7 @@
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import torch
 from jaxtyping import Int64
@@ -15,6 +15,7 @@ from .skips import SkipReason, SkipScene
 Views = tuple[Int64[Tensor, " context"], Int64[Tensor, " target"]]
 
 
+@runtime_checkable  # so that a run-time type checker can check an argument annotated with it
 class ViewSampler(Protocol):
     def sample(self, key: str, num_frames: int, generator: torch.Generator | None = None, step: int = 0) -> Views:
         """Context and target frame indices for the batch of training step ``step``; raises ``SkipScene`` when

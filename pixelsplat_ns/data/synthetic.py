@@ -255,8 +255,8 @@ def render(
     """Ray-trace one view at room scale. ``c2w`` OpenCV [4, 4] at room scale, ``intrinsics`` normalized.
     Returns the colour in [0, 1] and the camera depth z of each pixel centre.
 
-    Works in bands of rows: small temporaries stay in the cache and off the kernel's page-fault path
-    (whole-image temporaries made rendering twice as slow)."""
+    Works in bands of rows: small temporaries stay in the cache and off the kernel's page-fault path, where
+    whole-image temporaries would each be faulted in and evicted from the cache (docs/benchmarks.md)."""
     rows = max(1, band_pixels // width)
     bands = [_render_rows(room, c2w, intrinsics, height, width, top, min(top + rows, height))
              for top in range(0, height, rows)]

@@ -4,7 +4,8 @@
 images) and returns ``Gaussians``; ``pixelsplat_ns.checkpoints.load_encoder`` builds one from trained weights.
 """
 
+from pixelsplat_ns.encoder.compute import ComputeOptions
 from pixelsplat_ns.encoder.config import EncoderConfig, ablation, paper, tiny
 from pixelsplat_ns.encoder.encoder import PixelSplatEncoder
 
-__all__ = ["EncoderConfig", "PixelSplatEncoder", "ablation", "paper", "tiny"]
+__all__ = ["ComputeOptions", "EncoderConfig", "PixelSplatEncoder", "ablation", "paper", "tiny"]

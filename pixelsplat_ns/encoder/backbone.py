@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
 from pixelsplat_ns.encoder.config import BackboneConfig, ResNetConfig, ViTConfig
-from pixelsplat_ns.encoder.cpu_kernels import Linear
+from pixelsplat_ns.fast_routes.layers import Linear
 from pixelsplat_ns.render.untraced import numba_available
 
 
@@ -148,7 +148,7 @@ class Backbone(nn.Module):
         # The maps' own dtypes decide: under autocast they are bfloat16 whatever the images are.
         on_cpu_float32 = all(t.device.type == "cpu" and t.dtype == torch.float32 for t in (*maps, patches))
         if fused and not torch.is_grad_enabled() and on_cpu_float32 and numba_available():
-            from pixelsplat_ns.encoder.upsampling_numba import upsample_and_sum_numba  # numba only where used
+            from pixelsplat_ns.fast_routes.upsampling_numba import upsample_and_sum_numba  # numba only where used
 
             summed = upsample_and_sum_numba(maps, patches, h, w)
         else:

@@ -2,7 +2,8 @@
 
 ``paper()`` is the official camera-ready configuration (config/model/encoder/epipolar.yaml with the DINO
 backbone); the ablations of the paper are switches on it. ``tiny()`` keeps every part of the architecture
-at a width that trains on a CPU.
+at a width that trains on a CPU. How the encoder computes (the same network with other arithmetic) is not
+configured here: see ``pixelsplat_ns.encoder.compute.ComputeOptions``.
 """
 
 import math
@@ -60,6 +61,11 @@ class EpipolarConfig:
     self_attention: ImageSelfAttentionConfig = field(default_factory=ImageSelfAttentionConfig)
 
 
+FORMER_COMPUTE_FIELDS = ("exact_rewrites", "linear_as_convolution")
+"""Fields of ``EncoderConfig`` that became ``pixelsplat_ns.encoder.compute.ComputeOptions`` (how the encoder
+computes, not which network it is): files saved before may hold them; they are ignored when read."""
+
+
 @dataclass
 class EncoderConfig:
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
@@ -85,14 +91,11 @@ class EncoderConfig:
     or as the consistent 3DGS/e3nn basis function."""
     opacity_divided_by_gaussians_per_pixel: bool = True
     """The official code divides opacities by gaussians_per_pixel, also in deterministic mode (1 sample)."""
-    exact_rewrites: bool = True
-    """Compute the same function with less arithmetic (composed upscaler, projected epipolar keys, and on CPU
-    at inference the last 7x7 convolution in the Fourier domain and the backbone's full-resolution sum in one
-    numba pass); False runs the official code's straightforward arithmetic."""
-    linear_as_convolution: bool = True
-    """On CPU, run float32 linear layers through oneDNN as 1x1 convolutions, faster than torch's default
-    (MKL) on AMD CPUs and equal within float rounding; False keeps torch's default. Read when the encoder is
-    built."""
+
+    def __setstate__(self, state: dict) -> None:
+        # nerfstudio's config.yml loader (yaml.Loader) and pickle restore a saved configuration through this:
+        # fields that became run-time ComputeOptions are dropped, so that an older file loads as a new one.
+        self.__dict__.update({k: v for k, v in state.items() if k not in FORMER_COMPUTE_FIELDS})
 
 
 def paper() -> EncoderConfig:

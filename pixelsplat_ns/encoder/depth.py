@@ -9,7 +9,7 @@ from einops import rearrange
 from jaxtyping import Float, Int64
 from torch import Tensor, nn
 
-from pixelsplat_ns.encoder.cpu_kernels import Linear
+from pixelsplat_ns.fast_routes.layers import Linear
 from pixelsplat_ns.core.geometry import FLOAT32_EPS
 
 

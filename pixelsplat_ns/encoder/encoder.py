@@ -1,5 +1,6 @@
 """The assembled pixelSplat encoder: context images and cameras in, world-space Gaussians out."""
 
+import math
 from typing import Optional
 
 import torch
@@ -9,18 +10,16 @@ from jaxtyping import Float
 from torch import Tensor, nn
 
 from pixelsplat_ns.encoder.backbone import Backbone
+from pixelsplat_ns.encoder.compute import ComputeOptions
 from pixelsplat_ns.encoder.config import EncoderConfig, size_multiple
-from pixelsplat_ns.encoder.cpu_kernels import Linear
+from pixelsplat_ns.fast_routes.layers import Linear
 from pixelsplat_ns.encoder.depth import DepthPredictor
 from pixelsplat_ns.encoder.epipolar import EpipolarTransformer
 from pixelsplat_ns.encoder.gaussian_adapter import to_gaussians
-from pixelsplat_ns.core.views import Views
+from pixelsplat_ns.core.views import Views, image_range, image_range_error
 from pixelsplat_ns.core.gaussians import Gaussians
 from pixelsplat_ns.core.geometry import image_grid
 from pixelsplat_ns.render.spherical_harmonics import num_sh_bases
-
-IMAGE_RANGE_SLACK = 1e-3
-"""How far outside [0, 1] image values may stray (resampling overshoot) before ``encode`` refuses them."""
 
 
 class BackboneProjection(nn.Sequential):
@@ -39,9 +38,11 @@ class BackboneProjection(nn.Sequential):
 class PixelSplatEncoder(nn.Module):
     """pixelSplat's encoder (paper, section 3; official ``src/model/encoder/encoder_epipolar.py``): backbone,
     epipolar transformer, depth distribution and Gaussian adapter. Build it from a configuration
-    (``paper()``, ``tiny()``) or load trained weights with ``pixelsplat_ns.load_encoder``."""
+    (``paper()``, ``tiny()``) or load trained weights with ``pixelsplat_ns.load_encoder``. ``compute`` says how
+    it computes (``ComputeOptions``, the same function with other arithmetic; None: the defaults);
+    ``set_compute_options`` changes it on a built encoder."""
 
-    def __init__(self, config: EncoderConfig) -> None:
+    def __init__(self, config: EncoderConfig, compute: Optional[ComputeOptions] = None) -> None:
         super().__init__()
         self.config = config
         d = config.d_feature
@@ -53,9 +54,18 @@ class PixelSplatEncoder(nn.Module):
         self.high_resolution_skip = nn.Sequential(nn.Conv2d(3, d, 7, 1, 3), nn.ReLU())
         self.depth_predictor = DepthPredictor(d, config.num_depth_bins)
         self.to_gaussians = nn.Sequential(nn.ReLU(), Linear(d, 2 + 7 + 3 * num_sh_bases(config.sh_degree)))
+        self.set_compute_options(compute or ComputeOptions())
+
+    def set_compute_options(self, compute: ComputeOptions) -> None:
+        """Compute with ``compute`` from now on: ``exact_rewrites`` is read by every ``encode``,
+        ``linear_as_convolution`` is applied to the linear layers here. The weights are left as they are."""
+        if not isinstance(compute, ComputeOptions):
+            raise TypeError(f"compute options must be ComputeOptions (pixelsplat_ns.encoder.compute), got "
+                            f"{type(compute).__name__}")
+        self.compute_options = compute
         for module in self.modules():
             if isinstance(module, Linear):
-                module.via_convolution = config.linear_as_convolution
+                module.via_convolution = compute.linear_as_convolution
 
     @property
     def size_multiple(self) -> int:
@@ -78,17 +88,40 @@ class PixelSplatEncoder(nn.Module):
         Stochastic mode (the default, as in training and the paper's evaluation) draws ``gaussians_per_pixel``
         depth bins per pixel from the predicted distribution, with ``generator``; ``deterministic`` takes each
         pixel's most likely bin (one Gaussian per pixel). Opacities are divided by ``gaussians_per_pixel`` in
-        both modes, as the official code does. Raises ``ValueError`` saying what is wrong with the input.
+        both modes, as the official code does. Raises ``ValueError`` saying what is wrong with the input: every
+        rule is checked here, the values included (``encode_prepared`` leaves out what ``prepare_views`` checked).
         """
         self._check_inputs(context)
+        return self._predict(context, deterministic, generator)
+
+    forward = encode
+
+    def encode_prepared(
+        self,
+        context: Views,
+        deterministic: bool = False,
+        generator: Optional[torch.Generator] = None,
+    ) -> Gaussians:
+        """``encode`` for context views made by ``prepare_views`` and since only batched, moved, selected or
+        mirrored (as the library's datasets, evaluation and per-scene method do): the values ``prepare_views``
+        checked (context images finite and in [0, 1], cameras finite) are not read again. Their shapes and
+        dtypes, what this encoder takes (view count, image size) and near/far are still checked, with
+        ``encode``'s errors. Views made any other way go through ``encode``.
+        """
+        self._check_layout(context)
+        self._check_depth_range(context.near, context.far)
+        return self._predict(context, deterministic, generator)
+
+    def _predict(self, context: Views, deterministic: bool, generator: Optional[torch.Generator]) -> Gaussians:
         images, extrinsics, intrinsics = context.images, context.extrinsics, context.intrinsics
         b, v, _, h, w = images.shape
         flat_images = rearrange(images, "b v c h w -> (b v) c h w").contiguous(memory_format=torch.channels_last)
-        backbone = self.backbone(flat_images, fused=self.config.exact_rewrites)
+        exact_rewrites = self.compute_options.exact_rewrites
+        backbone = self.backbone(flat_images, fused=exact_rewrites)
         features = rearrange(self.backbone_projection(backbone), "(b v) c h w -> b v c h w", b=b)
         if self.epipolar_transformer is not None:
             features = self.epipolar_transformer(
-                features, extrinsics, intrinsics, context.near, context.far, self.config.exact_rewrites, generator
+                features, extrinsics, intrinsics, context.near, context.far, exact_rewrites, generator
             )
         features = features + rearrange(self.high_resolution_skip(flat_images), "(b v) c h w -> b v c h w", b=b)
         features = rearrange(features, "b v c h w -> b v (h w) c")
@@ -113,9 +146,31 @@ class PixelSplatEncoder(nn.Module):
             self.config.sh_coefficient_14,
         )
 
-    forward = encode
-
     def _check_inputs(self, context: Views) -> None:
+        """Every rule of ``encode``'s input: the layout, then the values (one pass over the images)."""
+        self._check_layout(context)
+        images, extrinsics, intrinsics, near, far = context[:5]
+        low, high = image_range(images)  # NaN and infinities show in the extremes
+        if not (math.isfinite(low) and math.isfinite(high)):
+            raise ValueError("images contains NaN or infinite values")
+        for name, tensor in (("extrinsics", extrinsics), ("intrinsics", intrinsics)):
+            if not bool(torch.isfinite(tensor).all()):
+                raise ValueError(f"{name} contains NaN or infinite values")
+        self._check_depth_range(near, far)
+        problem = image_range_error(low, high)
+        if problem is not None:
+            raise ValueError(problem)
+
+    @staticmethod
+    def _check_depth_range(near: Tensor, far: Tensor) -> None:
+        for name, tensor in (("near", near), ("far", far)):
+            if not bool(torch.isfinite(tensor).all()):
+                raise ValueError(f"{name} contains NaN or infinite values")
+        if bool((near <= 0).any() or (far <= near).any()):
+            raise ValueError("need 0 < near < far for every view")
+
+    def _check_layout(self, context: Views) -> None:
+        """Types, shapes and dtypes, the view count and the image size: nothing that reads the tensors' data."""
         if not isinstance(context, Views):
             raise TypeError(f"encode takes the context as Views (pixelsplat_ns.core.views), got {type(context).__name__}")
         images, extrinsics, intrinsics, near, far = context[:5]
@@ -153,15 +208,4 @@ class PixelSplatEncoder(nn.Module):
             raise ValueError(
                 f"images of {h}x{w} pixels: both sides must be multiples of {multiple} "
                 f"(crop or resize them, e.g. to {max(multiple, h - h % multiple)}x{max(multiple, w - w % multiple)})"
-            )
-        for name, tensor in named:
-            if not bool(torch.isfinite(tensor).all()):
-                raise ValueError(f"{name} contains NaN or infinite values")
-        if bool((near <= 0).any() or (far <= near).any()):
-            raise ValueError("need 0 < near < far for every view")
-        low, high = float(images.min()), float(images.max())
-        if low < -IMAGE_RANGE_SLACK or high > 1 + IMAGE_RANGE_SLACK:
-            raise ValueError(
-                f"images must be in [0, 1] (within {IMAGE_RANGE_SLACK:g}), got values in [{low!r}, {high!r}]: "
-                + ("8-bit values? divide them by 255" if high > 2 else "clip them to [0, 1]")
             )

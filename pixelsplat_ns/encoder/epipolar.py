@@ -7,7 +7,7 @@ With ``exact_rewrites`` the same function is computed with far less arithmetic:
 - the upscaler (ConvTranspose 4x4, stride 4) and the first 7x7 refinement conv compose into a single 3x3
   convolution on the low-resolution grid with 16 output phases and a pixel shuffle;
 - at inference on CPU, on large images, the second 7x7 refinement conv runs in the Fourier domain
-  (``cpu_kernels.FourierConv2d``).
+  (``fast_routes.layers.FourierConv2d``).
 """
 
 from dataclasses import dataclass
@@ -20,8 +20,8 @@ from jaxtyping import Bool, Float
 from torch import Tensor, nn
 
 from pixelsplat_ns.encoder.config import EpipolarConfig, ImageSelfAttentionConfig
-from pixelsplat_ns.encoder.cpu_kernels import FourierConv2d, Linear
-from pixelsplat_ns.encoder.derived_weights import DerivedWeights
+from pixelsplat_ns.fast_routes.layers import FourierConv2d, Linear
+from pixelsplat_ns.fast_routes.derived_weights import DerivedWeights
 from pixelsplat_ns.encoder.depth import depth_to_relative_disparity
 from pixelsplat_ns.core.geometry import image_grid, project_segments, triangulate_depth, world_rays
 

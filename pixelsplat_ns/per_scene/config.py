@@ -13,6 +13,7 @@ from nerfstudio.models.splatfacto import SplatfactoModelConfig
 from nerfstudio.pipelines.base_pipeline import VanillaPipelineConfig
 from tyro.conf import Suppress
 
+from pixelsplat_ns.encoder.compute import ComputeOptions
 from pixelsplat_ns.nerfstudio_compat.lazy_targets import lazy_target
 from pixelsplat_ns.per_scene.datamanager import PixelSplatDataManager
 
@@ -64,6 +65,8 @@ class PixelSplatModelConfig(SplatfactoModelConfig):
     sh_coefficient_14: Optional[Literal["official_forward_kernel", "consistent"]] = None
     """Degree-3 SH coefficient 14: as the official renderer's forward kernel draws it ("official_forward_kernel",
     the default for official checkpoints) or the consistent basis function. Default: the encoder's own."""
+    encoder_compute: ComputeOptions = ComputeOptions()
+    """How the encoder computes (the same function with other arithmetic; not saved with its weights)."""
     refine_encoder: bool = False
     """Refine the encoder's weights on the target views instead of the Gaussians: they are predicted anew at
     every step, and the scene keeps the prediction the last step rendered (one update behind the weights)."""
@@ -84,9 +87,9 @@ class PixelSplatModelConfig(SplatfactoModelConfig):
     """Also render depth during refinement (it is always rendered for evaluation and the viewer)."""
     cpu_allocator_tuning: bool = True
     """On the CPU, let glibc keep freed blocks of up to 64 MB for the next step or frame instead of returning
-    them to the system (pixelsplat_ns/per_scene/cpu_allocator.py): a refinement step of the demo scene 0.25 ->
-    0.22 s, for 150-330 MB more resident memory. Set for the whole process at its first CPU render (False
-    cannot undo it there); no effect on any result, nor elsewhere than on Linux's glibc."""
+    them to the system (pixelsplat_ns/per_scene/cpu_allocator.py): a step reuses the last step's pages instead
+    of faulting fresh ones in, for more resident memory (docs/benchmarks.md). Set for the whole process at its
+    first CPU render (False cannot undo it there); no effect on any result, nor elsewhere than on Linux's glibc."""
 
     # splatfacto's schedules, densification, culling and extra losses do not apply to a predicted scene:
     # fixed here (and hidden from the CLI) so that every inherited method reads a value. num_downscales 0:

@@ -8,11 +8,11 @@ encoder predicts come back to the dataparser's frame by the returned scale (``Ga
 """
 
 import math
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import numpy as np
 import torch
-from jaxtyping import Float
+from jaxtyping import Float, UInt8
 from PIL import Image
 from torch import Tensor
 
@@ -92,7 +92,7 @@ def choose_context_views(camera_to_worlds: Float[Tensor, "n 3 4"], max_angle_deg
     return i, j
 
 
-def to_pil(image: Float[Tensor, "h w c"], background: Float[Tensor, " 3"]) -> Image.Image:
+def to_pil(image: Union[Float[Tensor, "h w c"], UInt8[Tensor, "h w c"]], background: Float[Tensor, " 3"]) -> Image.Image:
     """A nerfstudio image (float in [0, 1] or uint8, RGB or RGBA) as an 8-bit RGB image, alpha composited
     onto ``background`` (pixelSplat's is black)."""
     if image.dtype == torch.uint8:
@@ -105,7 +105,7 @@ def to_pil(image: Float[Tensor, "h w c"], background: Float[Tensor, " 3"]) -> Im
 
 
 def context_views(
-    images: Sequence[Float[Tensor, "h w c"]],
+    images: Sequence[Union[Float[Tensor, "_h _w c"], UInt8[Tensor, "_h _w c"]]],  # each view at its own size
     camera_to_worlds: Float[Tensor, "v 3 4"],
     intrinsics: Float[Tensor, "v 3 3"],
     short_side: int,

@@ -1,13 +1,13 @@
 """glibc's allocator, tuned for rendering on the CPU: freed blocks are kept for the next frame or step.
 
-Every refinement step on the CPU allocates about a hundred megabytes in blocks of 10-40 MB (the SH
-coefficients' concatenation and gradients, the kernels' outputs and per-entry sums), and frees them at the end
-of the step. glibc serves blocks above its mmap threshold (128 KB, rising with use to at most 32 MB) with
-fresh ``mmap`` pages and gives them back at ``free``, so each step page-faults all of them in again, zeroing
-every page: about 35 ms of a 0.25 s step at the demo scene's 221,184 Gaussians. With blocks up to
-``MMAP_THRESHOLD`` served from the heap and up to ``TRIM_THRESHOLD`` of freed heap kept, the next step reuses
-them (``scripts/benchmarks/benchmark_per_scene.py``; the README has the figures). The price is resident memory: about
-150 MB more in that benchmark, 330 MB more in an ``ns-train`` run of the demo scene.
+Every refinement step on the CPU allocates blocks of megabytes to tens of megabytes (the SH coefficients'
+concatenation and gradients, the kernels' outputs and per-entry sums), and frees them at the end of the step.
+glibc serves blocks above its mmap threshold (128 KB, rising with use to at most 32 MB) with fresh ``mmap``
+pages and gives them back at ``free``, so each step page-faults all of them in again, zeroing every page: a
+noticeable share of a step at the demo scene's 221,184 Gaussians. With blocks up to ``MMAP_THRESHOLD`` served
+from the heap and up to ``TRIM_THRESHOLD`` of freed heap kept, the next step reuses them. The price is resident
+memory. ``scripts/benchmarks/benchmark_per_scene.py`` (``--no-cpu-allocator-tuning`` for the comparison)
+measures both; docs/benchmarks.md has the figures.
 
 The settings are the process's (``mallopt``), made once by the first CPU render of a ``PixelSplatModel`` (the
 ns-train, ns-viewer, ns-eval and ns-render processes), unless ``PixelSplatModelConfig.cpu_allocator_tuning``

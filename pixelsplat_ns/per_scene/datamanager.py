@@ -1,9 +1,8 @@
 """The per-scene datamanager: nerfstudio's full-image datamanager (so every dataparser works) plus the checks
-of every frame, and the choice and checks of the context views the encoder sees."""
+of every frame and of the context flags; the context views themselves come from the run's context plan
+(``context_plan``), which the pipeline hands over."""
 
-import math
 from pathlib import Path
-from typing import Optional
 
 import torch
 from nerfstudio.cameras.cameras import CameraType
@@ -16,8 +15,8 @@ from pixelsplat_ns.core.errors import InputError
 from pixelsplat_ns.core.images import ImageError, displayed_size
 from pixelsplat_ns.nerfstudio_compat.dataparsers import parse_input_frame, without_dataparser_alpha
 
-from .context import ContextError, check_cameras, choose_context_views
-from .context_groups import ContextCount, all_usable, choose_context_groups
+from .context import check_cameras
+from .context_plan import ContextOptions, ContextPlan
 from .dataset import PixelSplatDataset
 
 
@@ -65,29 +64,17 @@ def check_frames(dataparser_outputs) -> None:
                          "give the images the cameras were made for")
 
 
-def check_group_options(config) -> None:
-    """The context-group flags, before anything is loaded."""
-    count, ratio = config.context_pairs, config.max_baseline_to_depth
-    if count != "auto" and count < 1:
-        raise ContextError(f"--pipeline.datamanager.context-pairs {count}: give 1 or more context pairs (groups, for "
-                           "a 3-view model), or auto")
-    if config.context_views is not None and count != 1:
-        raise ContextError("give --pipeline.datamanager.context-views (one group) or "
-                           "--pipeline.datamanager.context-pairs (groups along the capture), not both")
-    if not (math.isfinite(ratio) and ratio > 0):
-        raise ContextError(f"--pipeline.datamanager.max-baseline-to-depth {ratio:g}: give a positive share of the "
-                           "scene's depth (default 0.3)")
-
-
 class PixelSplatDataManager(FullImageDatamanager[PixelSplatDataset]):
     """Full images of the dataparser's splits, with ``context_indices`` (into the training images): the views
-    the encoder sees. The other training views are the targets for refinement; the eval split is for ns-eval
-    (when it is empty, the training views are evaluated, with a warning). RGBA images reach the model as they
-    are: it composites context views, targets and renders onto its own background."""
+    the encoder sees, from the run's context plan (``use_context_plan``; the pipeline makes it from
+    ``context_options`` when training starts). The other training views are the targets for refinement; the
+    eval split is for ns-eval (when it is empty, the training views are evaluated, with a warning). RGBA images
+    reach the model as they are: it composites context views, targets and renders onto its own background."""
 
     def __init__(self, config, device="cpu", test_mode="val", world_size=1, local_rank=0, **kwargs) -> None:
         self.context_indices: tuple[int, ...] = ()
-        check_group_options(config)
+        # The context flags, checked before anything is loaded.
+        self.context_options = ContextOptions.from_config(config)
         data = Path(config.data if config.data is not None else config.dataparser.data)
         if not data.exists():
             raise InputError(f"--data {data} does not exist: give a nerfstudio scene folder (a transforms.json and "
@@ -106,10 +93,9 @@ class PixelSplatDataManager(FullImageDatamanager[PixelSplatDataset]):
             CONSOLE.log(f"pixelsplat composites RGBA images onto the model's background, not the dataparser's alpha "
                         f"color ({config.dataparser.alpha_color})")
         super().__init__(rgba_config, device, test_mode, world_size, local_rank, **kwargs)
-        names = check_training_cameras(self.train_dataparser_outputs)
-        self.context_indices = self._context_indices(self.train_dataset.cameras.camera_to_worlds, names)
-        if self.config.context_pairs == 1:
-            CONSOLE.log(f"pixelsplat context views: {', '.join(names[i] for i in self.context_indices)}")
+        check_training_cameras(self.train_dataparser_outputs)
+        # nerfstudio draws a new target order at each call: with this draw (the plan's is the next) a refinement
+        # visits its targets in the order earlier versions' runs of the same flags did.
         self.train_unseen_cameras = self.sample_train_cameras()
         if len(self.eval_dataset) == 0:
             CONSOLE.print(f"[bold yellow]The dataset has no eval images: ns-eval and the eval logs score the "
@@ -118,40 +104,10 @@ class PixelSplatDataManager(FullImageDatamanager[PixelSplatDataset]):
             self.eval_dataset = self.train_dataset
             self.eval_unseen_cameras = list(range(len(self.eval_dataset)))
 
-    def _context_indices(self, camera_to_worlds: torch.Tensor, names: list[str]) -> tuple[int, ...]:
-        chosen = self.config.context_views
-        if chosen is None:
-            return choose_context_views(camera_to_worlds, self.config.max_context_angle)
-        out_of_range = [i for i in chosen if not 0 <= i < len(names)]
-        if out_of_range or len(set(chosen)) != len(chosen) or len(chosen) < 2:
-            raise ContextError(f"--pipeline.datamanager.context-views {' '.join(map(str, chosen))}: give two (or more) "
-                               f"different indices of training images, 0 to {len(names) - 1}")
-        return tuple(chosen)
-
-    def context_groups(self, views_per_group: int, count: Optional[ContextCount] = None,
-                       max_baseline: Optional[float] = None) -> list[tuple[int, ...]]:
-        """The groups of training views the encoder (of ``views_per_group`` context views) predicts from: the
-        given context views, or today's automatic pair (``--pipeline.datamanager.context-pairs 1``, the default),
-        or ``count`` groups along the capture (``context_groups``; default: the configured number, and for
-        ``auto`` the fewest groups whose views are at most ``max_baseline`` apart). ``context_indices`` and the
-        refinement's targets follow the groups."""
-        count = self.config.context_pairs if count is None else count
-        if self.config.context_views is not None:  # one group (check_group_options refuses it with N groups)
-            groups = [tuple(self.config.context_views)]
-        elif count == 1 and (views_per_group == 2 or self.config.context_pairs == 1):
-            groups = [choose_context_views(self.train_dataset.cameras.camera_to_worlds, self.config.max_context_angle)]
-        else:
-            c2w = self.train_dataset.cameras.camera_to_worlds
-            groups = choose_context_groups(c2w, count, views_per_group, self.config.max_context_angle, max_baseline)
-            if count == "auto" and not all_usable(c2w, groups, self.config.max_context_angle, max_baseline):
-                apart = "" if max_baseline is None else f" and {max_baseline:.3g} apart"
-                CONSOLE.print(f"[bold yellow]context-pairs auto: no split of the capture keeps every group's views "
-                              f"within {self.config.max_context_angle:g} degrees{apart}; using "
-                              f"the densest, {len(groups)} groups of neighbouring views. Give "
-                              "--pipeline.datamanager.context-pairs N to choose")
-        self.context_indices = tuple(sorted({i for group in groups for i in group}))
+    def use_context_plan(self, plan: ContextPlan) -> None:
+        """Take the run's context plan: its views are the context, the other training views the targets."""
+        self.context_indices = plan.views
         self.train_unseen_cameras = self.sample_train_cameras()
-        return groups
 
     def sample_train_cameras(self) -> list[int]:
         """Target views for refinement: the training views other than the context (all of them when the

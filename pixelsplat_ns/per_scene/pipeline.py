@@ -1,12 +1,15 @@
 """``ns-train pixelsplat``: views of any nerfstudio dataset in, a Gaussian splat scene out.
 
-The datamanager (``pixelsplat_ns.per_scene.datamanager``) picks and checks the context views; the pipeline
-predicts the scene with the encoder once, when training starts, and hands the Gaussians to
-``PixelSplatModel``. The tools that load a finished run (viewer, ns-render, ns-eval, ns-export) build the
-pipeline without predicting and read the Gaussians from the checkpoint.
+The datamanager (``pixelsplat_ns.per_scene.datamanager``) checks the frames and the context flags; when
+training starts the pipeline reads the encoder, makes the run's context plan (``context_plan``) once, hands it
+to the datamanager (the refinement's targets are the other views), predicts the scene from the plan's groups
+and hands the Gaussians to ``PixelSplatModel``. The tools that load a finished run (viewer, ns-render, ns-eval,
+ns-export) build the pipeline without predicting (nor choosing the context) and read the Gaussians from the
+checkpoint.
 """
 
 import time
+from typing import cast
 
 import torch
 from nerfstudio.pipelines.base_pipeline import VanillaPipeline
@@ -15,7 +18,8 @@ from nerfstudio.utils.rich_utils import CONSOLE
 from pixelsplat_ns.render.views import OFFICIAL_NEAR_FRACTION
 from pixelsplat_ns.nerfstudio_compat import install_process_hooks
 
-from .prediction import check_fusion_options, load_scene_encoder
+from .datamanager import PixelSplatDataManager
+from .prediction import bind_scene_encoder, check_fusion_options, configured_encoder, plan_scene_context
 
 
 class PixelSplatPipeline(VanillaPipeline):
@@ -30,7 +34,11 @@ class PixelSplatPipeline(VanillaPipeline):
         if test_mode != "val":  # the post-training tools load the checkpoint's Gaussians
             return
         started = time.perf_counter()
-        scene_encoder = load_scene_encoder(self.model.config, self.datamanager, device)
+        datamanager = cast(PixelSplatDataManager, self.datamanager)
+        encoder = configured_encoder(self.model.config, device)
+        plan = plan_scene_context(encoder, datamanager, self.model.config)  # the one choice of the run
+        datamanager.use_context_plan(plan)
+        scene_encoder = bind_scene_encoder(encoder, plan, datamanager, self.model.config)
         height, width = scene_encoder.context.image_shape
         groups = len(scene_encoder.contexts)
         if groups > 1 and self.model.config.context_fusion == "deduplicate":

@@ -1,13 +1,14 @@
-"""The prediction of one scene: the configured encoder bound to the datamanager's context groups (one pair by
-default; several along a capture with ``--pipeline.datamanager.context-pairs``, fused by ``fusion``)."""
+"""The prediction of one scene: the configured encoder bound to the groups of the run's context plan
+(``context_plan``: one pair by default; several along a capture with ``--pipeline.datamanager.context-pairs``,
+fused by ``fusion``), and what the plan needs measured first (the scene's depth, for ``context-pairs auto``)."""
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import numpy as np
 import torch
-from nerfstudio.utils.rich_utils import CONSOLE
 
 from pixelsplat_ns.core.conventions import to_gsplat
 from pixelsplat_ns.encoder import PixelSplatEncoder
@@ -19,6 +20,7 @@ from pixelsplat_ns.encoder.config import with_sh_convention
 from . import scene_depth
 from .context import ContextError, context_views, to_pil
 from .context_groups import groups_along_path
+from .context_plan import ContextPlan, SceneDepth, depth_probe_group, log_plan, plan_context
 from .fusion import FusedScene, add_group, view_depths
 
 
@@ -47,7 +49,9 @@ class SceneEncoder(torch.nn.Module):
     def predict_group(self, group: int) -> Gaussians:
         """One group's Gaussians (all of them), in the dataparser's frame; group g draws with seed + g."""
         generator = torch.Generator(self.contexts[group].images.device).manual_seed(self.seed + group)
-        return self.encoder.encode(self.contexts[group], self.deterministic, generator).scaled(self.scales[group])
+        # The contexts come from prepare_views (context_views), which checked their values once.
+        gaussians = self.encoder.encode_prepared(self.contexts[group], self.deterministic, generator)
+        return gaussians.scaled(self.scales[group])
 
     def forward(self) -> Gaussians:
         parts = [self.predict_group(g) for g in range(len(self.contexts))]
@@ -80,8 +84,27 @@ class SceneEncoder(torch.nn.Module):
         return float(torch.cat([d.depth for d in depths]).median())
 
 
-def load_scene_encoder(model_config, datamanager, device) -> SceneEncoder:
-    """The configured encoder (the bundled one by default) and the datamanager's context groups, on ``device``."""
+@dataclass(frozen=True)
+class ConfiguredEncoder:
+    """The configured encoder (``--pipeline.model.encoder-checkpoint``, the bundled one by default) on its
+    device, with what binding it to a scene needs."""
+
+    encoder: PixelSplatEncoder
+    path: Path
+    """Its checkpoint, named in errors."""
+    trained_shape: tuple[int, int]
+    """The (height, width) it was trained at: its context images' short side by default."""
+    device: Union[str, torch.device]
+
+    @property
+    def views_per_group(self) -> int:
+        """The context views it encodes together."""
+        return self.encoder.config.num_context_views
+
+
+def configured_encoder(model_config, device) -> ConfiguredEncoder:
+    """The configured encoder, on ``device``. Raises ``CheckpointError`` naming the flag for a missing or
+    wrong checkpoint."""
     path = model_config.encoder_checkpoint or BUNDLED_TINY_ENCODER
     try:
         encoder_config, state_dict, trained_shape = read_encoder(path)
@@ -89,37 +112,47 @@ def load_scene_encoder(model_config, datamanager, device) -> SceneEncoder:
         raise CheckpointError(f"--pipeline.model.encoder-checkpoint {path}: {error}. Give an official .ckpt, a "
                               "converted .pt or a pixelsplat-pretrain run's config.yml or step-*.ckpt") from error
     encoder_config = with_sh_convention(encoder_config, model_config.sh_rotation, model_config.sh_coefficient_14)
-    wanted = encoder_config.num_context_views
-    encoder = build_encoder(encoder_config, state_dict, device)
+    encoder = build_encoder(encoder_config, state_dict, device, model_config.encoder_compute)
+    return ConfiguredEncoder(encoder, path, trained_shape, device)
 
-    def bind(groups: list[tuple[int, ...]]) -> SceneEncoder:
-        for group in groups:
-            check_group_size(group, wanted, path, datamanager.config)
-        built = [group_views(group, datamanager, model_config, trained_shape, encoder) for group in groups]
-        return SceneEncoder(encoder, [c.to(device) for c, _ in built], [s for _, s in built],
-                            model_config.deterministic, model_config.prediction_seed)
 
-    if datamanager.config.context_pairs == "auto":
-        # The groups' views may be apart by a share of the scene's depth: triangulated from features matched
-        # along the capture, else predicted by the encoder from the automatic pair.
-        depth = features_depth(datamanager, model_config)
-        source = "triangulated from features matched along the capture"
-        if depth is None:
-            depth = bind(datamanager.context_groups(wanted, count=1)).median_depth()
-            source = "predicted by the encoder: too few features to triangulate"
-        max_baseline = datamanager.config.max_baseline_to_depth * depth
-        groups = datamanager.context_groups(wanted, max_baseline=max_baseline)
-        CONSOLE.log(f"pixelsplat context-pairs auto: the scene's median depth is {depth:.3g} ({source}), so "
-                    f"groups at most {max_baseline:.3g} apart (max-baseline-to-depth {datamanager.config.max_baseline_to_depth:g}): "
-                    f"{len(groups)} group(s)")
-    else:
-        groups = datamanager.context_groups(wanted)
-    if len(groups) > 1 or datamanager.config.context_pairs != 1:
-        names = [Path(f).name for f in datamanager.train_dataparser_outputs.image_filenames]
-        listed = ", ".join("(" + " ".join(map(str, g)) + ")" for g in groups)
-        views = sorted({i for group in groups for i in group})
-        CONSOLE.log(f"pixelsplat context groups: {listed} (of the training views; {', '.join(names[i] for i in views)})")
-    return bind(groups)
+def plan_scene_context(encoder: ConfiguredEncoder, datamanager, model_config) -> ContextPlan:
+    """The run's context plan (``plan_context``) from the datamanager's training cameras and context options,
+    with the scene's depth measured first where the options need it (``measure_scene_depth``); logged."""
+    options = datamanager.context_options
+    depth = measure_scene_depth(encoder, datamanager, model_config) if options.needs_scene_depth else None
+    names = [Path(f).name for f in datamanager.train_dataparser_outputs.image_filenames]
+    plan = plan_context(datamanager.train_dataset.cameras.camera_to_worlds, names, options, encoder.views_per_group,
+                        depth)
+    log_plan(plan)
+    return plan
+
+
+def measure_scene_depth(encoder: ConfiguredEncoder, datamanager, model_config) -> SceneDepth:
+    """The scene's median depth for ``context-pairs auto``: triangulated from features matched along the capture
+    (``features_depth``), else predicted by the encoder from ``depth_probe_group``."""
+    depth = features_depth(datamanager, model_config)
+    if depth is not None:
+        return SceneDepth(depth, triangulated=True)
+    cameras = datamanager.train_dataset.cameras.camera_to_worlds
+    probe = depth_probe_group(cameras, datamanager.context_options, encoder.views_per_group)
+    return SceneDepth(bind_groups(encoder, [probe], datamanager, model_config).median_depth(), triangulated=False)
+
+
+def bind_scene_encoder(encoder: ConfiguredEncoder, plan: ContextPlan, datamanager, model_config) -> SceneEncoder:
+    """The encoder bound to the plan's groups. Raises ``ContextError`` for groups of another size than the
+    encoder takes."""
+    for group in plan.groups:
+        check_group_size(group, encoder.views_per_group, encoder.path, plan.given)
+    return bind_groups(encoder, plan.groups, datamanager, model_config)
+
+
+def bind_groups(encoder: ConfiguredEncoder, groups: Sequence[tuple[int, ...]], datamanager, model_config
+                ) -> SceneEncoder:
+    """The encoder bound to ``groups`` of training views (each of the encoder's views per group)."""
+    built = [group_views(group, datamanager, model_config, encoder.trained_shape, encoder.encoder) for group in groups]
+    return SceneEncoder(encoder.encoder, [c.to(encoder.device) for c, _ in built], [s for _, s in built],
+                        model_config.deterministic, model_config.prediction_seed)
 
 
 def check_fusion_options(model_config) -> None:
@@ -156,10 +189,12 @@ def features_depth(datamanager, model_config) -> Optional[float]:
     return scene_depth.median_depth(pairs)
 
 
-def check_group_size(group: tuple[int, ...], wanted: int, path, datamanager_config) -> None:
+def check_group_size(group: tuple[int, ...], wanted: int, path, given: bool) -> None:
+    """Refuse a group of another size than the encoder in ``path`` takes (``wanted`` views); ``given``: whether
+    the views were given with --pipeline.datamanager.context-views (else the automatic pair)."""
     if len(group) == wanted:
         return
-    how = ("were given with --pipeline.datamanager.context-views" if datamanager_config.context_views
+    how = ("were given with --pipeline.datamanager.context-views" if given
            else "were chosen automatically (the automatic choice picks a pair)")
     example = " ".join(str(i) for i in range(wanted))
     raise ContextError(f"the encoder in {path} takes {wanted} context views; {len(group)} {how}: give {wanted} indices "

@@ -15,6 +15,7 @@ from nerfstudio.pipelines.base_pipeline import VanillaPipelineConfig
 
 from pixelsplat_ns.data.dataset import ChunkDatasetConfig
 from pixelsplat_ns.data.samplers import BoundedSamplerConfig
+from pixelsplat_ns.encoder.compute import ComputeOptions
 from pixelsplat_ns.encoder.config import EncoderConfig, paper
 from pixelsplat_ns.nerfstudio_compat.lazy_targets import lazy_target
 from pixelsplat_ns.pretraining.loss import LossConfig
@@ -43,6 +44,8 @@ class PretrainModelConfig(ModelConfig):
     enable_collider: bool = False
     encoder: EncoderConfig = field(default_factory=paper)
     """Encoder architecture (default: the paper's)."""
+    encoder_compute: ComputeOptions = ComputeOptions()
+    """How the encoder computes (the same function with other arithmetic; not saved with its weights)."""
     dino_init: bool = False
     """Initialize the backbone with DINO weights (downloaded: needs the internet), as the paper does."""
     encoder_init: Optional[Path] = None

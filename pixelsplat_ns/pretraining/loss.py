@@ -28,16 +28,20 @@ def pretraining_loss(
     config: LossConfig,
     lpips_model: Optional[torch.nn.Module] = None,
     generator: Optional[torch.Generator] = None,
+    prepared: bool = False,
 ) -> tuple[dict[str, Tensor], Tensor]:
     """Loss terms (``mse`` and, when enabled, ``lpips`` already weighted) and the rendered targets
     ``[b, v, 3, h, w]``.
 
     ``batch`` is a batch of ``ChunkDataset`` examples: ``context`` and ``target`` ``Views`` of a batch.
-    Depth bins are drawn stochastically, as in training."""
+    Depth bins are drawn stochastically, as in training. ``prepared``: the views were made by ``prepare_views``
+    (``ChunkDataset``'s are), so the encoder does not check their values again (``encode_prepared``); by default
+    it checks everything (``encode``)."""
     context, target = batch["context"], batch["target"]
     if not isinstance(context, Views) or not isinstance(target, Views):
         raise TypeError("the batch's context and target must be Views (pixelsplat_ns.core.views)")
-    gaussians = encoder.encode(context, deterministic=False, generator=generator)
+    encode = encoder.encode_prepared if prepared else encoder.encode
+    gaussians = encode(context, deterministic=False, generator=generator)
     rendered = render_gaussians(gaussians, target.extrinsics, target.intrinsics, target.near, target.image_shape)
     losses = {"mse": F.mse_loss(rendered, target.images)}
     if lpips_model is not None and config.lpips_weight > 0 and step >= config.lpips_start_step:

@@ -5,8 +5,8 @@ out-of-memory error deep inside a step).
 One scene's training step (forward, loss with LPIPS when it will be used, backward) is run on the training
 device on a random scene of the configured shape, and its memory is extrapolated to the batch: the step of b
 scenes needs about ``before + b * (one scene's peak - before)``. On the CPU the peak is the process's resident
-memory (measured: 6.2 GB for one scene of the paper preset at 256 x 256, 10.7 GB for two, so the extrapolation
-errs on the side of caution); on CUDA, the allocator's peak.
+memory (a second scene adds less than the first one's peak over ``before``, so the extrapolation errs on the
+side of caution; docs/benchmarks.md has the figures); on CUDA, the allocator's peak.
 """
 
 import math
@@ -77,7 +77,8 @@ def _available(device: torch.device) -> float:
 
 
 def measure_step_memory(encoder: PixelSplatEncoder, scene: dict, loss: LossConfig, lpips_model, device) -> StepMemory:
-    """One scene's training step, measured; the model's weights, statistics and gradients, and the random
+    """One scene's training step, measured, as training runs it (``scene`` from ``probe_scene``, made by
+    ``prepare_views`` as the training batches are); the model's weights, statistics and gradients, and the random
     generators, are as they were before."""
     device = torch.device(device)
     was_training = encoder.training
@@ -86,7 +87,7 @@ def measure_step_memory(encoder: PixelSplatEncoder, scene: dict, loss: LossConfi
         torch.cuda.reset_peak_memory_stats(device)
     before = _in_use(device)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        losses, _ = pretraining_loss(encoder, scene, max(loss.lpips_start_step, 0), loss, lpips_model)
+        losses, _ = pretraining_loss(encoder, scene, max(loss.lpips_start_step, 0), loss, lpips_model, prepared=True)
         sum(losses.values()).backward()
     peak = _peak(device)
     for parameter in encoder.parameters():

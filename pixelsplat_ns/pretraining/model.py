@@ -17,9 +17,10 @@ from .loss import pretraining_loss
 
 LOGGER = logging.getLogger(__name__)
 
-HOW_NOT_WHAT = ("sh_rotation", "sh_coefficient_14", "exact_rewrites", "linear_as_convolution")
-"""Encoder settings that say how the weights are used (the colour convention, the arithmetic), not which
-weights there are: an encoder differing only in these can initialize another."""
+HOW_NOT_WHAT = ("sh_rotation", "sh_coefficient_14")
+"""Encoder settings that say how the weights are used (the colour convention), not which weights there are:
+an encoder differing only in these can initialize another. (How it computes is not in ``EncoderConfig``:
+``ComputeOptions``, --pipeline.model.encoder-compute.)"""
 
 
 class PretrainModel(SceneBatchModelHooks, Model):
@@ -36,7 +37,7 @@ class PretrainModel(SceneBatchModelHooks, Model):
 
     def populate_modules(self) -> None:
         super().populate_modules()
-        self.encoder = PixelSplatEncoder(self.config.encoder)
+        self.encoder = PixelSplatEncoder(self.config.encoder, self.config.encoder_compute)
         if self.config.dino_init and self.config.encoder_init is not None:
             raise InputError("--pipeline.model.dino-init and --pipeline.model.encoder-init both initialize the "
                              "backbone: give one")
@@ -85,4 +86,5 @@ class PretrainModel(SceneBatchModelHooks, Model):
     def forward(self, batch: dict, step: int, rank: int = 0):
         """Loss of one batch. The depth-bin draws are seeded by (step, rank), so a resumed run repeats them."""
         generator = torch.Generator(self.device).manual_seed(step * 65_536 + rank)
-        return pretraining_loss(self.encoder, batch, step, self.config.loss, self.lpips, generator)
+        # The datamanager's batches are ChunkDataset's, made by prepare_views.
+        return pretraining_loss(self.encoder, batch, step, self.config.loss, self.lpips, generator, prepared=True)

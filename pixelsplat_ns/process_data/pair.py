@@ -113,7 +113,8 @@ class PairCameras:
         return np.stack([np.eye(4), second])
 
 
-def camera_matrix(focal_px: float, width: int, height: int) -> np.ndarray:
+def camera_matrix(focal_px: float, width: float, height: float) -> np.ndarray:
+    """Pixel intrinsics [3, 3] with the principal point at the centre of a ``width`` x ``height`` image."""
     return np.array([[focal_px, 0.0, width / 2], [0.0, focal_px, height / 2], [0.0, 0.0, 1.0]])
 
 

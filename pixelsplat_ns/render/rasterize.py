@@ -3,8 +3,9 @@ on any device."""
 
 import math
 import numbers
-from typing import Literal, Optional
+from typing import Literal, Optional, Union
 
+import numpy as np
 import torch
 from jaxtyping import Float
 from torch import Tensor
@@ -30,8 +31,8 @@ def rasterize(
     colors: Tensor,  # [N, D] or [C, N, D]; SH [N, K, 3] or [C, N, K, 3] with sh_degree
     viewmats: Float[Tensor, "C 4 4"],
     Ks: Float[Tensor, "C 3 3"],
-    width: int,
-    height: int,
+    width: Union[int, np.integer],
+    height: Union[int, np.integer],
     near_plane: float = 0.01,
     far_plane: float = 1e10,
     eps2d: float = 0.3,
@@ -73,7 +74,7 @@ def rasterize(
             reference), "numba" (CPU tensors; projection, SH and compositing run compiled kernels with
             hand-written backward passes) or "gsplat" (CUDA tensors) choose one; numba and gsplat are
             imported only when used, and numba compiles its kernels on first use (cached on disk, see
-            ``numba_kernels.warm_up.warm_up``).
+            ``pixelsplat_ns.fast_routes.warm_up.warm_up``).
 
     Returns:
         ``(colors [C, H, W, X], alphas [C, H, W, 1], meta)``; X is D (3 with SH), 1 or D + 1 by

@@ -60,9 +60,10 @@ def sh_basis(degree: int, dirs: Float[Tensor, "*batch 3"]) -> Float[Tensor, "*ba
 
 
 def evaluate_sh(
-    degree: int, dirs: Float[Tensor, "*batch 3"], coeffs: Float[Tensor, "*batch K 3"]
-) -> Float[Tensor, "*batch 3"]:
-    """Colour before gsplat's +0.5 offset; coefficients beyond ``degree`` are ignored, as gsplat does."""
+    degree: int, dirs: Float[Tensor, "*#batch 3"], coeffs: Float[Tensor, "*#batch K 3"]
+) -> Float[Tensor, "*#batch 3"]:
+    """Colour before gsplat's +0.5 offset; coefficients beyond ``degree`` are ignored, as gsplat does. The batch
+    dimensions of ``dirs`` and ``coeffs`` broadcast."""
     basis = sh_basis(degree, dirs)
     return torch.einsum("...k,...kc->...c", basis, coeffs[..., : basis.shape[-1], :])
 

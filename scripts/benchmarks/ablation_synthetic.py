@@ -1,4 +1,4 @@
-"""The paper's ablation on the synthetic dataset, on this CPU: the tiny model and its no-epipolar ablation,
+"""The paper's ablation on the synthetic dataset, on the CPU: the tiny model and its no-epipolar ablation,
 each trained for the same time budget, scored on the test split's evaluation index, next to the
 "copy the nearest context view" baseline.
 

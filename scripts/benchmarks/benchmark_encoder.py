@@ -2,7 +2,7 @@
 
 Prints, per case: the encode time (fastest of --repeats), the official arithmetic (1,540 GFLOP at 256 x 256)
 divided by that time, peak resident memory of a fresh process, and the machine's fp32 matmul rate
-measured in the same run, through torch.matmul and through the oneDNN route of ``cpu_kernels.linear``.
+measured in the same run, through torch.matmul and through the oneDNN route of ``fast_routes.layers.linear``.
 Cases: ours; ours with torch's default linear kernel; ours with the official straightforward arithmetic on
 torch's default kernels (the original behaviour); and, given --official-repo and --dino-repo (checkouts of
 dcharatan/pixelsplat and facebookresearch/dino), the official encoder itself, for ratios measured in one run. Random weights: speed
@@ -39,12 +39,10 @@ def run_case(case: str, size: int, repeats: int, device: str, official_repo, din
         randomize_batch_norm(model)
         model = model.eval().to(device)
     else:
-        from pixelsplat_ns.encoder import PixelSplatEncoder, paper
+        from pixelsplat_ns.encoder import ComputeOptions, PixelSplatEncoder, paper
 
-        config = paper()
-        config.exact_rewrites = case != "ours-straightforward"
-        config.linear_as_convolution = case == "ours"
-        model = PixelSplatEncoder(config).eval().to(device)
+        compute = ComputeOptions(exact_rewrites=case != "ours-straightforward", linear_as_convolution=case == "ours")
+        model = PixelSplatEncoder(paper(), compute).eval().to(device)
     inputs = {k: v.to(device) for k, v in example_inputs(size, 2).items()}
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     times = []
@@ -100,7 +98,7 @@ def main() -> None:
             command += ["--official-repo", str(args.official_repo), "--dino-repo", str(args.dino_repo)]
         output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         results[case] = json.loads(output.strip().splitlines()[-1])
-    from pixelsplat_ns.encoder.cpu_kernels import linear
+    from pixelsplat_ns.fast_routes.layers import linear
 
     rate = matmul_gflops(torch.matmul)
     onednn_rate = matmul_gflops(lambda a, b: linear(a, b, None))
@@ -108,7 +106,7 @@ def main() -> None:
     reference = results.get("official", {}).get("seconds")
     print(f"encoder at 2 x {args.size} x {args.size} on {args.device}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; fp32 matmul {rate:.0f} GFLOP/s (torch.matmul), "
-          f"{onednn_rate:.0f} GFLOP/s (cpu_kernels.linear)")
+          f"{onednn_rate:.0f} GFLOP/s (fast_routes.layers.linear)")
     print(f"{'case':<22} {'encode s':>9} {'first s':>8} {'GFLOP/s*':>9} {'peak GB':>8} {'vs official':>11}")
     for case, r in results.items():
         flops = OFFICIAL_GFLOP * (args.size / 256) ** 2 / r["seconds"]

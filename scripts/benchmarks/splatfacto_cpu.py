@@ -2,9 +2,9 @@
 wall time and score its held-out views with the paper's PSNR.
 
 splatfacto calls gsplat's CUDA ``rasterization`` and moves its intrinsics to CUDA unconditionally, and its LPIPS
-metric downloads AlexNet weights; none of that runs on this machine. This script runs splatfacto unchanged
-otherwise (its model, optimizers, learning rates, resolution schedule and gsplat's ``DefaultStrategy``
-densification) with three substitutions made in its own process only:
+metric downloads AlexNet weights; none of that runs on a CPU-only, offline machine. This script runs
+splatfacto unchanged otherwise (its model, optimizers, learning rates, resolution schedule and gsplat's
+``DefaultStrategy`` densification) with three substitutions made in its own process only:
 
 * ``rasterization`` is the project's ``rasterize``, which has gsplat 1.4.0's classic semantics on CPU tensors
   (numba compositing) and returns the ``means2d`` / ``radii`` the strategy densifies from;

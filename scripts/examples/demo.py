@@ -64,7 +64,8 @@ class Demo:
     time since the start, with their output shown live and appended to ``log``.
 
     By default every command runs in this process (its console script's entry point called with its arguments,
-    as the shell would): nerfstudio and torch start once instead of once per command (about 8 s each here).
+    as the shell would): nerfstudio and torch start once instead of once per command (docs/benchmarks.md has
+    what each start costs).
     ``separate_processes`` runs each as its own process instead, streaming its output line by line."""
 
     def __init__(self, log: Path, separate_processes: bool) -> None:

@@ -38,8 +38,8 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     touch "$stamp"
 fi
 
-# The numba kernels (the CPU renderer's, the encoder's full-resolution sum): compiled once here (about 40 s on
-# 2 cores) and kept in numba's disk cache, so that the demo, the viewer and the tests load them in half a
-# second instead of each compiling them.
-"$PY" -c 'from pixelsplat_ns.render.numba_kernels.warm_up import warm_up
+# The numba kernels (the CPU renderer's, the encoder's full-resolution sum): compiled once here and kept in
+# numba's disk cache, so that the demo, the viewer and the tests load them instead of each compiling them
+# (docs/benchmarks.md has both times).
+"$PY" -c 'from pixelsplat_ns.fast_routes.warm_up import warm_up
 print(f"numba kernels ready (renderer and encoder, {warm_up():.1f} s)")'

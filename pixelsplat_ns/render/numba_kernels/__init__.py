@@ -3,8 +3,8 @@
 - ``sh``: gsplat's SH basis and its gradient at one direction, helpers of the projection kernels;
 - ``projection``: projection and SH colours, one Gaussian at a time (``project_and_shade_numba``);
 - ``tiles``: the compositing's layout: pixel boxes, depth order, per-tile lists (``build_layout``);
-- ``compositing``: each tile walked front to back, and back to front for the gradients (``composite_numba``);
-- ``warm_up``: ``warm_up()``, which compiles every numba kernel of the project, the encoder's included.
+- ``compositing``: each tile walked front to back, and back to front for the gradients (``composite_numba``).
+(``pixelsplat_ns.fast_routes.warm_up`` compiles them all, with the encoder's, in one call.)
 
 This file imports nothing: ``rasterize`` imports ``projection`` and ``compositing`` at the first render that
 uses them, through ``untraced.import_untraced`` (the viewer's interrupt landing half-way through numba's

@@ -9,7 +9,7 @@ from pixelsplat_ns.data.cameras import encode_chunk_cameras
 from pixelsplat_ns.data.chunks import ChunkScene, ChunkWriter
 from pixelsplat_ns.data.images import encode_jpeg
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared/reference"
+REFERENCE = Path(__file__).resolve().parents[3] / "shared/reference"
 
 
 def reference_file(name: str) -> Path:

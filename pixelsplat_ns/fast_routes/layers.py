@@ -2,7 +2,7 @@
 
 - Linear layers as channels-last 1x1 convolutions: torch sends float32 matmuls to MKL, whose sgemm takes
   its AVX2 path on AMD CPUs, and convolutions to oneDNN, which uses AVX-512: the same products and sums run
-  faster (``scripts/benchmarks/benchmark_encoder.py`` measures by how much; the README has the figures).
+  faster (``scripts/benchmarks/benchmark_encoder.py`` measures by how much; docs/benchmarks.md has the figures).
 - Large-kernel convolutions in the Fourier domain, tile by tile (overlap-save): a 7x7 convolution costs
   about a tenth of the multiply-adds; used at inference on large images, where it is faster.
 
@@ -12,16 +12,17 @@ On other devices both fall back to torch's own ``F.linear`` and ``F.conv2d``.
 import torch
 import torch.nn.functional as F
 from einops import rearrange
-from jaxtyping import Float
+from jaxtyping import Complex, Float
 from torch import Tensor, nn
 
-from pixelsplat_ns.encoder.derived_weights import DerivedWeights
+from pixelsplat_ns.fast_routes.derived_weights import DerivedWeights
 
 MIN_ROWS_FOR_CONVOLUTION = 128
 """Below this many rows a matmul is too small for the convolution route to pay off."""
 
 FFT_TILE = 32
-"""Side of the Fourier tiles: each yields (FFT_TILE - kernel + 1)^2 output pixels; 32 was fastest here."""
+"""Side of the Fourier tiles: each yields (FFT_TILE - kernel + 1)^2 output pixels, so larger tiles waste less of
+each transform on the overlap but cost more per pixel to transform; chosen by timing (docs/benchmarks.md)."""
 
 MIN_FOURIER_SIDE = 128
 """Smaller images convolve faster directly: their tiles waste more of each transform."""
@@ -61,14 +62,15 @@ class Linear(nn.Linear):
         return F.linear(x, self.weight, self.bias)
 
 
-def kernel_spectrum(weight: Float[Tensor, "o c k k"], size: int = FFT_TILE) -> Float[Tensor, "freq c o"]:
+def kernel_spectrum(weight: Float[Tensor, "o c k k"], size: int = FFT_TILE) -> Complex[Tensor, "freq c o"]:
     """The conjugate spectrum of each kernel on a size x size tile (correlation, which conv2d computes, is
     multiplication by it), laid out for one matmul per frequency."""
     return rearrange(torch.fft.rfft2(weight, s=(size, size)).conj(), "o c u v -> (u v) c o").contiguous()
 
 
 def conv2d_fourier(
-    x: Float[Tensor, "n c h w"], spectrum: Float[Tensor, "freq c o"], bias: Tensor, kernel_size: int, size: int = FFT_TILE
+    x: Float[Tensor, "n c h w"], spectrum: Complex[Tensor, "freq c o"], bias: Tensor, kernel_size: int,
+    size: int = FFT_TILE,
 ) -> Float[Tensor, "n o h w"]:
     """``F.conv2d(x, weight, bias, padding=kernel_size // 2)`` on overlapping size x size tiles (overlap-save),
     given ``kernel_spectrum(weight, size)``. Images are transformed in chunks of about ``FFT_CHUNK_TILES``
@@ -97,8 +99,8 @@ class FourierConv2d(nn.Conv2d):
     """``nn.Conv2d`` (same parameters and state dict; odd square kernel, "same" padding) whose ``fourier``
     method computes the same convolution in the Fourier domain where that is faster: on CPU in float32, at
     inference, on images of at least ``MIN_FOURIER_SIDE`` pixels (on smaller images, and with autograd's
-    backward at every size measured, the direct convolution was faster; the README has the figures). The
-    kernel's spectrum is computed once while the weights stay unchanged."""
+    backward, the direct convolution is faster; docs/benchmarks.md has the figures). The kernel's spectrum is
+    computed once while the weights stay unchanged."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int) -> None:
         super().__init__(in_channels, out_channels, kernel_size, padding=kernel_size // 2)

@@ -1,7 +1,7 @@
 """``warm_up()``: every numba kernel of the project compiled, or loaded from numba's disk cache, in one call.
 
 The renderer's (``projection`` and ``compositing``, with the ``sh`` and ``tiles`` kernels they call) and the
-encoder's full-resolution sum (``pixelsplat_ns.encoder.upsampling_numba``). The setup script runs it once, so
+encoder's full-resolution sum (``pixelsplat_ns.fast_routes.upsampling_numba``). The setup script runs it once, so
 that the demo, the viewer and the tests load the kernels instead of each compiling them.
 """
 
@@ -9,7 +9,7 @@ import time
 
 import torch
 
-from pixelsplat_ns.encoder import upsampling_numba
+from pixelsplat_ns.fast_routes import upsampling_numba
 from pixelsplat_ns.render.numba_kernels.compositing import composite_numba
 from pixelsplat_ns.render.numba_kernels.projection import project_and_shade_numba
 

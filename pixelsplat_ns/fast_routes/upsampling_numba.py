@@ -4,13 +4,14 @@ The backbone (official ``src/model/encoder/backbone/backbone_resnet.py`` and ``b
 each ResNet stage's projection to full resolution with ``F.interpolate(mode="bilinear", align_corners=True)``,
 sums them, and adds each ViT patch token to its patch's pixels. With torch's operators every upsampled map is
 a full-resolution tensor (268 MB each at 2 x 256^2 and 512 channels) that is written, read back and added:
-about 0.28 s of memory traffic for 0.8 GFLOP. This kernel computes each output pixel's channels in one go,
-with torch's source indices and weights (``compute_source_index_and_lambda`` in float32) and the same order of
-sums, and writes the output once: the same values within float rounding (torch's kernel may fuse a
-multiply-add that this one rounds, about one unit in the last place).
+the time goes to memory traffic, not to the 0.8 GFLOP of arithmetic. This kernel computes each output pixel's
+channels in one go, with torch's source indices and weights (``compute_source_index_and_lambda`` in float32)
+and the same order of sums, and writes the output once: the same values within float rounding (torch's kernel
+may fuse a multiply-add that this one rounds, about one unit in the last place).
 
 The output is allocated by torch, not numpy: numpy asks for transparent huge pages for large arrays, and in a
-process whose memory is fragmented (an encode) faulting those in stalled for 0.2-0.35 s at random.
+process whose memory is fragmented (an encode) faulting those in stalled the encode at random for a sizeable
+share of its time (docs/benchmarks.md).
 
 numba compiles the kernel on first use and keeps it on disk (``cache=True``); ``warm_up()`` compiles or loads it.
 """
@@ -101,7 +102,7 @@ def upsample_and_sum_numba(
 
 def warm_up() -> float:
     """Compile (or load from numba's disk cache) the kernel for the backbone's three resolutions; returns the
-    seconds it took. ``pixelsplat_ns.render.numba_kernels.warm_up.warm_up`` calls it with the renderer's."""
+    seconds it took. ``pixelsplat_ns.fast_routes.warm_up.warm_up`` calls it with the renderer's."""
     start = time.perf_counter()
     maps = [torch.zeros(1, 2, size, size, dtype=torch.float32) for size in (4, 2, 1)]
     upsample_and_sum_numba(maps, torch.zeros(1, 1, 1, 2, dtype=torch.float32), 8, 8)
