@@ -14,10 +14,10 @@ from typing import Callable, Iterable, Optional
 
 import torch
 
+from pixelsplat_ns.core.views import Views
 from pixelsplat_ns.data.samplers import EvaluationViewSampler
 from pixelsplat_ns.data.scene import read_scene, scene_views
 from pixelsplat_ns.encoder import PixelSplatEncoder
-from pixelsplat_ns.core.views import Views
 from pixelsplat_ns.metrics import lpips_distance, psnr, ssim
 from pixelsplat_ns.render import render_gaussians
 
@@ -44,19 +44,31 @@ class SceneResult:
     render_seconds: float = 0.0  # per target view
 
 
-def load_index_scene(root: Path, key: str, sampler: EvaluationViewSampler, config: EvaluationConfig) -> tuple[Views, int]:
+def load_index_scene(
+    root: Path, key: str, sampler: EvaluationViewSampler, config: EvaluationConfig
+) -> tuple[Views, int]:
     """A scene's indexed views (context first, then targets) as the encoder sees them, and the context count."""
     scene = read_scene(root, config.split, key)
     context, target = sampler.sample(key, len(scene))
     n = len(context)
-    views = scene_views(scene, context.tolist() + target.tolist(), config.image_shape, make_baseline_1=True,
-                        crop_intrinsics=config.crop_intrinsics, context=range(n))
+    views = scene_views(
+        scene,
+        context.tolist() + target.tolist(),
+        config.image_shape,
+        make_baseline_1=True,
+        crop_intrinsics=config.crop_intrinsics,
+        context=range(n),
+    )
     return views, n
 
 
 def evaluate_scene(
-    encoder: PixelSplatEncoder, views: Views, n: int, config: EvaluationConfig,
-    lpips_model: Optional[torch.nn.Module], device: torch.device,
+    encoder: PixelSplatEncoder,
+    views: Views,
+    n: int,
+    config: EvaluationConfig,
+    lpips_model: Optional[torch.nn.Module],
+    device: torch.device,
 ) -> SceneResult:
     """Encode the first ``n`` of one scene's views (made by ``prepare_views``, as ``load_index_scene`` makes
     them: their values are not checked again), render the others and score them."""
@@ -70,8 +82,9 @@ def evaluate_scene(
         synchronize(device)
         result.encode_seconds = time.perf_counter() - start
         start = time.perf_counter()
-        rendered = render_gaussians(gaussians, target.extrinsics, target.intrinsics, target.near,
-                                    config.image_shape)[0].clamp(0, 1)
+        rendered = render_gaussians(gaussians, target.extrinsics, target.intrinsics, target.near, config.image_shape)[
+            0
+        ].clamp(0, 1)
         synchronize(device)
         result.render_seconds = (time.perf_counter() - start) / rendered.shape[0]
     truth = target.images[0]
@@ -88,8 +101,12 @@ def synchronize(device: torch.device) -> None:
 
 
 def evaluate(
-    encoder: PixelSplatEncoder, root: Path, index_path: Path, config: EvaluationConfig,
-    lpips_model: Optional[torch.nn.Module] = None, progress: Optional[Callable[[list[str]], Iterable[str]]] = None,
+    encoder: PixelSplatEncoder,
+    root: Path,
+    index_path: Path,
+    config: EvaluationConfig,
+    lpips_model: Optional[torch.nn.Module] = None,
+    progress: Optional[Callable[[list[str]], Iterable[str]]] = None,
 ) -> dict:
     """Per-scene and mean metrics over the evaluation index (scenes mapped to null are skipped, as officially)."""
     device = next(encoder.parameters()).device
@@ -115,13 +132,19 @@ def nearest_view_baseline(root: Path, index_path: Path, config: EvaluationConfig
         centres = views.extrinsics[:, :3, 3]
         nearest = torch.cdist(centres[n:], centres[:n]).argmin(dim=1)
         predicted, truth = views.images[:n][nearest], views.images[n:]
-        scenes[key] = {"psnr": psnr(truth, predicted).tolist(), "ssim": ssim(truth, predicted).tolist(), "lpips": [],
-                       "encode_seconds": 0.0, "render_seconds": 0.0}
+        scenes[key] = {
+            "psnr": psnr(truth, predicted).tolist(),
+            "ssim": ssim(truth, predicted).tolist(),
+            "lpips": [],
+            "encode_seconds": 0.0,
+            "render_seconds": 0.0,
+        }
     return {"scenes": scenes, "mean": summarize(scenes)}
 
 
 def summarize(scenes: dict[str, dict]) -> dict[str, Optional[float]]:
     """Means over all target images (metrics) and over scenes (times)."""
+
     def image_mean(name):
         values = [v for scene in scenes.values() for v in scene[name]]
         return sum(values) / len(values) if values else None
@@ -129,9 +152,15 @@ def summarize(scenes: dict[str, dict]) -> dict[str, Optional[float]]:
     def scene_mean(name):
         return sum(scene[name] for scene in scenes.values()) / len(scenes) if scenes else None
 
-    return {"psnr": image_mean("psnr"), "ssim": image_mean("ssim"), "lpips": image_mean("lpips"),
-            "encode_seconds": scene_mean("encode_seconds"), "render_seconds": scene_mean("render_seconds"),
-            "scenes": len(scenes), "images": sum(len(s["psnr"]) for s in scenes.values())}
+    return {
+        "psnr": image_mean("psnr"),
+        "ssim": image_mean("ssim"),
+        "lpips": image_mean("lpips"),
+        "encode_seconds": scene_mean("encode_seconds"),
+        "render_seconds": scene_mean("render_seconds"),
+        "scenes": len(scenes),
+        "images": sum(len(s["psnr"]) for s in scenes.values()),
+    }
 
 
 def peak_memory_gb(device: torch.device) -> float:

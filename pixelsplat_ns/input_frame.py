@@ -35,7 +35,10 @@ NORMAL = ("nx", "ny", "nz")
 SCALE = ("scale_0", "scale_1", "scale_2")
 QUATERNION = ("rot_0", "rot_1", "rot_2", "rot_3")  # w x y z
 CONVERTED_COMMENT = "Mapped to the input data's frame by pixelsplat-ply-to-input-frame"
-CONVERTED_COMMENTS = (CONVERTED_COMMENT, "Mapped to the input data's frame by pixelsplat-ns scripts/ply_to_input_frame.py")
+CONVERTED_COMMENTS = (
+    CONVERTED_COMMENT,
+    "Mapped to the input data's frame by pixelsplat-ns scripts/ply_to_input_frame.py",
+)
 """The comment marks a converted file; the second is what version 0.1 wrote."""
 DATAPARSER_ONLY_COMMENTS = ("Vertical Axis: z",)
 ROTATION_TOLERANCE = 1e-4
@@ -63,17 +66,20 @@ def read_dataparser_transform(path: Path) -> tuple[np.ndarray, np.ndarray, float
     if matrix.shape == (4, 4) and np.array_equal(matrix[3], [0, 0, 0, 1]):
         matrix = matrix[:3]
     if matrix.shape != (3, 4) or not np.isfinite(matrix).all():
-        raise ConversionError(f"{path}: 'transform' must be a 3 x 4 matrix [R | t] of finite numbers, "
-                              f"got shape {list(matrix.shape)}")
+        raise ConversionError(
+            f"{path}: 'transform' must be a 3 x 4 matrix [R | t] of finite numbers, got shape {list(matrix.shape)}"
+        )
     if not (math.isfinite(scale) and scale > 0):
         raise ConversionError(f"{path}: 'scale' must be a positive number, got {data['scale']!r}")
     rotation, translation = matrix[:, :3], matrix[:, 3]
     orthogonality = float(np.abs(rotation @ rotation.T - np.eye(3)).max())
     determinant = float(np.linalg.det(rotation))
     if orthogonality > ROTATION_TOLERANCE or abs(determinant - 1) > ROTATION_TOLERANCE:
-        raise ConversionError(f"{path}: the 3 x 3 part of 'transform' is not a rotation (|R R^T - I| = "
-                              f"{orthogonality:.3g}, det R = {determinant:.6g}); nerfstudio's dataparser writes a "
-                              "rotation and puts any scaling in 'scale'")
+        raise ConversionError(
+            f"{path}: the 3 x 3 part of 'transform' is not a rotation (|R R^T - I| = "
+            f"{orthogonality:.3g}, det R = {determinant:.6g}); nerfstudio's dataparser writes a "
+            "rotation and puts any scaling in 'scale'"
+        )
     return rotation, translation, scale
 
 
@@ -92,23 +98,29 @@ def read_splat(path: Path) -> tuple[PlyData, int]:
     names = set(ply["vertex"].data.dtype.names)
     missing = [name for name in POSITION + SCALE + QUATERNION if name not in names]
     if missing:
-        raise ConversionError(f"{path} lacks the 3DGS fields {', '.join(missing)}: it is not a Gaussian splat .ply "
-                              "(ns-export gaussian-splat writes x y z, scale_0..2, rot_0..3)")
+        raise ConversionError(
+            f"{path} lacks the 3DGS fields {', '.join(missing)}: it is not a Gaussian splat .ply "
+            "(ns-export gaussian-splat writes x y z, scale_0..2, rot_0..3)"
+        )
     partial_normal = [name for name in NORMAL if name not in names]
     if partial_normal and len(partial_normal) < len(NORMAL):
-        raise ConversionError(f"{path} has only some of the normal fields nx ny nz "
-                              f"(missing {', '.join(partial_normal)})")
+        raise ConversionError(
+            f"{path} has only some of the normal fields nx ny nz (missing {', '.join(partial_normal)})"
+        )
     rest = sum(name.startswith("f_rest_") for name in names)
     degrees = {3 * (num_sh_bases(degree) - 1): degree for degree in range(MAX_SH_DEGREE + 1)}
     if rest not in degrees or any(f"f_rest_{i}" not in names for i in range(rest)):
         valid = ", ".join(str(count) for count in degrees)
-        raise ConversionError(f"{path} has {rest} f_rest_* fields; a 3DGS .ply has f_rest_0 .. f_rest_(n - 1) "
-                              f"with n one of {valid} (SH degrees 0-{MAX_SH_DEGREE})")
+        raise ConversionError(
+            f"{path} has {rest} f_rest_* fields; a 3DGS .ply has f_rest_0 .. f_rest_(n - 1) "
+            f"with n one of {valid} (SH degrees 0-{MAX_SH_DEGREE})"
+        )
     return ply, degrees[rest]
 
 
-def to_input_frame(vertices: np.ndarray, degree: int, rotation: np.ndarray, translation: np.ndarray,
-                   scale: float) -> np.ndarray:
+def to_input_frame(
+    vertices: np.ndarray, degree: int, rotation: np.ndarray, translation: np.ndarray, scale: float
+) -> np.ndarray:
     """A copy of the structured vertex array mapped from the dataparser frame to the input frame."""
     out = vertices.copy()
     count = len(vertices)

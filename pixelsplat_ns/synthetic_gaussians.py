@@ -76,7 +76,9 @@ def pixel_aligned_scene(
     opacities = torch.rand(shape, generator=generator) ** 0.5 / per_pixel
 
     checker = 0.6 + 0.4 * ((torch.floor(6 * u) + torch.floor(6 * v)) % 2)
-    texture = checker[..., None] * (0.5 + 0.4 * torch.stack([torch.sin(3 * u), torch.cos(4 * v), torch.sin(2 * (u + v))], -1))
+    texture = checker[..., None] * (
+        0.5 + 0.4 * torch.stack([torch.sin(3 * u), torch.cos(4 * v), torch.sin(2 * (u + v))], -1)
+    )
     sh = 0.05 * torch.randn(*shape, 16, 3, generator=generator)
     sh[..., 0, :] = repeat((texture - 0.5) / SH_C0, "v p c -> v p s c", s=per_pixel)
     # Flattened in pixelSplat's order: view, pixel (row-major), sample.
@@ -86,7 +88,10 @@ def pixel_aligned_scene(
         scales=rearrange(scales, "v p s c -> (v p s) c"),
         opacities=rearrange(opacities, "v p s -> (v p s)"),
         sh=rearrange(sh, "v p s k c -> (v p s) k c"),
-        context_c2w=context_c2w, K=K, width=size, height=size,
+        context_c2w=context_c2w,
+        K=K,
+        width=size,
+        height=size,
     )
 
 

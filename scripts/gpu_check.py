@@ -61,9 +61,9 @@ sys.path[:0] = [str(ROOT), str(ROOT / "scripts" / "benchmarks")]
 from official_encoder import as_views, example_inputs  # noqa: E402  (scripts/benchmarks/)
 
 from pixelsplat_ns.core.conventions import to_gsplat  # noqa: E402
+from pixelsplat_ns.core.views import Views  # noqa: E402
 from pixelsplat_ns.encoder import PixelSplatEncoder, paper, tiny
 from pixelsplat_ns.fast_routes import layers as fast_layers  # noqa: E402
-from pixelsplat_ns.core.views import Views  # noqa: E402
 from pixelsplat_ns.pretraining.loss import LossConfig, pretraining_loss  # noqa: E402
 from pixelsplat_ns.render import rasterize  # noqa: E402
 from pixelsplat_ns.synthetic_gaussians import orbit_c2w, pixel_aligned_scene  # noqa: E402
@@ -83,8 +83,14 @@ class Report:
         self.notes: list[str] = []
 
     def check(self, section: str, case: str, error: float, tolerance: float = TOLERANCE, required: bool = True):
-        row = {"section": section, "case": case, "error": error, "tolerance": tolerance,
-               "ok": error <= tolerance, "required": required}
+        row = {
+            "section": section,
+            "case": case,
+            "error": error,
+            "tolerance": tolerance,
+            "ok": error <= tolerance,
+            "required": required,
+        }
         self.checks.append(row)
         mark = "ok" if row["ok"] else ("FAIL" if required else "over")
         print(f"  {section:<10} {case:<78} {error:10.2e} {tolerance:8.0e}  {mark}", flush=True)
@@ -147,8 +153,10 @@ def prepare_gsplat(fallback_wheel: str | None, report: Report) -> dict:
     report.note(f"{version} compile: {'ok' if ok else 'FAILED'} in {seconds:.0f} s")
     if not ok and fallback_wheel:
         site = tempfile.mkdtemp(prefix="gsplat-fallback-")
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--target", site,
-                        fallback_wheel], check=True)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--target", site, fallback_wheel],
+            check=True,
+        )
         pythonpath = os.pathsep.join(p for p in (site, pythonpath) if p)
         ok, seconds, log = compile_gsplat(pythonpath)
         info["attempts"].append({"pythonpath": pythonpath, "ok": ok, "seconds": seconds, "log": log})
@@ -177,22 +185,36 @@ def random_scene(n: int, cameras: int, sh_degree: int, seed: int, width: int, he
     viewmats = torch.eye(4).repeat(cameras, 1, 1)
     for c in range(cameras):
         angle = 0.15 * (c - (cameras - 1) / 2)
-        viewmats[c, :3, :3] = torch.tensor([[torch.cos(torch.tensor(angle)), 0, torch.sin(torch.tensor(angle))],
-                                            [0, 1, 0],
-                                            [-torch.sin(torch.tensor(angle)), 0, torch.cos(torch.tensor(angle))]])
+        viewmats[c, :3, :3] = torch.tensor(
+            [
+                [torch.cos(torch.tensor(angle)), 0, torch.sin(torch.tensor(angle))],
+                [0, 1, 0],
+                [-torch.sin(torch.tensor(angle)), 0, torch.cos(torch.tensor(angle))],
+            ]
+        )
         viewmats[c, :3, 3] = torch.tensor([0.3 * c, -0.1 * c, 0.2 * c])
     Ks = torch.tensor([[0.9 * width, 0, 0.52 * width], [0, 0.95 * width, 0.47 * height], [0, 0, 1.0]])
-    return {"means": means, "quats": quats, "scales": scales, "opacities": opacities, "colors": colors,
-            "viewmats": viewmats, "Ks": Ks.expand(cameras, 3, 3).clone(), "width": width, "height": height,
-            "sh_degree": sh_degree}
+    return {
+        "means": means,
+        "quats": quats,
+        "scales": scales,
+        "opacities": opacities,
+        "colors": colors,
+        "viewmats": viewmats,
+        "Ks": Ks.expand(cameras, 3, 3).clone(),
+        "width": width,
+        "height": height,
+        "sh_degree": sh_degree,
+    }
 
 
 def render_with_gradients(scene: dict, covars: bool, device: torch.device, backend: str, seed: int) -> dict:
     """Colours, alphas, accumulated depth and the gradients of a fixed random loss."""
     from pixelsplat_ns.render.projection import quat_scale_to_covar
 
-    leaves = {k: scene[k].to(device).clone().requires_grad_() for k in ("means", "quats", "scales", "opacities",
-                                                                        "colors")}
+    leaves = {
+        k: scene[k].to(device).clone().requires_grad_() for k in ("means", "quats", "scales", "opacities", "colors")
+    }
     if covars:
         covariance = quat_scale_to_covar(leaves["quats"], leaves["scales"]).detach().requires_grad_()
         leaves = {k: v for k, v in leaves.items() if k not in ("quats", "scales")} | {"covars": covariance}
@@ -200,9 +222,19 @@ def render_with_gradients(scene: dict, covars: bool, device: torch.device, backe
     if covars:
         arguments.update(quats=None, scales=None)
     image, alpha, _ = rasterize(
-        arguments["means"], arguments["quats"], arguments["scales"], arguments["opacities"], arguments["colors"],
-        scene["viewmats"].to(device), scene["Ks"].to(device), scene["width"], scene["height"],
-        sh_degree=scene["sh_degree"], render_mode="RGB+ED", covars=arguments.get("covars"), backend=backend,
+        arguments["means"],
+        arguments["quats"],
+        arguments["scales"],
+        arguments["opacities"],
+        arguments["colors"],
+        scene["viewmats"].to(device),
+        scene["Ks"].to(device),
+        scene["width"],
+        scene["height"],
+        sh_degree=scene["sh_degree"],
+        render_mode="RGB+ED",
+        covars=arguments.get("covars"),
+        backend=backend,
     )
     weights = torch.rand(image.shape, generator=torch.Generator().manual_seed(seed)).to(device)
     loss = (image[..., :3] * weights[..., :3]).sum() + (alpha[..., 0] * weights[..., 3]).sum()
@@ -219,15 +251,33 @@ def check_rasterize(device: torch.device, gsplat_ok: bool, quick: bool, report: 
     n, width, height = (300, 48, 32) if quick else (3000, 160, 112)
     for sh_degree in range(4):
         for covars in (False, True):
-            scenes.append((f"random, SH {sh_degree}, 3 cameras, {'covars' if covars else 'quats+scales'}",
-                           random_scene(n, 3, sh_degree, seed=sh_degree, width=width, height=height), covars))
+            scenes.append(
+                (
+                    f"random, SH {sh_degree}, 3 cameras, {'covars' if covars else 'quats+scales'}",
+                    random_scene(n, 3, sh_degree, seed=sh_degree, width=width, height=height),
+                    covars,
+                )
+            )
     size = 32 if quick else 256
     paper_scene = pixel_aligned_scene(size=size, views=2, per_pixel=3)
-    scenes.append((f"paper scale: {paper_scene.means.shape[0]:,} Gaussians, 1 view {size}^2", {
-        "means": paper_scene.means, "quats": paper_scene.quats, "scales": paper_scene.scales,
-        "opacities": paper_scene.opacities, "colors": paper_scene.sh,
-        "viewmats": torch.linalg.inv(orbit_c2w(paper_scene, 1)), "Ks": paper_scene.K[None].clone(),
-        "width": size, "height": size, "sh_degree": 3}, False))
+    scenes.append(
+        (
+            f"paper scale: {paper_scene.means.shape[0]:,} Gaussians, 1 view {size}^2",
+            {
+                "means": paper_scene.means,
+                "quats": paper_scene.quats,
+                "scales": paper_scene.scales,
+                "opacities": paper_scene.opacities,
+                "colors": paper_scene.sh,
+                "viewmats": torch.linalg.inv(orbit_c2w(paper_scene, 1)),
+                "Ks": paper_scene.K[None].clone(),
+                "width": size,
+                "height": size,
+                "sh_degree": 3,
+            },
+            False,
+        )
+    )
     for name, scene, covars in scenes:
         reference = render_with_gradients(scene, covars, torch.device("cpu"), "torch", seed=1)
         for backend, on in backends:
@@ -273,8 +323,11 @@ def check_encoder(device: torch.device, quick: bool, report: Report) -> None:
         with cpu_routes_counted() as taken:
             result = encoder.encode(context.to(device), deterministic=True)
     for field in ("means", "covariances", "opacities", "harmonics"):
-        report.check("encoder", f"{device.type} {field}, {'tiny' if quick else 'paper'} 2 x {size}^2",
-                     difference(getattr(result, field), getattr(reference, field)))
+        report.check(
+            "encoder",
+            f"{device.type} {field}, {'tiny' if quick else 'paper'} 2 x {size}^2",
+            difference(getattr(result, field), getattr(reference, field)),
+        )
     if device.type == "cpu":
         report.note(f"CPU-only routes taken on the CPU: {taken[0]} calls (expected: some)")
     else:
@@ -332,25 +385,49 @@ def timings(device: torch.device, gsplat_ok: bool, quick: bool, repeats: int, re
             with precision(mode, device):
                 seconds = fastest(lambda: encoder.encode(context), device, warmup, repeats)
                 reduced = encoder.encode(context, deterministic=True)
-            error = max(difference(getattr(reduced, f).float(), getattr(exact, f)) for f in
-                        ("means", "covariances", "opacities", "harmonics"))
+            error = max(
+                difference(getattr(reduced, f).float(), getattr(exact, f))
+                for f in ("means", "covariances", "opacities", "harmonics")
+            )
             report.timing(f"encode 2 x {size}^2, {mode}", seconds, paper_s=PAPER["encode_s"], gaussians_error=error)
             if mode != "fp32":
-                report.check("precision", f"encode {mode}: Gaussians against float32", error,
-                             REDUCED_PRECISION_TOLERANCE, required=False)
+                report.check(
+                    "precision",
+                    f"encode {mode}: Gaussians against float32",
+                    error,
+                    REDUCED_PRECISION_TOLERANCE,
+                    required=False,
+                )
 
         gaussians = encoder.encode(context)
         target = context.select((slice(None), slice(0, 1)))
         extrinsics, intrinsics, near = target.extrinsics, target.intrinsics, target.near
         for backend in (["gsplat"] if gsplat_ok else []) + ["torch"]:
+
             def draw():
                 viewmats, Ks = to_gsplat(extrinsics[0], intrinsics[0], size, size)
-                return rasterize(gaussians.means[0], None, None, gaussians.opacities[0], gaussians.harmonics[0],
-                                 viewmats, Ks, size, size, near_plane=0.2 * float(near.min()), sh_degree=3,
-                                 covars=gaussians.covariances[0], backend=backend)
+                return rasterize(
+                    gaussians.means[0],
+                    None,
+                    None,
+                    gaussians.opacities[0],
+                    gaussians.harmonics[0],
+                    viewmats,
+                    Ks,
+                    size,
+                    size,
+                    near_plane=0.2 * float(near.min()),
+                    sh_degree=3,
+                    covars=gaussians.covariances[0],
+                    backend=backend,
+                )
+
             seconds = fastest(draw, device, warmup, repeats)
-            report.timing(f"render 1 x {size}^2 ({gaussians.means.shape[1]:,} Gaussians), {backend}", seconds,
-                          paper_s=PAPER["render_s"])
+            report.timing(
+                f"render 1 x {size}^2 ({gaussians.means.shape[1]:,} Gaussians), {backend}",
+                seconds,
+                paper_s=PAPER["render_s"],
+            )
 
     lpips_model = None
     try:
@@ -370,22 +447,32 @@ def timings(device: torch.device, gsplat_ok: bool, quick: bool, repeats: int, re
         def step():
             optimizer.zero_grad(set_to_none=True)
             with precision(mode, device):
-                losses, _ = pretraining_loss(model, batch, 0, config, lpips_model,
-                                             torch.Generator(device).manual_seed(0))
+                losses, _ = pretraining_loss(
+                    model, batch, 0, config, lpips_model, torch.Generator(device).manual_seed(0)
+                )
             sum(losses.values()).backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 0.5)
             optimizer.step()
 
         reset_peak_memory(device)
         seconds = fastest(step, device, 1, max(1, repeats // 2))
-        report.timing(f"training step, batch {batch_size}, 2+4 views {size}^2, {mode}", seconds,
-                      peak_gb=peak_memory_gb(device), paper_memory_gb=PAPER["training_memory_gb"])
+        report.timing(
+            f"training step, batch {batch_size}, 2+4 views {size}^2, {mode}",
+            seconds,
+            peak_gb=peak_memory_gb(device),
+            paper_memory_gb=PAPER["training_memory_gb"],
+        )
         del model, optimizer
 
 
 def environment(device: torch.device) -> dict:
-    info = {"python": platform.python_version(), "torch": torch.__version__, "device": str(device),
-            "cuda": torch.version.cuda, "threads": torch.get_num_threads()}
+    info = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "device": str(device),
+        "cuda": torch.version.cuda,
+        "threads": torch.get_num_threads(),
+    }
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info
@@ -394,8 +481,12 @@ def environment(device: torch.device) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "outputs/gpu_check")),
-                        help="folder for gpu_check.json (default: $OUT, else outputs/gpu_check)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path(os.environ.get("OUT", "outputs/gpu_check")),
+        help="folder for gpu_check.json (default: $OUT, else outputs/gpu_check)",
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes and the tiny encoder (the CPU test)")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per timing; the fastest is reported")
     parser.add_argument("--fallback-gsplat-wheel", default=None, help="tried when gsplat does not compile")
@@ -411,22 +502,31 @@ def main() -> None:
         gsplat_ok = result["gsplat"]["ok"]
     else:
         report.note("gsplat is left out on the CPU (it needs CUDA tensors)")
-    for section in (lambda: check_rasterize(device, gsplat_ok, args.quick, report),
-                    lambda: check_encoder(device, args.quick, report),
-                    lambda: timings(device, gsplat_ok, args.quick, args.repeats, report)):
+    for section in (
+        lambda: check_rasterize(device, gsplat_ok, args.quick, report),
+        lambda: check_encoder(device, args.quick, report),
+        lambda: timings(device, gsplat_ok, args.quick, args.repeats, report),
+    ):
         try:
             section()
         except Exception:  # noqa: BLE001  (one broken section must not hide the others' figures)
             report.note("a section failed:\n" + traceback.format_exc())
             report.check("section", "ran to the end", float("inf"))
-    result |= {"checks": report.checks, "timings": report.timings, "notes": report.notes,
-               "seconds": time.perf_counter() - start,
-               "ok": all(row["ok"] for row in report.checks if row["required"])}
+    result |= {
+        "checks": report.checks,
+        "timings": report.timings,
+        "notes": report.notes,
+        "seconds": time.perf_counter() - start,
+        "ok": all(row["ok"] for row in report.checks if row["required"]),
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "gpu_check.json").write_text(json.dumps(result, indent=1))
     failed = [row for row in report.checks if row["required"] and not row["ok"]]
-    print(f"{len(report.checks)} checks, {len(failed)} failed; {result['seconds']:.0f} s; report: "
-          f"{args.out / 'gpu_check.json'}", flush=True)
+    print(
+        f"{len(report.checks)} checks, {len(failed)} failed; {result['seconds']:.0f} s; report: "
+        f"{args.out / 'gpu_check.json'}",
+        flush=True,
+    )
     sys.exit(1 if failed else 0)
 
 

@@ -41,8 +41,10 @@ def checked_modules(folder: Path = PACKAGE, name: str = "pixelsplat_ns") -> list
 
 
 if any(module == "pixelsplat_ns" or module.startswith("pixelsplat_ns.") for module in sys.modules):
-    raise RuntimeError("pixelsplat_ns was imported before tests/conftest.py could install jaxtyping's import hook: "
-                       "its annotations would go unchecked (a pytest plugin or -p option imported it first)")
+    raise RuntimeError(
+        "pixelsplat_ns was imported before tests/conftest.py could install jaxtyping's import hook: "
+        "its annotations would go unchecked (a pytest plugin or -p option imported it first)"
+    )
 jaxtyping.install_import_hook(checked_modules(), TYPECHECKER)
 
 

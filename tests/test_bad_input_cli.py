@@ -7,12 +7,12 @@ import re
 import numpy as np
 import pytest
 import torch
-from helpers.cli import SAMPLE, evaluate, gaussians, ns, scene_copy, train
 from PIL import Image
 
+from helpers.cli import SAMPLE, evaluate, gaussians, ns, scene_copy, train
+from pixelsplat_ns.checkpoints import save_converted
 from pixelsplat_ns.data.synthetic import SyntheticConfig, write_synthetic_dataset
 from pixelsplat_ns.encoder import tiny
-from pixelsplat_ns.checkpoints import save_converted
 
 pytestmark = pytest.mark.e2e
 ALL = list(range(21))
@@ -30,8 +30,12 @@ def refused(tmp_path, command: str, *args) -> str:
 
 def _normalized_intrinsics(transforms, _):
     for frame in transforms["frames"]:
-        frame.update(fl_x=frame["fl_x"] / frame["w"], cx=frame["cx"] / frame["w"],
-                     fl_y=frame["fl_y"] / frame["h"], cy=frame["cy"] / frame["h"])
+        frame.update(
+            fl_x=frame["fl_x"] / frame["w"],
+            cx=frame["cx"] / frame["w"],
+            fl_y=frame["fl_y"] / frame["h"],
+            cy=frame["cy"] / frame["h"],
+        )
 
 
 def _resized_on_disk(transforms, data):
@@ -45,22 +49,30 @@ def _scaled_rotation(transforms, _):
     transforms["frames"][1]["transform_matrix"] = matrix.tolist()
 
 
-@pytest.mark.parametrize("edit, message", [
-    (_normalized_intrinsics, r"CameraError: frame frame_00000.jpg: fl_x=0\.\d+.*look normalized"),
-    (_resized_on_disk, r"ImageError: 1 image\(s\) do not have the size their camera says, e.g. frame_00010.jpg is "
-                       r"200x120, its camera 256x144"),
-    (_scaled_rotation, r"CameraError: frame frame_00010.jpg: the camera's 3x3 rotation is not a rotation"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (_normalized_intrinsics, r"CameraError: frame frame_00000.jpg: fl_x=0\.\d+.*look normalized"),
+        (
+            _resized_on_disk,
+            r"ImageError: 1 image\(s\) do not have the size their camera says, e.g. frame_00010.jpg is "
+            r"200x120, its camera 256x144",
+        ),
+        (_scaled_rotation, r"CameraError: frame frame_00010.jpg: the camera's 3x3 rotation is not a rotation"),
+    ],
+)
 def test_implausible_cameras_and_mismatched_images_are_refused(tmp_path, edit, message):
     data = scene_copy(tmp_path, [0, 10, 20], edit)
-    output = refused(tmp_path, "ns-train", "pixelsplat", "--data", data, "--output-dir", tmp_path / "outputs",
-                     "--vis", "tensorboard")
+    output = refused(
+        tmp_path, "ns-train", "pixelsplat", "--data", data, "--output-dir", tmp_path / "outputs", "--vis", "tensorboard"
+    )
     assert re.search(message, output), output[-3000:]
 
 
 def test_exif_rotated_photos_are_used_as_displayed(tmp_path):
     """JPEGs stored turned, with EXIF orientation 6 to display them upright, as phones write them: their
     cameras describe the upright picture, and the scene is as good as from upright files."""
+
     def turn(transforms, data):
         exif = Image.Exif()
         exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
@@ -78,6 +90,7 @@ def test_exif_rotated_photos_are_used_as_displayed(tmp_path):
 def test_16_bit_grey_images_are_read_as_the_picture(tmp_path):
     """16-bit grey PNGs with detail in the low byte score like their 8-bit versions (nerfstudio's reader
     keeps the low byte: noise, PSNR about 10)."""
+
     def grey(bits):
         def edit(transforms, data):
             for frame in transforms["frames"]:
@@ -87,6 +100,7 @@ def test_16_bit_grey_images_are_read_as_the_picture(tmp_path):
                 path.unlink()
                 frame["file_path"] = frame["file_path"].replace(".jpg", ".png")
                 image.save(data / frame["file_path"])
+
         return edit
 
     eight = evaluate(train(scene_copy(tmp_path / "a", ALL, grey(8)), tmp_path / "a" / "outputs"))
@@ -97,19 +111,22 @@ def test_16_bit_grey_images_are_read_as_the_picture(tmp_path):
 def test_the_scene_is_the_same_at_any_scale(tmp_path):
     """Translations x 1e-3, 1 and 1e3, kept as they are (--auto-scale-poses False): the same Gaussians in their
     own units, and the same renders (an absolute near plane made x 1e-3 black)."""
+
     def scaled(factor):
         def edit(transforms, _):
             for frame in transforms["frames"]:
                 matrix = np.array(frame["transform_matrix"])
                 matrix[:3, 3] *= factor
                 frame["transform_matrix"] = matrix.tolist()
+
         return edit
 
     results = {}
     for factor in (1e-3, 1.0, 1e3):
         root = tmp_path / f"x{factor:g}"
-        config = train(scene_copy(root, ALL, scaled(factor)), root / "outputs", 0,
-                       "nerfstudio-data", "--auto-scale-poses", "False")
+        config = train(
+            scene_copy(root, ALL, scaled(factor)), root / "outputs", 0, "nerfstudio-data", "--auto-scale-poses", "False"
+        )
         results[factor] = (evaluate(config), gaussians(config))
     reference_metrics, reference = results[1.0]
     assert reference_metrics["psnr"] > 20
@@ -122,27 +139,60 @@ def test_the_scene_is_the_same_at_any_scale(tmp_path):
 
 def test_wrong_kinds_of_data_point_to_the_right_tool(tmp_path):
     chunks = tmp_path / "chunks"
-    write_synthetic_dataset(chunks, num_scenes=2, seed=0, config=SyntheticConfig(height=32, width=48), test_fraction=0.5)
-    output = refused(tmp_path, "ns-train", "pixelsplat", "--data", chunks, "--output-dir", tmp_path / "outputs",
-                     "--vis", "tensorboard")
+    write_synthetic_dataset(
+        chunks, num_scenes=2, seed=0, config=SyntheticConfig(height=32, width=48), test_fraction=0.5
+    )
+    output = refused(
+        tmp_path,
+        "ns-train",
+        "pixelsplat",
+        "--data",
+        chunks,
+        "--output-dir",
+        tmp_path / "outputs",
+        "--vis",
+        "tensorboard",
+    )
     assert "RealEstate10k-format dataset" in output and "pixelsplat-process-data re10k" in output
-    output = refused(tmp_path, "ns-train", "pixelsplat-pretrain-tiny", "--data", SAMPLE, "--output-dir",
-                     tmp_path / "outputs")
+    output = refused(
+        tmp_path, "ns-train", "pixelsplat-pretrain-tiny", "--data", SAMPLE, "--output-dir", tmp_path / "outputs"
+    )
     assert "is a nerfstudio dataset" in output and "pixelsplat-to-chunks" in output
-    output = refused(tmp_path, "ns-train", "pixelsplat", "--data", tmp_path / "missing", "--output-dir",
-                     tmp_path / "outputs", "--vis", "tensorboard")
+    output = refused(
+        tmp_path,
+        "ns-train",
+        "pixelsplat",
+        "--data",
+        tmp_path / "missing",
+        "--output-dir",
+        tmp_path / "outputs",
+        "--vis",
+        "tensorboard",
+    )
     assert "--data " in output and "missing does not exist: give a nerfstudio scene folder" in output
 
 
 def test_a_batch_too_large_for_memory_is_refused_before_the_first_step(tmp_path):
     data = tmp_path / "data"
     write_synthetic_dataset(data, num_scenes=2, seed=0, config=SyntheticConfig(height=48, width=80), test_fraction=0.0)
-    output = refused(tmp_path, "ns-train", "pixelsplat-pretrain-tiny", "--data", data, "--output-dir",
-                     tmp_path / "outputs", "--pipeline.datamanager.batch-size", "1000000",
-                     "--pipeline.datamanager.num-workers", "0")
-    assert re.search(r"OutOfMemory: a training step at batch 1000000 needs about [\d.]+ GB .* per scene, measured on "
-                     r"this machine.* GB are available: use --pipeline.datamanager.batch-size \d+, or the CPU preset",
-                     output), output[-3000:]
+    output = refused(
+        tmp_path,
+        "ns-train",
+        "pixelsplat-pretrain-tiny",
+        "--data",
+        data,
+        "--output-dir",
+        tmp_path / "outputs",
+        "--pipeline.datamanager.batch-size",
+        "1000000",
+        "--pipeline.datamanager.num-workers",
+        "0",
+    )
+    assert re.search(
+        r"OutOfMemory: a training step at batch 1000000 needs about [\d.]+ GB .* per scene, measured on "
+        r"this machine.* GB are available: use --pipeline.datamanager.batch-size \d+, or the CPU preset",
+        output,
+    ), output[-3000:]
 
 
 def test_a_three_view_encoder_says_what_the_automatic_choice_gave(tmp_path):
@@ -151,8 +201,19 @@ def test_a_three_view_encoder_says_what_the_automatic_choice_gave(tmp_path):
     from pixelsplat_ns.encoder import PixelSplatEncoder
 
     save_converted(tmp_path / "three.pt", config, PixelSplatEncoder(config).state_dict(), (64, 64))
-    output = refused(tmp_path, "ns-train", "pixelsplat", "--data", SAMPLE, "--output-dir", tmp_path / "outputs",
-                     "--vis", "tensorboard", "--pipeline.model.encoder-checkpoint", tmp_path / "three.pt")
+    output = refused(
+        tmp_path,
+        "ns-train",
+        "pixelsplat",
+        "--data",
+        SAMPLE,
+        "--output-dir",
+        tmp_path / "outputs",
+        "--vis",
+        "tensorboard",
+        "--pipeline.model.encoder-checkpoint",
+        tmp_path / "three.pt",
+    )
     assert "takes 3 context views; 2 were chosen automatically" in output
     assert "--pipeline.datamanager.context-views 0 1 2" in output
 

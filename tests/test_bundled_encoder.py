@@ -6,9 +6,9 @@ import json
 import torch
 
 from pixelsplat_ns import load_encoder
+from pixelsplat_ns.checkpoints import BUNDLED_TINY_ENCODER, read_encoder
 from pixelsplat_ns.data.synthetic import SyntheticConfig, write_synthetic_dataset
 from pixelsplat_ns.encoder import PixelSplatEncoder
-from pixelsplat_ns.checkpoints import BUNDLED_TINY_ENCODER, read_encoder
 from pixelsplat_ns.evaluation import EvaluationConfig, evaluate
 
 
@@ -22,8 +22,9 @@ def test_bundled_encoder_loads_and_beats_random_weights(tmp_path):
     untrained = PixelSplatEncoder(trained.config).eval()
 
     data = tmp_path / "unseen"
-    write_synthetic_dataset(data, num_scenes=3, seed=1234, config=SyntheticConfig(height=144, width=256),
-                            test_fraction=1.0)
+    write_synthetic_dataset(
+        data, num_scenes=3, seed=1234, config=SyntheticConfig(height=144, width=256), test_fraction=1.0
+    )
     # Context views 20 frames apart, inside the gaps it was trained on (16-24), as in the sample scene.
     scenes = json.loads((data / "evaluation_index.json").read_text())
     index = data / "gap_20.json"

@@ -4,10 +4,10 @@ and the relative thresholds judge a scene alike in any unit."""
 import pytest
 import torch
 
-from pixelsplat_ns.core.camera_checks import CameraError, check_intrinsics, check_rotation
 from pixelsplat_ns.core.bounds import at_one_position
-from pixelsplat_ns.core.views import DegenerateBaseline, prepare_views
+from pixelsplat_ns.core.camera_checks import CameraError, check_intrinsics, check_rotation
 from pixelsplat_ns.core.errors import InputError
+from pixelsplat_ns.core.views import DegenerateBaseline, prepare_views
 from pixelsplat_ns.per_scene.context import ContextError, check_cameras
 
 
@@ -18,7 +18,9 @@ def test_plausible_intrinsics_pass():
 
 
 def test_normalized_intrinsics_are_named():
-    with pytest.raises(CameraError, match=r"frame a: fl_x=0.86.*179 x 178 degree.*look normalized.*times the width \(256\)"):
+    with pytest.raises(
+        CameraError, match=r"frame a: fl_x=0.86.*179 x 178 degree.*look normalized.*times the width \(256\)"
+    ):
         check_intrinsics(0.86, 1.53, 0.5, 0.5, 256, 144, "frame a")
 
 
@@ -85,21 +87,29 @@ def test_one_image_says_to_add_views_not_to_change_the_split():
         (dict(images=torch.rand(2, 3, 16, 16).numpy()), "images must be a torch tensor"),
         (dict(index=torch.arange(5)), r"index must hold one frame number per image \(2\)"),
         (dict(nan_pose=True), "extrinsics contain NaN"),
-        (dict(intrinsics=torch.tensor([[400.0, 0, 320], [0, 400, 240], [0, 0, 1]]).repeat(2, 1, 1)), "look like pixels"),
+        (
+            dict(intrinsics=torch.tensor([[400.0, 0, 320], [0, 400, 240], [0, 0, 1]]).repeat(2, 1, 1)),
+            "look like pixels",
+        ),
     ],
 )
 def test_prepare_views_refuses_what_it_cannot_use(change, message):
     c2w = torch.eye(4).repeat(2, 1, 1)
     c2w[1, 0, 3] = 0.5
-    inputs = dict(images=torch.rand(2, 3, 16, 16), extrinsics=c2w, intrinsics=torch.tensor(
-        [[0.9, 0, 0.5], [0, 0.9, 0.5], [0, 0, 1]]).repeat(2, 1, 1), context=[0, 1])
+    inputs = dict(
+        images=torch.rand(2, 3, 16, 16),
+        extrinsics=c2w,
+        intrinsics=torch.tensor([[0.9, 0, 0.5], [0, 0.9, 0.5], [0, 0, 1]]).repeat(2, 1, 1),
+        context=[0, 1],
+    )
     if change.pop("nan_pose", False):
         inputs["extrinsics"] = c2w.clone()
         inputs["extrinsics"][0, 0, 3] = float("nan")
     inputs.update(change)
     with pytest.raises(InputError, match=message):
-        prepare_views(inputs["images"], inputs["extrinsics"], inputs["intrinsics"], inputs["context"],
-                      index=inputs.get("index"))
+        prepare_views(
+            inputs["images"], inputs["extrinsics"], inputs["intrinsics"], inputs["context"], index=inputs.get("index")
+        )
 
 
 def test_context_as_a_mask_or_a_tuple_picks_the_same_views_as_positions():
@@ -115,8 +125,9 @@ def test_context_as_a_mask_or_a_tuple_picks_the_same_views_as_positions():
 def test_views_to_a_dtype_keeps_the_index_integer():
     c2w = torch.eye(4).repeat(2, 1, 1)
     c2w[1, 0, 3] = 0.5
-    views, _ = prepare_views(torch.rand(2, 3, 16, 16), c2w, torch.eye(3).repeat(2, 1, 1), [0, 1],
-                             index=torch.tensor([3, 7]))
+    views, _ = prepare_views(
+        torch.rand(2, 3, 16, 16), c2w, torch.eye(3).repeat(2, 1, 1), [0, 1], index=torch.tensor([3, 7])
+    )
     converted = views.to(torch.float64)
     assert converted.images.dtype == converted.near.dtype == torch.float64
     assert converted.index.dtype == torch.int64 and converted.index.tolist() == [3, 7]

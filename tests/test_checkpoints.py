@@ -53,7 +53,9 @@ def test_ablation_and_three_view_variants_convert(official_keys):
     for name, variant in official_keys["variants"].items():
         shapes = {k: v for k, v in keys.items() if k not in variant["missing"]} | variant["extra"]
         config = config_from_official(meta_state_dict(shapes))
-        renamed = {rename_official_key(k): torch.empty(v, device="meta") for k, v in shapes.items() if rename_official_key(k)}
+        renamed = {
+            rename_official_key(k): torch.empty(v, device="meta") for k, v in shapes.items() if rename_official_key(k)
+        }
         check_state_dict(config, renamed)
         if "three" in name:
             assert config.num_context_views == 3
@@ -115,15 +117,17 @@ def test_official_lightning_checkpoint_loads_without_running_its_code(tmp_path, 
         assert torch.equal(loaded.state_dict()[key], value), key
 
     converted = tmp_path / "re10k.pt"
-    result = subprocess.run([str(BIN / "pixelsplat-convert-checkpoint"), str(path), str(converted)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [str(BIN / "pixelsplat-convert-checkpoint"), str(path), str(converted)], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr
     assert "converted 514 tensors" in result.stdout
     again = load_encoder(converted)
     for key, value in encoder.state_dict().items():
         assert torch.equal(again.state_dict()[key], value), key
-    refused = subprocess.run([str(BIN / "pixelsplat-convert-checkpoint"), str(path), str(converted)],
-                             capture_output=True, text=True)
+    refused = subprocess.run(
+        [str(BIN / "pixelsplat-convert-checkpoint"), str(path), str(converted)], capture_output=True, text=True
+    )
     assert refused.returncode != 0 and "--force" in refused.stderr
 
 
@@ -152,8 +156,10 @@ def test_files_holding_the_former_compute_fields_load_with_the_default_options(t
 
     encoder = PixelSplatEncoder(tiny())
     old_config = {**asdict(tiny()), "exact_rewrites": False, "linear_as_convolution": False}
-    torch.save({"format": FORMAT, "version": VERSION, "config": old_config, "state_dict": encoder.state_dict()},
-               tmp_path / "old.pt")
+    torch.save(
+        {"format": FORMAT, "version": VERSION, "config": old_config, "state_dict": encoder.state_dict()},
+        tmp_path / "old.pt",
+    )
     loaded = load_encoder(tmp_path / "old.pt")
     assert loaded.config == tiny() and loaded.compute_options == ComputeOptions()
     assert all(m.via_convolution for m in loaded.modules() if isinstance(m, Linear))
@@ -163,8 +169,10 @@ def test_files_holding_the_former_compute_fields_load_with_the_default_options(t
     (run / "nerfstudio_models").mkdir(parents=True)
     tagged = {"pipeline": {"model": {"encoder": old_config}, "datamanager": {"dataset": {"image_shape": [32, 32]}}}}
     (run / "config.yml").write_text(yaml.dump(tagged))
-    torch.save({"step": 0, "pipeline": {"_model.encoder." + k: v for k, v in encoder.state_dict().items()}},
-               run / "nerfstudio_models" / "step-000000000.ckpt")
+    torch.save(
+        {"step": 0, "pipeline": {"_model.encoder." + k: v for k, v in encoder.state_dict().items()}},
+        run / "nerfstudio_models" / "step-000000000.ckpt",
+    )
     config, state_dict, image_shape = read_encoder(run / "config.yml")
     assert config == tiny() and image_shape == (32, 32) and state_dict.keys() == encoder.state_dict().keys()
 
@@ -180,9 +188,10 @@ def _older_run_config(config, encoder_fields: dict):
     node.value = [(key, value) for key, value in node.value if key.value != "encoder_compute"]
     for key, value in node.value:
         if key.value == "encoder":
-            value.value += [(ScalarNode("tag:yaml.org,2002:str", name),
-                             ScalarNode("tag:yaml.org,2002:bool", str(flag).lower()))
-                            for name, flag in encoder_fields.items()]
+            value.value += [
+                (ScalarNode("tag:yaml.org,2002:str", name), ScalarNode("tag:yaml.org,2002:bool", str(flag).lower()))
+                for name, flag in encoder_fields.items()
+            ]
     return yaml.serialize(node)
 
 
@@ -217,8 +226,12 @@ def test_the_compute_options_are_flags_of_both_methods(method):
     from pixelsplat_ns.encoder import ComputeOptions
 
     default = {"pixelsplat": methods.pixelsplat, "pixelsplat-pretrain-tiny": methods.pixelsplat_pretrain_tiny}[method]
-    args = ["--pipeline.model.encoder-compute.exact-rewrites", "False",
-            "--pipeline.model.encoder-compute.linear-as-convolution", "False"]
+    args = [
+        "--pipeline.model.encoder-compute.exact-rewrites",
+        "False",
+        "--pipeline.model.encoder-compute.linear-as-convolution",
+        "False",
+    ]
     trainer = tyro.cli(type(default.config), default=default.config, args=args, config=(tyro.conf.FlagConversionOff,))
     assert trainer.pipeline.model.encoder_compute == ComputeOptions(exact_rewrites=False, linear_as_convolution=False)
     assert default.config.pipeline.model.encoder_compute == ComputeOptions()

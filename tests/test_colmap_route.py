@@ -8,18 +8,20 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from helpers.cli import evaluate, ns, train
 from PIL import Image
 from scipy.spatial.transform import Rotation
 
+from helpers.cli import evaluate, ns, train
 from pixelsplat_ns.core.conventions import convert_c2w_opengl_opencv
 from pixelsplat_ns.data.synthetic import photo_capture
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(shutil.which("colmap") is None,
-                       reason="COLMAP is not installed (scripts/tools/setup.sh installs Debian's colmap as root; "
-                              "else: sudo apt-get install colmap)"),
+    pytest.mark.skipif(
+        shutil.which("colmap") is None,
+        reason="COLMAP is not installed (scripts/tools/setup.sh installs Debian's colmap as root; "
+        "else: sudo apt-get install colmap)",
+    ),
 ]
 
 
@@ -42,8 +44,20 @@ def test_colmap_then_ns_train_then_ns_eval(tmp_path):
     for index, image in enumerate(images):
         Image.fromarray(image).save(photos / f"{index:02d}.png")
     scene = tmp_path / "scene"
-    ns("ns-process-data", "images", "--data", photos, "--output-dir", scene, "--camera-type", "pinhole",
-       "--matching-method", "exhaustive", "--no-gpu", cwd=tmp_path)
+    ns(
+        "ns-process-data",
+        "images",
+        "--data",
+        photos,
+        "--output-dir",
+        scene,
+        "--camera-type",
+        "pinhole",
+        "--matching-method",
+        "exhaustive",
+        "--no-gpu",
+        cwd=tmp_path,
+    )
 
     transforms = json.loads((scene / "transforms.json").read_text())
     frames = sorted(transforms["frames"], key=lambda frame: frame["file_path"])  # frame_00001.png is 00.png

@@ -6,11 +6,11 @@ import re
 import numpy as np
 import pytest
 import torch
-from helpers.cli import SAMPLE, SMALL_CONTEXT, evaluate, gaussians, ns
 
-from pixelsplat_ns.encoder import PixelSplatEncoder, tiny
+from helpers.cli import SAMPLE, SMALL_CONTEXT, evaluate, gaussians, ns
 from pixelsplat_ns.checkpoints import save_converted
 from pixelsplat_ns.core.gaussians import Gaussians
+from pixelsplat_ns.encoder import PixelSplatEncoder, tiny
 from pixelsplat_ns.per_scene.context import ContextError
 from pixelsplat_ns.per_scene.context_groups import (
     all_usable,
@@ -58,19 +58,22 @@ def test_auto_takes_the_fewest_groups_whose_views_overlap():
     assert len(groups) == 2 and all(group_is_usable(turning, g, 30.0) for g in groups)
 
 
-def pixel_aligned(depth: torch.Tensor, world_to_camera: torch.Tensor, intrinsics: torch.Tensor,
-                  opacity: float) -> Gaussians:
+def pixel_aligned(
+    depth: torch.Tensor, world_to_camera: torch.Tensor, intrinsics: torch.Tensor, opacity: float
+) -> Gaussians:
     """One view's Gaussians, one per pixel at ``depth`` [h, w] along the pixel's ray."""
     height, width = depth.shape
     v, u = torch.meshgrid(torch.arange(height) + 0.5, torch.arange(width) + 0.5, indexing="ij")
-    rays = torch.stack([(u - intrinsics[0, 2]) / intrinsics[0, 0], (v - intrinsics[1, 2]) / intrinsics[1, 1],
-                        torch.ones_like(u)], -1)
+    rays = torch.stack(
+        [(u - intrinsics[0, 2]) / intrinsics[0, 0], (v - intrinsics[1, 2]) / intrinsics[1, 1], torch.ones_like(u)], -1
+    )
     points = (rays * depth[..., None]).reshape(-1, 3)
     c2w = torch.linalg.inv(world_to_camera)
     means = points @ c2w[:3, :3].T + c2w[:3, 3]
     n = len(means)
-    return Gaussians(means[None], (0.01 * torch.eye(3)).expand(1, n, 3, 3), torch.full((1, n), opacity),
-                     torch.zeros(1, n, 1, 3))
+    return Gaussians(
+        means[None], (0.01 * torch.eye(3)).expand(1, n, 3, 3), torch.full((1, n), opacity), torch.zeros(1, n, 1, 3)
+    )
 
 
 def two_view_group(depths, opacities, x0: float, x1: float, height=6, width=8):
@@ -112,7 +115,6 @@ def test_tolerance_zero_keeps_all_but_exact_agreement():
     add_group(scene, *two_view_group([wall, wall], [0.5, 0.5], 0.0, 0.5))
     add_group(scene, *two_view_group([wall * 1.01, wall * 1.01], [0.4, 0.4], 0.5, 1.0))
     assert scene.keep[1].all()
-
 
 
 def test_a_pixel_gives_way_only_to_a_ray_that_is_kept():
@@ -174,6 +176,7 @@ def test_a_duplicate_ray_is_dropped_whole_with_its_weaker_samples():
     assert second.all()
     assert not first.reshape(2, 48, 3)[1].any(), "group 1's second view is seen by the stronger shared view"
 
+
 # ------------------------------------------------------------------------------------- through ns-train
 
 
@@ -186,8 +189,23 @@ def log_line(config, pattern: str) -> re.Match:
 
 
 def train_log(data, out, *flags):
-    result = ns("ns-train", "pixelsplat", "--data", data, "--output-dir", out, "--vis", "tensorboard", "--timestamp",
-                "run", "--max-num-iterations", 0, *SMALL_CONTEXT, *flags, cwd=out.parent)
+    result = ns(
+        "ns-train",
+        "pixelsplat",
+        "--data",
+        data,
+        "--output-dir",
+        out,
+        "--vis",
+        "tensorboard",
+        "--timestamp",
+        "run",
+        "--max-num-iterations",
+        0,
+        *SMALL_CONTEXT,
+        *flags,
+        cwd=out.parent,
+    )
     config = next(out.rglob("config.yml"))
     (config.parent / "train.log").write_text(result.stdout)
     return config
@@ -197,8 +215,9 @@ def train_log(data, out, *flags):
 def test_several_pairs_along_the_sample_capture_fused_and_concatenated(tmp_path):
     pairs = ["--pipeline.datamanager.context-pairs", "3"]
     fused = train_log(SAMPLE, tmp_path / "fused", *pairs)
-    concatenated = train_log(SAMPLE, tmp_path / "concatenated", *pairs, "--pipeline.model.context-fusion",
-                             "concatenate")
+    concatenated = train_log(
+        SAMPLE, tmp_path / "concatenated", *pairs, "--pipeline.model.context-fusion", "concatenate"
+    )
     groups = log_line(fused, r"context groups: \((\d+) (\d+)\), \((\d+) (\d+)\), \((\d+) (\d+)\)")
     ends = [int(g) for g in groups.groups()]
     assert ends[0] == 0 and ends[1] == ends[2] and ends[3] == ends[4]  # along the capture, sharing their ends
@@ -217,8 +236,14 @@ def test_a_three_view_encoder_takes_triples_through_the_same_flag(tmp_path):
     config = tiny()
     config.num_context_views = 3
     save_converted(tmp_path / "three.pt", config, PixelSplatEncoder(config).state_dict(), (64, 64))
-    run = train_log(SAMPLE, tmp_path / "outputs", "--pipeline.model.encoder-checkpoint", tmp_path / "three.pt",
-                    "--pipeline.datamanager.context-pairs", "2")
+    run = train_log(
+        SAMPLE,
+        tmp_path / "outputs",
+        "--pipeline.model.encoder-checkpoint",
+        tmp_path / "three.pt",
+        "--pipeline.datamanager.context-pairs",
+        "2",
+    )
     log_line(run, r"context groups: \(0 \d+ \d+\), \(\d+ \d+ \d+\)")
     assert int(log_line(run, r"kept (\d+) of (\d+) Gaussians").group(2)) == 2 * 3 * 64 * 112 * 3
 
@@ -227,29 +252,54 @@ def test_a_three_view_encoder_takes_triples_through_the_same_flag(tmp_path):
 def test_auto_spaces_its_groups_by_the_triangulated_depth(tmp_path):
     run = train_log(SAMPLE, tmp_path / "outputs", "--pipeline.datamanager.context-pairs", "auto")
     # (rich wraps the line and may put the source location in the middle of it)
-    found = log_line(run, r"context-pairs auto: the scene's median depth is ([\d.e+-]+) \(triangulated from .*?\), "
-                          r"so groups at most ([\d.e+-]+) apart .*?: (\d+) group")
+    found = log_line(
+        run,
+        r"context-pairs auto: the scene's median depth is ([\d.e+-]+) \(triangulated from .*?\), "
+        r"so groups at most ([\d.e+-]+) apart .*?: (\d+) group",
+    )
     depth, baseline = float(found.group(1)), float(found.group(2))
     assert depth > 0 and baseline == pytest.approx(0.3 * depth, rel=1e-2)
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("flags, message", [
-    (["--pipeline.datamanager.context-views", "0", "5", "--pipeline.datamanager.context-pairs", "2"], "not both"),
-    (["--pipeline.datamanager.context-pairs", "0"], "context-pairs 0: give 1 or more"),
-    (["--pipeline.datamanager.context-pairs", "-1"], "context-pairs -1: give 1 or more"),
-    (["--pipeline.datamanager.context-pairs", "auto", "--pipeline.datamanager.max-baseline-to-depth", "-1"],
-     "max-baseline-to-depth -1: give a positive share"),
-    (["--pipeline.datamanager.context-pairs", "2", "--pipeline.model.fusion-depth-tolerance", "0"],
-     "fusion-depth-tolerance 0: give a finite positive"),
-    (["--pipeline.datamanager.context-pairs", "2", "--pipeline.model.fusion-depth-tolerance", "nan"],
-     "fusion-depth-tolerance nan: give a finite positive"),
-    (["--pipeline.datamanager.context-pairs", "2", "--pipeline.model.fusion-depth-tolerance", "inf"],
-     "fusion-depth-tolerance inf: give a finite positive"),
-])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--pipeline.datamanager.context-views", "0", "5", "--pipeline.datamanager.context-pairs", "2"], "not both"),
+        (["--pipeline.datamanager.context-pairs", "0"], "context-pairs 0: give 1 or more"),
+        (["--pipeline.datamanager.context-pairs", "-1"], "context-pairs -1: give 1 or more"),
+        (
+            ["--pipeline.datamanager.context-pairs", "auto", "--pipeline.datamanager.max-baseline-to-depth", "-1"],
+            "max-baseline-to-depth -1: give a positive share",
+        ),
+        (
+            ["--pipeline.datamanager.context-pairs", "2", "--pipeline.model.fusion-depth-tolerance", "0"],
+            "fusion-depth-tolerance 0: give a finite positive",
+        ),
+        (
+            ["--pipeline.datamanager.context-pairs", "2", "--pipeline.model.fusion-depth-tolerance", "nan"],
+            "fusion-depth-tolerance nan: give a finite positive",
+        ),
+        (
+            ["--pipeline.datamanager.context-pairs", "2", "--pipeline.model.fusion-depth-tolerance", "inf"],
+            "fusion-depth-tolerance inf: give a finite positive",
+        ),
+    ],
+)
 def test_context_group_flags_no_scene_can_have_are_refused(flags, message, tmp_path):
-    result = ns("ns-train", "pixelsplat", "--data", SAMPLE, "--output-dir", tmp_path / "outputs", "--vis",
-                "tensorboard", *flags, cwd=tmp_path, check=False)
+    result = ns(
+        "ns-train",
+        "pixelsplat",
+        "--data",
+        SAMPLE,
+        "--output-dir",
+        tmp_path / "outputs",
+        "--vis",
+        "tensorboard",
+        *flags,
+        cwd=tmp_path,
+        check=False,
+    )
     output = result.stdout + result.stderr
     assert result.returncode != 0 and message in " ".join(output.split()), output[-2000:]
     assert "Traceback" not in output
@@ -279,7 +329,9 @@ def test_triangulated_features_give_the_true_depth():
         truth = views[0][1][points[:, 1].astype(int), points[:, 0].astype(int)]
         ratio = depths[0] / truth
         assert abs(float(np.median(ratio)) - 1) < 0.05, ratio
-        assert median_depth([(images, cameras * torch.tensor([1, 1, 1, 1000.0]), pixels)]) > 100  # scales with the scene
+        assert (
+            median_depth([(images, cameras * torch.tensor([1, 1, 1, 1000.0]), pixels)]) > 100
+        )  # scales with the scene
         assert median_depth([([images[0], images[0]], cameras[[0, 0]], pixels)]) is None  # no baseline: no depth
 
 

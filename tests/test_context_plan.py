@@ -71,16 +71,21 @@ def test_given_views_keep_their_order_and_are_checked():
     assert plan_context(walk(5), names(5), options(views=(0, 2, 4)), views_per_group=2).groups == ((0, 2, 4),)
     for bad in [(0, 7), (1, 1), (2,), (-1, 2)]:
         flag = " ".join(map(str, bad))
-        with pytest.raises(ContextError, match=f"context-views {flag}: give two \\(or more\\) different indices of "
-                                               "training images, 0 to 4"):
+        with pytest.raises(
+            ContextError,
+            match=f"context-views {flag}: give two \\(or more\\) different indices of training images, 0 to 4",
+        ):
             plan_context(walk(5), names(5), options(views=bad), 2)
 
 
 def test_n_groups_follow_the_capture_with_the_encoders_views_per_group():
     plan = plan_context(walk(10), names(10), options(pairs=3), views_per_group=2)
     assert plan.groups == ((0, 3), (3, 6), (6, 9)) and plan.views == (0, 3, 6, 9) and not plan.given
-    assert plan.messages == (PlanMessage("pixelsplat context groups: (0 3), (3 6), (6 9) (of the training views; "
-                                         "v0.png, v3.png, v6.png, v9.png)"),)
+    assert plan.messages == (
+        PlanMessage(
+            "pixelsplat context groups: (0 3), (3 6), (6 9) (of the training views; v0.png, v3.png, v6.png, v9.png)"
+        ),
+    )
     triples = plan_context(walk(10), names(10), options(pairs=2), views_per_group=3)
     assert triples.groups == ((0, 2, 4), (4, 7, 9))
     with pytest.raises(ContextError, match="take 11 training views"):
@@ -92,15 +97,20 @@ def test_auto_spaces_its_groups_by_the_given_depth():
     near = plan_context(cameras, names(13), options(pairs="auto", ratio=0.4), 2, SceneDepth(10.0, triangulated=True))
     assert near.groups == ((0, 4), (4, 8), (8, 12))  # at most 0.4 x 10 = 4 apart
     assert near.messages == (
-        PlanMessage("pixelsplat context-pairs auto: the scene's median depth is 10 (triangulated from features "
-                    "matched along the capture), so groups at most 4 apart (max-baseline-to-depth 0.4): 3 group(s)"),
-        PlanMessage("pixelsplat context groups: (0 4), (4 8), (8 12) (of the training views; v0.png, v4.png, "
-                    "v8.png, v12.png)"),
+        PlanMessage(
+            "pixelsplat context-pairs auto: the scene's median depth is 10 (triangulated from features "
+            "matched along the capture), so groups at most 4 apart (max-baseline-to-depth 0.4): 3 group(s)"
+        ),
+        PlanMessage(
+            "pixelsplat context groups: (0 4), (4 8), (8 12) (of the training views; v0.png, v4.png, v8.png, v12.png)"
+        ),
     )
     far = plan_context(cameras, names(13), options(pairs="auto", ratio=0.4), 2, SceneDepth(100.0, triangulated=False))
     assert far.groups == ((0, 12),)  # the same cameras, a deeper scene: one pair
-    assert "is 100 (predicted by the encoder: too few features to triangulate), so groups at most 40 apart" in \
-        far.messages[0].text
+    assert (
+        "is 100 (predicted by the encoder: too few features to triangulate), so groups at most 40 apart"
+        in far.messages[0].text
+    )
     with pytest.raises(ValueError, match="scene's depth"):
         plan_context(cameras, names(13), options(pairs="auto"), 2)
 
@@ -110,9 +120,12 @@ def test_auto_warns_first_when_no_split_is_usable():
     plan = plan_context(cameras, names(6), options(pairs="auto"), 2, SceneDepth(10.0, triangulated=True))
     assert plan.groups == tuple((i, i + 1) for i in range(5))
     warning, depth, groups = plan.messages
-    assert warning == PlanMessage("context-pairs auto: no split of the capture keeps every group's views within 30 "
-                                  "degrees and 3 apart; using the densest, 5 groups of neighbouring views. Give "
-                                  "--pipeline.datamanager.context-pairs N to choose", warning=True)
+    assert warning == PlanMessage(
+        "context-pairs auto: no split of the capture keeps every group's views within 30 "
+        "degrees and 3 apart; using the densest, 5 groups of neighbouring views. Give "
+        "--pipeline.datamanager.context-pairs N to choose",
+        warning=True,
+    )
     assert not depth.warning and not groups.warning and groups.text.startswith("pixelsplat context groups: (0 1)")
 
 
@@ -126,19 +139,23 @@ def test_the_plan_is_a_pure_function_of_its_inputs():
     with pytest.raises(dataclasses.FrozenInstanceError):
         first.groups = ((0, 1),)
     # scene_depth is read only where the options need it.
-    assert plan_context(cameras, names(13), options(pairs=2), 2, depth) == \
-        plan_context(cameras, names(13), options(pairs=2), 2)
+    assert plan_context(cameras, names(13), options(pairs=2), 2, depth) == plan_context(
+        cameras, names(13), options(pairs=2), 2
+    )
     with pytest.raises(ValueError, match="one name per camera"):
         plan_context(cameras, names(12), options(), 2)
 
 
-@pytest.mark.parametrize("flags, message", [
-    (dict(pairs=0), "context-pairs 0: give 1 or more"),
-    (dict(pairs=-1), "context-pairs -1: give 1 or more"),
-    (dict(views=(0, 5), pairs=2), "not both"),
-    (dict(pairs="auto", ratio=-1.0), "max-baseline-to-depth -1: give a positive share"),
-    (dict(ratio=float("nan")), "max-baseline-to-depth nan: give a positive share"),
-])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (dict(pairs=0), "context-pairs 0: give 1 or more"),
+        (dict(pairs=-1), "context-pairs -1: give 1 or more"),
+        (dict(views=(0, 5), pairs=2), "not both"),
+        (dict(pairs="auto", ratio=-1.0), "max-baseline-to-depth -1: give a positive share"),
+        (dict(ratio=float("nan")), "max-baseline-to-depth nan: give a positive share"),
+    ],
+)
 def test_options_no_scene_can_have_are_refused(flags, message):
     with pytest.raises(ContextError, match=message):
         options(**flags)
@@ -189,8 +206,11 @@ def count_calls(monkeypatch, function) -> list:
         calls.append(args)
         return function(*args, **kwargs)
 
-    holders = [m for name, m in sys.modules.items()
-               if name.startswith("pixelsplat_ns") and getattr(m, function.__name__, None) is function]
+    holders = [
+        m
+        for name, m in sys.modules.items()
+        if name.startswith("pixelsplat_ns") and getattr(m, function.__name__, None) is function
+    ]
     assert holders, f"nothing holds {function.__name__}"
     for module in holders:
         monkeypatch.setattr(module, function.__name__, counting)
@@ -203,10 +223,13 @@ def test_ns_train_chooses_the_context_once_and_hands_the_plan_over(flags, monkey
     choices = [count_calls(monkeypatch, f) for f in (choose_context_views, context_groups.choose_context_groups)]
     handed = []
     take = PixelSplatDataManager.use_context_plan
-    monkeypatch.setattr(PixelSplatDataManager, "use_context_plan",
-                        lambda self, plan: (handed.append(plan), take(self, plan))[1])
-    config = PixelSplatPipelineConfig(datamanager=PixelSplatDataManagerConfig(data=SAMPLE, **flags),
-                                      model=PixelSplatModelConfig(context_short_side=64))
+    monkeypatch.setattr(
+        PixelSplatDataManager, "use_context_plan", lambda self, plan: (handed.append(plan), take(self, plan))[1]
+    )
+    config = PixelSplatPipelineConfig(
+        datamanager=PixelSplatDataManagerConfig(data=SAMPLE, **flags),
+        model=PixelSplatModelConfig(context_short_side=64),
+    )
     pipeline = config.setup(device="cpu", test_mode="val")  # what ns-train builds: the scene is predicted
     assert len(plans) == 1, "one plan per run"
     assert sum(len(c) for c in choices) == 1, "the views are chosen once, by the plan"
@@ -225,7 +248,8 @@ def test_ns_train_chooses_the_context_once_and_hands_the_plan_over(flags, monkey
 def test_the_tools_that_load_a_run_choose_nothing(monkeypatch):
     plans = count_calls(monkeypatch, context_plan.plan_context)
     choices = [count_calls(monkeypatch, f) for f in (choose_context_views, context_groups.choose_context_groups)]
-    config = PixelSplatPipelineConfig(datamanager=PixelSplatDataManagerConfig(data=SAMPLE),
-                                      model=PixelSplatModelConfig(context_short_side=64))
+    config = PixelSplatPipelineConfig(
+        datamanager=PixelSplatDataManagerConfig(data=SAMPLE), model=PixelSplatModelConfig(context_short_side=64)
+    )
     pipeline = config.setup(device="cpu", test_mode="test")  # as ns-eval, ns-viewer, ns-export build it
     assert not plans and not any(choices) and pipeline.datamanager.context_indices == ()

@@ -6,11 +6,12 @@ import sys
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers.scenes import cameras
 
-from pixelsplat_ns.encoder import ComputeOptions, PixelSplatEncoder, tiny
+from helpers.scenes import cameras
 from pixelsplat_ns.core.views import Views
+from pixelsplat_ns.encoder import ComputeOptions, PixelSplatEncoder, tiny
 from pixelsplat_ns.encoder.backbone import Backbone, upsample_and_sum
+from pixelsplat_ns.fast_routes.derived_weights import DerivedWeights
 from pixelsplat_ns.fast_routes.layers import (
     MIN_FOURIER_SIDE,
     MIN_ROWS_FOR_CONVOLUTION,
@@ -20,7 +21,6 @@ from pixelsplat_ns.fast_routes.layers import (
     kernel_spectrum,
     linear,
 )
-from pixelsplat_ns.fast_routes.derived_weights import DerivedWeights
 from pixelsplat_ns.fast_routes.upsampling_numba import upsample_and_sum_numba
 
 
@@ -73,7 +73,9 @@ def test_linear_module_keeps_nn_linear_state_dict_and_can_use_torch_default():
     assert close(fast, module(x))
 
 
-@pytest.mark.parametrize("size, kernel, batch", [((64, 64), 7, 2), ((45, 70), 7, 1), ((40, 33), 5, 3), ((26, 26), 7, 1)])
+@pytest.mark.parametrize(
+    "size, kernel, batch", [((64, 64), 7, 2), ((45, 70), 7, 1), ((40, 33), 5, 3), ((26, 26), 7, 1)]
+)
 def test_fourier_convolution_equals_direct_convolution(size, kernel, batch):
     torch.manual_seed(0)
     x = torch.randn(batch, 12, *size)

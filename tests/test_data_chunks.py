@@ -4,8 +4,8 @@ import json
 
 import pytest
 import torch
-from helpers.chunks import plain_scene, write_split
 
+from helpers.chunks import plain_scene, write_split
 from pixelsplat_ns.data import ChunkFormatError, ChunkWriter, read_chunk, read_index
 from pixelsplat_ns.data.chunks import write_chunk
 
@@ -35,8 +35,11 @@ def test_writer_packs_by_size_and_rejects_duplicates(tmp_path):
             writer.add(plain_scene(key, 4))
         with pytest.raises(ValueError, match="duplicate scene key 'a'"):
             writer.add(plain_scene("a", 4))
-    assert sorted(p.name for p in (tmp_path / "test").glob("*.torch")) == ["000000.torch", "000001.torch",
-                                                                          "000002.torch"]
+    assert sorted(p.name for p in (tmp_path / "test").glob("*.torch")) == [
+        "000000.torch",
+        "000001.torch",
+        "000002.torch",
+    ]
 
 
 def test_writer_never_replaces_existing_output_without_flag(tmp_path):

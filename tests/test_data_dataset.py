@@ -6,9 +6,9 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
-from helpers.chunks import marker_centroid, marker_scene, plain_scene, project_pixels, walk, write_split
 from torch.utils.data import DataLoader
 
+from helpers.chunks import marker_centroid, marker_scene, plain_scene, project_pixels, walk, write_split
 from pixelsplat_ns.data import (
     BoundedSamplerConfig,
     BoundedViewSampler,
@@ -18,8 +18,9 @@ from pixelsplat_ns.data import (
     SkipReason,
 )
 
-SMALL_GAP = BoundedSamplerConfig(num_target_views=2, min_distance_between_context_views=3,
-                                 max_distance_between_context_views=5, warm_up_steps=0)
+SMALL_GAP = BoundedSamplerConfig(
+    num_target_views=2, min_distance_between_context_views=3, max_distance_between_context_views=5, warm_up_steps=0
+)
 
 
 def dataset(root, sampler=None, **overrides):
@@ -46,11 +47,27 @@ def test_every_skip_reason_is_counted_and_the_epoch_goes_on(tmp_path, caplog):
     data = dataset(tmp_path, shuffle=False, augment=False)
     keys = [example["scene"] for example in data]
     assert keys == ["good"]
-    assert data.skips.counts == Counter({reason: 1 for reason in (
-        SkipReason.FOV_TOO_WIDE, SkipReason.TOO_FEW_FRAMES, SkipReason.NEAR_ZERO_BASELINE,
-        SkipReason.UNDECODABLE_FRAME, SkipReason.INVALID_CAMERAS, SkipReason.UNREADABLE_CHUNK)})
-    for text in ("'wide': field of view too wide: 118", "'short': too few frames", "'static': near-zero baseline",
-                 "'undecodable': undecodable frame", "'nan': invalid cameras", "000002.torch"):
+    assert data.skips.counts == Counter(
+        {
+            reason: 1
+            for reason in (
+                SkipReason.FOV_TOO_WIDE,
+                SkipReason.TOO_FEW_FRAMES,
+                SkipReason.NEAR_ZERO_BASELINE,
+                SkipReason.UNDECODABLE_FRAME,
+                SkipReason.INVALID_CAMERAS,
+                SkipReason.UNREADABLE_CHUNK,
+            )
+        }
+    )
+    for text in (
+        "'wide': field of view too wide: 118",
+        "'short': too few frames",
+        "'static': near-zero baseline",
+        "'undecodable': undecodable frame",
+        "'nan': invalid cameras",
+        "000002.torch",
+    ):
         assert text in caplog.text
 
     index = {"good": {"context": [0, 4], "target": [2]}, "wide": None}
@@ -84,8 +101,11 @@ def shard_keys(root, rank, world_size, workers):
 def test_ranks_and_workers_share_the_scenes_exactly(tmp_path, chunks):
     keys = [f"s{i:02d}" for i in range(12)]
     per_chunk = len(keys) // chunks
-    write_split(tmp_path, "train", [[plain_scene(k, 6) for k in keys[i:i + per_chunk]]
-                                    for i in range(0, len(keys), per_chunk)])
+    write_split(
+        tmp_path,
+        "train",
+        [[plain_scene(k, 6) for k in keys[i : i + per_chunk]] for i in range(0, len(keys), per_chunk)],
+    )
     shards = [shard_keys(tmp_path, rank, 2, 2) for rank in range(2)]
     assert sorted(shards[0] + shards[1]) == keys
     assert shards[0] and shards[1]
@@ -134,8 +154,9 @@ def test_flip_augmentation_keeps_views_consistent(tmp_path):
                 flipped = np.sign(views.extrinsics[view, 0, 1].item()) != np.sign(original[0, 1])
                 scale = np.linalg.norm(original[:3, 3]) / views.extrinsics[view, :3, 3].norm().item()
                 target = point / scale * (np.array([-1.0, 1.0, 1.0]) if flipped else 1.0)
-                expected = project_pixels(target, views.extrinsics[view].double().numpy(),
-                                          views.intrinsics[view].double().numpy(), 96, 96)
+                expected = project_pixels(
+                    target, views.extrinsics[view].double().numpy(), views.intrinsics[view].double().numpy(), 96, 96
+                )
                 assert np.abs(marker_centroid(views.images[view]) - expected).max() < 0.25
                 flips.append(flipped)
     assert any(flips) and not all(flips)

@@ -4,8 +4,8 @@ import json
 
 import pytest
 import torch
-from helpers.chunks import plain_scene, reference_file, write_split
 
+from helpers.chunks import plain_scene, reference_file, write_split
 from pixelsplat_ns.data import (
     BoundedSamplerConfig,
     BoundedViewSampler,
@@ -31,7 +31,9 @@ def gaps(sampler, num_frames=200, draws=200, step=0):
 
 @pytest.mark.parametrize("step, gap", [(0, 25), (30_000, 29), (75_000, 35), (149_999, 44), (150_000, 45), (10**6, 45)])
 def test_paper_gap_warms_up_from_25_to_45(step, gap):
-    assert gaps(BoundedViewSampler(BoundedSamplerConfig()), step=step) == {gap}  # 25 + int(20 * step / 150000), capped at 45
+    assert gaps(BoundedViewSampler(BoundedSamplerConfig()), step=step) == {
+        gap
+    }  # 25 + int(20 * step / 150000), capped at 45
 
 
 def test_paper_defaults():
@@ -42,9 +44,14 @@ def test_paper_defaults():
 
 
 def test_gap_range_targets_and_extra_context_views():
-    config = BoundedSamplerConfig(num_context_views=3, num_target_views=6, min_distance_between_context_views=4,
-                                  max_distance_between_context_views=9, min_distance_to_context_views=2,
-                                  warm_up_steps=0)
+    config = BoundedSamplerConfig(
+        num_context_views=3,
+        num_target_views=6,
+        min_distance_between_context_views=4,
+        max_distance_between_context_views=9,
+        min_distance_to_context_views=2,
+        warm_up_steps=0,
+    )
     sampler = BoundedViewSampler(config)
     assert gaps(sampler) == set(range(4, 10))
     generator = torch.Generator().manual_seed(1)
@@ -121,12 +128,19 @@ def test_warm_up_follows_the_step_of_each_batch_in_loader_workers(tmp_path):
     from pixelsplat_ns.data import ChunkDataset, ChunkDatasetConfig
 
     write_split(tmp_path, "train", [[plain_scene(f"s{i}", 40) for i in range(4)]])
-    sampler = BoundedViewSampler(BoundedSamplerConfig(
-        num_target_views=1, warm_up_steps=10, initial_min_distance_between_context_views=5,
-        initial_max_distance_between_context_views=5, min_distance_between_context_views=35,
-        max_distance_between_context_views=35))
-    data = ChunkDataset(ChunkDatasetConfig(roots=[tmp_path], image_shape=(16, 16), repeat=True, augment=False), sampler,
-                        batch_size=2)
+    sampler = BoundedViewSampler(
+        BoundedSamplerConfig(
+            num_target_views=1,
+            warm_up_steps=10,
+            initial_min_distance_between_context_views=5,
+            initial_max_distance_between_context_views=5,
+            min_distance_between_context_views=35,
+            max_distance_between_context_views=35,
+        )
+    )
+    data = ChunkDataset(
+        ChunkDatasetConfig(roots=[tmp_path], image_shape=(16, 16), repeat=True, augment=False), sampler, batch_size=2
+    )
     loader = iter(DataLoader(data, batch_size=2, num_workers=2, persistent_workers=True))
     for step in range(12):
         indices = next(loader)["context"].index

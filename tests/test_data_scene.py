@@ -3,15 +3,15 @@
 import numpy as np
 import pytest
 import torch
-from helpers.chunks import marker_centroid, marker_scene, plain_scene, project_pixels, walk, write_split
 from PIL import Image
 
-from pixelsplat_ns.core.conventions import convert_c2w_opengl_opencv
-from pixelsplat_ns.data import load_scene
-from pixelsplat_ns.data.cameras import decode_chunk_cameras, mirror_cameras
+from helpers.chunks import marker_centroid, marker_scene, plain_scene, project_pixels, walk, write_split
 from pixelsplat_ns.core.bounds import near_far
+from pixelsplat_ns.core.conventions import convert_c2w_opengl_opencv
 from pixelsplat_ns.core.crop import resize_and_crop
 from pixelsplat_ns.core.geometry import field_of_view
+from pixelsplat_ns.data import load_scene
+from pixelsplat_ns.data.cameras import decode_chunk_cameras, mirror_cameras
 
 POINT = np.array([0.4, 0.1, 3.0])
 # A portrait 300x400 frame with its principal point far from the centre.
@@ -32,8 +32,9 @@ def test_point_projects_onto_its_marker(marker_root, shape):
     assert scene.images.shape == (2, 3, *shape)
     assert scene.images.dtype == torch.float32 and 0 <= scene.images.min() and scene.images.max() <= 1
     for view in range(2):
-        expected = project_pixels(POINT, scene.extrinsics[view].double().numpy(),
-                                  scene.intrinsics[view].double().numpy(), shape[1], shape[0])
+        expected = project_pixels(
+            POINT, scene.extrinsics[view].double().numpy(), scene.intrinsics[view].double().numpy(), shape[1], shape[0]
+        )
         found = marker_centroid(scene.images[view])
         assert np.abs(found - expected).max() < 0.2, (shape, view, found, expected)
 
@@ -45,8 +46,7 @@ def test_official_crop_intrinsics_are_off_for_an_off_centre_principal_point(mark
     assert torch.equal(official.images, exact.images)
     assert official.intrinsics[0, 1, 2] == pytest.approx(0.61)  # official: cy unchanged
     expected_shift = ((0.61 - 0.5) * (171 - 128) + 0.5) / 128  # off-centre error plus the odd margin's half pixel
-    assert (exact.intrinsics[0, 1, 2] - official.intrinsics[0, 1, 2]).item() == pytest.approx(
-        expected_shift, abs=1e-5)
+    assert (exact.intrinsics[0, 1, 2] - official.intrinsics[0, 1, 2]).item() == pytest.approx(expected_shift, abs=1e-5)
 
 
 def test_exact_and_official_crop_agree_on_centred_principal_points():
@@ -83,8 +83,13 @@ def test_baseline_normalization_scales_the_world(marker_root):
     assert torch.allclose(scaled.extrinsics[:, :3, 3] * baseline, raw.extrinsics[:, :3, 3], atol=1e-5)
     assert torch.allclose(scaled.near * baseline, raw.near) and torch.allclose(scaled.far * baseline, raw.far)
     for view in range(2):  # the marker's point, scaled alike, still lands on the marker
-        expected = project_pixels(POINT / baseline.item(), scaled.extrinsics[view].double().numpy(),
-                                  scaled.intrinsics[view].double().numpy(), 256, 256)
+        expected = project_pixels(
+            POINT / baseline.item(),
+            scaled.extrinsics[view].double().numpy(),
+            scaled.intrinsics[view].double().numpy(),
+            256,
+            256,
+        )
         assert np.abs(marker_centroid(scaled.images[view]) - expected).max() < 0.2
 
 
@@ -105,7 +110,9 @@ def test_camera_conventions():
     c2w_gl[:3, 3] = torch.tensor([1.0, 2.0, 3.0])
     c2w_cv = convert_c2w_opengl_opencv(c2w_gl)
     # An OpenGL camera looks down -z with +y up; in OpenCV the same camera's +z column is world -z.
-    assert torch.equal(c2w_cv[:3, 2], torch.tensor([0.0, 0.0, -1.0])) and torch.equal(c2w_cv[:3, 1], torch.tensor([0.0, -1.0, 0.0]))
+    assert torch.equal(c2w_cv[:3, 2], torch.tensor([0.0, 0.0, -1.0])) and torch.equal(
+        c2w_cv[:3, 1], torch.tensor([0.0, -1.0, 0.0])
+    )
     assert torch.equal(convert_c2w_opengl_opencv(c2w_cv), c2w_gl)
     # Chunk rows hold the world-to-camera matrix.
     scene = plain_scene("p", 2)

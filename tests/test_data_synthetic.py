@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 import torch
-from helpers.chunks import write_split
 
+from helpers.chunks import write_split
 from pixelsplat_ns.data import load_scene, read_chunk, read_evaluation_index, read_index
 from pixelsplat_ns.data.synthetic import (
     Box,
@@ -48,7 +48,8 @@ def test_dataset_layout_is_deterministic_and_in_the_official_format(tmp_path):
         assert 0 <= left < right < frames and len(set(entry.target)) == 3
         assert all(left < t < right for t in entry.target)
     assert json.loads((tmp_path / "a" / "evaluation_index.json").read_text()) == json.loads(
-        (tmp_path / "b" / "evaluation_index.json").read_text())
+        (tmp_path / "b" / "evaluation_index.json").read_text()
+    )
 
 
 def test_intrinsics_are_realestate10k_like():
@@ -142,9 +143,12 @@ def test_make_sample_scene_refuses_what_it_cannot_write_in_one_line(tmp_path):
     (tmp_path / "a_file").write_text("mine")
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "notes.txt").write_text("mine")
-    for out, message in ((tmp_path / "a_file", "exists and is not a folder"),
-                         (tmp_path / "full", "is not empty; choose another folder or pass --overwrite")):
-        result = subprocess.run([sys.executable, str(script), "--out", str(out), "--frames", "2"],
-                                capture_output=True, text=True)
+    for out, message in (
+        (tmp_path / "a_file", "exists and is not a folder"),
+        (tmp_path / "full", "is not empty; choose another folder or pass --overwrite"),
+    ):
+        result = subprocess.run(
+            [sys.executable, str(script), "--out", str(out), "--frames", "2"], capture_output=True, text=True
+        )
         assert result.returncode != 0 and message in result.stderr and "Traceback" not in result.stderr
     assert (tmp_path / "a_file").read_text() == "mine" and (tmp_path / "full" / "notes.txt").read_text() == "mine"

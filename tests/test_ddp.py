@@ -20,12 +20,19 @@ pytestmark = pytest.mark.e2e
 
 
 def small_pipeline(data) -> PretrainPipelineConfig:
-    gap = dict(min_distance_between_context_views=8, max_distance_between_context_views=8,
-               initial_min_distance_between_context_views=8, initial_max_distance_between_context_views=8)
+    gap = dict(
+        min_distance_between_context_views=8,
+        max_distance_between_context_views=8,
+        initial_min_distance_between_context_views=8,
+        initial_max_distance_between_context_views=8,
+    )
     return PretrainPipelineConfig(
         datamanager=PretrainDataManagerConfig(
-            data=data, dataset=ChunkDatasetConfig(repeat=True, image_shape=(32, 32)),
-            sampler=BoundedSamplerConfig(num_target_views=2, warm_up_steps=0, **gap), batch_size=1, num_workers=0,
+            data=data,
+            dataset=ChunkDatasetConfig(repeat=True, image_shape=(32, 32)),
+            sampler=BoundedSamplerConfig(num_target_views=2, warm_up_steps=0, **gap),
+            batch_size=1,
+            num_workers=0,
         ),
         model=PretrainModelConfig(encoder=tiny(), loss=LossConfig(lpips_weight=0.0)),
     )
@@ -57,8 +64,14 @@ def train_rank(rank: int, world_size: int, data: str, port: int, out: str) -> No
     gathered = [torch.zeros_like(final) for _ in range(world_size)]
     dist.all_gather(gathered, final)
     with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
-        json.dump({"scenes": scenes, "max_difference": max(float((g - final).abs().max()) for g in gathered),
-                   "moved": float((final - initial).abs().max())}, f)
+        json.dump(
+            {
+                "scenes": scenes,
+                "max_difference": max(float((g - final).abs().max()) for g in gathered),
+                "moved": float((final - initial).abs().max()),
+            },
+            f,
+        )
     dist.destroy_process_group()
 
 

@@ -6,8 +6,8 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
-from pixelsplat_ns.encoder import PixelSplatEncoder, paper, tiny
 from pixelsplat_ns.core.views import Views
+from pixelsplat_ns.encoder import PixelSplatEncoder, paper, tiny
 from pixelsplat_ns.encoder.official_sh import official_sh_to_gsplat
 from pixelsplat_ns.pretraining.datamanager import loader_options
 from pixelsplat_ns.pretraining.loss import LossConfig, pretraining_loss
@@ -36,9 +36,13 @@ class MixedDevices(TorchDispatchMode):
 def meta_context(size: int) -> Views:
     """Context views on the meta device: shapes without data, so nothing runs and no memory is taken."""
     b, v = 1, 2
-    return Views(torch.empty(b, v, 3, size, size, device="meta"), torch.eye(4, device="meta").repeat(b, v, 1, 1),
-                 torch.eye(3, device="meta").repeat(b, v, 1, 1), torch.ones(b, v, device="meta"),
-                 torch.full((b, v), 10.0, device="meta"))
+    return Views(
+        torch.empty(b, v, 3, size, size, device="meta"),
+        torch.eye(4, device="meta").repeat(b, v, 1, 1),
+        torch.eye(3, device="meta").repeat(b, v, 1, 1),
+        torch.ones(b, v, device="meta"),
+        torch.full((b, v), 10.0, device="meta"),
+    )
 
 
 def test_the_detector_catches_a_tensor_made_on_the_cpu():
@@ -86,7 +90,9 @@ def test_the_training_loss_renders_in_float32_under_autocast(monkeypatch):
     extrinsics = torch.eye(4).repeat(1, 2, 1, 1)
     extrinsics[0, 1, 0, 3] = 0.3
     intrinsics = torch.tensor([[0.8, 0, 0.5], [0, 0.8, 0.5], [0, 0, 1.0]]).repeat(1, 2, 1, 1)
-    views = Views(torch.rand(1, 2, 3, 32, 32), extrinsics, intrinsics, torch.full((1, 2), 0.5), torch.full((1, 2), 20.0))
+    views = Views(
+        torch.rand(1, 2, 3, 32, 32), extrinsics, intrinsics, torch.full((1, 2), 0.5), torch.full((1, 2), 20.0)
+    )
     with torch.autocast("cpu", dtype=torch.bfloat16):
         losses, rendered = pretraining_loss(encoder, {"context": views, "target": views}, 0, LossConfig(lpips_weight=0))
     losses["mse"].backward()

@@ -2,13 +2,13 @@
 
 import pytest
 import torch
-from helpers.scenes import cameras
 
-from pixelsplat_ns.encoder import ComputeOptions, PixelSplatEncoder, ablation, paper, tiny
+from helpers.scenes import cameras
+from pixelsplat_ns.core.geometry import project_camera_points
 from pixelsplat_ns.core.views import Views
+from pixelsplat_ns.encoder import ComputeOptions, PixelSplatEncoder, ablation, paper, tiny
 from pixelsplat_ns.encoder.depth import DepthPredictor, relative_disparity_to_depth, sample_bins
 from pixelsplat_ns.encoder.official_sh import official_sh_to_gsplat
-from pixelsplat_ns.core.geometry import project_camera_points
 from pixelsplat_ns.render.spherical_harmonics import sh_basis, sh_rotation_matrix
 
 
@@ -67,7 +67,9 @@ def test_depth_bins_are_uniform_in_disparity():
 
 def test_stochastic_bins_follow_the_pdf():
     pdf = torch.softmax(torch.randn(8), dim=0)
-    index, probability = sample_bins(pdf.expand(20000, 8), 3, deterministic=False, generator=torch.Generator().manual_seed(0))
+    index, probability = sample_bins(
+        pdf.expand(20000, 8), 3, deterministic=False, generator=torch.Generator().manual_seed(0)
+    )
     frequencies = torch.bincount(index.flatten(), minlength=8) / index.numel()
     torch.testing.assert_close(frequencies, pdf, atol=0.01, rtol=0)
     torch.testing.assert_close(probability, pdf[index])
@@ -79,7 +81,9 @@ def test_pdf_learns_through_opacity_and_offsets_through_depth():
     predictor = DepthPredictor(8, 4)
     features = torch.randn(1, 2, 10, 8)
     logits = {}
-    predictor.projection.register_forward_hook(lambda module, inputs, output: logits.update(raw=output) or output.retain_grad())
+    predictor.projection.register_forward_hook(
+        lambda module, inputs, output: logits.update(raw=output) or output.retain_grad()
+    )
     near, far = torch.full((1, 2), 1.0), torch.full((1, 2), 10.0)
 
     depths, _ = predictor(features, near, far, 3, deterministic=False, generator=torch.Generator().manual_seed(1))
@@ -88,7 +92,9 @@ def test_pdf_learns_through_opacity_and_offsets_through_depth():
     assert grad[..., 0::2].abs().max() == 0, "depths must not send gradients to the pdf logits"
     assert grad[..., 1::2].abs().max() > 0
 
-    _, probabilities = predictor(features, near, far, 3, deterministic=False, generator=torch.Generator().manual_seed(1))
+    _, probabilities = predictor(
+        features, near, far, 3, deterministic=False, generator=torch.Generator().manual_seed(1)
+    )
     probabilities.sum().backward()
     grad = logits["raw"].grad
     assert grad[..., 1::2].abs().max() == 0, "opacities must not send gradients to the offsets"
@@ -115,7 +121,9 @@ def test_colours_match_the_official_e3nn_rotation_and_permuted_renderer():
     rotation = rotation * torch.sign(torch.det(rotation))
     camera_coefficients = torch.randn(25, dtype=torch.float64)
     angles = e3nn.matrix_to_angles(rotation)
-    world = torch.cat([e3nn.wigner_D(l, *angles).double() @ camera_coefficients[l * l : (l + 1) ** 2] for l in range(5)])
+    world = torch.cat(
+        [e3nn.wigner_D(l, *angles).double() @ camera_coefficients[l * l : (l + 1) ** 2] for l in range(5)]
+    )
     directions = torch.nn.functional.normalize(torch.randn(200, 3, dtype=torch.float64), dim=-1)
     permuted = directions[:, [2, 0, 1]]
     official = sh_basis(4, permuted) @ world
@@ -125,7 +133,13 @@ def test_colours_match_the_official_e3nn_rotation_and_permuted_renderer():
 
 @pytest.mark.parametrize(
     "preset, variant",
-    [("paper", "none"), ("tiny", "none"), ("tiny", "no_epipolar"), ("tiny", "no_depth_encoding"), ("tiny", "no_sampling")],
+    [
+        ("paper", "none"),
+        ("tiny", "none"),
+        ("tiny", "no_epipolar"),
+        ("tiny", "no_depth_encoding"),
+        ("tiny", "no_sampling"),
+    ],
 )
 def test_exact_rewrites_equal_the_straightforward_path(preset, variant):
     """Ours (exact rewrites, the CPU routes) against the official arithmetic on torch's default kernels.
@@ -168,7 +182,10 @@ def test_three_context_views_use_view_embeddings():
         (dict(images=(torch.rand(1, 2, 3, 32, 32) * 255).to(torch.uint8)), "floating point.*divide 8-bit images"),
         (dict(images=torch.rand(1, 2, 3, 32, 32) * 255), r"in \[0, 1\].*divide them by 255"),
         (dict(images=torch.rand(1, 2, 3, 32, 32) - 0.5), r"in \[0, 1\]"),
-        (dict(images=torch.rand(1, 2, 3, 32, 32, dtype=torch.float64)), "torch.float64 but the encoder's weights are torch.float32"),
+        (
+            dict(images=torch.rand(1, 2, 3, 32, 32, dtype=torch.float64)),
+            "torch.float64 but the encoder's weights are torch.float32",
+        ),
         (dict(near=torch.full((1, 2), 0.5, dtype=torch.float64)), "near are torch.float64"),
         (dict(images=torch.rand(1, 2, 3, 32, 8)), "e.g. to 32x16"),
         (dict(images=torch.full((1, 2, 3, 32, 32), 1.0011)), r"within 0.001\).*clip them"),

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from pixelsplat_ns.checkpoints import save_converted
+from pixelsplat_ns.core.gaussians import Gaussians
 from pixelsplat_ns.data.synthetic import SyntheticConfig, write_synthetic_dataset
 from pixelsplat_ns.encoder import PixelSplatEncoder, tiny
-from pixelsplat_ns.core.gaussians import Gaussians
-from pixelsplat_ns.checkpoints import save_converted
 from pixelsplat_ns.render import render_gaussians
 
 BIN = Path(sys.executable).parent
@@ -20,8 +20,13 @@ BIN = Path(sys.executable).parent
 @pytest.mark.e2e
 def test_evaluate_script_scores_every_indexed_target(tmp_path):
     data = tmp_path / "data"
-    write_synthetic_dataset(data, num_scenes=4, seed=3, config=SyntheticConfig(height=72, width=128, min_frames=48, max_frames=50),
-                            test_fraction=0.5)
+    write_synthetic_dataset(
+        data,
+        num_scenes=4,
+        seed=3,
+        config=SyntheticConfig(height=72, width=128, min_frames=48, max_frames=50),
+        test_fraction=0.5,
+    )
     index = json.loads((data / "evaluation_index.json").read_text())
     entries = {k: v for k, v in index.items() if v is not None}
     assert entries
@@ -29,9 +34,21 @@ def test_evaluate_script_scores_every_indexed_target(tmp_path):
     config = tiny()
     save_converted(tmp_path / "tiny.pt", config, PixelSplatEncoder(config).state_dict())
     output = tmp_path / "eval.json"
-    command = [str(BIN / "pixelsplat-evaluate"), "--checkpoint", str(tmp_path / "tiny.pt"),
-               "--data", str(data), "--index", str(data / "evaluation_index.json"), "--output-path", str(output),
-               "--image-size", "64", "64", "--skip-lpips"]
+    command = [
+        str(BIN / "pixelsplat-evaluate"),
+        "--checkpoint",
+        str(tmp_path / "tiny.pt"),
+        "--data",
+        str(data),
+        "--index",
+        str(data / "evaluation_index.json"),
+        "--output-path",
+        str(output),
+        "--image-size",
+        "64",
+        "64",
+        "--skip-lpips",
+    ]
     result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "PSNR" in result.stdout
@@ -50,12 +67,19 @@ def test_evaluate_script_scores_every_indexed_target(tmp_path):
 def test_render_gaussians_uses_the_encoder_camera_conventions():
     """A single Gaussian straight ahead of a camera (OpenCV, normalized intrinsics) lands in the centre."""
     gaussians = Gaussians(
-        means=torch.tensor([[[0.0, 0.0, 2.0]]]), covariances=(torch.eye(3) * 0.05**2)[None, None],
-        opacities=torch.tensor([[0.9]]), harmonics=torch.zeros(1, 1, 25, 3),
+        means=torch.tensor([[[0.0, 0.0, 2.0]]]),
+        covariances=(torch.eye(3) * 0.05**2)[None, None],
+        opacities=torch.tensor([[0.9]]),
+        harmonics=torch.zeros(1, 1, 25, 3),
     )
     gaussians.harmonics[..., 0, :] = 0.5 / 0.28209479177387814  # colour 1.0 after gsplat's +0.5
-    image = render_gaussians(gaussians, torch.eye(4)[None, None], torch.tensor([[[[1.0, 0, 0.5], [0, 1.0, 0.5], [0, 0, 1]]]]),
-                             torch.tensor([[1.0]]), (32, 32))
+    image = render_gaussians(
+        gaussians,
+        torch.eye(4)[None, None],
+        torch.tensor([[[[1.0, 0, 0.5], [0, 1.0, 0.5], [0, 0, 1]]]]),
+        torch.tensor([[1.0]]),
+        (32, 32),
+    )
     assert image.shape == (1, 1, 3, 32, 32)
     brightest = divmod(int(image[0, 0, 0].argmax()), 32)
     assert brightest in {(15, 15), (15, 16), (16, 15), (16, 16)}

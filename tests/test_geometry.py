@@ -4,7 +4,13 @@ import math
 
 import torch
 
-from pixelsplat_ns.core.geometry import image_grid, project_camera_points, project_segments, triangulate_depth, world_rays
+from pixelsplat_ns.core.geometry import (
+    image_grid,
+    project_camera_points,
+    project_segments,
+    triangulate_depth,
+    world_rays,
+)
 
 K = torch.tensor([[0.8, 0.0, 0.5], [0.0, 0.8, 0.5], [0.0, 0.0, 1.0]])
 

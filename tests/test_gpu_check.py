@@ -19,9 +19,16 @@ def python(code: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
 
 
 def test_the_library_parts_the_gpu_check_needs_import_without_nerfstudio():
-    modules = ["pixelsplat_ns.render", "pixelsplat_ns.encoder", "pixelsplat_ns.checkpoints",
-               "pixelsplat_ns.pretraining.loss", "pixelsplat_ns.data", "pixelsplat_ns.evaluation",
-               "pixelsplat_ns.metrics", "pixelsplat_ns.synthetic_gaussians"]
+    modules = [
+        "pixelsplat_ns.render",
+        "pixelsplat_ns.encoder",
+        "pixelsplat_ns.checkpoints",
+        "pixelsplat_ns.pretraining.loss",
+        "pixelsplat_ns.data",
+        "pixelsplat_ns.evaluation",
+        "pixelsplat_ns.metrics",
+        "pixelsplat_ns.synthetic_gaussians",
+    ]
     result = python(WITHOUT_NERFSTUDIO + "".join(f"import {m}\n" for m in modules) + "print('imported')")
     assert result.returncode == 0 and "imported" in result.stdout, result.stderr[-3000:]
     # The control: the plugin itself does need nerfstudio, so the block is real.
@@ -38,9 +45,24 @@ def test_the_gpu_check_runs_on_the_cpu_without_nerfstudio(tmp_path):
     (blocker / "nerfstudio.py").write_text("raise ImportError('nerfstudio is not on the GPU machine')\n")
     env = dict(os.environ, PYTHONWARNINGS="ignore", PYTHONPATH=os.pathsep.join([str(blocker), str(ROOT)]))
     out = tmp_path / "out"
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "gpu_check.py"), "--device", "cpu", "--quick",
-                             "--repeats", "2", "--out", str(out)],
-                            capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "gpu_check.py"),
+            "--device",
+            "cpu",
+            "--quick",
+            "--repeats",
+            "2",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=600,
+    )
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     report = json.loads((out / "gpu_check.json").read_text())
     assert report["ok"] and report["environment"]["device"] == "cpu"

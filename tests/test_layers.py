@@ -37,7 +37,9 @@ def imports(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                base = ".".join(
+                    package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else [])
+                )
             found.add(base)
     return {name for name in found if name.startswith("pixelsplat_ns.")}
 
@@ -58,14 +60,20 @@ def arrows() -> list[tuple[str, str, str]]:
 
 
 def test_every_part_sits_on_a_floor():
-    parts = {path.name.removesuffix(".py") for path in PACKAGE.iterdir()
-             if (path.suffix == ".py" and path.name != "__init__.py") or (path / "__init__.py").exists()}
+    parts = {
+        path.name.removesuffix(".py")
+        for path in PACKAGE.iterdir()
+        if (path.suffix == ".py" and path.name != "__init__.py") or (path / "__init__.py").exists()
+    }
     assert parts == set(FLOOR), f"new parts: {sorted(parts - set(FLOOR))}; gone: {sorted(set(FLOOR) - parts)}"
 
 
 def test_no_import_runs_upward_or_sideways():
-    upward = [f"{file} ({own}, floor {FLOOR[own]}) imports {other} (floor {FLOOR[other]})"
-              for file, own, other in arrows() if FLOOR[other] >= FLOOR[own]]
+    upward = [
+        f"{file} ({own}, floor {FLOOR[own]}) imports {other} (floor {FLOOR[other]})"
+        for file, own, other in arrows()
+        if FLOOR[other] >= FLOOR[own]
+    ]
     assert not upward, "\n".join(upward)
 
 

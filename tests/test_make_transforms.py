@@ -13,9 +13,9 @@ import torch
 from PIL import Image
 from scipy.spatial.transform import Rotation
 
+from pixelsplat_ns.cli import process_data
 from pixelsplat_ns.process_data.cameras import CamerasError
 from pixelsplat_ns.process_data.cameras import scene_from_cameras as make_transforms
-from pixelsplat_ns.cli import process_data
 
 COMMAND = Path(sys.executable).parent / "pixelsplat-process-data"
 
@@ -55,7 +55,9 @@ def photos(folder: Path, count: int, sizes=None) -> list[str]:
 def spec_for(names, convention="opencv", pose="camera_to_world", three_by_four=False) -> dict:
     matrices = [describe(p, convention, pose) for p in opengl_poses(len(names))]
     return {
-        "convention": convention, "pose": pose, "intrinsics": dict(K),
+        "convention": convention,
+        "pose": pose,
+        "intrinsics": dict(K),
         "frames": [{"image": n, "matrix": (m[:3] if three_by_four else m).tolist()} for n, m in zip(names, matrices)],
     }
 
@@ -67,16 +69,20 @@ def write_spec(folder: Path, spec: dict, name="cameras.json") -> Path:
 
 
 def fingerprint(folder: Path) -> dict:
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def parse(out: Path):
     """What `ns-train --data OUT` would see, with nerfstudio's own re-centring and scaling turned off."""
     from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
 
-    config = NerfstudioDataParserConfig(data=out, orientation_method="none", center_method="none",
-                                        auto_scale_poses=False, eval_mode="all")
+    config = NerfstudioDataParserConfig(
+        data=out, orientation_method="none", center_method="none", auto_scale_poses=False, eval_mode="all"
+    )
     return config.setup().get_dataparser_outputs(split="train")
 
 
@@ -122,7 +128,13 @@ def test_all_descriptions_give_the_same_transforms(tmp_path):
     reference = results[0]
     assert reference["camera_model"] == "OPENCV"
     assert {k: reference[k] for k in ("fl_x", "fl_y", "cx", "cy", "w", "h")} == {
-        "fl_x": K["fx"], "fl_y": K["fy"], "cx": K["cx"], "cy": K["cy"], "w": WIDTH, "h": HEIGHT}
+        "fl_x": K["fx"],
+        "fl_y": K["fy"],
+        "cx": K["cx"],
+        "cy": K["cy"],
+        "w": WIDTH,
+        "h": HEIGHT,
+    }
     assert [f["file_path"] for f in reference["frames"]] == [f"images/{n}" for n in names]
     assert np.allclose([f["transform_matrix"] for f in reference["frames"]], opengl_poses(4), atol=1e-12)
     for other in results[1:]:
@@ -140,8 +152,15 @@ def test_frames_that_differ_get_their_own_intrinsics_and_size(tmp_path):
     transforms = make_transforms(write_spec(folder, spec), tmp_path / "out")
     assert "fl_x" not in transforms and "w" not in transforms and "h" not in transforms
     assert transforms["frames"][2] | {"transform_matrix": None} == {
-        "file_path": "images/view_2.jpg", "transform_matrix": None,
-        "fl_x": 61.0, "fl_y": 60.0, "cx": 16.5, "cy": 24.0, "w": 32, "h": 48}
+        "file_path": "images/view_2.jpg",
+        "transform_matrix": None,
+        "fl_x": 61.0,
+        "fl_y": 60.0,
+        "cx": 16.5,
+        "cy": 24.0,
+        "w": 32,
+        "h": 48,
+    }
     cameras = parse(tmp_path / "out").cameras
     assert cameras.fx.flatten().tolist() == [K["fx"], K["fx"], 61.0]
     assert cameras.cy.flatten().tolist() == [K["cy"], K["cy"], 24.0]
@@ -185,6 +204,7 @@ def test_output_folder_rules(scene, tmp_path):
 
 def _set(path, value):
     """An edit of the valid spec: path is a tuple of keys/indices; value None deletes."""
+
     def edit(spec):
         *parents, last = path
         target = spec
@@ -194,6 +214,7 @@ def _set(path, value):
             del target[last]
         else:
             target[last] = value(target[last]) if callable(value) else value
+
     return edit
 
 
@@ -214,6 +235,7 @@ def _sheared(amount):
         m = np.array(matrix)
         m[:3, :3] = m[:3, :3] @ np.array([[1, amount, 0], [0, 1, 0], [0, 0, 1]])
         return m.tolist()
+
     return shear
 
 
@@ -222,12 +244,16 @@ BAD_INPUTS = {
     "unknown pose": (_set(("pose",), "c2w"), r"unknown pose 'c2w'.*'camera_to_world'"),
     "missing convention": (_set(("convention",), None), r"missing \['convention'\]"),
     "misspelt key": (lambda s: s.update(intrinsic=s.pop("intrinsics")), r"unknown \['intrinsic'\]"),
-    "3x3 matrix": (_set(("frames", 1, "matrix"), lambda m: np.array(m)[:3, :3].tolist()),
-                   r"frame 1 \(view_1.png\): the matrix is 3x3; give 3x4 or 4x4"),
+    "3x3 matrix": (
+        _set(("frames", 1, "matrix"), lambda m: np.array(m)[:3, :3].tolist()),
+        r"frame 1 \(view_1.png\): the matrix is 3x3; give 3x4 or 4x4",
+    ),
     "ragged matrix": (_set(("frames", 1, "matrix"), [[1, 0, 0], [0, 1]]), r"frame 1 .*nested list of numbers"),
     "text in matrix": (_set(("frames", 1, "matrix"), "identity"), r"frame 1 .*nested list of numbers"),
-    "not finite": (_set(("frames", 2, "matrix"), lambda m: [[float("nan")] + m[0][1:]] + m[1:]),
-                   r"frame 2 \(view_2.jpg\): .*non-finite"),
+    "not finite": (
+        _set(("frames", 2, "matrix"), lambda m: [[float("nan")] + m[0][1:]] + m[1:]),
+        r"frame 2 \(view_2.jpg\): .*non-finite",
+    ),
     "projection row": (_set(("frames", 1, "matrix", 3), [0, 0, 1, 0]), r"frame 1 .*last row.*not \[0, 0, 0, 1\]"),
     "scaled rotation": (_set(("frames", 1, "matrix"), _scaled), r"frame 1 \(view_1.png\): .*not a rotation"),
     "reflection": (_set(("frames", 0, "matrix"), _mirrored), r"frame 0 .*not a rotation \(determinant -1\b"),
@@ -236,17 +262,23 @@ BAD_INPUTS = {
     "no frames list": (_set(("frames",), {"image": "view_0.jpg"}), r"at least two frames"),
     "same image twice": (_set(("frames", 2, "image"), "./view_0.jpg"), r"frame 2 .*same image as frame 0"),
     "zero focal length": (_set(("intrinsics", "fx"), 0), r"shared: the focal length must be positive"),
-    "negative focal length": (_set(("frames", 1, "intrinsics"), {**K, "fy": -50.0}),
-                              r"frame 1 .*focal length must be positive"),
-    "normalized intrinsics": (_set(("intrinsics",), {"fx": 1.2, "fy": 1.6, "cx": 0.5, "cy": 0.5}),
-                              r"look normalized; give pixels"),
+    "negative focal length": (
+        _set(("frames", 1, "intrinsics"), {**K, "fy": -50.0}),
+        r"frame 1 .*focal length must be positive",
+    ),
+    "normalized intrinsics": (
+        _set(("intrinsics",), {"fx": 1.2, "fy": 1.6, "cx": 0.5, "cy": 0.5}),
+        r"look normalized; give pixels",
+    ),
     "no intrinsics": (_set(("intrinsics",), None), r"frame 0 \(view_0.jpg\) has no intrinsics"),
     "incomplete intrinsics": (_set(("intrinsics", "cy"), None), r"shared intrinsics: missing \['cy'\]"),
     "text intrinsics": (_set(("intrinsics", "cx"), "20"), r"finite numbers in pixels"),
     "missing image": (_set(("frames", 1, "image"), "gone.jpg"), r"frame 1 \(gone.jpg\): image .*gone.jpg not found"),
     "image is a folder": (_set(("frames", 1, "image"), "sub"), r"frame 1 \(sub\): image .*sub is a folder"),
-    "focal length in another unit": (_set(("intrinsics",), {"fx": 1e9, "fy": 1e9, "cx": 19.25, "cy": 16.0}),
-                                     r"narrower than any lens"),
+    "focal length in another unit": (
+        _set(("intrinsics",), {"fx": 1e9, "fy": 1e9, "cx": 19.25, "cy": 16.0}),
+        r"narrower than any lens",
+    ),
     "focal lengths far apart": (_set(("intrinsics", "fx"), 500.0), r"fl_x=500 and fl_y=52.5 differ 9.52-fold"),
     "unreadable image": (_set(("frames", 1, "image"), "notes.png"), r"frame 1 \(notes.png\): .*not a readable image"),
     "truncated image": (_set(("frames", 1, "image"), "cut.jpg"), r"frame 1 \(cut.jpg\): .*not a readable image"),
@@ -284,7 +316,7 @@ def test_bad_files_are_refused(tmp_path):
         make_transforms(tmp_path / "nothing.json", tmp_path / "out")
     with pytest.raises(CamerasError, match=r"is a folder; --cameras takes the cameras JSON file itself"):
         make_transforms(tmp_path, tmp_path / "out")
-    (tmp_path / "broken.json").write_text("{\"convention\": ")
+    (tmp_path / "broken.json").write_text('{"convention": ')
     with pytest.raises(CamerasError, match="is not valid JSON"):
         make_transforms(tmp_path / "broken.json", tmp_path / "out")
 
@@ -308,10 +340,14 @@ def test_command_line(scene, tmp_path):
     spec = spec_for(names)
     spec["convention"] = "OpenCV"
     cameras = write_spec(folder, spec)
-    refused = subprocess.run([str(COMMAND), "cameras", "--cameras", str(cameras), "--output-dir", str(tmp_path / "out")],
-                             capture_output=True, text=True)
+    refused = subprocess.run(
+        [str(COMMAND), "cameras", "--cameras", str(cameras), "--output-dir", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+    )
     assert refused.returncode != 0
     assert "error: unknown convention 'OpenCV'" in refused.stderr and "Traceback" not in refused.stderr
-    process_data.main(["cameras", "--cameras", str(write_spec(folder, spec_for(names))), "--output-dir",
-                       str(tmp_path / "out")])
+    process_data.main(
+        ["cameras", "--cameras", str(write_spec(folder, spec_for(names))), "--output-dir", str(tmp_path / "out")]
+    )
     assert len(json.loads((tmp_path / "out" / "transforms.json").read_text())["frames"]) == 3

@@ -32,8 +32,9 @@ def test_ssim_matches_scikit_image_with_the_paper_settings():
     values = ssim(gt, pred)
     for i in range(2):
         hwc = lambda x: x[i].permute(1, 2, 0).numpy()
-        gaussian = structural_similarity(hwc(gt), hwc(pred), win_size=11, gaussian_weights=True,
-                                         data_range=1.0, channel_axis=2)  # the official call
+        gaussian = structural_similarity(
+            hwc(gt), hwc(pred), win_size=11, gaussian_weights=True, data_range=1.0, channel_axis=2
+        )  # the official call
         uniform = structural_similarity(hwc(gt), hwc(pred), win_size=11, data_range=1.0, channel_axis=2)
         assert values[i].item() == pytest.approx(gaussian, abs=1e-6)
         assert abs(values[i].item() - uniform) > 1e-3

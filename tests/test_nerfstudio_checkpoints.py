@@ -29,17 +29,27 @@ TORCH_DEFAULTS_TO_WEIGHTS_ONLY = tuple(int(p) for p in torch.__version__.split("
 def optimizer_config() -> dict:
     """The schedules nerfstudio's methods use: splatfacto's, the pretraining warm-up, cosine, multi-step."""
     return {
-        "means": {"optimizer": AdamOptimizerConfig(lr=1.6e-4, eps=1e-15),
-                  "scheduler": ExponentialDecaySchedulerConfig(lr_final=1.6e-6, max_steps=30000)},
+        "means": {
+            "optimizer": AdamOptimizerConfig(lr=1.6e-4, eps=1e-15),
+            "scheduler": ExponentialDecaySchedulerConfig(lr_final=1.6e-6, max_steps=30000),
+        },
         "features_dc": {"optimizer": AdamOptimizerConfig(lr=0.0025, eps=1e-15), "scheduler": None},
-        "camera_opt": {"optimizer": AdamOptimizerConfig(lr=1e-4, eps=1e-15),
-                       "scheduler": ExponentialDecaySchedulerConfig(lr_final=5e-7, max_steps=30000, warmup_steps=2,
-                                                                    lr_pre_warmup=0)},
-        "encoder": {"optimizer": AdamOptimizerConfig(lr=1.5e-4, max_norm=0.5),
-                    "scheduler": ExponentialDecaySchedulerConfig(lr_pre_warmup=1.5e-4 / 2000, lr_final=1.5e-4,
-                                                                 warmup_steps=2, max_steps=100, ramp="linear")},
-        "fields": {"optimizer": RAdamOptimizerConfig(lr=1e-2, eps=1e-15),
-                   "scheduler": CosineDecaySchedulerConfig(warm_up_end=2, max_steps=100)},
+        "camera_opt": {
+            "optimizer": AdamOptimizerConfig(lr=1e-4, eps=1e-15),
+            "scheduler": ExponentialDecaySchedulerConfig(
+                lr_final=5e-7, max_steps=30000, warmup_steps=2, lr_pre_warmup=0
+            ),
+        },
+        "encoder": {
+            "optimizer": AdamOptimizerConfig(lr=1.5e-4, max_norm=0.5),
+            "scheduler": ExponentialDecaySchedulerConfig(
+                lr_pre_warmup=1.5e-4 / 2000, lr_final=1.5e-4, warmup_steps=2, max_steps=100, ramp="linear"
+            ),
+        },
+        "fields": {
+            "optimizer": RAdamOptimizerConfig(lr=1e-2, eps=1e-15),
+            "scheduler": CosineDecaySchedulerConfig(warm_up_end=2, max_steps=100),
+        },
         "proposal": {"optimizer": AdamOptimizerConfig(lr=1e-2), "scheduler": MultiStepSchedulerConfig(milestones=(3,))},
     }
 
@@ -61,13 +71,16 @@ def train(optimizers: Optimizers, steps: range) -> None:
 
 def save_like_the_trainer(path: Path, optimizers: Optimizers, step: int) -> None:
     """nerfstudio 1.1.5 Trainer.save_checkpoint's layout."""
-    torch.save({
-        "step": step,
-        "pipeline": {"_model.weight": torch.randn(4, 4), "_model.buffer": torch.arange(3)},
-        "optimizers": {k: v.state_dict() for (k, v) in optimizers.optimizers.items()},
-        "schedulers": {k: v.state_dict() for (k, v) in optimizers.schedulers.items()},
-        "scalers": torch.amp.GradScaler("cpu").state_dict(),
-    }, path)
+    torch.save(
+        {
+            "step": step,
+            "pipeline": {"_model.weight": torch.randn(4, 4), "_model.buffer": torch.arange(3)},
+            "optimizers": {k: v.state_dict() for (k, v) in optimizers.optimizers.items()},
+            "schedulers": {k: v.state_dict() for (k, v) in optimizers.schedulers.items()},
+            "scalers": torch.amp.GradScaler("cpu").state_dict(),
+        },
+        path,
+    )
 
 
 def python(code: str) -> subprocess.CompletedProcess:
@@ -106,8 +119,11 @@ def test_a_trainer_checkpoint_loads_with_plain_torch_load_once_a_pixelsplat_run_
     assert "loaded 4" in result.stdout
 
 
-@pytest.mark.parametrize("plugin_import", ["import pixelsplat_ns.methods", "import nerfstudio.configs.method_configs"],
-                         ids=["plugin", "ns-entry-points"])
+@pytest.mark.parametrize(
+    "plugin_import",
+    ["import pixelsplat_ns.methods", "import nerfstudio.configs.method_configs"],
+    ids=["plugin", "ns-entry-points"],
+)
 def test_importing_the_plugin_alone_leaves_torch_load_as_it_is(checkpoint, plugin_import):
     """nerfstudio imports every plugin's entry points in every ns-* command: that import changes nothing."""
     result = python(f"{plugin_import}\n" + LOAD.format(path=str(checkpoint)))
@@ -206,6 +222,8 @@ def test_the_payload_is_real_when_unpickled_without_restrictions(tmp_path):
 def test_the_library_alone_leaves_torch_allow_list_as_it_is(checkpoint):
     """Only the nerfstudio plugin changes torch's global allow-list: a program that uses the encoder and the
     renderer does not get it changed behind its back."""
-    result = python("import pixelsplat_ns, pixelsplat_ns.encoder, pixelsplat_ns.render, pixelsplat_ns.data\n"
-                    + LOAD.format(path=str(checkpoint)))
+    result = python(
+        "import pixelsplat_ns, pixelsplat_ns.encoder, pixelsplat_ns.render, pixelsplat_ns.data\n"
+        + LOAD.format(path=str(checkpoint))
+    )
     assert result.returncode != 0 and "UnpicklingError" in result.stderr

@@ -13,9 +13,11 @@ def test_nerfstudio_is_the_version_the_workarounds_were_checked_against():
     assert installed == PINNED_NERFSTUDIO, (
         f"nerfstudio {installed} is installed, but pixelsplat_ns/nerfstudio_compat/ was checked against "
         f"{PINNED_NERFSTUDIO}: re-check each workaround there against the new version (each docstring says what "
-        "nerfstudio does and where), drop those it made unnecessary, then update PINNED_NERFSTUDIO")
-    assert f'"nerfstudio=={PINNED_NERFSTUDIO}"' in (ROOT / "pyproject.toml").read_text(), \
+        "nerfstudio does and where), drop those it made unnecessary, then update PINNED_NERFSTUDIO"
+    )
+    assert f'"nerfstudio=={PINNED_NERFSTUDIO}"' in (ROOT / "pyproject.toml").read_text(), (
         "pyproject.toml must pin the nerfstudio version the workarounds were checked against"
+    )
 
 
 def test_a_save_killed_midway_leaves_the_checkpoints_as_they_were(tmp_path):
@@ -33,8 +35,10 @@ def test_a_save_killed_midway_leaves_the_checkpoints_as_they_were(tmp_path):
     folder = tmp_path / "run" / "nerfstudio_models"
     folder.mkdir(parents=True)
     save_atomically({"step": 1, "weights": torch.ones(3)}, folder / "step-000000001.ckpt")
-    code = ("import torch\nfrom pathlib import Path\nfrom pixelsplat_ns.nerfstudio_compat.checkpoints import save_atomically\n"
-            f"save_atomically({{'step': 2, 'weights': torch.ones(400_000_000)}}, Path({str(folder)!r}) / 'step-000000002.ckpt')")
+    code = (
+        "import torch\nfrom pathlib import Path\nfrom pixelsplat_ns.nerfstudio_compat.checkpoints import save_atomically\n"
+        f"save_atomically({{'step': 2, 'weights': torch.ones(400_000_000)}}, Path({str(folder)!r}) / 'step-000000002.ckpt')"
+    )
     writer = subprocess.Popen([sys.executable, "-c", code])
     partial = tmp_path / "run" / ".saving-step-000000002.ckpt"
     deadline = time.monotonic() + 120

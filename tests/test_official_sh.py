@@ -13,8 +13,15 @@ e3nn = pytest.importorskip("e3nn.o3", reason="e3nn (a dev dependency) rotates co
 C0 = 0.28209479177387814
 C1 = 0.4886025119029199
 C2 = (1.0925484305920792, -1.0925484305920792, 0.31539156525252005, -1.0925484305920792, 0.5462742152960396)
-C3 = (-0.5900435899266435, 2.890611442640554, -0.4570457994644658, 0.3731763325901154, -0.4570457994644658,
-      1.445305721320277, -0.5900435899266435)
+C3 = (
+    -0.5900435899266435,
+    2.890611442640554,
+    -0.4570457994644658,
+    0.3731763325901154,
+    -0.4570457994644658,
+    1.445305721320277,
+    -0.5900435899266435,
+)
 
 
 def official_forward_kernel(sh: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:
@@ -23,10 +30,21 @@ def official_forward_kernel(sh: torch.Tensor, directions: torch.Tensor) -> torch
     x, y, z = torch.nn.functional.normalize(directions, dim=-1).unbind(-1)
     xx, yy, zz, zx, xy, zy = x * x, y * y, z * z, z * x, x * y, z * y
     terms = [
-        C0 * torch.ones_like(x), -C1 * x, C1 * y, -C1 * z,
-        C2[0] * zx, C2[1] * xy, C2[2] * (2 * yy - zz - xx), C2[3] * zy, C2[4] * (zz - xx),
-        C3[0] * x * (3 * zz - xx), C3[1] * zx * y, C3[2] * x * (4 * yy - zz - xx),
-        C3[3] * y * (2 * yy - 3 * zz - 3 * xx), C3[4] * z * (4 * yy - zz - xx), C3[5] * z * (zz - xx),
+        C0 * torch.ones_like(x),
+        -C1 * x,
+        C1 * y,
+        -C1 * z,
+        C2[0] * zx,
+        C2[1] * xy,
+        C2[2] * (2 * yy - zz - xx),
+        C2[3] * zy,
+        C2[4] * (zz - xx),
+        C3[0] * x * (3 * zz - xx),
+        C3[1] * zx * y,
+        C3[2] * x * (4 * yy - zz - xx),
+        C3[3] * y * (2 * yy - 3 * zz - 3 * xx),
+        C3[4] * z * (4 * yy - zz - xx),
+        C3[5] * z * (zz - xx),
         C3[6] * z * (zz - 3 * xx),
     ]
     return torch.stack(terms, dim=-1) @ sh[:16]
@@ -48,8 +66,9 @@ def gsplat_colour(coefficients: torch.Tensor, directions: torch.Tensor) -> torch
     return sh_basis(3, directions) @ coefficients[:16]
 
 
-DIRECTIONS = torch.nn.functional.normalize(torch.randn(1000, 3, dtype=torch.float64,
-                                                       generator=torch.Generator().manual_seed(1)), dim=-1)
+DIRECTIONS = torch.nn.functional.normalize(
+    torch.randn(1000, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1)), dim=-1
+)
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -88,8 +107,11 @@ def test_frame_independent_colours_depend_only_on_the_direction_from_the_camera(
         colours[mode] = float((in_world_1 - in_world_2).abs().max())
     assert colours["frame_independent"] < 1e-10 and colours["official"] > 1e-2, colours
     identity = torch.eye(3, dtype=torch.float64)
-    assert torch.allclose(official_sh_to_gsplat(4, identity, "official", coefficient_14),
-                          official_sh_to_gsplat(4, identity, "frame_independent", coefficient_14), atol=1e-12)
+    assert torch.allclose(
+        official_sh_to_gsplat(4, identity, "official", coefficient_14),
+        official_sh_to_gsplat(4, identity, "frame_independent", coefficient_14),
+        atol=1e-12,
+    )
 
 
 def test_official_checkpoints_draw_what_the_paper_measured():

@@ -4,10 +4,10 @@ import math
 
 import pytest
 import torch
-from helpers.scenes import random_gaussians, random_scene
 
-from pixelsplat_ns.core.conventions import convert_c2w_opengl_opencv, homogeneous
+from helpers.scenes import random_gaussians, random_scene
 from pixelsplat_ns.core.bounds import near_far
+from pixelsplat_ns.core.conventions import convert_c2w_opengl_opencv, homogeneous
 from pixelsplat_ns.per_scene.context import (
     ContextError,
     check_cameras,
@@ -36,11 +36,24 @@ def test_splat_parameters_render_like_the_encoder_output():
     params = splat_parameters(gaussians, sh_degree=3)
     assert params["features_rest"].shape == (250, 15, 3) and params["opacities"].shape == (250, 1)
     common = dict(viewmats=scene["viewmats"], Ks=scene["Ks"], width=75, height=45, sh_degree=3)
-    expected, _, _ = rasterize(gaussians.means[0], None, None, gaussians.opacities[0], gaussians.harmonics[0, :, :16],
-                               covars=gaussians.covariances[0], **common)
+    expected, _, _ = rasterize(
+        gaussians.means[0],
+        None,
+        None,
+        gaussians.opacities[0],
+        gaussians.harmonics[0, :, :16],
+        covars=gaussians.covariances[0],
+        **common,
+    )
     colors = torch.cat([params["features_dc"][:, None], params["features_rest"]], dim=1)
-    actual, _, _ = rasterize(params["means"], params["quats"], params["scales"].exp(),
-                             torch.sigmoid(params["opacities"][:, 0]), colors, **common)
+    actual, _, _ = rasterize(
+        params["means"],
+        params["quats"],
+        params["scales"].exp(),
+        torch.sigmoid(params["opacities"][:, 0]),
+        colors,
+        **common,
+    )
     assert torch.allclose(actual, expected, atol=1e-4)
 
 
@@ -58,11 +71,19 @@ def test_scaled_world_renders_the_same_from_scaled_cameras():
     common = dict(Ks=scene["Ks"], width=75, height=45, sh_degree=3)
 
     def render(g, views):
-        return rasterize(g.means[0], None, None, g.opacities[0], g.harmonics[0, :, :16], viewmats=views,
-                         covars=g.covariances[0], near_plane=1e-3, **common)[0]
+        return rasterize(
+            g.means[0],
+            None,
+            None,
+            g.opacities[0],
+            g.harmonics[0, :, :16],
+            viewmats=views,
+            covars=g.covariances[0],
+            near_plane=1e-3,
+            **common,
+        )[0]
 
-    assert torch.allclose(render(gaussians.scaled(scale), viewmats), render(gaussians, scene["viewmats"]),
-                          atol=1e-4)
+    assert torch.allclose(render(gaussians.scaled(scale), viewmats), render(gaussians, scene["viewmats"]), atol=1e-4)
 
 
 def test_encoder_shape_keeps_the_aspect_ratio_in_multiples_of_16():
@@ -146,10 +167,14 @@ def test_uint8_images_convert_like_float_ones():
 
 
 def test_automatic_context_is_the_widest_pair_that_still_overlaps():
-    cameras = torch.stack([
-        gl_camera([0.0, 0, 0]), gl_camera([0.5, 0, 0], 5.0), gl_camera([1.0, 0, 0], -10.0),
-        gl_camera([3.0, 0, 0], 90.0),  # farthest away, but looking elsewhere
-    ])
+    cameras = torch.stack(
+        [
+            gl_camera([0.0, 0, 0]),
+            gl_camera([0.5, 0, 0], 5.0),
+            gl_camera([1.0, 0, 0], -10.0),
+            gl_camera([3.0, 0, 0], 90.0),  # farthest away, but looking elsewhere
+        ]
+    )
     assert choose_context_views(cameras, max_angle_degrees=30) == (0, 2)
     assert choose_context_views(cameras, max_angle_degrees=8) == (0, 1)
     # No pair is close enough: the most similar directions.
@@ -203,8 +228,16 @@ def test_cameras_other_than_pinhole_are_refused_where_they_are_rendered():
     model.eval()
 
     def camera(kind):
-        return Cameras(camera_to_worlds=torch.eye(4)[:3][None], fx=40.0, fy=40.0, cx=32.0, cy=24.0, width=64,
-                       height=48, camera_type=kind)
+        return Cameras(
+            camera_to_worlds=torch.eye(4)[:3][None],
+            fx=40.0,
+            fy=40.0,
+            cx=32.0,
+            cy=24.0,
+            width=64,
+            height=48,
+            camera_type=kind,
+        )
 
     assert model.get_outputs(camera(CameraType.PERSPECTIVE))["rgb"].shape == (48, 64, 3)
     for kind in (CameraType.FISHEYE, CameraType.EQUIRECTANGULAR):
@@ -239,8 +272,9 @@ def test_renders_without_gradients_reuse_the_activated_parameters_until_one_chan
     from pixelsplat_ns.per_scene.config import PixelSplatModelConfig
 
     def setup(gaussians):
-        model = PixelSplatModelConfig().setup(scene_box=SceneBox(torch.tensor([[-1.0] * 3, [1.0] * 3])),
-                                              num_train_data=2)
+        model = PixelSplatModelConfig().setup(
+            scene_box=SceneBox(torch.tensor([[-1.0] * 3, [1.0] * 3])), num_train_data=2
+        )
         model.set_gaussians(gaussians)
         model.set_near_plane(0.01)
         return model.eval()
@@ -303,8 +337,9 @@ def test_the_per_scene_prediction_reads_the_context_images_once(monkeypatch):
     encoder = PixelSplatEncoder(tiny()).eval()
     k = torch.tensor([[50.0, 0, 32], [0, 50.0, 24], [0, 0, 1]]).expand(2, 3, 3)
     cameras = torch.stack([gl_camera([0.0, 0, 0]), gl_camera([0.5, 0, 0], 5.0)])
-    context, scale = context_views([torch.rand(48, 64, 3) for _ in range(2)], cameras, k, 32,
-                                   multiple=encoder.size_multiple)
+    context, scale = context_views(
+        [torch.rand(48, 64, 3) for _ in range(2)], cameras, k, 32, multiple=encoder.size_multiple
+    )
     assert passes == [tuple(context.images.shape[1:])], "prepare_views checks the context images"
     scene = SceneEncoder(encoder, [context], [scale], deterministic=True, seed=0)
     with torch.no_grad():

@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers.cli import SAMPLE, evaluate, gaussians, last_checkpoint, ns, scene_copy, train
 from PIL import Image
 from plyfile import PlyData
+
+from helpers.cli import SAMPLE, evaluate, gaussians, last_checkpoint, ns, scene_copy, train
 
 pytestmark = pytest.mark.e2e
 LOGIT_1_OVER_255 = -5.5373  # ns-export leaves out Gaussians below this opacity: they can never be drawn
@@ -36,7 +37,9 @@ def test_refinement_updates_the_predicted_gaussians(feed_forward, tmp_path):
     before, after = gaussians(feed_forward), gaussians(refined)
     assert (refined.parent / "nerfstudio_models" / "step-000000002.ckpt").exists()
     assert before["means"].shape == after["means"].shape, "refinement neither densifies nor culls"
-    assert torch.allclose(before["means"], after["means"], atol=1e-2) and not torch.equal(before["means"], after["means"])
+    assert torch.allclose(before["means"], after["means"], atol=1e-2) and not torch.equal(
+        before["means"], after["means"]
+    )
 
 
 def test_resumed_refinement_keeps_optimizing_the_gaussians(tmp_path):
@@ -77,8 +80,19 @@ def test_export_writes_the_model_gaussians_as_standard_3dgs_ply(feed_forward, tm
 
 
 def test_render_draws_the_eval_views(feed_forward, tmp_path):
-    ns("ns-render", "dataset", "--load-config", feed_forward, "--output-path", tmp_path, "--split", "test",
-       "--rendered-output-names", "rgb", cwd=tmp_path)
+    ns(
+        "ns-render",
+        "dataset",
+        "--load-config",
+        feed_forward,
+        "--output-path",
+        tmp_path,
+        "--split",
+        "test",
+        "--rendered-output-names",
+        "rgb",
+        cwd=tmp_path,
+    )
     rendered = sorted(tmp_path.rglob("*.jpg")) + sorted(tmp_path.rglob("*.png"))
     assert rendered, "ns-render wrote no images"
     image = np.asarray(Image.open(rendered[0]).convert("RGB"), dtype=np.float32) / 255
@@ -98,8 +112,14 @@ def _same_pose(transforms, _):
 def _other_size(transforms, data):
     frame = transforms["frames"][1]
     Image.open(data / frame["file_path"]).resize((200, 120)).save(data / frame["file_path"])
-    frame.update(w=200, h=120, fl_x=frame["fl_x"] * 200 / 256, fl_y=frame["fl_y"] * 120 / 144,
-                 cx=frame["cx"] * 200 / 256, cy=frame["cy"] * 120 / 144)
+    frame.update(
+        w=200,
+        h=120,
+        fl_x=frame["fl_x"] * 200 / 256,
+        fl_y=frame["fl_y"] * 120 / 144,
+        cx=frame["cx"] * 200 / 256,
+        cy=frame["cy"] * 120 / 144,
+    )
 
 
 def _fisheye(transforms, _):
@@ -113,19 +133,41 @@ def _nan_pose(transforms, _):
 CHOOSE_0_1 = ("--pipeline.datamanager.context-views", "0", "1")
 
 
-@pytest.mark.parametrize("frames, edit, args, message", [
-    ([0], None, (), "at least two training images, found 1"),
-    ([0, 20], _same_pose, (), "all 2 training views are taken from the same position"),
-    ([0, 5, 20], _same_pose, CHOOSE_0_1, "context views frame_00000.jpg, frame_00005.jpg are taken from the same"),
-    ([0, 20], _other_size, (), "different sizes"),
-    ([0, 20], _fisheye, (), "pinhole .*FISHEYE"),
-    ([0, 20], _nan_pose, (), "NaN or infinite values .*frame_00020.jpg"),
-    ([0, 20], None, ("--pipeline.datamanager.context-views", "0", "7"), "give two .* indices of training images, 0 to 1"),
-])
+@pytest.mark.parametrize(
+    "frames, edit, args, message",
+    [
+        ([0], None, (), "at least two training images, found 1"),
+        ([0, 20], _same_pose, (), "all 2 training views are taken from the same position"),
+        ([0, 5, 20], _same_pose, CHOOSE_0_1, "context views frame_00000.jpg, frame_00005.jpg are taken from the same"),
+        ([0, 20], _other_size, (), "different sizes"),
+        ([0, 20], _fisheye, (), "pinhole .*FISHEYE"),
+        ([0, 20], _nan_pose, (), "NaN or infinite values .*frame_00020.jpg"),
+        (
+            [0, 20],
+            None,
+            ("--pipeline.datamanager.context-views", "0", "7"),
+            "give two .* indices of training images, 0 to 1",
+        ),
+    ],
+)
 def test_bad_input_is_refused_with_a_clear_error(tmp_path, frames, edit, args, message):
     data = scene_copy(tmp_path, frames, edit)
-    result = ns("ns-train", "pixelsplat", "--data", data, "--output-dir", tmp_path / "outputs", "--vis", "tensorboard",
-                *args, "nerfstudio-data", "--eval-mode", "all", cwd=tmp_path, check=False)
+    result = ns(
+        "ns-train",
+        "pixelsplat",
+        "--data",
+        data,
+        "--output-dir",
+        tmp_path / "outputs",
+        "--vis",
+        "tensorboard",
+        *args,
+        "nerfstudio-data",
+        "--eval-mode",
+        "all",
+        cwd=tmp_path,
+        check=False,
+    )
     output = " ".join((result.stdout + result.stderr).split())
     assert result.returncode != 0
     assert "ContextError" in output and re.search(message, output), output[-3000:]
@@ -133,7 +175,19 @@ def test_bad_input_is_refused_with_a_clear_error(tmp_path, frames, edit, args, m
 
 
 def test_missing_encoder_checkpoint_is_named(tmp_path):
-    result = ns("ns-train", "pixelsplat", "--data", SAMPLE, "--output-dir", tmp_path / "outputs", "--vis",
-                "tensorboard", "--pipeline.model.encoder-checkpoint", tmp_path / "nope.ckpt", cwd=tmp_path, check=False)
+    result = ns(
+        "ns-train",
+        "pixelsplat",
+        "--data",
+        SAMPLE,
+        "--output-dir",
+        tmp_path / "outputs",
+        "--vis",
+        "tensorboard",
+        "--pipeline.model.encoder-checkpoint",
+        tmp_path / "nope.ckpt",
+        cwd=tmp_path,
+        check=False,
+    )
     output = " ".join((result.stdout + result.stderr).split())
     assert result.returncode != 0 and "encoder-checkpoint" in output and "nope.ckpt" in output, output[-3000:]

@@ -20,7 +20,9 @@ def run(args, cwd=None):
 
 
 def test_entry_points_register_every_method_under_its_own_name():
-    found = {ep.name: ep for ep in entry_points(group="nerfstudio.method_configs") if ep.value.startswith("pixelsplat_ns")}
+    found = {
+        ep.name: ep for ep in entry_points(group="nerfstudio.method_configs") if ep.value.startswith("pixelsplat_ns")
+    }
     assert set(found) == set(METHODS)
     for name, ep in found.items():
         spec = ep.load()
@@ -66,7 +68,9 @@ def test_config_import_is_light():
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.splitlines()[-1])
     assert report["built"] == [], "importing the config must not construct modules"
-    runtime = [f"pixelsplat_ns.{method}.{part}" for method in ("per_scene", "pretraining") for part in ("model", "pipeline")]
+    runtime = [
+        f"pixelsplat_ns.{method}.{part}" for method in ("per_scene", "pretraining") for part in ("model", "pipeline")
+    ]
     runtime.append("pixelsplat_ns.pretraining.datamanager")
     assert not [m for m in report["new"] if m.startswith("gsplat") or m in runtime]
     assert report["seconds"] < 2.0
@@ -77,8 +81,12 @@ def test_per_scene_method_help_documents_its_options():
     result = run([NS_TRAIN, "pixelsplat", "--help"])
     assert result.returncode == 0, result.stderr
     text = " ".join(result.stdout.replace("│", " ").split())
-    for flag in ("--pipeline.datamanager.context-views", "--pipeline.model.encoder-checkpoint",
-                 "--pipeline.model.context-short-side", "--pipeline.model.deterministic"):
+    for flag in (
+        "--pipeline.datamanager.context-views",
+        "--pipeline.model.encoder-checkpoint",
+        "--pipeline.model.context-short-side",
+        "--pipeline.model.deterministic",
+    ):
         assert flag in text
     assert "densify" not in text, "refinement keeps the predicted Gaussians: no splatfacto densification flags"
 

@@ -7,9 +7,9 @@ import pytest
 import torch
 import torchvision
 
+from pixelsplat_ns.checkpoints.dino import DINO_URLS, PretrainedWeightsUnavailable, load_dino_weights
 from pixelsplat_ns.encoder import paper
 from pixelsplat_ns.encoder.backbone import Backbone
-from pixelsplat_ns.checkpoints.dino import DINO_URLS, PretrainedWeightsUnavailable, load_dino_weights
 
 
 def test_offline_download_fails_with_a_clear_message(monkeypatch):
@@ -17,15 +17,19 @@ def test_offline_download_fails_with_a_clear_message(monkeypatch):
         raise urllib.error.URLError("Temporary failure in name resolution")
 
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
-    with pytest.raises(PretrainedWeightsUnavailable, match="could not download the DINO weights.*random initialization"):
+    with pytest.raises(
+        PretrainedWeightsUnavailable, match="could not download the DINO weights.*random initialization"
+    ):
         load_dino_weights(Backbone(paper().backbone))
 
 
 def test_dino_weights_land_in_the_backbone(monkeypatch):
     torch.manual_seed(0)
     source = Backbone(paper().backbone)
-    vit = {re.sub(r"^blocks\.(\d+)\.", r"blocks.\1.attn.", k) if re.match(r"blocks\.\d+\.(qkv|proj)\.", k) else k: v
-           for k, v in source.vit.state_dict().items()}
+    vit = {
+        re.sub(r"^blocks\.(\d+)\.", r"blocks.\1.attn.", k) if re.match(r"blocks\.\d+\.(qkv|proj)\.", k) else k: v
+        for k, v in source.vit.state_dict().items()
+    }
     resnet = torchvision.models.resnet50().state_dict()  # DINO's ResNet-50 is torchvision's, fc and layer4 included
     files = {DINO_URLS["vit"]: vit, DINO_URLS["resnet"]: resnet}
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", lambda url, **kwargs: files[url])
@@ -36,4 +40,6 @@ def test_dino_weights_land_in_the_backbone(monkeypatch):
     for key, value in source.vit.state_dict().items():
         assert torch.equal(target.vit.state_dict()[key], value), key
     assert torch.equal(target.resnet.layer3[0].conv2.weight, resnet["layer3.0.conv2.weight"])
-    assert torch.equal(target.resnet.projections[0].weight, projection_before), "pixelSplat's own layers stay as they were"
+    assert torch.equal(target.resnet.projections[0].weight, projection_before), (
+        "pixelSplat's own layers stay as they were"
+    )

@@ -11,27 +11,51 @@ import pytest
 import torch
 
 from pixelsplat_ns import load_encoder
-from pixelsplat_ns.encoder import PixelSplatEncoder, tiny
 from pixelsplat_ns.checkpoints import CheckpointError, read_encoder, save_converted
 from pixelsplat_ns.core.errors import InputError
-from pixelsplat_ns.pretraining.config import PretrainModelConfig
-from pixelsplat_ns.pretraining.loss import LossConfig
+from pixelsplat_ns.data.synthetic import SyntheticConfig, write_synthetic_dataset
+from pixelsplat_ns.encoder import PixelSplatEncoder, tiny
 from pixelsplat_ns.evaluation import EvaluationConfig
 from pixelsplat_ns.evaluation import evaluate as evaluate_index
-from pixelsplat_ns.data.synthetic import SyntheticConfig, write_synthetic_dataset
+from pixelsplat_ns.pretraining.config import PretrainModelConfig
+from pixelsplat_ns.pretraining.loss import LossConfig
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = [
-    "--pipeline.datamanager.batch-size", "1", "--pipeline.datamanager.num-workers", "1",
-    "--pipeline.datamanager.dataset.image-shape", "32", "32", "--pipeline.model.loss.lpips-weight", "0",
-    "--pipeline.model.encoder.backbone.resnet.block", "basic",
-    "--pipeline.model.encoder.backbone.resnet.layers", "1", "1", "1",
-    "--pipeline.model.encoder.backbone.vit.embed-dim", "96", "--pipeline.model.encoder.backbone.vit.depth", "1",
-    "--pipeline.model.encoder.backbone.vit.num-heads", "3",
-    "--pipeline.datamanager.sampler.warm-up-steps", "0",
-    *[arg for name in ("min", "max") for arg in (f"--pipeline.datamanager.sampler.{name}-distance-between-context-views", "8",
-                                                 f"--pipeline.datamanager.sampler.initial-{name}-distance-between-context-views", "8")],
+    "--pipeline.datamanager.batch-size",
+    "1",
+    "--pipeline.datamanager.num-workers",
+    "1",
+    "--pipeline.datamanager.dataset.image-shape",
+    "32",
+    "32",
+    "--pipeline.model.loss.lpips-weight",
+    "0",
+    "--pipeline.model.encoder.backbone.resnet.block",
+    "basic",
+    "--pipeline.model.encoder.backbone.resnet.layers",
+    "1",
+    "1",
+    "1",
+    "--pipeline.model.encoder.backbone.vit.embed-dim",
+    "96",
+    "--pipeline.model.encoder.backbone.vit.depth",
+    "1",
+    "--pipeline.model.encoder.backbone.vit.num-heads",
+    "3",
+    "--pipeline.datamanager.sampler.warm-up-steps",
+    "0",
+    *[
+        arg
+        for name in ("min", "max")
+        for arg in (
+            f"--pipeline.datamanager.sampler.{name}-distance-between-context-views",
+            "8",
+            f"--pipeline.datamanager.sampler.initial-{name}-distance-between-context-views",
+            "8",
+        )
+    ],
 ]
 
 
@@ -41,16 +65,37 @@ def test_pretrain_then_evaluate(tmp_path):
     write_synthetic_dataset(data, num_scenes=4, seed=1, config=SyntheticConfig(height=48, width=80), test_fraction=0.5)
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     train = subprocess.run(
-        [str(BIN / "ns-train"), "pixelsplat-pretrain", "--data", str(data), "--output-dir", str(tmp_path / "out"),
-         "--max-num-iterations", "3", "--steps-per-save", "2", *SMALL],
-        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600,
+        [
+            str(BIN / "ns-train"),
+            "pixelsplat-pretrain",
+            "--data",
+            str(data),
+            "--output-dir",
+            str(tmp_path / "out"),
+            "--max-num-iterations",
+            "3",
+            "--steps-per-save",
+            "2",
+            *SMALL,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=600,
     )
     assert train.returncode == 0, train.stderr[-3000:]
     config = next((tmp_path / "out").rglob("config.yml"))
     assert list(config.parent.rglob("*.ckpt")), "the trainer saves checkpoints"
     report = tmp_path / "eval.json"
-    evaluation = subprocess.run([str(BIN / "ns-eval"), "--load-config", str(config), "--output-path", str(report)],
-                                capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
+    evaluation = subprocess.run(
+        [str(BIN / "ns-eval"), "--load-config", str(config), "--output-path", str(report)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=600,
+    )
     assert evaluation.returncode == 0, evaluation.stderr[-3000:]
     results = json.loads(report.read_text())["results"]
     index = json.loads((data / "evaluation_index.json").read_text())
@@ -58,8 +103,12 @@ def test_pretrain_then_evaluate(tmp_path):
     assert 0 < results["psnr"] < 60 and -1 <= results["ssim"] <= 1
 
     exported = tmp_path / "encoder.pt"
-    export = subprocess.run([str(BIN / "pixelsplat-export-encoder"), "--load-config", str(config),
-                             "--output-path", str(exported)], capture_output=True, text=True, env=env)
+    export = subprocess.run(
+        [str(BIN / "pixelsplat-export-encoder"), "--load-config", str(config), "--output-path", str(exported)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert export.returncode == 0, export.stderr[-3000:]
     encoder = load_encoder(exported)
     last = sorted(config.parent.rglob("step-*.ckpt"))[-1]
@@ -69,8 +118,9 @@ def test_pretrain_then_evaluate(tmp_path):
     assert read_encoder(exported)[2] == (32, 32), "the export records the training image size"
 
     # ns-eval scores the checkpoint's encoder exactly as pixelsplat-evaluate's protocol does.
-    library = evaluate_index(encoder, data, data / "evaluation_index.json",
-                             EvaluationConfig(image_shape=(32, 32), crop_intrinsics="exact"))["mean"]
+    library = evaluate_index(
+        encoder, data, data / "evaluation_index.json", EvaluationConfig(image_shape=(32, 32), crop_intrinsics="exact")
+    )["mean"]
     assert abs(library["psnr"] - results["psnr"]) < 1e-4 and abs(library["ssim"] - results["ssim"]) < 1e-4
 
     # The per-scene method takes the run itself too: its config.yml or one of its checkpoints.
@@ -87,9 +137,22 @@ def test_ablation_script_runs_end_to_end(tmp_path):
     data = tmp_path / "data"
     write_synthetic_dataset(data, num_scenes=4, seed=5, config=SyntheticConfig(height=48, width=80), test_fraction=0.5)
     result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts/benchmarks/ablation_synthetic.py"), "--data", str(data), "--budget-minutes", "30",
-         "--train-args", "--max-num-iterations 2", "--output-dir", str(tmp_path / "ablation")],
-        capture_output=True, text=True, env=dict(os.environ, PYTHONWARNINGS="ignore"), timeout=900,
+        [
+            sys.executable,
+            str(ROOT / "scripts/benchmarks/ablation_synthetic.py"),
+            "--data",
+            str(data),
+            "--budget-minutes",
+            "30",
+            "--train-args",
+            "--max-num-iterations 2",
+            "--output-dir",
+            str(tmp_path / "ablation"),
+        ],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONWARNINGS="ignore"),
+        timeout=900,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     rows = json.loads((tmp_path / "ablation" / "ablation.json").read_text())
@@ -109,9 +172,27 @@ def test_resumed_training_continues_exactly(tmp_path):
 
     def train(name: str, steps: int, *extra) -> Path:
         result = subprocess.run(
-            [str(BIN / "ns-train"), "pixelsplat-pretrain", "--data", str(data), "--output-dir", str(tmp_path / name),
-             "--timestamp", "run", "--max-num-iterations", str(steps), *SMALL,
-             "--pipeline.datamanager.num-workers", "2", *extra], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600,
+            [
+                str(BIN / "ns-train"),
+                "pixelsplat-pretrain",
+                "--data",
+                str(data),
+                "--output-dir",
+                str(tmp_path / name),
+                "--timestamp",
+                "run",
+                "--max-num-iterations",
+                str(steps),
+                *SMALL,
+                "--pipeline.datamanager.num-workers",
+                "2",
+                *extra,
+            ],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env=env,
+            timeout=600,
         )
         assert result.returncode == 0, result.stderr[-3000:]
         return next((tmp_path / name).rglob("nerfstudio_models"))
@@ -134,9 +215,24 @@ def test_a_run_stopped_by_its_time_budget_saves_the_step_it_trained(tmp_path):
     data = tmp_path / "data"
     write_synthetic_dataset(data, num_scenes=2, seed=3, config=SyntheticConfig(height=48, width=80), test_fraction=0.5)
     result = subprocess.run(
-        [str(BIN / "ns-train"), "pixelsplat-pretrain", "--data", str(data), "--output-dir", str(tmp_path / "out"),
-         "--max-num-iterations", "50", "--pipeline.time-budget-minutes", "0.00001", *SMALL],
-        capture_output=True, text=True, cwd=tmp_path, env=dict(os.environ, PYTHONWARNINGS="ignore"), timeout=600,
+        [
+            str(BIN / "ns-train"),
+            "pixelsplat-pretrain",
+            "--data",
+            str(data),
+            "--output-dir",
+            str(tmp_path / "out"),
+            "--max-num-iterations",
+            "50",
+            "--pipeline.time-budget-minutes",
+            "0.00001",
+            *SMALL,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=dict(os.environ, PYTHONWARNINGS="ignore"),
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     checkpoints = sorted((tmp_path / "out").rglob("step-*.ckpt"))

@@ -14,16 +14,16 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from helpers.cli import ns, train
 from PIL import Image
 from plyfile import PlyData
 from scipy.spatial.transform import Rotation
 from skimage import data as skimage_data
 
+from helpers.cli import ns, train
+from pixelsplat_ns.cli import process_data
 from pixelsplat_ns.core.conventions import convert_c2w_opengl_opencv
 from pixelsplat_ns.data.synthetic import photo_capture
 from pixelsplat_ns.process_data.pair import COLMAP_FOCAL_PRIOR, FILM_DIAGONAL_MM, exif_focal_px
-from pixelsplat_ns.cli import process_data
 
 COMMAND = Path(sys.executable).parent / "pixelsplat-process-data"
 # Middlebury 2014 "Motorcycle" at scikit-image's quarter resolution: the right camera sits 0.193 m along the
@@ -38,8 +38,9 @@ def angle_degrees(rotation: np.ndarray) -> float:
 def relative_pose(scene: Path) -> tuple[np.ndarray, np.ndarray, dict]:
     """The second camera's rotation and unit centre in the first camera's frame (OpenCV), and transforms.json."""
     transforms = json.loads((scene / "transforms.json").read_text())
-    c2w = convert_c2w_opengl_opencv(torch.tensor([f["transform_matrix"] for f in transforms["frames"]],
-                                                 dtype=torch.float64)).numpy()
+    c2w = convert_c2w_opengl_opencv(
+        torch.tensor([f["transform_matrix"] for f in transforms["frames"]], dtype=torch.float64)
+    ).numpy()
     relative = np.linalg.inv(c2w[0]) @ c2w[1]
     return relative[:3, :3], relative[:3, 3] / np.linalg.norm(relative[:3, 3]), transforms
 
@@ -68,8 +69,12 @@ def motorcycle(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def motorcycle_scene(motorcycle, tmp_path_factory) -> tuple[Path, str]:
     scene = tmp_path_factory.mktemp("scenes") / "motorcycle"
-    result = subprocess.run([str(COMMAND), "pair", "--data", str(motorcycle), "--output-dir", str(scene)],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [str(COMMAND), "pair", "--data", str(motorcycle), "--output-dir", str(scene)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return scene, result.stdout
 
@@ -82,7 +87,10 @@ def test_a_real_stereo_pair_gives_its_calibrated_pose(motorcycle, motorcycle_sce
     assert angle_degrees(rotation) < 1.0
     assert direction_error_degrees(centre, np.array([1.0, 0.0, 0.0])) < 3.0
     # A camera moved sideways without turning does not determine the focal length: COLMAP's prior, said so.
-    assert transforms["fl_x"] == pytest.approx(COLMAP_FOCAL_PRIOR * 741) and (transforms["w"], transforms["h"]) == (741, 500)
+    assert transforms["fl_x"] == pytest.approx(COLMAP_FOCAL_PRIOR * 741) and (transforms["w"], transforms["h"]) == (
+        741,
+        500,
+    )
     assert re.search(r"\d+ matches, \d+ inliers", printed) and "turned 0.0 degrees" in printed and "prior" in printed
     for frame, name in zip(transforms["frames"], ("left.png", "right.png")):  # copied byte for byte
         assert (scene / frame["file_path"]).read_bytes() == (motorcycle / name).read_bytes()
@@ -151,7 +159,9 @@ def test_the_focal_length_is_estimated_from_a_turning_pair_and_matters(turning_p
     assert error < 0.5 and direction_error_degrees(centre, truth[:3, 3]) < 2.0
     # COLMAP's prior instead of the estimate bends the rotation far from the truth (docs/benchmarks.md).
     prior = COLMAP_FOCAL_PRIOR * 640
-    process_data.main(["pair", "--data", str(folder), "--output-dir", str(tmp_path / "prior"), "--focal-px", str(prior)])
+    process_data.main(
+        ["pair", "--data", str(folder), "--output-dir", str(tmp_path / "prior"), "--focal-px", str(prior)]
+    )
     assert "given (--focal-px)" in capsys.readouterr().out
     rotation_with_prior, _, transforms = relative_pose(tmp_path / "prior")
     assert transforms["fl_x"] == prior and angle_degrees(truth[:3, :3].T @ rotation_with_prior) > 5.0
@@ -200,8 +210,20 @@ def exif_jpeg(path: Path, image: np.ndarray, orientation: int = 1, focal_35mm: i
     Image.fromarray(image).save(path, exif=exif, quality=95)
 
 
-@pytest.mark.parametrize("case", ["unreadable", "different sizes", "different sizes by EXIF", "different zoom by EXIF",
-                                  "identical", "turned in place", "zoomed in place", "mirrored", "no texture"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "unreadable",
+        "different sizes",
+        "different sizes by EXIF",
+        "different zoom by EXIF",
+        "identical",
+        "turned in place",
+        "zoomed in place",
+        "mirrored",
+        "no texture",
+    ],
+)
 def test_a_pair_without_two_cameras_is_refused(case, motorcycle, tmp_path, capsys):
     left = np.asarray(Image.open(motorcycle / "left.png"))
     right = np.asarray(Image.open(motorcycle / "right.png"))
@@ -254,16 +276,38 @@ def test_an_existing_output_folder_is_kept_unless_forced(motorcycle, tmp_path, c
     assert "--force" in message and (out / "notes.txt").read_text() == "mine"
     into_photos = refused(["pair", "--data", str(motorcycle), "--output-dir", str(motorcycle)], capsys)
     assert "outside your photos" in into_photos
-    both = refused(["pair", "--data", str(motorcycle), "--output-dir", str(tmp_path / "x"), "--focal-px", "900",
-                    "--fov-deg", "40"], capsys)
+    both = refused(
+        [
+            "pair",
+            "--data",
+            str(motorcycle),
+            "--output-dir",
+            str(tmp_path / "x"),
+            "--focal-px",
+            "900",
+            "--fov-deg",
+            "40",
+        ],
+        capsys,
+    )
     assert "not both" in both
     process_data.main(["pair", "--data", str(motorcycle), "--output-dir", str(out), "--force"])
     assert (out / "transforms.json").exists() and (out / "notes.txt").read_text() == "mine"
 
 
-@pytest.mark.parametrize("flag, value", [("--focal-px", "-5"), ("--focal-px", "0"), ("--focal-px", "nan"),
-                                         ("--focal-px", "1"), ("--focal-px", "1e9"), ("--fov-deg", "0"),
-                                         ("--fov-deg", "180"), ("--fov-deg", "-30")])
+@pytest.mark.parametrize(
+    "flag, value",
+    [
+        ("--focal-px", "-5"),
+        ("--focal-px", "0"),
+        ("--focal-px", "nan"),
+        ("--focal-px", "1"),
+        ("--focal-px", "1e9"),
+        ("--fov-deg", "0"),
+        ("--fov-deg", "180"),
+        ("--fov-deg", "-30"),
+    ],
+)
 def test_a_focal_length_no_camera_has_is_refused(flag, value, motorcycle, tmp_path, capsys):
     message = refused(["pair", "--data", str(motorcycle), "--output-dir", str(tmp_path / "scene"), flag, value], capsys)
     assert flag in message and not (tmp_path / "scene").exists()
@@ -281,8 +325,16 @@ def test_an_exif_focal_length_no_camera_has_is_ignored(motorcycle, tmp_path, cap
     assert focal == pytest.approx(48 / FILM_DIAGONAL_MM * math.hypot(741, 500)) and "48 mm" in source
 
 
-@pytest.mark.parametrize("obstacle", ["images is a file", "transforms.json is a folder", "a photo's name is a folder",
-                                      "images links to the photos", "not writable"])
+@pytest.mark.parametrize(
+    "obstacle",
+    [
+        "images is a file",
+        "transforms.json is a folder",
+        "a photo's name is a folder",
+        "images links to the photos",
+        "not writable",
+    ],
+)
 def test_an_output_folder_in_the_way_is_refused_before_anything_is_written(obstacle, motorcycle, tmp_path, capsys):
     out = tmp_path / "scene"
     out.mkdir()
@@ -298,7 +350,9 @@ def test_an_output_folder_in_the_way_is_refused_before_anything_is_written(obsta
         out = Path("/proc/pixelsplat-scene")
     before = {p: p.read_bytes() for p in motorcycle.iterdir()}
     message = refused(["pair", "--data", str(motorcycle), "--output-dir", str(out), "--force"], capsys)
-    assert ("in the way" in message or "photo" in message and "itself" in message or "could not write" in message), message
+    assert "in the way" in message or "photo" in message and "itself" in message or "could not write" in message, (
+        message
+    )
     assert {p: p.read_bytes() for p in motorcycle.iterdir()} == before
     if obstacle not in ("not writable", "images links to the photos"):
         assert not (out / "images" / "right.png").exists()

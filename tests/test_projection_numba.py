@@ -6,10 +6,10 @@ degenerate 2D covariance, off screen) or whose Jacobian the field-of-view clamp 
 import numpy as np
 import pytest
 import torch
-from helpers.scenes import random_scene
 
-from pixelsplat_ns.render.projection import quat_scale_to_covar
+from helpers.scenes import random_scene
 from pixelsplat_ns.render.numba_kernels.projection import project_and_shade_numba
+from pixelsplat_ns.render.projection import quat_scale_to_covar
 from pixelsplat_ns.render.rasterize import _project_and_shade
 
 WIDTH, HEIGHT = 40, 30
@@ -31,8 +31,9 @@ def hard_scene(sh_degree, per_camera, dtype=torch.float64):
     return means, covars, colors, scene["viewmats"], scene["Ks"]
 
 
-def outputs_and_gradients(backend, means, covars, coeffs, viewmats, Ks, sh_degree, quats=None, scales=None,
-                          eps2d=0.3, near=0.01, far=1e10):
+def outputs_and_gradients(
+    backend, means, covars, coeffs, viewmats, Ks, sh_degree, quats=None, scales=None, eps2d=0.3, near=0.01, far=1e10
+):
     """Outputs and the gradients of a fixed random-weighted loss; ``quats`` and ``scales`` replace ``covars``
     when given."""
     named = dict(means=means, covars=covars, coeffs=coeffs, quats=quats, scales=scales)
@@ -44,12 +45,14 @@ def outputs_and_gradients(backend, means, covars, coeffs, viewmats, Ks, sh_degre
         centers = torch.linalg.inv(viewmats)[:, :3, 3] if coeffs is not None else None
         if covars is None:
             covars = quat_scale_to_covar(quats, scales)
-        projection, colors = _project_and_shade(means, covars, coeffs, viewmats, Ks, centers, WIDTH, HEIGHT,
-                                                eps2d, near, far, sh_degree)
+        projection, colors = _project_and_shade(
+            means, covars, coeffs, viewmats, Ks, centers, WIDTH, HEIGHT, eps2d, near, far, sh_degree
+        )
         radii, means2d, depths, conics = projection.radii, projection.means2d, projection.depths, projection.conics
     else:
         radii, means2d, depths, conics, colors = project_and_shade_numba(
-            means, covars, coeffs, viewmats, Ks, WIDTH, HEIGHT, eps2d, near, far, sh_degree, quats=quats, scales=scales)
+            means, covars, coeffs, viewmats, Ks, WIDTH, HEIGHT, eps2d, near, far, sh_degree, quats=quats, scales=scales
+        )
     g = torch.Generator().manual_seed(1)
     weight = lambda t: torch.randn(t.shape, generator=g, dtype=torch.float64).to(t.dtype)  # noqa: E731
     # Every projected output gets a gradient, culled Gaussians' too; colours only where drawn (the compositing
@@ -132,22 +135,25 @@ def test_without_upstream_gradients_for_some_outputs():
         if backend == "numba":
             radii, _, _, _, colors = project_and_shade_numba(m, cov, k, viewmats, Ks, WIDTH, HEIGHT, 0.3, 0.01, 1e10, 2)
         else:
-            projection, colors = _project_and_shade(m, cov, k, viewmats, Ks, torch.linalg.inv(viewmats)[:, :3, 3],
-                                                    WIDTH, HEIGHT, 0.3, 0.01, 1e10, 2)
+            projection, colors = _project_and_shade(
+                m, cov, k, viewmats, Ks, torch.linalg.inv(viewmats)[:, :3, 3], WIDTH, HEIGHT, 0.3, 0.01, 1e10, 2
+            )
             radii = projection.radii
         (colors * (radii > 0)[..., None]).sum().backward()
         results[backend] = (m.grad, cov.grad, k.grad)
     for ours, expected in zip(results["numba"], results["torch"]):
-        torch.testing.assert_close(ours, expected if expected is not None else torch.zeros_like(ours),
-                                   atol=1e-12, rtol=1e-12)
+        torch.testing.assert_close(
+            ours, expected if expected is not None else torch.zeros_like(ours), atol=1e-12, rtol=1e-12
+        )
 
 
 def test_refuses_too_few_coefficients_two_covariances_and_other_devices():
     means, covars, coeffs, viewmats, Ks = hard_scene(1, False)
     with pytest.raises(ValueError, match="covars, or quats and scales, not both"):
         ones = torch.ones(300, 4, dtype=means.dtype)
-        project_and_shade_numba(means, covars, None, viewmats, Ks, WIDTH, HEIGHT, 0.3, 0.01, 1e10, None,
-                                quats=ones, scales=ones[:, :3])
+        project_and_shade_numba(
+            means, covars, None, viewmats, Ks, WIDTH, HEIGHT, 0.3, 0.01, 1e10, None, quats=ones, scales=ones[:, :3]
+        )
     with pytest.raises(ValueError, match="SH degree 2 needs at least 9 coefficients"):
         project_and_shade_numba(means, covars, coeffs, viewmats, Ks, WIDTH, HEIGHT, 0.3, 0.01, 1e10, 2)
     with pytest.raises(ValueError, match="needs CPU tensors, got meta"):

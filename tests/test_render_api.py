@@ -6,8 +6,8 @@ import sys
 import numpy as np
 import pytest
 import torch
-from helpers.scenes import random_scene
 
+from helpers.scenes import random_scene
 from pixelsplat_ns.render import rasterize
 
 
@@ -88,8 +88,10 @@ def _bad(**changes):
         (dict(scales=torch.full((6, 3), float("inf"))), "scales contains NaN or infinite values"),
         (dict(means=torch.zeros(6, 3, dtype=torch.int64)), "means must be a floating-point tensor"),
         (dict(Ks=torch.zeros(2, 3, 3)), "positive focal lengths"),
-        (dict(viewmats=torch.eye(4, dtype=torch.float64).repeat(2, 1, 1)),
-         r"one floating-point dtype, got means float32, .*viewmats float64"),
+        (
+            dict(viewmats=torch.eye(4, dtype=torch.float64).repeat(2, 1, 1)),
+            r"one floating-point dtype, got means float32, .*viewmats float64",
+        ),
         (dict(backend="numba", means=torch.zeros(6, 3, dtype=torch.float16)), "one floating-point dtype"),
     ],
 )

@@ -3,8 +3,8 @@ projections of the Jacobian, which any wrong entry changes), and the torch backe
 
 import pytest
 import torch
-from helpers.scenes import random_scene
 
+from helpers.scenes import random_scene
 from pixelsplat_ns.render import compositing, rasterize
 from pixelsplat_ns.render.projection import quat_scale_to_covar
 
@@ -28,8 +28,9 @@ def test_gradcheck_quats_scales_colours_and_expected_depth(backend):
 
     def render(*tensors):
         inputs = dict(scene, **dict(zip(names, tensors)))
-        image, alpha, _ = rasterize(**inputs, width=26, height=16, backgrounds=backgrounds, render_mode="RGB+ED",
-                                    backend=backend)
+        image, alpha, _ = rasterize(
+            **inputs, width=26, height=16, backgrounds=backgrounds, render_mode="RGB+ED", backend=backend
+        )
         return image, alpha
 
     tensors = [scene[n].clone().requires_grad_() for n in names]
@@ -44,8 +45,17 @@ def test_gradcheck_covariances_and_spherical_harmonics(backend):
 
     def render(means, covars, opacities, colors):
         inputs = dict(scene, means=means, opacities=opacities, colors=colors)
-        return rasterize(**inputs, quats=None, scales=None, covars=(covars + covars.mT) / 2, width=26, height=16,
-                         sh_degree=2, render_mode="RGB+D", backend=backend)[0]
+        return rasterize(
+            **inputs,
+            quats=None,
+            scales=None,
+            covars=(covars + covars.mT) / 2,
+            width=26,
+            height=16,
+            sh_degree=2,
+            render_mode="RGB+D",
+            backend=backend,
+        )[0]
 
     tensors = [t.clone().requires_grad_() for t in (scene["means"], covars, scene["opacities"], scene["colors"])]
     assert torch.autograd.gradcheck(render, tensors, eps=1e-6, atol=1e-5, rtol=1e-4, fast_mode=True)
@@ -60,8 +70,9 @@ def test_gradients_do_not_depend_on_slab_size(monkeypatch, pairs_per_slab):
 
     def gradients():
         tensors = {n: scene[n].clone().requires_grad_() for n in names}
-        image, alpha, _ = rasterize(**dict(scene, **tensors), width=48, height=40, backgrounds=torch.ones(2, 3),
-                                    backend="torch")
+        image, alpha, _ = rasterize(
+            **dict(scene, **tensors), width=48, height=40, backgrounds=torch.ones(2, 3), backend="torch"
+        )
         weights = torch.linspace(0, 1, image.numel()).view_as(image)
         ((image * weights).sum() + alpha.square().sum()).backward()
         return image.detach(), [tensors[n].grad for n in names]

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers.scenes import random_scene
 
+from helpers.scenes import random_scene
+from pixelsplat_ns.fast_routes.warm_up import warm_up
 from pixelsplat_ns.render import rasterize
 from pixelsplat_ns.render.compositing import composite, footprints
 from pixelsplat_ns.render.numba_kernels import compositing as numba_compositing
 from pixelsplat_ns.render.numba_kernels import tiles
 from pixelsplat_ns.render.numba_kernels.compositing import composite_numba
-from pixelsplat_ns.fast_routes.warm_up import warm_up
 
 PARAMS = ["means", "quats", "scales", "opacities", "colors"]
 
@@ -114,14 +114,20 @@ def test_compositing_many_channels(dtype, max_correlation):
         weights = torch.rand(image.shape, generator=torch.Generator().manual_seed(34), dtype=dtype)
         ((image * weights).sum() + alpha.sum()).backward()
         assert image.dtype == dtype and alpha.shape == (n_cameras, height, width, 1)
-        results.append(dict(image=image.detach(), alpha=alpha.detach(),
-                            **{name: t.grad for name, t in zip(["means2d", "conics", "opacities", "colors"], inputs)}))
+        results.append(
+            dict(
+                image=image.detach(),
+                alpha=alpha.detach(),
+                **{name: t.grad for name, t in zip(["means2d", "conics", "opacities", "colors"], inputs)},
+            )
+        )
     assert_matches(*results, tolerance=1e-5 if dtype == torch.float32 else 1e-10)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("conic", [(1200.0, -1180.0, 1200.0), (200.0, -190.0, 200.0), (110.0, -10.35, 1.0),
-                                   (0.07, 0.031, 0.09)])
+@pytest.mark.parametrize(
+    "conic", [(1200.0, -1180.0, 1200.0), (200.0, -190.0, 200.0), (110.0, -10.35, 1.0), (0.07, 0.031, 0.09)]
+)
 def test_extreme_conics_match_torch(dtype, conic):
     """Conics far from those of the usual 0.3 px blur: entries whose exp(-a), exp(-b) or exp(-c) would
     overflow or underflow although the falloffs stay in range (the recurrence must not be used for them), and
@@ -147,7 +153,7 @@ def recurrence_use(means2d, conics, opacities, depths, radii, width, height) -> 
     counts = [0, 0]
     for tile in range(len(lists.offsets) - 1):
         _, px0, px1, py0, py1 = tiles._tile_bounds(tile, lists.tiles_x, lists.tiles_y, width, height)
-        for m in lists.entries[lists.offsets[tile]:lists.offsets[tile + 1]]:
+        for m in lists.entries[lists.offsets[tile] : lists.offsets[tile + 1]]:
             (mx, my), (a, b, c) = flat[0][m].tolist(), flat[1][m].tolist()
             xs = (max(px0, boxes.x0[m]) + 0.5, min(px1, boxes.x1[m]) - 0.5)
             ys = (max(py0, boxes.y0[m]) + 0.5, min(py1, boxes.y1[m]) - 0.5)
@@ -188,8 +194,9 @@ def test_pixel_boxes_and_tile_lists_are_the_torch_backends(dtype):
     assert ((boxes.x1 > boxes.x0) & (boxes.y1 > boxes.y0)).mean() > 0.5
     order = tiles.depth_order(depths)
     for chunks in (1, 5):
-        offsets, entries = tiles._tile_lists(order, boxes.x0, boxes.x1, boxes.y0, boxes.y1, 2, n,
-                                             lists.tiles_x, lists.tiles_y, chunks)
+        offsets, entries = tiles._tile_lists(
+            order, boxes.x0, boxes.x1, boxes.y0, boxes.y1, 2, n, lists.tiles_x, lists.tiles_y, chunks
+        )
         assert (offsets == lists.offsets).all() and (entries == lists.entries).all()
 
 
@@ -280,8 +287,9 @@ def test_an_interrupt_never_lands_inside_numbas_import(tmp_path):
     never fire: the import and the kernels run untraced."""
     script = tmp_path / "interrupted_first_render.py"
     script.write_text(INTERRUPTED_FIRST_RENDER)
-    done = subprocess.run([sys.executable, script, str(Path(__file__).parent)], capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        [sys.executable, script, str(Path(__file__).parent)], capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0 and "rendered" in done.stdout, done.stderr[-3000:]
 
 
@@ -315,11 +323,19 @@ def test_a_gaussian_exactly_on_a_depth_limit_is_drawn_by_both_backends(dtype, pl
     """gsplat keeps near <= z <= far with the limits in the inputs' dtype (0.01 in float32 is 0.00999999978);
     the numba kernels, which compute in float64, must compare against the same rounded limits."""
     z = 0.01 if plane == "near" else 3.7
-    scene = dict(means=torch.tensor([[0.0, 0.0, z]], dtype=dtype), quats=torch.tensor([[1.0, 0, 0, 0]], dtype=dtype),
-                 scales=torch.full((1, 3), 0.001 * z / 0.01, dtype=dtype), opacities=torch.tensor([0.9], dtype=dtype),
-                 colors=torch.ones(1, 3, dtype=dtype), viewmats=torch.eye(4, dtype=dtype)[None],
-                 Ks=torch.tensor([[[20.0, 0, 10], [0, 20.0, 10], [0, 0, 1]]], dtype=dtype), width=20, height=20,
-                 near_plane=0.01 if plane == "near" else 0.001, far_plane=1e10 if plane == "near" else 3.7)
+    scene = dict(
+        means=torch.tensor([[0.0, 0.0, z]], dtype=dtype),
+        quats=torch.tensor([[1.0, 0, 0, 0]], dtype=dtype),
+        scales=torch.full((1, 3), 0.001 * z / 0.01, dtype=dtype),
+        opacities=torch.tensor([0.9], dtype=dtype),
+        colors=torch.ones(1, 3, dtype=dtype),
+        viewmats=torch.eye(4, dtype=dtype)[None],
+        Ks=torch.tensor([[[20.0, 0, 10], [0, 20.0, 10], [0, 0, 1]]], dtype=dtype),
+        width=20,
+        height=20,
+        near_plane=0.01 if plane == "near" else 0.001,
+        far_plane=1e10 if plane == "near" else 3.7,
+    )
     drawn = {}
     for backend in ("numba", "torch"):
         _, alphas, meta = rasterize(**scene, backend=backend)

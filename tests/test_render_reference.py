@@ -4,9 +4,9 @@ CUDA kernel's per-pixel loop) on random scenes that exercise every rule at once.
 import pytest
 import torch
 from gsplat.cuda._torch_impl import _fully_fused_projection, _quat_scale_to_covar_preci, _spherical_harmonics
+
 from helpers.reference_rasterizer import reference_rasterize
 from helpers.scenes import random_scene
-
 from pixelsplat_ns.render import compositing, rasterize
 from pixelsplat_ns.render.projection import project_gaussians, quat_scale_to_covar
 from pixelsplat_ns.render.spherical_harmonics import evaluate_sh

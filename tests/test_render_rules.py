@@ -38,8 +38,17 @@ def render(means, covars, opacities, colors, viewmats, Ks, **kwargs):
     kwargs.setdefault("width", WIDTH)
     kwargs.setdefault("height", HEIGHT)
     kwargs.setdefault("backend", BACKEND["name"])
-    return rasterize(means, None, None, torch.as_tensor(opacities, dtype=torch.float32),
-                     torch.as_tensor(colors, dtype=torch.float32), viewmats, Ks, covars=covars, **kwargs)
+    return rasterize(
+        means,
+        None,
+        None,
+        torch.as_tensor(opacities, dtype=torch.float32),
+        torch.as_tensor(colors, dtype=torch.float32),
+        viewmats,
+        Ks,
+        covars=covars,
+        **kwargs,
+    )
 
 
 def pixel_grid():
@@ -168,8 +177,9 @@ def test_depth_modes():
     colors = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
     d, alpha, _ = render(means, covars, [0.5, 0.7], colors, viewmats, Ks, render_mode="D")
     ed, _, _ = render(means, covars, [0.5, 0.7], colors, viewmats, Ks, render_mode="ED")
-    rgbd, _, _ = render(means, covars, [0.5, 0.7], colors, viewmats, Ks, render_mode="RGB+ED",
-                        backgrounds=torch.ones(1, 3))
+    rgbd, _, _ = render(
+        means, covars, [0.5, 0.7], colors, viewmats, Ks, render_mode="RGB+ED", backgrounds=torch.ones(1, 3)
+    )
     w1, w2 = 0.5, 0.7 * 0.5  # weights of the two Gaussians at the centre
     assert d.shape == (1, HEIGHT, WIDTH, 1) and rgbd.shape == (1, HEIGHT, WIDTH, 4)
     assert float(d[0, 32, 32, 0]) == pytest.approx(2 * w1 + 4 * w2, rel=1e-6)

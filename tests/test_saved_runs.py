@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from helpers.cli import SAMPLE, evaluate, train
 
 RUN_0_2_0 = Path(__file__).resolve().parent / "data" / "pixelsplat_run_config_0.2.0.yml"
@@ -16,8 +17,11 @@ def with_paths(text: str, data: Path, output_dir: Path, timestamp: str) -> str:
     data_parts = "- /\n- tmp\n- v020\n- pixelsplat_ns\n- sample_scene\n"
     output_parts = "- /\n- tmp\n- v020run\n"
     assert text.count(data_parts) == 1 and text.count(output_parts) == 1
-    return (text.replace(data_parts, f"- {data}\n").replace(output_parts, f"- {output_dir}\n")
-            .replace("timestamp: 2026-12-05_212012", f"timestamp: {timestamp}"))
+    return (
+        text.replace(data_parts, f"- {data}\n")
+        .replace(output_parts, f"- {output_dir}\n")
+        .replace("timestamp: 2026-12-05_212012", f"timestamp: {timestamp}")
+    )
 
 
 def test_the_0_2_0_config_names_classes_that_still_import():

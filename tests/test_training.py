@@ -5,16 +5,23 @@ import json
 import pytest
 import torch
 
+from pixelsplat_ns.core.views import Views
 from pixelsplat_ns.data import load_scene
 from pixelsplat_ns.data.synthetic import SyntheticConfig, write_synthetic_dataset
 from pixelsplat_ns.encoder import PixelSplatEncoder, tiny
-from pixelsplat_ns.core.views import Views
 from pixelsplat_ns.pretraining.loss import LossConfig, pretraining_loss
 
 
 def scene_batch(root, key, context, target, size=64):
-    views = load_scene(root, "train", key, list(context) + list(target), (size, size), make_baseline_1=True,
-                       context=range(len(context)))
+    views = load_scene(
+        root,
+        "train",
+        key,
+        list(context) + list(target),
+        (size, size),
+        make_baseline_1=True,
+        context=range(len(context)),
+    )
     n = len(context)
     views = views.batched()
     return {"context": views.select((slice(None), slice(0, n))), "target": views.select((slice(None), slice(n, None)))}
@@ -30,7 +37,9 @@ def two_views() -> Views:
 
 @pytest.mark.e2e
 def test_a_few_steps_reduce_the_loss_on_a_fixed_scene(tmp_path):
-    write_synthetic_dataset(tmp_path, num_scenes=1, seed=7, config=SyntheticConfig(height=72, width=128), test_fraction=0.0)
+    write_synthetic_dataset(
+        tmp_path, num_scenes=1, seed=7, config=SyntheticConfig(height=72, width=128), test_fraction=0.0
+    )
     key = next(iter(json.loads((tmp_path / "train" / "index.json").read_text())))
     batch = scene_batch(tmp_path, key, context=(0, 8), target=(2, 4, 6))
     torch.manual_seed(0)

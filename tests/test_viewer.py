@@ -35,8 +35,16 @@ pytestmark = pytest.mark.e2e
 BIN = Path(sys.executable).parent
 SAMPLE = Path(__file__).resolve().parents[1] / "pixelsplat_ns" / "sample_scene"
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 RENDER_TIMEOUT_S = 90.0
 LEVELS = 16  # colours are compared in 16 x 16 x 16 bins of 16 levels a channel
 
@@ -56,18 +64,50 @@ def served(tmp_path_factory):
     """Train the sample scene (feed-forward only), serve it with ns-viewer, and stop its process group after."""
     root = tmp_path_factory.mktemp("viewer")
     env = dict(os.environ, PYTHONWARNINGS="ignore", COLUMNS="200")
-    trained = subprocess.run([BIN / "ns-train", "pixelsplat", "--data", SAMPLE, "--output-dir", root / "outputs",
-                              "--vis", "tensorboard", "--timestamp", "run", "--max-num-iterations", "0",
-                              "--pipeline.model.context-short-side", "64"],  # a fifth of the full size's cost
-                             capture_output=True, text=True, cwd=root, env=env, timeout=600)
+    trained = subprocess.run(
+        [
+            BIN / "ns-train",
+            "pixelsplat",
+            "--data",
+            SAMPLE,
+            "--output-dir",
+            root / "outputs",
+            "--vis",
+            "tensorboard",
+            "--timestamp",
+            "run",
+            "--max-num-iterations",
+            "0",
+            "--pipeline.model.context-short-side",
+            "64",
+        ],  # a fifth of the full size's cost
+        capture_output=True,
+        text=True,
+        cwd=root,
+        env=env,
+        timeout=600,
+    )
     assert trained.returncode == 0, (trained.stdout + trained.stderr)[-3000:]
     config = next((root / "outputs").rglob("config.yml"))
 
     port, log = free_port(), root / "ns-viewer.log"
     with log.open("w") as out:
-        viewer = subprocess.Popen([BIN / "ns-viewer", "--load-config", config, "--viewer.websocket-host", "127.0.0.1",
-                                   "--viewer.websocket-port", str(port)],
-                                  stdout=out, stderr=subprocess.STDOUT, cwd=root, env=env, start_new_session=True)
+        viewer = subprocess.Popen(
+            [
+                BIN / "ns-viewer",
+                "--load-config",
+                config,
+                "--viewer.websocket-host",
+                "127.0.0.1",
+                "--viewer.websocket-port",
+                str(port),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=root,
+            env=env,
+            start_new_session=True,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -151,9 +191,11 @@ def scene_drawn(render: np.ndarray, palette: np.ndarray) -> tuple[bool, dict]:
     """Whether the render area shows the scene: much of it in the scene's colours, many distinct ones of them,
     with a large spread of values."""
     share = np.bincount(colour_bins(render), minlength=LEVELS**3) / (render.size // 3)
-    stats = {"scene_fraction": float(share[palette].sum()),
-             "scene_colours": int((share[palette] > 1e-3).sum()),
-             "std": float((render / 255.0).std(axis=(0, 1)).mean())}
+    stats = {
+        "scene_fraction": float(share[palette].sum()),
+        "scene_colours": int((share[palette] > 1e-3).sum()),
+        "std": float((render / 255.0).std(axis=(0, 1)).mean()),
+    }
     # Thresholds between what the viewer's first camera shows of the sample scene and what a blank render (all
     # Gaussians transparent, or output type "background") gives, with room on both sides (docs/benchmarks.md).
     drawn = stats["scene_fraction"] > 0.1 and stats["scene_colours"] >= 8 and stats["std"] > 0.03
@@ -169,7 +211,7 @@ def screenshot(page: Page) -> tuple[Image.Image, np.ndarray]:
         image = Image.open(BytesIO(page.screenshot())).convert("RGB")
         if box is not None and box == canvas.bounding_box():
             left, top = round(box["x"]), round(box["y"])
-            return image, np.asarray(image)[top:top + round(box["height"]), left:left + round(box["width"])]
+            return image, np.asarray(image)[top : top + round(box["height"]), left : left + round(box["width"])]
     pytest.fail(f"the viewer's canvas does not hold still: {box}")
 
 
@@ -205,8 +247,10 @@ def test_viewer_draws_the_trained_scene(page, served, scene_palette, tmp_path):
     image, stats = poll(page, scene_palette, until=scene_in_still_render)
     image.save(tmp_path / "viewer.png")
     shutil.copy(tmp_path / "viewer.png", Path(tempfile.gettempdir()) / "viewer_screenshot.png")
-    assert scene_in_still_render(stats), (f"no scene in the viewer after {RENDER_TIMEOUT_S:.0f} s: {stats} "
-                                          f"({tmp_path / 'viewer.png'}); ns-viewer's log:\n{log_tail(served.log)}")
+    assert scene_in_still_render(stats), (
+        f"no scene in the viewer after {RENDER_TIMEOUT_S:.0f} s: {stats} "
+        f"({tmp_path / 'viewer.png'}); ns-viewer's log:\n{log_tail(served.log)}"
+    )
     assert page.get_by_text("Connected").is_visible()
 
 

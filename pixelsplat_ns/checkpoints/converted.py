@@ -23,13 +23,16 @@ VERSION = 1
 
 
 def save_converted(
-    path: Union[str, Path], config: EncoderConfig, state_dict: dict[str, Tensor],
+    path: Union[str, Path],
+    config: EncoderConfig,
+    state_dict: dict[str, Tensor],
     image_shape: Optional[tuple[int, int]] = None,
 ) -> None:
     """Write a converted checkpoint; ``image_shape`` (h, w) records the image size it was trained at."""
     extra = {} if image_shape is None else {"image_shape": list(image_shape)}
-    torch.save({"format": FORMAT, "version": VERSION, "config": asdict(config), "state_dict": state_dict, **extra},
-               path)
+    torch.save(
+        {"format": FORMAT, "version": VERSION, "config": asdict(config), "state_dict": state_dict, **extra}, path
+    )
 
 
 def config_from_dict(data: dict) -> EncoderConfig:

@@ -8,7 +8,7 @@ from torch import Tensor
 
 from pixelsplat_ns.checkpoints.converted import FORMAT, VERSION, config_from_dict
 from pixelsplat_ns.checkpoints.official import PAPER_IMAGE_SHAPE, convert_official
-from pixelsplat_ns.checkpoints.pretraining_runs import run_of_checkpoint, read_pretraining_run
+from pixelsplat_ns.checkpoints.pretraining_runs import read_pretraining_run, run_of_checkpoint
 from pixelsplat_ns.checkpoints.reading import CheckpointError, check_state_dict, read_checkpoint
 from pixelsplat_ns.encoder.compute import ComputeOptions
 from pixelsplat_ns.encoder.config import EncoderConfig
@@ -34,7 +34,9 @@ def read_encoder(path: Union[str, Path]) -> tuple[EncoderConfig, dict[str, Tenso
         return run.config, run.state_dict, run.image_shape
     if checkpoint.get("format") == FORMAT:
         if checkpoint.get("version") != VERSION:
-            raise CheckpointError(f"{path}: converted checkpoint version {checkpoint.get('version')}, expected {VERSION}")
+            raise CheckpointError(
+                f"{path}: converted checkpoint version {checkpoint.get('version')}, expected {VERSION}"
+            )
         try:
             config, state_dict = config_from_dict(checkpoint["config"]), checkpoint["state_dict"]
         except (KeyError, TypeError) as error:
@@ -45,7 +47,9 @@ def read_encoder(path: Union[str, Path]) -> tuple[EncoderConfig, dict[str, Tenso
 
 
 def build_encoder(
-    config: EncoderConfig, state_dict: dict[str, Tensor], device: Union[str, torch.device] = "cpu",
+    config: EncoderConfig,
+    state_dict: dict[str, Tensor],
+    device: Union[str, torch.device] = "cpu",
     compute: Optional[ComputeOptions] = None,
 ) -> PixelSplatEncoder:
     """An encoder of ``config`` with the weights ``state_dict``, in eval mode on ``device``, computing with

@@ -25,9 +25,15 @@ RENAMES: list[tuple[str, Union[str, None]]] = [
     (r"backbone\.dino\.blocks\.(\d+)\.attn\.", r"backbone.vit.blocks.\1."),
     (r"backbone\.dino\.", "backbone.vit."),
     (r"epipolar_transformer\.depth_encoding\.1\.", "epipolar_transformer.depth_encoding."),
-    (r"epipolar_transformer\.transformer\.layers\.(\d+)\.0\.fn\.to_out\.0\.", r"epipolar_transformer.layers.\1.cross_attention.to_out."),
+    (
+        r"epipolar_transformer\.transformer\.layers\.(\d+)\.0\.fn\.to_out\.0\.",
+        r"epipolar_transformer.layers.\1.cross_attention.to_out.",
+    ),
     (r"epipolar_transformer\.transformer\.layers\.(\d+)\.0\.fn\.", r"epipolar_transformer.layers.\1.cross_attention."),
-    (r"epipolar_transformer\.transformer\.layers\.(\d+)\.0\.norm\.", r"epipolar_transformer.layers.\1.cross_attention.norm."),
+    (
+        r"epipolar_transformer\.transformer\.layers\.(\d+)\.0\.norm\.",
+        r"epipolar_transformer.layers.\1.cross_attention.norm.",
+    ),
     (r"epipolar_transformer\.transformer\.layers\.(\d+)\.1\.norm\.", r"epipolar_transformer.layers.\1.image_norm."),
     (_SELF_ATTENTION + r"positional_encoding\.1\.", _OURS_SELF_ATTENTION + "positional_encoding."),
     (_SELF_ATTENTION + r"patch_embedder\.0\.", _OURS_SELF_ATTENTION + "patch_embedder."),
@@ -59,7 +65,10 @@ def config_from_official(state_dict: dict[str, Tensor]) -> EncoderConfig:
         config = ablation(config, "no_epipolar")
     elif "epipolar_transformer.depth_encoding.1.weight" not in state_dict:
         config = ablation(config, "no_depth_encoding")
-    if "depth_predictor.projection.1.weight" in state_dict and state_dict["depth_predictor.projection.1.weight"].shape[0] == 2:
+    if (
+        "depth_predictor.projection.1.weight" in state_dict
+        and state_dict["depth_predictor.projection.1.weight"].shape[0] == 2
+    ):
         config = ablation(config, "no_sampling")
     if "epipolar_transformer.view_embeddings.weight" in state_dict:
         config.num_context_views = state_dict["epipolar_transformer.view_embeddings.weight"].shape[0]
@@ -69,10 +78,12 @@ def config_from_official(state_dict: dict[str, Tensor]) -> EncoderConfig:
 def convert_official(checkpoint: dict) -> tuple[EncoderConfig, dict[str, Tensor]]:
     """Our configuration and state dict from an official Lightning checkpoint (``state_dict``, ``encoder.``)."""
     if "pipeline" in checkpoint:
-        raise CheckpointError("this is a checkpoint of a nerfstudio run, not an official pixelSplat one: export the "
-                              "encoder of a pixelsplat-pretrain run with pixelsplat-export-encoder")
+        raise CheckpointError(
+            "this is a checkpoint of a nerfstudio run, not an official pixelSplat one: export the "
+            "encoder of a pixelsplat-pretrain run with pixelsplat-export-encoder"
+        )
     weights = checkpoint.get("state_dict", checkpoint)
-    official = {k[len("encoder."):]: v for k, v in weights.items() if isinstance(k, str) and k.startswith("encoder.")}
+    official = {k[len("encoder.") :]: v for k, v in weights.items() if isinstance(k, str) and k.startswith("encoder.")}
     if not official:
         raise CheckpointError("no 'encoder.' weights under 'state_dict': this is not an official pixelSplat checkpoint")
     config = config_from_official(official)

@@ -71,8 +71,11 @@ def read_pretraining_run(path: Union[str, Path], step: Optional[int] = None) -> 
         checkpoints = [c for c in checkpoints if c.name == f"step-{step:09d}.ckpt"]
     if not checkpoints:
         saved = sorted(int(c.stem.split("-")[1]) for c in models.glob("step-*.ckpt"))
-        which = ("the run saved no checkpoint" if not saved
-                 else f"no checkpoint of step {step}; the run saved steps {', '.join(map(str, saved))}")
+        which = (
+            "the run saved no checkpoint"
+            if not saved
+            else f"no checkpoint of step {step}; the run saved steps {', '.join(map(str, saved))}"
+        )
         raise CheckpointError(f"{models}: {which}")
     return run_of_checkpoint(checkpoints[-1], read_checkpoint(checkpoints[-1]), path)
 
@@ -81,13 +84,16 @@ def run_of_checkpoint(path: Path, checkpoint: dict, config_path: Optional[Path] 
     """The run whose checkpoint ``path`` holds ``checkpoint``; its config.yml is two folders up."""
     config_path = config_path or path.parent.parent / "config.yml"
     if not config_path.is_file():
-        raise CheckpointError(f"{path} is a nerfstudio checkpoint, but {config_path} (its run's config, which "
-                              "says which encoder it holds) is missing")
+        raise CheckpointError(
+            f"{path} is a nerfstudio checkpoint, but {config_path} (its run's config, which "
+            "says which encoder it holds) is missing"
+        )
     try:
         run = yaml.load(config_path.read_text(), Loader=_PlainDataLoader)
         config = config_from_dict(run["pipeline"]["model"]["encoder"])
         image_shape = tuple(run["pipeline"]["datamanager"]["dataset"]["image_shape"])
     except (yaml.YAMLError, UnicodeDecodeError, KeyError, TypeError) as error:
         raise CheckpointError(f"{config_path} is not the config of a pixelsplat-pretrain run") from error
-    return PretrainingRun(config, encoder_from_pretraining(checkpoint, config), image_shape,
-                          int(checkpoint.get("step", -1)), path)
+    return PretrainingRun(
+        config, encoder_from_pretraining(checkpoint, config), image_shape, int(checkpoint.get("step", -1)), path
+    )

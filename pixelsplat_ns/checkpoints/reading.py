@@ -77,8 +77,9 @@ def read_checkpoint(path: Union[str, Path]) -> dict:
             data = torch.load(path, map_location="cpu", weights_only=False, pickle_module=_InertPickle)
     except Exception as error:
         reason = (str(error).splitlines() or [""])[0].rstrip(".")
-        raise CheckpointError(f"{path} is not a readable torch checkpoint (torch.load: {type(error).__name__} "
-                              f"{reason})") from error
+        raise CheckpointError(
+            f"{path} is not a readable torch checkpoint (torch.load: {type(error).__name__} {reason})"
+        ) from error
     if not isinstance(data, dict):
         raise CheckpointError(f"{path} holds a {type(data).__name__}, not a checkpoint dictionary")
     return data
@@ -92,8 +93,14 @@ def check_state_dict(config: EncoderConfig, state_dict: dict[str, Tensor]) -> No
     unexpected = sorted(set(state_dict) - set(expected))
     misshapen = sorted(k for k in set(expected) & set(state_dict) if tuple(state_dict[k].shape) != tuple(expected[k]))
     if missing or unexpected or misshapen:
-        lines = [f"{len(missing)} missing: {', '.join(missing[:20])}" if missing else "",
-                 f"{len(unexpected)} unexpected: {', '.join(unexpected[:20])}" if unexpected else "",
-                 "wrong shapes: " + ", ".join(f"{k} {list(state_dict[k].shape)} != {list(expected[k])}" for k in misshapen[:20])
-                 if misshapen else ""]
-        raise CheckpointError("the checkpoint does not match the pixelSplat encoder: " + "; ".join(l for l in lines if l))
+        lines = [
+            f"{len(missing)} missing: {', '.join(missing[:20])}" if missing else "",
+            f"{len(unexpected)} unexpected: {', '.join(unexpected[:20])}" if unexpected else "",
+            "wrong shapes: "
+            + ", ".join(f"{k} {list(state_dict[k].shape)} != {list(expected[k])}" for k in misshapen[:20])
+            if misshapen
+            else "",
+        ]
+        raise CheckpointError(
+            "the checkpoint does not match the pixelSplat encoder: " + "; ".join(l for l in lines if l)
+        )

@@ -39,12 +39,19 @@ def main(argv: Optional[list[str]] = None) -> None:
         config, state_dict = convert_official(read_checkpoint(args.input))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     save_converted(args.output, config, state_dict)
-    variant = ("no epipolar transformer" if not config.use_epipolar_transformer
-               else "no depth encoding" if config.epipolar.num_octaves == 0
-               else "no probabilistic sampling" if config.num_depth_bins == 1
-               else f"{config.num_context_views} context views")
-    print(f"converted {len(state_dict)} tensors ({sum(v.numel() for v in state_dict.values()):,} parameters; "
-          f"{variant}) to {args.output}")
+    variant = (
+        "no epipolar transformer"
+        if not config.use_epipolar_transformer
+        else "no depth encoding"
+        if config.epipolar.num_octaves == 0
+        else "no probabilistic sampling"
+        if config.num_depth_bins == 1
+        else f"{config.num_context_views} context views"
+    )
+    print(
+        f"converted {len(state_dict)} tensors ({sum(v.numel() for v in state_dict.values()):,} parameters; "
+        f"{variant}) to {args.output}"
+    )
 
 
 if __name__ == "__main__":

@@ -70,27 +70,43 @@ def main(argv: Optional[list[str]] = None) -> None:
         encoder.config = with_sh_convention(encoder.config, args.sh_rotation, args.sh_coefficient_14)
         multiple = encoder.size_multiple
         if any(side % multiple for side in args.image_size):
-            raise ValueError(f"--image-size {args.image_size[0]} {args.image_size[1]}: both sides must be multiples "
-                             f"of {multiple} for this encoder")
+            raise ValueError(
+                f"--image-size {args.image_size[0]} {args.image_size[1]}: both sides must be multiples "
+                f"of {multiple} for this encoder"
+            )
         try:
             lpips_model = None if args.skip_lpips else load_lpips_vgg(args.device)
         except RuntimeError as error:
             raise FileNotFoundError(f"{error} Or pass --skip-lpips to report PSNR and SSIM only.") from error
-        config = EvaluationConfig(image_shape=tuple(args.image_size), split=args.split,
-                                  crop_intrinsics=args.crop_intrinsics, deterministic=args.deterministic,
-                                  limit=args.limit)
-        results = evaluate(encoder, args.data, args.index, config, lpips_model,
-                           progress=lambda items: tqdm(items, desc="scenes", unit="scene"))
+        config = EvaluationConfig(
+            image_shape=tuple(args.image_size),
+            split=args.split,
+            crop_intrinsics=args.crop_intrinsics,
+            deterministic=args.deterministic,
+            limit=args.limit,
+        )
+        results = evaluate(
+            encoder,
+            args.data,
+            args.index,
+            config,
+            lpips_model,
+            progress=lambda items: tqdm(items, desc="scenes", unit="scene"),
+        )
     results["settings"] = {k: str(v) for k, v in asdict(args).items()}
     args.output_path.parent.mkdir(parents=True, exist_ok=True)
     args.output_path.write_text(json.dumps(results, indent=2))
 
     mean = results["mean"]
     show = lambda value, digits: "-" if value is None else f"{value:.{digits}f}"  # noqa: E731
-    print(f"{'scenes':>6} {'images':>6} {'PSNR':>7} {'SSIM':>6} {'LPIPS':>6} {'encode s':>9} {'render s':>9} {'memory GB':>9}")
-    print(f"{mean['scenes']:>6} {mean['images']:>6} {show(mean['psnr'], 2):>7} {show(mean['ssim'], 3):>6} "
-          f"{show(mean['lpips'], 3):>6} {show(mean['encode_seconds'], 3):>9} {show(mean['render_seconds'], 3):>9} "
-          f"{results['peak_memory_gb']:>9.2f}")
+    print(
+        f"{'scenes':>6} {'images':>6} {'PSNR':>7} {'SSIM':>6} {'LPIPS':>6} {'encode s':>9} {'render s':>9} {'memory GB':>9}"
+    )
+    print(
+        f"{mean['scenes']:>6} {mean['images']:>6} {show(mean['psnr'], 2):>7} {show(mean['ssim'], 3):>6} "
+        f"{show(mean['lpips'], 3):>6} {show(mean['encode_seconds'], 3):>9} {show(mean['render_seconds'], 3):>9} "
+        f"{results['peak_memory_gb']:>9.2f}"
+    )
     print(f"per-scene results: {args.output_path}")
 
 

@@ -16,8 +16,8 @@ from typing import Optional
 import tyro
 from tqdm import tqdm
 
-from pixelsplat_ns.data.synthetic import SyntheticConfig, write_synthetic_dataset
 from pixelsplat_ns.cli import input_errors_exit
+from pixelsplat_ns.data.synthetic import SyntheticConfig, write_synthetic_dataset
 
 
 @dataclass
@@ -46,12 +46,20 @@ def main(argv: Optional[list[str]] = None) -> None:
     start = time.perf_counter()
     with input_errors_exit(FileExistsError, ValueError):
         counts = write_synthetic_dataset(
-            args.output_dir, args.scenes, args.seed, args.scene, args.test_fraction, args.workers, args.overwrite,
+            args.output_dir,
+            args.scenes,
+            args.seed,
+            args.scene,
+            args.test_fraction,
+            args.workers,
+            args.overwrite,
             progress=lambda scenes: tqdm(scenes, total=args.scenes, desc="scenes", unit="scene"),
         )
     minutes = (time.perf_counter() - start) / 60
-    print(f"wrote {counts['train']} train and {counts['test']} test scenes to {args.output_dir} in {minutes:.1f} "
-          f"min ({args.scenes / max(minutes, 1e-9):.0f} scenes/min)")
+    print(
+        f"wrote {counts['train']} train and {counts['test']} test scenes to {args.output_dir} in {minutes:.1f} "
+        f"min ({args.scenes / max(minutes, 1e-9):.0f} scenes/min)"
+    )
 
 
 if __name__ == "__main__":

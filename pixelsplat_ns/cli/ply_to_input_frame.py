@@ -13,8 +13,8 @@ from typing import Annotated, Optional
 import tyro
 from tyro.conf import Positional, arg
 
-from pixelsplat_ns.input_frame import ConversionError, convert
 from pixelsplat_ns.cli import input_errors_exit
+from pixelsplat_ns.input_frame import ConversionError, convert
 
 
 @dataclass

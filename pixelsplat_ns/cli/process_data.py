@@ -18,8 +18,8 @@ from typing import Optional
 
 import tyro
 
-from pixelsplat_ns.core.errors import InputError
 from pixelsplat_ns.cli import input_errors_exit
+from pixelsplat_ns.core.errors import InputError
 
 
 @dataclass
@@ -48,9 +48,11 @@ class Pair:
             photos = read_pair(self.data)
             cameras = pair_cameras(photos, self.focal_px, self.fov_deg)
             write_scene_folder(pair_frames(photos, cameras), self.output_dir)
-        print(f"{cameras.matches} matches, {cameras.inliers} inliers of the relative pose; the second photo is turned "
-              f"{cameras.rotation_degrees:.1f} degrees from the first; focal length {cameras.focal_px:.1f} px, "
-              f"{cameras.focal_source}")
+        print(
+            f"{cameras.matches} matches, {cameras.inliers} inliers of the relative pose; the second photo is turned "
+            f"{cameras.rotation_degrees:.1f} degrees from the first; focal length {cameras.focal_px:.1f} px, "
+            f"{cameras.focal_source}"
+        )
         print(f"wrote {self.output_dir}; predict the scene with: ns-train pixelsplat --data {self.output_dir}")
 
 
@@ -73,8 +75,10 @@ class Cameras:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
         with input_errors_exit(InputError):
             transforms = scene_from_cameras(self.cameras, self.output_dir, self.images, self.force)
-        print(f"wrote {len(transforms['frames'])} frames to {self.output_dir}; predict the scene with: "
-              f"ns-train pixelsplat --data {self.output_dir}")
+        print(
+            f"wrote {len(transforms['frames'])} frames to {self.output_dir}; predict the scene with: "
+            f"ns-train pixelsplat --data {self.output_dir}"
+        )
 
 
 @dataclass
@@ -107,8 +111,9 @@ class Re10k:
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    tyro.extras.subcommand_cli_from_dict({"pair": Pair, "cameras": Cameras, "re10k": Re10k}, args=argv,
-                                         prog="pixelsplat-process-data").main()
+    tyro.extras.subcommand_cli_from_dict(
+        {"pair": Pair, "cameras": Cameras, "re10k": Re10k}, args=argv, prog="pixelsplat-process-data"
+    ).main()
 
 
 if __name__ == "__main__":

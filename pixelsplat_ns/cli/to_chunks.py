@@ -40,8 +40,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     from pixelsplat_ns.data.nerfstudio_convert import nerfstudio_to_chunks
 
     with input_errors_exit(FileNotFoundError, FileExistsError, KeyError, ValueError):
-        index = nerfstudio_to_chunks(args.data, args.output_dir, args.split, args.keys, args.dataparser,
-                                     args.overwrite)
+        index = nerfstudio_to_chunks(args.data, args.output_dir, args.split, args.keys, args.dataparser, args.overwrite)
     print(f"wrote {len(index)} scene(s) to {args.output_dir / args.split}: {', '.join(index)}")
 
 

@@ -43,19 +43,28 @@ def check_intrinsics(fx: float, fy: float, cx: float, cy: float, width: int, hei
     fov_y = math.degrees(2 * math.atan(height / (2 * fy)))
     if max(fov_x, fov_y) > MAX_FIELD_OF_VIEW:
         looks_normalized = max(values) <= 2
-        hint = (f" These look normalized (divided by the image size, as pixelSplat stores them): give pixels, "
-                f"fl_x and cx times the width ({width}), fl_y and cy times the height ({height})"
-                if looks_normalized else " Check that the focal lengths are in pixels of this image")
-        raise CameraError(f"{where}: fl_x={fx:g}, fl_y={fy:g} for a {width}x{height} image give a {fov_x:.0f} x "
-                          f"{fov_y:.0f} degree field of view, which no pinhole camera has.{hint}")
+        hint = (
+            f" These look normalized (divided by the image size, as pixelSplat stores them): give pixels, "
+            f"fl_x and cx times the width ({width}), fl_y and cy times the height ({height})"
+            if looks_normalized
+            else " Check that the focal lengths are in pixels of this image"
+        )
+        raise CameraError(
+            f"{where}: fl_x={fx:g}, fl_y={fy:g} for a {width}x{height} image give a {fov_x:.0f} x "
+            f"{fov_y:.0f} degree field of view, which no pinhole camera has.{hint}"
+        )
     if max(fov_x, fov_y) < MIN_FIELD_OF_VIEW:
-        raise CameraError(f"{where}: fl_x={fx:g}, fl_y={fy:g} for a {width}x{height} image give a {fov_x:.2g} x "
-                          f"{fov_y:.2g} degree field of view, narrower than any lens: check that the focal lengths "
-                          "are in pixels of this image (not micrometres or another unit)")
+        raise CameraError(
+            f"{where}: fl_x={fx:g}, fl_y={fy:g} for a {width}x{height} image give a {fov_x:.2g} x "
+            f"{fov_y:.2g} degree field of view, narrower than any lens: check that the focal lengths "
+            "are in pixels of this image (not micrometres or another unit)"
+        )
     if max(fx / fy, fy / fx) > MAX_PIXEL_ASPECT:
-        raise CameraError(f"{where}: fl_x={fx:g} and fl_y={fy:g} differ {max(fx / fy, fy / fx):.3g}-fold; a camera's "
-                          f"pixels are square or nearly so (at most {MAX_PIXEL_ASPECT:g}-fold for anamorphic lenses): "
-                          "check both values")
+        raise CameraError(
+            f"{where}: fl_x={fx:g} and fl_y={fy:g} differ {max(fx / fy, fy / fx):.3g}-fold; a camera's "
+            f"pixels are square or nearly so (at most {MAX_PIXEL_ASPECT:g}-fold for anamorphic lenses): "
+            "check both values"
+        )
     low_x, high_x = -PRINCIPAL_POINT_MARGIN * width, (1 + PRINCIPAL_POINT_MARGIN) * width
     low_y, high_y = -PRINCIPAL_POINT_MARGIN * height, (1 + PRINCIPAL_POINT_MARGIN) * height
     if not (low_x <= cx <= high_x and low_y <= cy <= high_y):
@@ -64,7 +73,8 @@ def check_intrinsics(fx: float, fy: float, cx: float, cy: float, width: int, hei
             f"{where}: the principal point ({cx:g}, {cy:g}) lies far outside the {width}x{height} image. "
             f"These intrinsics probably belong to another resolution (about {implied[0]}x{implied[1]}, if the "
             f"principal point is central): scale fl_x and cx by {width}/<that width>, fl_y and cy by "
-            f"{height}/<that height>, or give the images they were made for")
+            f"{height}/<that height>, or give the images they were made for"
+        )
 
 
 def check_rotation(rotation: Float[Tensor, "3 3"], where: str) -> None:
@@ -75,4 +85,5 @@ def check_rotation(rotation: Float[Tensor, "3 3"], where: str) -> None:
     if not (error <= ROTATION_TOLERANCE and abs(determinant - 1) <= ROTATION_TOLERANCE):
         raise CameraError(
             f"{where}: the camera's 3x3 rotation is not a rotation (|R R^T - I| = {error:.3g}, det R = "
-            f"{determinant:.4g}): remove any scale from the pose (a determinant of -1 means mirrored axes)")
+            f"{determinant:.4g}): remove any scale from the pose (a determinant of -1 means mirrored axes)"
+        )

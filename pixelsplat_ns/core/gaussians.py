@@ -24,16 +24,22 @@ class Gaussians:
         return Gaussians(self.means * scale, self.covariances * scale**2, self.opacities, self.harmonics)
 
     def detach(self) -> "Gaussians":
-        return Gaussians(self.means.detach(), self.covariances.detach(), self.opacities.detach(),
-                         self.harmonics.detach())
+        return Gaussians(
+            self.means.detach(), self.covariances.detach(), self.opacities.detach(), self.harmonics.detach()
+        )
 
     def select(self, index: Int[Tensor, " k"]) -> "Gaussians":
         """The Gaussians at positions ``index`` (along g) of every scene in the batch."""
-        return Gaussians(self.means[:, index], self.covariances[:, index], self.opacities[:, index],
-                         self.harmonics[:, index])
+        return Gaussians(
+            self.means[:, index], self.covariances[:, index], self.opacities[:, index], self.harmonics[:, index]
+        )
 
     @staticmethod
     def concatenate(parts: Sequence["Gaussians"]) -> "Gaussians":
         """One batch of scenes holding each part's Gaussians, in order (along g)."""
-        return Gaussians(*(torch.cat([getattr(p, name) for p in parts], dim=1)
-                           for name in ("means", "covariances", "opacities", "harmonics")))
+        return Gaussians(
+            *(
+                torch.cat([getattr(p, name) for p in parts], dim=1)
+                for name in ("means", "covariances", "opacities", "harmonics")
+            )
+        )

@@ -19,7 +19,9 @@ def image_grid(height: int, width: int, device=None, dtype=torch.float32) -> Flo
     return torch.stack([x, y], dim=-1)
 
 
-def pixel_size_at_unit_depth(intrinsics: Float[Tensor, "*batch 3 3"], height: int, width: int) -> Float[Tensor, "*batch 2"]:
+def pixel_size_at_unit_depth(
+    intrinsics: Float[Tensor, "*batch 3 3"], height: int, width: int
+) -> Float[Tensor, "*batch 2"]:
     """World size (x, y) of one pixel at depth 1: inv(K[:2, :2]) @ (1 / width, 1 / height)."""
     pixel = torch.tensor([1.0 / width, 1.0 / height], dtype=intrinsics.dtype, device=intrinsics.device)
     return torch.einsum("...ij,j->...i", torch.linalg.inv(intrinsics[..., :2, :2]), pixel)
@@ -86,7 +88,9 @@ def project_segments(
         c_same, c_other = intrinsics[..., axis, 2], intrinsics[..., other, 2]
         slope = (value - c_same) / f_same
         t = (slope * o[..., 2] - o[..., axis]) / (d[..., axis] - slope * d[..., 2])
-        numerator = f_other * (o[..., other] * (slope * d[..., 2] - d[..., axis]) + d[..., other] * (o[..., axis] - slope * o[..., 2]))
+        numerator = f_other * (
+            o[..., other] * (slope * d[..., 2] - d[..., axis]) + d[..., other] * (o[..., axis] - slope * o[..., 2])
+        )
         coordinate = c_other + numerator / (d[..., 2] * o[..., axis] - d[..., axis] * o[..., 2])
         fixed = torch.full_like(coordinate, value)
         xy = torch.stack([fixed, coordinate] if axis == 0 else [coordinate, fixed], dim=-1)

@@ -61,14 +61,18 @@ def to_8bit(image: Image.Image, where: str) -> Image.Image:
     if mode.startswith("I;16") or mode == "I":
         values = np.asarray(image).astype(np.int64)
         if values.min() < 0 or values.max() > 65535:
-            raise ImageError(f"{where}: a {mode} image with values from {values.min()} to {values.max()}, outside "
-                             "the 16-bit range: save it as 8- or 16-bit PNG")
+            raise ImageError(
+                f"{where}: a {mode} image with values from {values.min()} to {values.max()}, outside "
+                "the 16-bit range: save it as 8- or 16-bit PNG"
+            )
         return Image.fromarray(np.round(values / 257).astype(np.uint8), "L").convert("RGB")
     if mode == "F":
         values = np.asarray(image)
         if not (np.isfinite(values).all() and values.min() >= 0 and values.max() <= 1):
-            raise ImageError(f"{where}: a floating-point image with values outside [0, 1] (from {values.min():g} to "
-                             f"{values.max():g}): save it as an 8- or 16-bit image")
+            raise ImageError(
+                f"{where}: a floating-point image with values outside [0, 1] (from {values.min():g} to "
+                f"{values.max():g}): save it as an 8- or 16-bit image"
+            )
         return Image.fromarray(np.round(values * 255).astype(np.uint8), "L").convert("RGB")
     raise ImageError(f"{where}: image mode {mode} has no faithful 8-bit RGB conversion here: save it as RGB")
 

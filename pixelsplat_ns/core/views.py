@@ -30,8 +30,10 @@ class DegenerateBaseline(InputError):
     """Context views taken from one position: pixelSplat sees depth only between views that are apart."""
 
     def __init__(self, baseline: float) -> None:
-        super().__init__(f"the context views are taken from the same position (baseline {baseline:.3g}): choose "
-                         "context views taken from different places (and no view twice)")
+        super().__init__(
+            f"the context views are taken from the same position (baseline {baseline:.3g}): choose "
+            "context views taken from different places (and no view twice)"
+        )
         self.baseline = baseline
 
 
@@ -131,8 +133,9 @@ def image_range_error(low: float, high: float) -> Optional[str]:
     if not (math.isfinite(low) and math.isfinite(high)):
         return "images contains NaN or infinite values"
     if low < -IMAGE_RANGE_SLACK or high > 1 + IMAGE_RANGE_SLACK:
-        return (f"images must be in [0, 1] (within {IMAGE_RANGE_SLACK:g}), got values in [{low!r}, {high!r}]: "
-                + ("8-bit values? divide them by 255" if high > 2 else "clip them to [0, 1]"))
+        return f"images must be in [0, 1] (within {IMAGE_RANGE_SLACK:g}), got values in [{low!r}, {high!r}]: " + (
+            "8-bit values? divide them by 255" if high > 2 else "clip them to [0, 1]"
+        )
     return None
 
 
@@ -163,8 +166,12 @@ def _check_scene(images: Tensor, extrinsics: Tensor, intrinsics: Tensor, index: 
         largest = float(principal.abs().max())
         raise InputError(
             f"principal points up to {largest:.4g} lie far outside the image: prepare_views takes intrinsics "
-            "normalized by the image size" + (", and these look like pixels (pixelsplat_ns.core.conventions."
-                                              "normalize_intrinsics converts them)" if largest > 2 else "")
+            "normalized by the image size"
+            + (
+                ", and these look like pixels (pixelsplat_ns.core.conventions.normalize_intrinsics converts them)"
+                if largest > 2
+                else ""
+            )
         )
 
 

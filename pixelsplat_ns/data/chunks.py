@@ -60,9 +60,7 @@ class ChunkScene:
         if not (isinstance(timestamps, Tensor) and timestamps.shape == (cameras.shape[0],)):
             raise ChunkFormatError(f"{where} ({item['key']}): 'timestamps' must be a [N] tensor")
         if len(images) != cameras.shape[0]:
-            raise ChunkFormatError(
-                f"{where} ({item['key']}): {len(images)} images but {cameras.shape[0]} cameras"
-            )
+            raise ChunkFormatError(f"{where} ({item['key']}): {len(images)} images but {cameras.shape[0]} cameras")
         return ChunkScene(item["key"], str(item["url"]), timestamps, cameras.float(), list(images))
 
 
@@ -106,8 +104,11 @@ def write_chunk(path: Path, scenes: list[ChunkScene]) -> None:
 def is_chunk_root(path: Path) -> bool:
     """Whether ``path`` holds a RealEstate10k-format dataset (``<split>/*.torch`` and ``<split>/index.json``)."""
     path = Path(path)
-    return path.is_dir() and any((path / split / "index.json").is_file() or any((path / split).glob("*.torch"))
-                                 for split in ("train", "test") if (path / split).is_dir())
+    return path.is_dir() and any(
+        (path / split / "index.json").is_file() or any((path / split).glob("*.torch"))
+        for split in ("train", "test")
+        if (path / split).is_dir()
+    )
 
 
 def chunk_paths(split_dir: Path) -> list[Path]:

@@ -22,8 +22,8 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from pixelsplat_ns.core.bounds import at_one_position, max_baseline
 from pixelsplat_ns.core.crop import CropIntrinsics
-from pixelsplat_ns.core.views import Views, prepare_views
 from pixelsplat_ns.core.geometry import field_of_view
+from pixelsplat_ns.core.views import Views, prepare_views
 
 from .cameras import mirror_cameras
 from .chunks import ChunkFormatError, ChunkScene, chunk_paths, read_chunk
@@ -141,8 +141,9 @@ class ChunkDataset(IterableDataset):
                     yield self._load(scene, plan)
                 except SkipScene as skip:  # an undecodable frame: its slot goes to the next example
                     self.skips.record(skip)
-            LOGGER.info("pass %d of shard %d/%d: %d examples; %s", epoch, shard, num_shards, count,
-                        self.skips.summary())
+            LOGGER.info(
+                "pass %d of shard %d/%d: %d examples; %s", epoch, shard, num_shards, count, self.skips.summary()
+            )
             epoch += 1
             if not self.config.repeat:
                 return
@@ -198,12 +199,16 @@ class ChunkDataset(IterableDataset):
         context, target = plan["context"], plan["target"]
         indices = torch.cat([context, target])
         images, intrinsics = load_frames(scene, indices, plan["intrinsics"], c.image_shape, c.crop_intrinsics)
-        views, _ = prepare_views(images, plan["c2w"][indices], intrinsics, range(len(context)), c.make_baseline_1,
-                                 index=indices)
+        views, _ = prepare_views(
+            images, plan["c2w"][indices], intrinsics, range(len(context)), c.make_baseline_1, index=indices
+        )
         if plan["flip"]:
             views = flipped(views)
-        return {"context": views.select(slice(0, len(context))), "target": views.select(slice(len(context), None)),
-                "scene": scene.key}
+        return {
+            "context": views.select(slice(0, len(context))),
+            "target": views.select(slice(len(context), None)),
+            "scene": scene.key,
+        }
 
 
 def flipped(views: Views) -> Views:

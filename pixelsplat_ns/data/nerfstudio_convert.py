@@ -28,6 +28,7 @@ from .images import encode_jpeg
 
 LOGGER = logging.getLogger("pixelsplat_ns.data")
 
+
 class ConversionError(InputError):
     """Input that the chunk format cannot represent, or that cannot be read."""
 
@@ -90,22 +91,35 @@ def read_nerfstudio_scene(data: Path, key: str, dataparser: str = "auto", split:
     width, height = cameras.width.flatten().float(), cameras.height.flatten().float()
     for i, path in enumerate(outputs.image_filenames):
         try:
-            check_intrinsics(float(cameras.fx[i]), float(cameras.fy[i]), float(cameras.cx[i]), float(cameras.cy[i]),
-                             int(width[i]), int(height[i]), f"{data}: frame {Path(path).name}")
+            check_intrinsics(
+                float(cameras.fx[i]),
+                float(cameras.fy[i]),
+                float(cameras.cx[i]),
+                float(cameras.cy[i]),
+                int(width[i]),
+                int(height[i]),
+                f"{data}: frame {Path(path).name}",
+            )
         except CameraError as error:
             raise ConversionError(str(error)) from error
-    c2w, intrinsics = from_nerfstudio(cameras.camera_to_worlds.double(), cameras.get_intrinsics_matrices(), width,
-                                      height)
+    c2w, intrinsics = from_nerfstudio(
+        cameras.camera_to_worlds.double(), cameras.get_intrinsics_matrices(), width, height
+    )
     c2w = c2w.float()
     if not torch.allclose(outputs.dataparser_transform, torch.eye(4)[:3]) or outputs.dataparser_scale != 1:
-        LOGGER.warning("%s: the dataparser moved the poses (transform %s, scale %s)", data,
-                       outputs.dataparser_transform.tolist(), outputs.dataparser_scale)
-    images = [
-        _frame_bytes(Path(path), int(w), int(h)) for path, w, h in zip(outputs.image_filenames, width, height)
-    ]
+        LOGGER.warning(
+            "%s: the dataparser moved the poses (transform %s, scale %s)",
+            data,
+            outputs.dataparser_transform.tolist(),
+            outputs.dataparser_scale,
+        )
+    images = [_frame_bytes(Path(path), int(w), int(h)) for path, w, h in zip(outputs.image_filenames, width, height)]
     return ChunkScene(
-        key, Path(data).resolve().as_uri(), torch.arange(count, dtype=torch.int64),
-        encode_chunk_cameras(c2w, intrinsics), images,
+        key,
+        Path(data).resolve().as_uri(),
+        torch.arange(count, dtype=torch.int64),
+        encode_chunk_cameras(c2w, intrinsics),
+        images,
     )
 
 
@@ -130,8 +144,10 @@ def _frame_bytes(path: Path, width: int, height: int) -> torch.Tensor:
         (displayed, stored, orientation) = displayed_size(data, str(path))
         if displayed != (width, height):
             turned = f" as displayed (EXIF orientation {orientation})" if orientation != 1 else ""
-            raise ConversionError(f"{path} is {displayed[0]}x{displayed[1]}{turned} but its camera says "
-                                  f"{width}x{height}; fix the intrinsics or the image")
+            raise ConversionError(
+                f"{path} is {displayed[0]}x{displayed[1]}{turned} but its camera says "
+                f"{width}x{height}; fix the intrinsics or the image"
+            )
         with Image.open(io.BytesIO(data)) as image:
             is_jpeg = image.format == "JPEG"
         image = open_image(data, str(path))  # fully decoded: a truncated file is refused here
@@ -154,8 +170,9 @@ def nerfstudio_to_chunks(
 ) -> dict[str, str]:
     """Convert each dataset to one scene of ``out/<split>``; keys default to the folder names.
     Returns the written index.json."""
-    keys = keys or [Path(d).resolve().name if Path(d).suffix != ".json" else Path(d).resolve().parent.name
-                    for d in datasets]
+    keys = keys or [
+        Path(d).resolve().name if Path(d).suffix != ".json" else Path(d).resolve().parent.name for d in datasets
+    ]
     if len(keys) != len(datasets):
         raise ValueError(f"{len(keys)} keys for {len(datasets)} datasets")
     if len(set(keys)) != len(keys):
@@ -188,11 +205,17 @@ def write_nerfstudio_scene(scene: ChunkScene, out: Path, overwrite: bool = False
         name = f"images/frame_{i:05d}.jpg"
         (out / name).write_bytes(raw)
         k = denormalize_intrinsics(intrinsics[i].double(), width, height)
-        frames.append({
-            "file_path": name,
-            "transform_matrix": c2w_gl[i].tolist(),
-            "fl_x": k[0, 0].item(), "fl_y": k[1, 1].item(), "cx": k[0, 2].item(), "cy": k[1, 2].item(),
-            "w": width, "h": height,
-        })
+        frames.append(
+            {
+                "file_path": name,
+                "transform_matrix": c2w_gl[i].tolist(),
+                "fl_x": k[0, 0].item(),
+                "fl_y": k[1, 1].item(),
+                "cx": k[0, 2].item(),
+                "cy": k[1, 2].item(),
+                "w": width,
+                "h": height,
+            }
+        )
     (out / "transforms.json").write_text(json.dumps({"camera_model": "OPENCV", "frames": frames}, indent=1))
     return out

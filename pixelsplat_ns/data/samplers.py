@@ -114,8 +114,10 @@ def read_evaluation_index(path: Path) -> dict[str, IndexEntry | None]:
             continue
         valid = (
             isinstance(entry, dict)
-            and all(isinstance(entry.get(f), list) and all(isinstance(i, int) and i >= 0 for i in entry[f])
-                    for f in ("context", "target"))
+            and all(
+                isinstance(entry.get(f), list) and all(isinstance(i, int) and i >= 0 for i in entry[f])
+                for f in ("context", "target")
+            )
             and len(entry["context"]) >= 2
         )
         if not valid:
@@ -144,6 +146,9 @@ class EvaluationViewSampler:
         if self.num_context_views == 3 and len(context) == 2:
             context.insert(1, (context[0] + context[1]) // 2)
         if max(context + list(entry.target)) >= num_frames:
-            raise SkipScene(SkipReason.TOO_FEW_FRAMES, key, f"index needs frame {max(context + list(entry.target))}"
-                            f" but the scene has {num_frames}")
+            raise SkipScene(
+                SkipReason.TOO_FEW_FRAMES,
+                key,
+                f"index needs frame {max(context + list(entry.target))} but the scene has {num_frames}",
+            )
         return torch.tensor(context), torch.tensor(entry.target)

@@ -104,9 +104,10 @@ def make_texture(kind: str, colours: np.ndarray, period: float, rng: np.random.G
     elif kind == "tiles":
         cells = rng.choice([2, 4])
         grout = (np.minimum((u * cells) % 1, (v * cells) % 1) < 0.08).astype(np.float64)
-        weight = grout + (1 - grout) * 0.15 * rng.uniform(size=(cells, cells))[
-            (v * cells).astype(int), (u * cells).astype(int)
-        ]
+        weight = (
+            grout
+            + (1 - grout) * 0.15 * rng.uniform(size=(cells, cells))[(v * cells).astype(int), (u * cells).astype(int)]
+        )
     elif kind == "noise":
         weight = np.zeros_like(u)
         for octave, amplitude in ((4, 0.55), (8, 0.3), (16, 0.15)):
@@ -131,14 +132,17 @@ def _tileable_upsample(grid: np.ndarray, size: int) -> np.ndarray:
     return rows[:, i0] * (1 - f)[None] + rows[:, i1] * f[None]
 
 
-def speckle_texture(rng: np.random.Generator, size: int = PHOTO_TEXTURE_SIZE,
-                    period: float = PHOTO_TEXTURE_PERIOD) -> Texture:
+def speckle_texture(
+    rng: np.random.Generator, size: int = PHOTO_TEXTURE_SIZE, period: float = PHOTO_TEXTURE_PERIOD
+) -> Texture:
     """Value noise of five octaves posterized into a random palette of eight colours: blobs and corners at
     every scale that do not repeat within ``period`` world units. Feature matchers (SIFT in the pair command
     and in COLMAP) find distinctive keypoints on it, which the tiled kinds, repeating every metre or so, do
     not give them. Not among ``TEXTURE_KINDS``: the training scenes keep their look."""
-    weight = sum(amplitude * _tileable_upsample(rng.uniform(size=(cells, cells)), size)
-                 for cells, amplitude in ((8, 0.4), (16, 0.25), (32, 0.15), (64, 0.12), (128, 0.08)))
+    weight = sum(
+        amplitude * _tileable_upsample(rng.uniform(size=(cells, cells)), size)
+        for cells, amplitude in ((8, 0.4), (16, 0.25), (32, 0.15), (64, 0.12), (128, 0.08))
+    )
     levels = np.clip(((weight - weight.min()) / np.ptp(weight) * 8).astype(int), 0, 7)
     palette = np.stack([random_colour(rng) for _ in range(8)])
     return Texture(palette[levels].astype(np.float32), float(period))
@@ -161,9 +165,7 @@ def random_texture(rng: np.random.Generator, kinds: tuple[str, ...] = TEXTURE_KI
 # ------------------------------------------------------------------------------------------ scene layout
 
 
-def camera_path(
-    room: Room, num_frames: int, rng: np.random.Generator
-) -> Float[np.ndarray, "frame 4 4"]:
+def camera_path(room: Room, num_frames: int, rng: np.random.Generator) -> Float[np.ndarray, "frame 4 4"]:
     """A smooth forward walk: position and gaze sway slowly (sinusoids) around a straight heading."""
     width, height, length = room.high - room.low
     t = np.linspace(0.0, 1.0, num_frames)
@@ -193,7 +195,9 @@ def sideways_path(room: Room, num_frames: int, rng: np.random.Generator) -> Floa
     """A photographer's capture rather than a video's walk: steps sideways across the room's near end, turning
     to keep one point in the middle of the room in view (the camera motion COLMAP and the pair command like)."""
     width, height, length = room.high - room.low
-    target = np.array([rng.uniform(-0.1, 0.1) * width, rng.uniform(0.8, 1.2), room.low[2] + rng.uniform(0.5, 0.7) * length])
+    target = np.array(
+        [rng.uniform(-0.1, 0.1) * width, rng.uniform(0.8, 1.2), room.low[2] + rng.uniform(0.5, 0.7) * length]
+    )
     positions = np.zeros((num_frames, 3))
     positions[:, 0] = np.linspace(-0.3, 0.3, num_frames) * width
     positions[:, 1] = rng.uniform(1.3, 1.7) + rng.uniform(-0.05, 0.05, num_frames)
@@ -258,8 +262,10 @@ def render(
     Works in bands of rows: small temporaries stay in the cache and off the kernel's page-fault path, where
     whole-image temporaries would each be faulted in and evicted from the cache (docs/benchmarks.md)."""
     rows = max(1, band_pixels // width)
-    bands = [_render_rows(room, c2w, intrinsics, height, width, top, min(top + rows, height))
-             for top in range(0, height, rows)]
+    bands = [
+        _render_rows(room, c2w, intrinsics, height, width, top, min(top + rows, height))
+        for top in range(0, height, rows)
+    ]
     return np.concatenate([b[0] for b in bands]), np.concatenate([b[1] for b in bands])
 
 
@@ -432,8 +438,10 @@ def render_scene(
 ) -> ChunkScene:
     """Render every frame and package the scene in the chunk format (camera positions times room.scale)."""
     images = [
-        encode_jpeg((render(room, pose, intrinsics, config.height, config.width)[0] * 255 + 0.5).astype(np.uint8),
-                    config.jpeg_quality)
+        encode_jpeg(
+            (render(room, pose, intrinsics, config.height, config.width)[0] * 255 + 0.5).astype(np.uint8),
+            config.jpeg_quality,
+        )
         for pose in c2w
     ]
     scaled = torch.tensor(c2w, dtype=torch.float64)
@@ -451,8 +459,9 @@ def synthetic_scene(seed: int, index: int, config: SyntheticConfig) -> ChunkScen
     return render_scene(key, room, c2w, intrinsics, config, int(rng.integers(10**9)) * 1000)
 
 
-def photo_capture(seed: int, num_frames: int, height: int, width: int
-                  ) -> tuple[list[np.ndarray], Float[np.ndarray, "frame 4 4"], Float[np.ndarray, "3 3"]]:
+def photo_capture(
+    seed: int, num_frames: int, height: int, width: int
+) -> tuple[list[np.ndarray], Float[np.ndarray, "frame 4 4"], Float[np.ndarray, "3 3"]]:
     """Photos of a room with ``with_speckle_textures``, taken along a ``sideways_path``: a stand-in for a user's
     own capture. Returns the images ([h, w, 3] uint8 RGB), their OpenCV camera-to-world at room scale and the
     normalized intrinsics they share."""
@@ -480,8 +489,13 @@ def evaluation_entry(num_frames: int, rng: np.random.Generator, num_targets: int
 def _render_for_pool(job: tuple[int, int, SyntheticConfig]) -> dict:
     # Worker processes return plain data: pickled tensors would travel through shared-memory handles.
     scene = synthetic_scene(*job)
-    return {"key": scene.key, "url": scene.url, "timestamps": scene.timestamps.numpy(),
-            "cameras": scene.cameras.numpy(), "images": [image.numpy().tobytes() for image in scene.images]}
+    return {
+        "key": scene.key,
+        "url": scene.url,
+        "timestamps": scene.timestamps.numpy(),
+        "cameras": scene.cameras.numpy(),
+        "images": [image.numpy().tobytes() for image in scene.images],
+    }
 
 
 def write_synthetic_dataset(
@@ -518,7 +532,10 @@ def write_synthetic_dataset(
             results = progress(results)
         for i, item in enumerate(results):
             scene = ChunkScene(
-                item["key"], item["url"], torch.from_numpy(item["timestamps"]), torch.from_numpy(item["cameras"]),
+                item["key"],
+                item["url"],
+                torch.from_numpy(item["timestamps"]),
+                torch.from_numpy(item["cameras"]),
                 [torch.frombuffer(bytearray(data), dtype=torch.uint8) for data in item["images"]],
             )
             writers["test" if is_test[i] else "train"].add(scene)

@@ -128,8 +128,9 @@ def with_sh_convention(
     coefficient_14: Optional[Literal["official_forward_kernel", "consistent"]] = None,
 ) -> EncoderConfig:
     """``config`` with its SH convention replaced where given (None keeps the checkpoint's own)."""
-    return replace(config, sh_rotation=rotation or config.sh_rotation,
-                   sh_coefficient_14=coefficient_14 or config.sh_coefficient_14)
+    return replace(
+        config, sh_rotation=rotation or config.sh_rotation, sh_coefficient_14=coefficient_14 or config.sh_coefficient_14
+    )
 
 
 def size_multiple(config: EncoderConfig) -> int:

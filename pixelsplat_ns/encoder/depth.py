@@ -9,8 +9,8 @@ from einops import rearrange
 from jaxtyping import Float, Int64
 from torch import Tensor, nn
 
-from pixelsplat_ns.fast_routes.layers import Linear
 from pixelsplat_ns.core.geometry import FLOAT32_EPS
+from pixelsplat_ns.fast_routes.layers import Linear
 
 
 def depth_to_relative_disparity(depth: Tensor, near: Tensor, far: Tensor, eps: float = 1e-10) -> Tensor:

@@ -9,16 +9,16 @@ from einops import rearrange
 from jaxtyping import Float
 from torch import Tensor, nn
 
+from pixelsplat_ns.core.gaussians import Gaussians
+from pixelsplat_ns.core.geometry import image_grid
+from pixelsplat_ns.core.views import Views, image_range, image_range_error
 from pixelsplat_ns.encoder.backbone import Backbone
 from pixelsplat_ns.encoder.compute import ComputeOptions
 from pixelsplat_ns.encoder.config import EncoderConfig, size_multiple
-from pixelsplat_ns.fast_routes.layers import Linear
 from pixelsplat_ns.encoder.depth import DepthPredictor
 from pixelsplat_ns.encoder.epipolar import EpipolarTransformer
 from pixelsplat_ns.encoder.gaussian_adapter import to_gaussians
-from pixelsplat_ns.core.views import Views, image_range, image_range_error
-from pixelsplat_ns.core.gaussians import Gaussians
-from pixelsplat_ns.core.geometry import image_grid
+from pixelsplat_ns.fast_routes.layers import Linear
 from pixelsplat_ns.render.spherical_harmonics import num_sh_bases
 
 
@@ -49,7 +49,9 @@ class PixelSplatEncoder(nn.Module):
         self.backbone = Backbone(config.backbone)
         self.backbone_projection = BackboneProjection(config.backbone.d_out, d)
         self.epipolar_transformer = (
-            EpipolarTransformer(config.epipolar, d, config.num_context_views) if config.use_epipolar_transformer else None
+            EpipolarTransformer(config.epipolar, d, config.num_context_views)
+            if config.use_epipolar_transformer
+            else None
         )
         self.high_resolution_skip = nn.Sequential(nn.Conv2d(3, d, 7, 1, 3), nn.ReLU())
         self.depth_predictor = DepthPredictor(d, config.num_depth_bins)
@@ -60,8 +62,9 @@ class PixelSplatEncoder(nn.Module):
         """Compute with ``compute`` from now on: ``exact_rewrites`` is read by every ``encode``,
         ``linear_as_convolution`` is applied to the linear layers here. The weights are left as they are."""
         if not isinstance(compute, ComputeOptions):
-            raise TypeError(f"compute options must be ComputeOptions (pixelsplat_ns.encoder.compute), got "
-                            f"{type(compute).__name__}")
+            raise TypeError(
+                f"compute options must be ComputeOptions (pixelsplat_ns.encoder.compute), got {type(compute).__name__}"
+            )
         self.compute_options = compute
         for module in self.modules():
             if isinstance(module, Linear):
@@ -127,8 +130,9 @@ class PixelSplatEncoder(nn.Module):
         features = rearrange(features, "b v c h w -> b v (h w) c")
 
         samples = 1 if deterministic else self.config.gaussians_per_pixel
-        depths, probabilities = self.depth_predictor(features, context.near, context.far, samples, deterministic,
-                                                     generator)
+        depths, probabilities = self.depth_predictor(
+            features, context.near, context.far, samples, deterministic, generator
+        )
         opacities = probabilities
         if self.config.opacity_divided_by_gaussians_per_pixel:
             opacities = opacities / self.config.gaussians_per_pixel
@@ -172,23 +176,30 @@ class PixelSplatEncoder(nn.Module):
     def _check_layout(self, context: Views) -> None:
         """Types, shapes and dtypes, the view count and the image size: nothing that reads the tensors' data."""
         if not isinstance(context, Views):
-            raise TypeError(f"encode takes the context as Views (pixelsplat_ns.core.views), got {type(context).__name__}")
+            raise TypeError(
+                f"encode takes the context as Views (pixelsplat_ns.core.views), got {type(context).__name__}"
+            )
         images, extrinsics, intrinsics, near, far = context[:5]
         if images.dim() != 5 or images.shape[2] != 3:
             raise ValueError(f"images must have shape [B, V, 3, H, W], got {list(images.shape)}")
         b, v, _, h, w = images.shape
         if b == 0 or h == 0 or w == 0:
             raise ValueError(f"images must not be empty, got shape {list(images.shape)}")
-        named = (("images", images), ("extrinsics", extrinsics), ("intrinsics", intrinsics), ("near", near),
-                 ("far", far))
+        named = (
+            ("images", images),
+            ("extrinsics", extrinsics),
+            ("intrinsics", intrinsics),
+            ("near", near),
+            ("far", far),
+        )
         parameter = next(self.parameters())
         for name, tensor in named:
             if tensor.dtype != parameter.dtype:
                 raise ValueError(
                     f"{name} are {tensor.dtype} but the encoder's weights are {parameter.dtype}: convert one to the "
                     f"other (e.g. views.to({parameter.dtype}) or encoder.to({tensor.dtype}))"
-                    if tensor.is_floating_point() else
-                    f"{name} must be floating point ({parameter.dtype}), got {tensor.dtype}"
+                    if tensor.is_floating_point()
+                    else f"{name} must be floating point ({parameter.dtype}), got {tensor.dtype}"
                     + (": divide 8-bit images by 255" if name == "images" else "")
                 )
         if v < 2:
@@ -198,8 +209,12 @@ class PixelSplatEncoder(nn.Module):
                 f"this encoder was built for {self.config.num_context_views} context views and cannot take {v} "
                 "(more than two views need a model trained with that many, e.g. the official 3-view checkpoint)"
             )
-        expected = {"extrinsics": (extrinsics, (b, v, 4, 4)), "intrinsics": (intrinsics, (b, v, 3, 3)),
-                    "near": (near, (b, v)), "far": (far, (b, v))}
+        expected = {
+            "extrinsics": (extrinsics, (b, v, 4, 4)),
+            "intrinsics": (intrinsics, (b, v, 3, 3)),
+            "near": (near, (b, v)),
+            "far": (far, (b, v)),
+        }
         for name, (tensor, shape) in expected.items():
             if tuple(tensor.shape) != shape:
                 raise ValueError(f"{name} must have shape {list(shape)}, got {list(tensor.shape)}")

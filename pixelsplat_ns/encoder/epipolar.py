@@ -19,11 +19,11 @@ from einops import rearrange
 from jaxtyping import Bool, Float
 from torch import Tensor, nn
 
-from pixelsplat_ns.encoder.config import EpipolarConfig, ImageSelfAttentionConfig
-from pixelsplat_ns.fast_routes.layers import FourierConv2d, Linear
-from pixelsplat_ns.fast_routes.derived_weights import DerivedWeights
-from pixelsplat_ns.encoder.depth import depth_to_relative_disparity
 from pixelsplat_ns.core.geometry import image_grid, project_segments, triangulate_depth, world_rays
+from pixelsplat_ns.encoder.config import EpipolarConfig, ImageSelfAttentionConfig
+from pixelsplat_ns.encoder.depth import depth_to_relative_disparity
+from pixelsplat_ns.fast_routes.derived_weights import DerivedWeights
+from pixelsplat_ns.fast_routes.layers import FourierConv2d, Linear
 
 
 def positional_encoding(x: Float[Tensor, "*batch d"], num_octaves: int) -> Float[Tensor, "*batch e"]:
@@ -66,8 +66,12 @@ def sample_epipolar(
     other_extrinsics = extrinsics[:, others][:, :, :, None]  # [b v ov 1 4 4]
     other_intrinsics = intrinsics[:, others][:, :, :, None]
     start, end, valid = project_segments(
-        origins[:, :, None], directions[:, :, None], other_extrinsics, other_intrinsics,
-        near[:, :, None, None], far[:, :, None, None],
+        origins[:, :, None],
+        directions[:, :, None],
+        other_extrinsics,
+        other_intrinsics,
+        near[:, :, None, None],
+        far[:, :, None, None],
     )
     start = start.nan_to_num(posinf=0, neginf=0) * valid[..., None]
     end = end.nan_to_num(posinf=0, neginf=0) * valid[..., None]
@@ -76,16 +80,23 @@ def sample_epipolar(
 
     other_features = rearrange(features[:, others], "b v ov c h w -> (b v ov) c h w")
     sampled = F.grid_sample(
-        other_features, rearrange(2 * xy - 1, "b v ov r s xy -> (b v ov) r s xy"),
-        mode="bilinear", padding_mode="zeros", align_corners=False,
+        other_features,
+        rearrange(2 * xy - 1, "b v ov r s xy -> (b v ov) r s xy"),
+        mode="bilinear",
+        padding_mode="zeros",
+        align_corners=False,
     )
     # Stored ray-major and channels-last (b v r s ov c), the layout the cross attention reads its keys and
     # values in: one transposing copy, and what follows (the mask, the depth encoding) works in place on it.
     sampled = rearrange(sampled, "(b v ov) c r s -> b v r s ov c", b=b, v=v).contiguous()
     sampled = rearrange(sampled, "b v r s ov c -> b v ov r s c").mul_(valid[..., None, None])
 
-    sample_origins, sample_directions = world_rays(xy, other_extrinsics[..., None, :, :], other_intrinsics[..., None, :, :])
-    depths = triangulate_depth(origins[:, :, None, :, None], directions[:, :, None, :, None], sample_origins, sample_directions)
+    sample_origins, sample_directions = world_rays(
+        xy, other_extrinsics[..., None, :, :], other_intrinsics[..., None, :, :]
+    )
+    depths = triangulate_depth(
+        origins[:, :, None, :, None], directions[:, :, None, :, None], sample_origins, sample_directions
+    )
     depths = torch.minimum(torch.maximum(depths, near[..., None, None, None]), far[..., None, None, None])
     return EpipolarSamples(xy=xy, valid=valid, features=sampled, depths=depths)
 
@@ -101,7 +112,9 @@ class PreNormCrossAttention(nn.Module):
         self.to_kv = Linear(dim, 2 * num_heads * d_dot, bias=False)
         self.to_out = Linear(num_heads * d_dot, dim)
 
-    def forward(self, x: Float[Tensor, "n c"], kv: Float[Tensor, "n s c"], exact_rewrites: bool) -> Float[Tensor, "n c"]:
+    def forward(
+        self, x: Float[Tensor, "n c"], kv: Float[Tensor, "n s c"], exact_rewrites: bool
+    ) -> Float[Tensor, "n c"]:
         q = rearrange(self.to_q(self.norm(x)), "n (h d) -> n h d", h=self.num_heads)
         w_k, w_v = rearrange(self.to_kv.weight, "(two h d) c -> two h d c", two=2, h=self.num_heads)
         if exact_rewrites:
@@ -130,7 +143,9 @@ class TransformerBlock(nn.Module):
         self.mlp = nn.Sequential(Linear(dim, d_mlp), nn.GELU(), Linear(d_mlp, dim))
 
     def forward(self, x: Float[Tensor, "n t c"]) -> Float[Tensor, "n t c"]:
-        q, k, v = rearrange(self.to_qkv(self.attention_norm(x)), "n t (three h d) -> three n h t d", three=3, h=self.num_heads)
+        q, k, v = rearrange(
+            self.to_qkv(self.attention_norm(x)), "n t (three h d) -> three n h t d", three=3, h=self.num_heads
+        )
         x = x + self.to_out(rearrange(F.scaled_dot_product_attention(q, k, v), "n h t d -> n t (h d)"))
         return x + self.mlp(self.mlp_norm(x))
 
@@ -152,7 +167,9 @@ class ImageSelfAttention(nn.Module):
     def forward(self, image: Float[Tensor, "n c h w"]) -> Float[Tensor, "n c h w"]:
         tokens = torch.relu(self.patch_embedder(image))
         nh, nw = tokens.shape[-2:]
-        position = self.positional_encoding(positional_encoding(image_grid(nh, nw, image.device, image.dtype), self.num_octaves))
+        position = self.positional_encoding(
+            positional_encoding(image_grid(nh, nw, image.device, image.dtype), self.num_octaves)
+        )
         tokens = rearrange(tokens + rearrange(position, "h w c -> c h w"), "n c h w -> n (h w) c")
         for block in self.blocks:
             tokens = block(tokens)
@@ -170,7 +187,9 @@ class EpipolarLayer(nn.Module):
         self.image_norm = nn.LayerNorm(dim)
         self.image_attention = ImageSelfAttention(config.self_attention, dim)
 
-    def forward(self, x: Float[Tensor, "b v c h w"], kv: Float[Tensor, "n s c"], exact_rewrites: bool) -> Float[Tensor, "b v c h w"]:
+    def forward(
+        self, x: Float[Tensor, "b v c h w"], kv: Float[Tensor, "n s c"], exact_rewrites: bool
+    ) -> Float[Tensor, "b v c h w"]:
         b, v, c, h, w = x.shape
         tokens = rearrange(x, "b v c h w -> (b v h w) c")
         tokens = tokens + self.cross_attention(tokens, kv, exact_rewrites)
@@ -256,11 +275,15 @@ class EpipolarTransformer(nn.Module):
         generator: Optional[torch.Generator] = None,
     ) -> Float[Tensor, "b v c h w"]:
         b, v = features.shape[:2]
-        features = rearrange(self.downscaler(rearrange(features, "b v c h w -> (b v) c h w")), "(b v) c h w -> b v c h w", b=b)
+        features = rearrange(
+            self.downscaler(rearrange(features, "b v c h w -> (b v) c h w")), "(b v) c h w -> b v c h w", b=b
+        )
         samples = sample_epipolar(features, extrinsics, intrinsics, near, far, self.config.num_samples)
         kv = samples.features
         if self.depth_encoding is not None:
-            relative = depth_to_relative_disparity(samples.depths, near[..., None, None, None], far[..., None, None, None])
+            relative = depth_to_relative_disparity(
+                samples.depths, near[..., None, None, None], far[..., None, None, None]
+            )
             kv += self.depth_encoding(positional_encoding(relative[..., None], self.config.num_octaves))
         if v > 2:
             # The other views get the learned embeddings in a random order, as in pixelSplat.

@@ -7,9 +7,9 @@ from jaxtyping import Float
 from torch import Tensor
 
 from pixelsplat_ns.core.conventions import quaternion_to_matrix, xyzw_to_wxyz
-from pixelsplat_ns.encoder.official_sh import Coefficient14, ShRotation, official_sh_to_gsplat
 from pixelsplat_ns.core.gaussians import Gaussians
 from pixelsplat_ns.core.geometry import pixel_size_at_unit_depth, world_rays
+from pixelsplat_ns.encoder.official_sh import Coefficient14, ShRotation, official_sh_to_gsplat
 from pixelsplat_ns.render.spherical_harmonics import num_sh_bases
 
 

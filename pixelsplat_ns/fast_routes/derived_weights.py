@@ -26,8 +26,11 @@ class DerivedWeights:
             self._entries.pop(name, None)
             return compute()
         device_type = parameters[0].device.type
-        autocast = (is_autocast_available(device_type) and torch.is_autocast_enabled(device_type)
-                    and torch.get_autocast_dtype(device_type))  # "meta" and others have no autocast
+        autocast = (
+            is_autocast_available(device_type)
+            and torch.is_autocast_enabled(device_type)
+            and torch.get_autocast_dtype(device_type)
+        )  # "meta" and others have no autocast
         key = (autocast, *((p.data_ptr(), p._version, p.dtype, p.device) for p in parameters))
         entry = self._entries.get(name)
         if entry is None or entry[1] != key:

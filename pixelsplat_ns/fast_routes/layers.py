@@ -69,7 +69,10 @@ def kernel_spectrum(weight: Float[Tensor, "o c k k"], size: int = FFT_TILE) -> C
 
 
 def conv2d_fourier(
-    x: Float[Tensor, "n c h w"], spectrum: Complex[Tensor, "freq c o"], bias: Tensor, kernel_size: int,
+    x: Float[Tensor, "n c h w"],
+    spectrum: Complex[Tensor, "freq c o"],
+    bias: Tensor,
+    kernel_size: int,
     size: int = FFT_TILE,
 ) -> Float[Tensor, "n o h w"]:
     """``F.conv2d(x, weight, bias, padding=kernel_size // 2)`` on overlapping size x size tiles (overlap-save),

@@ -95,8 +95,9 @@ def upsample_and_sum_numba(
     if height % rows or width % cols or height // rows != width // cols:
         raise ValueError(f"{rows} x {cols} patches do not tile a {height} x {width} image in squares")
     out = torch.empty(n, height, width, c, dtype=torch.float32)  # not np.empty: see the module's note on pages
-    _upsample_and_sum(tuple(_channels_last(m) for m in maps), patches.detach().contiguous().numpy(),
-                      height // rows, out.numpy())
+    _upsample_and_sum(
+        tuple(_channels_last(m) for m in maps), patches.detach().contiguous().numpy(), height // rows, out.numpy()
+    )
     return out
 
 

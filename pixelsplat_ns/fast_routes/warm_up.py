@@ -24,16 +24,25 @@ def warm_up(dtypes: tuple[torch.dtype, ...] = (torch.float32,)) -> float:
         conics = torch.tensor([[[0.5, 0.0, 0.5]]], dtype=dtype, requires_grad=True)
         opacities = torch.tensor([[0.9]], dtype=dtype, requires_grad=True)
         colors = torch.ones(1, 1, 3, dtype=dtype, requires_grad=True)
-        image, alpha = composite_numba(means2d, conics, opacities, colors, torch.ones(1, 1, dtype=dtype),
-                                       torch.full((1, 1), 4, dtype=torch.int32), 16, 16)
+        image, alpha = composite_numba(
+            means2d,
+            conics,
+            opacities,
+            colors,
+            torch.ones(1, 1, dtype=dtype),
+            torch.full((1, 1), 4, dtype=torch.int32),
+            16,
+            16,
+        )
         (image.sum() + alpha.sum()).backward()
         means = torch.tensor([[0.0, 0.0, 2.0]], dtype=dtype, requires_grad=True)
         covars = (0.01 * torch.eye(3, dtype=dtype))[None].requires_grad_()
         coeffs = torch.zeros(1, 4, 3, dtype=dtype, requires_grad=True)
         camera = torch.eye(4, dtype=dtype)[None]
         Ks = torch.tensor([[[16.0, 0, 8], [0, 16.0, 8], [0, 0, 1]]], dtype=dtype)
-        _, means2d, depths, conics, colors = project_and_shade_numba(means, covars, coeffs, camera, Ks, 16, 16, 0.3,
-                                                                     0.01, 1e10, 1)
+        _, means2d, depths, conics, colors = project_and_shade_numba(
+            means, covars, coeffs, camera, Ks, 16, 16, 0.3, 0.01, 1e10, 1
+        )
         (means2d.sum() + depths.sum() + conics.sum() + colors.sum()).backward()
     upsampling_numba.warm_up()
     return time.perf_counter() - start

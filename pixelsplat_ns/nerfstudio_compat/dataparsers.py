@@ -3,7 +3,6 @@
 import dataclasses
 from pathlib import Path
 
-
 NEUTRAL_DATAPARSER_SETTINGS = {
     "orientation_method": "none",
     "center_method": "none",
@@ -27,12 +26,17 @@ def parse_input_frame(dataparser_config, data, every_frame: bool = False):
     ``1 / max |t|``) without checks, so one view, views at one position or one NaN pose turn every pose into
     NaN or infinity, or end in a ZeroDivisionError far from the cause. The dataparser then runs twice: once
     here, once in nerfstudio's datamanager."""
-    neutral = {k: v for k, v in NEUTRAL_DATAPARSER_SETTINGS.items()
-               if (every_frame or k != "eval_mode") and hasattr(dataparser_config, k)}
+    neutral = {
+        k: v
+        for k, v in NEUTRAL_DATAPARSER_SETTINGS.items()
+        if (every_frame or k != "eval_mode") and hasattr(dataparser_config, k)
+    }
     config = dataclasses.replace(dataparser_config, **neutral)
     if data is not None:
         config.data = Path(data)
-    from nerfstudio.utils.rich_utils import CONSOLE  # nerfstudio only where a dataparser runs: data/ imports this module
+    from nerfstudio.utils.rich_utils import (
+        CONSOLE,  # nerfstudio only where a dataparser runs: data/ imports this module
+    )
 
     quiet, CONSOLE.quiet = CONSOLE.quiet, True  # its notes (e.g. on --eval-mode all) are about this read only
     try:

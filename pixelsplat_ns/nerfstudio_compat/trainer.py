@@ -39,13 +39,16 @@ class PixelSplatTrainer(Trainer):
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         path = self.checkpoint_dir / f"step-{step:09d}.ckpt"
         pipeline = self.pipeline.module if hasattr(self.pipeline, "module") else self.pipeline
-        save_atomically({
-            "step": step,
-            "pipeline": pipeline.state_dict(),
-            "optimizers": {k: v.state_dict() for (k, v) in self.optimizers.optimizers.items()},
-            "schedulers": {k: v.state_dict() for (k, v) in self.optimizers.schedulers.items()},
-            "scalers": self.grad_scaler.state_dict(),
-        }, path)
+        save_atomically(
+            {
+                "step": step,
+                "pipeline": pipeline.state_dict(),
+                "optimizers": {k: v.state_dict() for (k, v) in self.optimizers.optimizers.items()},
+                "schedulers": {k: v.state_dict() for (k, v) in self.optimizers.schedulers.items()},
+                "scalers": self.grad_scaler.state_dict(),
+            },
+            path,
+        )
         if self.config.save_only_latest_checkpoint:
             for other in self.checkpoint_dir.glob("*.ckpt"):
                 if other != path:
@@ -66,8 +69,10 @@ class PixelSplatTrainer(Trainer):
                 self.config.load_step = step
                 break
             else:
-                raise InputError(f"--load-dir {self.config.load_dir}: no readable step-*.ckpt there "
-                                 f"({len(candidates)} damaged): resume from another run, or start afresh")
+                raise InputError(
+                    f"--load-dir {self.config.load_dir}: no readable step-*.ckpt there "
+                    f"({len(candidates)} damaged): resume from another run, or start afresh"
+                )
         super()._load_checkpoint()
 
     def train_iteration(self, step: int):
@@ -80,7 +85,8 @@ class PixelSplatTrainer(Trainer):
                 f"the GPU ran out of memory at training step {step} ({str(error).splitlines()[0]}): for "
                 "pixelsplat-pretrain use a smaller --pipeline.datamanager.batch-size (it measures a step before "
                 "training unless --pipeline.check-memory False); per scene, a smaller "
-                "--pipeline.model.context-short-side") from error
+                "--pipeline.model.context-short-side"
+            ) from error
         self.last_trained_step = step
         return result
 

@@ -30,8 +30,9 @@ def path_lengths(camera_to_worlds: Float[Tensor, "n 3 4"]) -> Float[Tensor, " n"
     return torch.cat([steps.new_zeros(1), torch.cumsum(steps, 0)])
 
 
-def groups_along_path(camera_to_worlds: Float[Tensor, "n 3 4"], count: int, views_per_group: int
-                      ) -> list[tuple[int, ...]]:
+def groups_along_path(
+    camera_to_worlds: Float[Tensor, "n 3 4"], count: int, views_per_group: int
+) -> list[tuple[int, ...]]:
     """``count`` groups of ``views_per_group`` views at equal path-length spacing (see the module's docstring).
     Raises ``ContextError`` when the capture has too few views."""
     if count < 1:  # the flag itself is checked, with its own message, by the datamanager's options
@@ -39,9 +40,11 @@ def groups_along_path(camera_to_worlds: Float[Tensor, "n 3 4"], count: int, view
     anchors_needed = count * (views_per_group - 1) + 1
     n = len(camera_to_worlds)
     if anchors_needed > n:
-        raise ContextError(f"{count} context group(s) of {views_per_group} views take {anchors_needed} training views "
-                           f"along the capture; the dataset has {n}: ask for fewer with "
-                           "--pipeline.datamanager.context-pairs")
+        raise ContextError(
+            f"{count} context group(s) of {views_per_group} views take {anchors_needed} training views "
+            f"along the capture; the dataset has {n}: ask for fewer with "
+            "--pipeline.datamanager.context-pairs"
+        )
     lengths = path_lengths(camera_to_worlds)
     targets = torch.linspace(0, float(lengths[-1]), anchors_needed, dtype=torch.float64)
     anchors: list[int] = []
@@ -52,11 +55,15 @@ def groups_along_path(camera_to_worlds: Float[Tensor, "n 3 4"], count: int, view
         highest = n - anchors_needed + k
         anchors.append(min(max(nearest, lowest), highest))
     step = views_per_group - 1
-    return [tuple(anchors[g * step: g * step + views_per_group]) for g in range(count)]
+    return [tuple(anchors[g * step : g * step + views_per_group]) for g in range(count)]
 
 
-def group_is_usable(camera_to_worlds: Float[Tensor, "n 3 4"], group: Sequence[int], max_angle_degrees: float,
-                    max_baseline: Optional[float] = None) -> bool:
+def group_is_usable(
+    camera_to_worlds: Float[Tensor, "n 3 4"],
+    group: Sequence[int],
+    max_angle_degrees: float,
+    max_baseline: Optional[float] = None,
+) -> bool:
     """Whether a group's views can be encoded together: pairwise viewing directions within
     ``max_angle_degrees``, not at one position, and at most ``max_baseline`` apart (when given)."""
     c2w = camera_to_worlds[list(group)].double()
@@ -68,8 +75,13 @@ def group_is_usable(camera_to_worlds: Float[Tensor, "n 3 4"], group: Sequence[in
     return max_baseline is None or widest <= max_baseline
 
 
-def choose_context_groups(camera_to_worlds: Float[Tensor, "n 3 4"], count: ContextCount, views_per_group: int,
-                          max_angle_degrees: float, max_baseline: Optional[float] = None) -> list[tuple[int, ...]]:
+def choose_context_groups(
+    camera_to_worlds: Float[Tensor, "n 3 4"],
+    count: ContextCount,
+    views_per_group: int,
+    max_angle_degrees: float,
+    max_baseline: Optional[float] = None,
+) -> list[tuple[int, ...]]:
     """The context groups for ``count`` (a number, or ``"auto"``: the fewest usable groups that cover the
     capture; the densest possible when none is usable, which ``all_usable`` tells the caller)."""
     if count != "auto":
@@ -82,6 +94,10 @@ def choose_context_groups(camera_to_worlds: Float[Tensor, "n 3 4"], count: Conte
     return groups_along_path(camera_to_worlds, most, views_per_group)
 
 
-def all_usable(camera_to_worlds: Float[Tensor, "n 3 4"], groups: Sequence[tuple[int, ...]], max_angle_degrees: float,
-               max_baseline: Optional[float] = None) -> bool:
+def all_usable(
+    camera_to_worlds: Float[Tensor, "n 3 4"],
+    groups: Sequence[tuple[int, ...]],
+    max_angle_degrees: float,
+    max_baseline: Optional[float] = None,
+) -> bool:
     return all(group_is_usable(camera_to_worlds, g, max_angle_degrees, max_baseline) for g in groups)

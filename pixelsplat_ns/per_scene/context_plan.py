@@ -39,14 +39,20 @@ class ContextOptions:
     def __post_init__(self) -> None:
         count, ratio = self.context_pairs, self.max_baseline_to_depth
         if count != "auto" and count < 1:
-            raise ContextError(f"--pipeline.datamanager.context-pairs {count}: give 1 or more context pairs (groups, "
-                               "for a 3-view model), or auto")
+            raise ContextError(
+                f"--pipeline.datamanager.context-pairs {count}: give 1 or more context pairs (groups, "
+                "for a 3-view model), or auto"
+            )
         if self.context_views is not None and count != 1:
-            raise ContextError("give --pipeline.datamanager.context-views (one group) or "
-                               "--pipeline.datamanager.context-pairs (groups along the capture), not both")
+            raise ContextError(
+                "give --pipeline.datamanager.context-views (one group) or "
+                "--pipeline.datamanager.context-pairs (groups along the capture), not both"
+            )
         if not (math.isfinite(ratio) and ratio > 0):
-            raise ContextError(f"--pipeline.datamanager.max-baseline-to-depth {ratio:g}: give a positive share of the "
-                               "scene's depth (default 0.3)")
+            raise ContextError(
+                f"--pipeline.datamanager.max-baseline-to-depth {ratio:g}: give a positive share of the "
+                "scene's depth (default 0.3)"
+            )
 
     @classmethod
     def from_config(cls, config) -> "ContextOptions":
@@ -126,21 +132,33 @@ def plan_context(
         groups = [choose_context_views(camera_to_worlds, angle)]
     elif options.context_pairs == "auto":
         if scene_depth is None:
-            raise ValueError("context-pairs auto spaces its groups by the scene's depth: measure it first "
-                             "(prediction.measure_scene_depth) and pass it as scene_depth")
+            raise ValueError(
+                "context-pairs auto spaces its groups by the scene's depth: measure it first "
+                "(prediction.measure_scene_depth) and pass it as scene_depth"
+            )
         ratio = options.max_baseline_to_depth
         max_baseline = ratio * scene_depth.median
         groups = choose_context_groups(camera_to_worlds, "auto", views_per_group, angle, max_baseline)
         if not all_usable(camera_to_worlds, groups, angle, max_baseline):
-            messages.append(PlanMessage(
-                f"context-pairs auto: no split of the capture keeps every group's views within {angle:g} degrees "
-                f"and {max_baseline:.3g} apart; using the densest, {len(groups)} groups of neighbouring views. Give "
-                "--pipeline.datamanager.context-pairs N to choose", warning=True))
-        source = ("triangulated from features matched along the capture" if scene_depth.triangulated
-                  else "predicted by the encoder: too few features to triangulate")
-        messages.append(PlanMessage(
-            f"pixelsplat context-pairs auto: the scene's median depth is {scene_depth.median:.3g} ({source}), so "
-            f"groups at most {max_baseline:.3g} apart (max-baseline-to-depth {ratio:g}): {len(groups)} group(s)"))
+            messages.append(
+                PlanMessage(
+                    f"context-pairs auto: no split of the capture keeps every group's views within {angle:g} degrees "
+                    f"and {max_baseline:.3g} apart; using the densest, {len(groups)} groups of neighbouring views. Give "
+                    "--pipeline.datamanager.context-pairs N to choose",
+                    warning=True,
+                )
+            )
+        source = (
+            "triangulated from features matched along the capture"
+            if scene_depth.triangulated
+            else "predicted by the encoder: too few features to triangulate"
+        )
+        messages.append(
+            PlanMessage(
+                f"pixelsplat context-pairs auto: the scene's median depth is {scene_depth.median:.3g} ({source}), so "
+                f"groups at most {max_baseline:.3g} apart (max-baseline-to-depth {ratio:g}): {len(groups)} group(s)"
+            )
+        )
     else:
         groups = choose_context_groups(camera_to_worlds, options.context_pairs, views_per_group, angle)
     plan_groups = tuple(tuple(int(i) for i in group) for group in groups)
@@ -149,8 +167,11 @@ def plan_context(
     else:
         listed = ", ".join("(" + " ".join(map(str, group)) + ")" for group in plan_groups)
         views = sorted({i for group in plan_groups for i in group})
-        messages.append(PlanMessage(f"pixelsplat context groups: {listed} (of the training views; "
-                                    f"{', '.join(names[i] for i in views)})"))
+        messages.append(
+            PlanMessage(
+                f"pixelsplat context groups: {listed} (of the training views; {', '.join(names[i] for i in views)})"
+            )
+        )
     return ContextPlan(plan_groups, options.context_views is not None, tuple(messages))
 
 
@@ -158,13 +179,16 @@ def given_views(views: Sequence[int], count: int) -> tuple[int, ...]:
     """Given context views, checked against the ``count`` training views: two or more different indices."""
     out_of_range = [i for i in views if not 0 <= i < count]
     if out_of_range or len(set(views)) != len(views) or len(views) < 2:
-        raise ContextError(f"--pipeline.datamanager.context-views {' '.join(map(str, views))}: give two (or more) "
-                           f"different indices of training images, 0 to {count - 1}")
+        raise ContextError(
+            f"--pipeline.datamanager.context-views {' '.join(map(str, views))}: give two (or more) "
+            f"different indices of training images, 0 to {count - 1}"
+        )
     return tuple(views)
 
 
-def depth_probe_group(camera_to_worlds: Float[Tensor, "n 3 4"], options: ContextOptions, views_per_group: int
-                      ) -> tuple[int, ...]:
+def depth_probe_group(
+    camera_to_worlds: Float[Tensor, "n 3 4"], options: ContextOptions, views_per_group: int
+) -> tuple[int, ...]:
     """The views the encoder predicts the scene's depth from for ``context-pairs auto`` where too few features
     triangulate: the automatic pair for a 2-view encoder, else one group of ``views_per_group`` views along the
     whole capture. An input of the depth measurement, not a plan."""

@@ -10,9 +10,9 @@ from nerfstudio.data.datamanagers.full_images_datamanager import FullImageDatama
 from nerfstudio.utils.rich_utils import CONSOLE
 
 from pixelsplat_ns.core.camera_checks import CameraError, check_intrinsics, check_rotation
-from pixelsplat_ns.data.chunks import is_chunk_root
 from pixelsplat_ns.core.errors import InputError
 from pixelsplat_ns.core.images import ImageError, displayed_size
+from pixelsplat_ns.data.chunks import is_chunk_root
 from pixelsplat_ns.nerfstudio_compat.dataparsers import parse_input_frame, without_dataparser_alpha
 
 from .context import check_cameras
@@ -24,8 +24,9 @@ def check_training_cameras(dataparser_outputs, total: int | None = None) -> list
     """Check the training cameras a dataparser produced (``check_cameras``); returns the image names."""
     cameras = dataparser_outputs.cameras
     names = [Path(f).name for f in dataparser_outputs.image_filenames]
-    check_cameras(cameras.camera_to_worlds, [CameraType(int(t)).name for t in cameras.camera_type.flatten()], names,
-                  total)
+    check_cameras(
+        cameras.camera_to_worlds, [CameraType(int(t)).name for t in cameras.camera_type.flatten()], names, total
+    )
     return names
 
 
@@ -35,9 +36,11 @@ def check_frames(dataparser_outputs) -> None:
     cameras = dataparser_outputs.cameras
     kinds = sorted({CameraType(int(t)).name for t in cameras.camera_type.flatten()} - {"PERSPECTIVE"})
     if kinds:
-        raise CameraError(f"pixelsplat needs pinhole (perspective) cameras for every frame, eval frames included; "
-                          f"this dataset has {', '.join(kinds)}: undistort the images first (e.g. COLMAP's "
-                          "image_undistorter) and give pinhole intrinsics")
+        raise CameraError(
+            f"pixelsplat needs pinhole (perspective) cameras for every frame, eval frames included; "
+            f"this dataset has {', '.join(kinds)}: undistort the images first (e.g. COLMAP's "
+            "image_undistorter) and give pinhole intrinsics"
+        )
     mismatched = []
     for i, path in enumerate(dataparser_outputs.image_filenames):
         name = Path(path).name
@@ -45,23 +48,31 @@ def check_frames(dataparser_outputs) -> None:
         if bool(torch.isfinite(camera.camera_to_worlds).all()):
             check_rotation(camera.camera_to_worlds[:3, :3], f"frame {name}")
         width, height = int(camera.width), int(camera.height)
-        check_intrinsics(float(camera.fx), float(camera.fy), float(camera.cx), float(camera.cy), width, height,
-                         f"frame {name}")
+        check_intrinsics(
+            float(camera.fx), float(camera.fy), float(camera.cx), float(camera.cy), width, height, f"frame {name}"
+        )
         displayed, stored, orientation = displayed_size(path, name)
         if displayed != (width, height):
-            turned = f" (EXIF orientation {orientation} turns its stored {stored[0]}x{stored[1]} pixels)" \
-                if orientation != 1 else ""
+            turned = (
+                f" (EXIF orientation {orientation} turns its stored {stored[0]}x{stored[1]} pixels)"
+                if orientation != 1
+                else ""
+            )
             mismatched.append(f"{name} is {displayed[0]}x{displayed[1]}{turned}, its camera {width}x{height}")
         elif orientation != 1:
-            CONSOLE.print(f"[yellow]{name} has EXIF orientation {orientation}: pixelsplat uses it as displayed; its "
-                          "camera must describe the displayed picture (cameras computed on the stored pixels, as "
-                          "COLMAP's, would not)")
+            CONSOLE.print(
+                f"[yellow]{name} has EXIF orientation {orientation}: pixelsplat uses it as displayed; its "
+                "camera must describe the displayed picture (cameras computed on the stored pixels, as "
+                "COLMAP's, would not)"
+            )
     if mismatched:
-        raise ImageError(f"{len(mismatched)} image(s) do not have the size their camera says, e.g. "
-                         f"{'; '.join(mismatched[:5])}. Images are used as displayed (EXIF orientation applied): "
-                         "give each frame the width, height and intrinsics of its image as displayed (scale "
-                         "fl_x, cx by the width ratio and fl_y, cy by the height ratio for a resized image), or "
-                         "give the images the cameras were made for")
+        raise ImageError(
+            f"{len(mismatched)} image(s) do not have the size their camera says, e.g. "
+            f"{'; '.join(mismatched[:5])}. Images are used as displayed (EXIF orientation applied): "
+            "give each frame the width, height and intrinsics of its image as displayed (scale "
+            "fl_x, cx by the width ratio and fl_y, cy by the height ratio for a resized image), or "
+            "give the images the cameras were made for"
+        )
 
 
 class PixelSplatDataManager(FullImageDatamanager[PixelSplatDataset]):
@@ -77,12 +88,16 @@ class PixelSplatDataManager(FullImageDatamanager[PixelSplatDataset]):
         self.context_options = ContextOptions.from_config(config)
         data = Path(config.data if config.data is not None else config.dataparser.data)
         if not data.exists():
-            raise InputError(f"--data {data} does not exist: give a nerfstudio scene folder (a transforms.json and "
-                             "its images), e.g. --data pixelsplat_ns/sample_scene")
+            raise InputError(
+                f"--data {data} does not exist: give a nerfstudio scene folder (a transforms.json and "
+                "its images), e.g. --data pixelsplat_ns/sample_scene"
+            )
         if config.data is not None and is_chunk_root(Path(config.data)):
-            raise InputError(f"{config.data} is a RealEstate10k-format dataset of many scenes, not a nerfstudio "
-                             f"scene: take one scene out with `pixelsplat-process-data re10k --data {config.data} "
-                             "--key KEY --output-dir SCENE` and predict that")
+            raise InputError(
+                f"{config.data} is a RealEstate10k-format dataset of many scenes, not a nerfstudio "
+                f"scene: take one scene out with `pixelsplat-process-data re10k --data {config.data} "
+                "--key KEY --output-dir SCENE` and predict that"
+            )
         # The input's own cameras and images first: nerfstudio's normalization would hide what is wrong with
         # them, and its image loader would fail on a mismatch with an assertion in a worker thread.
         every_frame = parse_input_frame(config.dataparser, config.data, every_frame=True)
@@ -90,17 +105,21 @@ class PixelSplatDataManager(FullImageDatamanager[PixelSplatDataset]):
         check_frames(every_frame)
         rgba_config = without_dataparser_alpha(config)
         if rgba_config is not config:
-            CONSOLE.log(f"pixelsplat composites RGBA images onto the model's background, not the dataparser's alpha "
-                        f"color ({config.dataparser.alpha_color})")
+            CONSOLE.log(
+                f"pixelsplat composites RGBA images onto the model's background, not the dataparser's alpha "
+                f"color ({config.dataparser.alpha_color})"
+            )
         super().__init__(rgba_config, device, test_mode, world_size, local_rank, **kwargs)
         check_training_cameras(self.train_dataparser_outputs)
         # nerfstudio draws a new target order at each call: with this draw (the plan's is the next) a refinement
         # visits its targets in the order earlier versions' runs of the same flags did.
         self.train_unseen_cameras = self.sample_train_cameras()
         if len(self.eval_dataset) == 0:
-            CONSOLE.print(f"[bold yellow]The dataset has no eval images: ns-eval and the eval logs score the "
-                          f"{len(self.train_dataset)} training views instead (these include the context views, so "
-                          "the scores are optimistic).")
+            CONSOLE.print(
+                f"[bold yellow]The dataset has no eval images: ns-eval and the eval logs score the "
+                f"{len(self.train_dataset)} training views instead (these include the context views, so "
+                "the scores are optimistic)."
+            )
             self.eval_dataset = self.train_dataset
             self.eval_unseen_cameras = list(range(len(self.eval_dataset)))
 

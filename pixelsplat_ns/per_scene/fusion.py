@@ -81,8 +81,10 @@ class FusedScene:
 
     def counts(self) -> tuple[int, int]:
         """(kept, predicted) Gaussians."""
-        return (sum(int(r.sum()) * s for r, s in zip(self.kept_rays, self.samples)),
-                sum(len(r) * s for r, s in zip(self.kept_rays, self.samples)))
+        return (
+            sum(int(r.sum()) * s for r, s in zip(self.kept_rays, self.samples)),
+            sum(len(r) * s for r, s in zip(self.kept_rays, self.samples)),
+        )
 
 
 def ray_representatives(gaussians: Gaussians, rays: int) -> tuple[Float[Tensor, "r 3"], Float[Tensor, " r"]]:
@@ -99,29 +101,58 @@ def ray_representatives(gaussians: Gaussians, rays: int) -> tuple[Float[Tensor, 
     return (weights[..., None] * means).sum(1), combined
 
 
-def view_depths(gaussians: Gaussians, world_to_cameras: Float[Tensor, "v 4 4"], intrinsics: Float[Tensor, "v 3 3"],
-                height: int, width: int, group: int) -> list[ViewDepth]:
+def view_depths(
+    gaussians: Gaussians,
+    world_to_cameras: Float[Tensor, "v 4 4"],
+    intrinsics: Float[Tensor, "v 3 3"],
+    height: int,
+    width: int,
+    group: int,
+) -> list[ViewDepth]:
     """Each context view of one group's prediction (``gaussians``: batch of one, the dataparser's frame) as a
     depth map of its own pixel-aligned Gaussians."""
     points, opacity = ray_representatives(gaussians, len(world_to_cameras) * height * width)
     return depth_maps(points, opacity, world_to_cameras, intrinsics, height, width, group)
 
 
-def depth_maps(points: Float[Tensor, "r 3"], opacity: Float[Tensor, " r"], world_to_cameras: Float[Tensor, "v 4 4"],
-               intrinsics: Float[Tensor, "v 3 3"], height: int, width: int, group: int) -> list[ViewDepth]:
+def depth_maps(
+    points: Float[Tensor, "r 3"],
+    opacity: Float[Tensor, " r"],
+    world_to_cameras: Float[Tensor, "v 4 4"],
+    intrinsics: Float[Tensor, "v 3 3"],
+    height: int,
+    width: int,
+    group: int,
+) -> list[ViewDepth]:
     """``view_depths`` from the group's ray surfaces and opacities (``ray_representatives``), view after view."""
     pixels = height * width
-    return [ViewDepth(world_to_cameras[v], intrinsics[v], height, width,
-                      camera_points(points[v * pixels:(v + 1) * pixels], world_to_cameras[v])[:, 2],
-                      opacity[v * pixels:(v + 1) * pixels], group, v * pixels) for v in range(len(world_to_cameras))]
+    return [
+        ViewDepth(
+            world_to_cameras[v],
+            intrinsics[v],
+            height,
+            width,
+            camera_points(points[v * pixels : (v + 1) * pixels], world_to_cameras[v])[:, 2],
+            opacity[v * pixels : (v + 1) * pixels],
+            group,
+            v * pixels,
+        )
+        for v in range(len(world_to_cameras))
+    ]
 
 
 def camera_points(points: Float[Tensor, "n 3"], world_to_camera: Float[Tensor, "4 4"]) -> Float[Tensor, "n 3"]:
     return points @ world_to_camera[:3, :3].T + world_to_camera[:3, 3]
 
 
-def add_group(scene: FusedScene, gaussians: Gaussians, world_to_cameras: Float[Tensor, "v 4 4"],
-              intrinsics: Float[Tensor, "v 3 3"], height: int, width: int) -> None:
+def add_group(
+    scene: FusedScene,
+    gaussians: Gaussians,
+    world_to_cameras: Float[Tensor, "v 4 4"],
+    intrinsics: Float[Tensor, "v 3 3"],
+    height: int,
+    width: int,
+) -> None:
     """Fuse one more group's prediction into ``scene`` (the module's rule). ``gaussians`` is the group's
     prediction in the dataparser's frame (batch of one); its context views' world-to-camera matrices (OpenCV)
     and pixel intrinsics at the context images' ``height`` x ``width``."""
@@ -147,8 +178,9 @@ def add_group(scene: FusedScene, gaussians: Gaussians, world_to_cameras: Float[T
         earlier_rays = earlier.first_ray + pixel
         depth = earlier.depth[pixel]
         # Within a factor 1 + tolerance either way (z and depth are positive here).
-        duplicate = (scene.kept_rays[earlier.group][earlier_rays]
-                     & (torch.maximum(z / depth, depth / z) <= 1 + scene.tolerance))
+        duplicate = scene.kept_rays[earlier.group][earlier_rays] & (
+            torch.maximum(z / depth, depth / z) <= 1 + scene.tolerance
+        )
         new_wins = opacity[candidates] > earlier.opacity[pixel]
         keep_ray[candidates[duplicate & ~new_wins]] = False
         beaten.append((earlier.group, earlier_rays[duplicate & new_wins], candidates[duplicate & new_wins]))

@@ -45,14 +45,23 @@ class PixelSplatModel(SplatfactoModel):
         """An empty scene: ``set_gaussians`` fills it after prediction, and the post-training tools resize it
         to the checkpoint's Gaussians (``SplatfactoModel.load_state_dict``)."""
         num_bases = (self.config.sh_degree + 1) ** 2
-        shapes = {"means": (0, 3), "scales": (0, 3), "quats": (0, 4), "features_dc": (0, 3),
-                  "features_rest": (0, num_bases - 1, 3), "opacities": (0, 1)}
+        shapes = {
+            "means": (0, 3),
+            "scales": (0, 3),
+            "quats": (0, 4),
+            "features_dc": (0, 3),
+            "features_rest": (0, num_bases - 1, 3),
+            "opacities": (0, 1),
+        }
         self.gauss_params = torch.nn.ParameterDict({k: torch.nn.Parameter(torch.zeros(s)) for k, s in shapes.items()})
         self.camera_optimizer = self.config.camera_optimizer.setup(num_cameras=self.num_train_data, device="cpu")
         self.crop_box = None
         self.step = 0
-        self.background_color = (VIEWER_BACKGROUND.clone() if self.config.background_color == "random"
-                                 else get_color(self.config.background_color))
+        self.background_color = (
+            VIEWER_BACKGROUND.clone()
+            if self.config.background_color == "random"
+            else get_color(self.config.background_color)
+        )
         self.refinement = GaussianRefinement()
         # Gaussians nearer to a camera than this (dataparser units) are not drawn; set from the prediction and
         # saved with the Gaussians, so that every tool culls alike at any scene scale.
@@ -82,11 +91,16 @@ class PixelSplatModel(SplatfactoModel):
         state_dict = {k: v for k, v in state_dict.items() if not k.startswith("refinement.") or k in own}
         return load_splat_state_in_place(self, state_dict, **kwargs)
 
-    def get_training_callbacks(self, training_callback_attributes: TrainingCallbackAttributes) -> list[TrainingCallback]:
+    def get_training_callbacks(
+        self, training_callback_attributes: TrainingCallbackAttributes
+    ) -> list[TrainingCallback]:
         """The step counter and the refinement's own step; no densification or culling."""
         return [
-            TrainingCallback([TrainingCallbackLocation.BEFORE_TRAIN_ITERATION], self.step_cb,
-                             args=[training_callback_attributes.optimizers]),
+            TrainingCallback(
+                [TrainingCallbackLocation.BEFORE_TRAIN_ITERATION],
+                self.step_cb,
+                args=[training_callback_attributes.optimizers],
+            ),
             TrainingCallback([TrainingCallbackLocation.AFTER_TRAIN_ITERATION], self._after_refinement_step),
         ]
 
@@ -144,8 +158,10 @@ class PixelSplatModel(SplatfactoModel):
             raise ValueError(f"one camera at a time, got {camera.shape[0]}")
         camera_type = CameraType(int(camera.camera_type.flatten()[0]))
         if camera_type != CameraType.PERSPECTIVE:
-            raise CameraError(f"pixelsplat renders pinhole (perspective) cameras, not {camera_type.name}: give a "
-                              "perspective camera path (camera_type \"perspective\" in ns-render's camera path)")
+            raise CameraError(
+                f"pixelsplat renders pinhole (perspective) cameras, not {camera_type.name}: give a "
+                'perspective camera path (camera_type "perspective" in ns-render\'s camera path)'
+            )
         if self.config.cpu_allocator_tuning and self.device.type == "cpu":
             keep_freed_blocks()  # once per process: see cpu_allocator.py
         splats = self._splats()
@@ -158,9 +174,16 @@ class PixelSplatModel(SplatfactoModel):
         c2w = self.camera_optimizer.apply_to_camera(camera) if self.training else camera.camera_to_worlds
         extrinsics, intrinsics = from_nerfstudio(c2w, camera.get_intrinsics_matrices().to(self.device), width, height)
         render_mode = "RGB+ED" if self.config.output_depth_during_training or not self.training else "RGB"
-        render, alpha, _ = render_views(**splats, extrinsics=extrinsics, intrinsics=intrinsics, width=width,
-                                        height=height, near_plane=float(self.near_plane), sh_degree=self.config.sh_degree,
-                                        render_mode=render_mode)
+        render, alpha, _ = render_views(
+            **splats,
+            extrinsics=extrinsics,
+            intrinsics=intrinsics,
+            width=width,
+            height=height,
+            near_plane=float(self.near_plane),
+            sh_degree=self.config.sh_degree,
+            render_mode=render_mode,
+        )
         rgb = torch.clamp(render[..., :3] + (1 - alpha) * background, 0.0, 1.0)
         outputs = {"rgb": rgb[0], "accumulation": alpha[0], "background": background, "depth": None}
         if render_mode == "RGB+ED":
@@ -176,8 +199,10 @@ class PixelSplatModel(SplatfactoModel):
 
     def get_metrics_dict(self, outputs, batch) -> dict[str, torch.Tensor]:
         target, rendered = self._target(batch, outputs), outputs["rgb"].detach()
-        return {"psnr": psnr(target.permute(2, 0, 1)[None], rendered.permute(2, 0, 1)[None])[0],
-                "gaussian_count": self.num_points}
+        return {
+            "psnr": psnr(target.permute(2, 0, 1)[None], rendered.permute(2, 0, 1)[None])[0],
+            "gaussian_count": self.num_points,
+        }
 
     def get_loss_dict(self, outputs, batch, metrics_dict=None) -> dict[str, torch.Tensor]:
         """``refinement_loss`` on the target view (inside its mask, when the dataset has masks), plus the camera

@@ -15,8 +15,8 @@ import torch
 from nerfstudio.pipelines.base_pipeline import VanillaPipeline
 from nerfstudio.utils.rich_utils import CONSOLE
 
-from pixelsplat_ns.render.views import OFFICIAL_NEAR_FRACTION
 from pixelsplat_ns.nerfstudio_compat import install_process_hooks
+from pixelsplat_ns.render.views import OFFICIAL_NEAR_FRACTION
 
 from .datamanager import PixelSplatDataManager
 from .prediction import bind_scene_encoder, check_fusion_options, configured_encoder, plan_scene_context
@@ -45,14 +45,18 @@ class PixelSplatPipeline(VanillaPipeline):
             fused = scene_encoder.fuse(self.model.config.fusion_depth_tolerance)
             gaussians = fused.gaussians()
             kept, predicted = fused.counts()
-            CONSOLE.log(f"pixelsplat fused {groups} context groups ({width}x{height}): kept {kept} of {predicted} "
-                        f"Gaussians ({kept / predicted:.0%}) in {time.perf_counter() - started:.1f} s")
+            CONSOLE.log(
+                f"pixelsplat fused {groups} context groups ({width}x{height}): kept {kept} of {predicted} "
+                f"Gaussians ({kept / predicted:.0%}) in {time.perf_counter() - started:.1f} s"
+            )
         else:
             with torch.no_grad():
                 gaussians = scene_encoder()
             of_groups = f" of {groups} context groups" if groups > 1 else ""
-            CONSOLE.log(f"pixelsplat predicted {gaussians.means.shape[1]} Gaussians from {width}x{height} context "
-                        f"views{of_groups} in {time.perf_counter() - started:.1f} s")
+            CONSOLE.log(
+                f"pixelsplat predicted {gaussians.means.shape[1]} Gaussians from {width}x{height} context "
+                f"views{of_groups} in {time.perf_counter() - started:.1f} s"
+            )
         self.model.set_gaussians(gaussians)
         # The official renderer's near plane, 0.2 x the context's near, in the dataparser's units.
         self.model.set_near_plane(OFFICIAL_NEAR_FRACTION * scene_encoder.near_plane())

@@ -10,11 +10,11 @@ from typing import Optional, Sequence, Union
 import numpy as np
 import torch
 
+from pixelsplat_ns.checkpoints import BUNDLED_TINY_ENCODER, CheckpointError, build_encoder, read_encoder
 from pixelsplat_ns.core.conventions import to_gsplat
-from pixelsplat_ns.encoder import PixelSplatEncoder
 from pixelsplat_ns.core.gaussians import Gaussians
 from pixelsplat_ns.core.views import Views
-from pixelsplat_ns.checkpoints import BUNDLED_TINY_ENCODER, CheckpointError, build_encoder, read_encoder
+from pixelsplat_ns.encoder import PixelSplatEncoder
 from pixelsplat_ns.encoder.config import with_sh_convention
 
 from . import scene_depth
@@ -30,8 +30,14 @@ class SceneEncoder(torch.nn.Module):
     paper encodes its context (its own baseline normalization and near/far); after ``fuse`` the groups'
     Gaussians are reduced to those the fusion kept, else concatenated."""
 
-    def __init__(self, encoder: PixelSplatEncoder, contexts: Sequence[Views], scales: Sequence[float],
-                 deterministic: bool, seed: int):
+    def __init__(
+        self,
+        encoder: PixelSplatEncoder,
+        contexts: Sequence[Views],
+        scales: Sequence[float],
+        deterministic: bool,
+        seed: int,
+    ):
         super().__init__()
         self.encoder, self.contexts, self.scales = encoder, list(contexts), list(scales)
         self.deterministic, self.seed = deterministic, seed
@@ -109,8 +115,10 @@ def configured_encoder(model_config, device) -> ConfiguredEncoder:
     try:
         encoder_config, state_dict, trained_shape = read_encoder(path)
     except (FileNotFoundError, CheckpointError) as error:
-        raise CheckpointError(f"--pipeline.model.encoder-checkpoint {path}: {error}. Give an official .ckpt, a "
-                              "converted .pt or a pixelsplat-pretrain run's config.yml or step-*.ckpt") from error
+        raise CheckpointError(
+            f"--pipeline.model.encoder-checkpoint {path}: {error}. Give an official .ckpt, a "
+            "converted .pt or a pixelsplat-pretrain run's config.yml or step-*.ckpt"
+        ) from error
     encoder_config = with_sh_convention(encoder_config, model_config.sh_rotation, model_config.sh_coefficient_14)
     encoder = build_encoder(encoder_config, state_dict, device, model_config.encoder_compute)
     return ConfiguredEncoder(encoder, path, trained_shape, device)
@@ -122,8 +130,9 @@ def plan_scene_context(encoder: ConfiguredEncoder, datamanager, model_config) ->
     options = datamanager.context_options
     depth = measure_scene_depth(encoder, datamanager, model_config) if options.needs_scene_depth else None
     names = [Path(f).name for f in datamanager.train_dataparser_outputs.image_filenames]
-    plan = plan_context(datamanager.train_dataset.cameras.camera_to_worlds, names, options, encoder.views_per_group,
-                        depth)
+    plan = plan_context(
+        datamanager.train_dataset.cameras.camera_to_worlds, names, options, encoder.views_per_group, depth
+    )
     log_plan(plan)
     return plan
 
@@ -147,21 +156,29 @@ def bind_scene_encoder(encoder: ConfiguredEncoder, plan: ContextPlan, datamanage
     return bind_groups(encoder, plan.groups, datamanager, model_config)
 
 
-def bind_groups(encoder: ConfiguredEncoder, groups: Sequence[tuple[int, ...]], datamanager, model_config
-                ) -> SceneEncoder:
+def bind_groups(
+    encoder: ConfiguredEncoder, groups: Sequence[tuple[int, ...]], datamanager, model_config
+) -> SceneEncoder:
     """The encoder bound to ``groups`` of training views (each of the encoder's views per group)."""
     built = [group_views(group, datamanager, model_config, encoder.trained_shape, encoder.encoder) for group in groups]
-    return SceneEncoder(encoder.encoder, [c.to(encoder.device) for c, _ in built], [s for _, s in built],
-                        model_config.deterministic, model_config.prediction_seed)
+    return SceneEncoder(
+        encoder.encoder,
+        [c.to(encoder.device) for c, _ in built],
+        [s for _, s in built],
+        model_config.deterministic,
+        model_config.prediction_seed,
+    )
 
 
 def check_fusion_options(model_config) -> None:
     """The fusion flags, before anything is loaded (the tolerance is only read when fusing)."""
     tolerance = model_config.fusion_depth_tolerance
     if model_config.context_fusion == "deduplicate" and not (math.isfinite(tolerance) and tolerance > 0):
-        raise ContextError(f"--pipeline.model.fusion-depth-tolerance {tolerance:g}: give a finite positive "
-                           "tolerance (depths within a factor 1 + it either way are one surface; default 1.0); "
-                           "--pipeline.model.context-fusion concatenate keeps every Gaussian")
+        raise ContextError(
+            f"--pipeline.model.fusion-depth-tolerance {tolerance:g}: give a finite positive "
+            "tolerance (depths within a factor 1 + it either way are one surface; default 1.0); "
+            "--pipeline.model.context-fusion concatenate keeps every Gaussian"
+        )
 
 
 def context_background(model_config) -> torch.Tensor:
@@ -182,10 +199,13 @@ def features_depth(datamanager, model_config) -> Optional[float]:
     background = context_background(model_config)
     intrinsics = cameras.get_intrinsics_matrices()
     # Neighbouring stretches share their end view: each view is converted once.
-    images = {i: np.asarray(to_pil(datamanager.cached_train[i]["image"], background))
-              for i in sorted({i for pair in stretches for i in pair})}
-    pairs = [([images[i] for i in pair], cameras.camera_to_worlds[list(pair)], intrinsics[list(pair)])
-             for pair in stretches]
+    images = {
+        i: np.asarray(to_pil(datamanager.cached_train[i]["image"], background))
+        for i in sorted({i for pair in stretches for i in pair})
+    }
+    pairs = [
+        ([images[i] for i in pair], cameras.camera_to_worlds[list(pair)], intrinsics[list(pair)]) for pair in stretches
+    ]
     return scene_depth.median_depth(pairs)
 
 
@@ -194,12 +214,17 @@ def check_group_size(group: tuple[int, ...], wanted: int, path, given: bool) -> 
     the views were given with --pipeline.datamanager.context-views (else the automatic pair)."""
     if len(group) == wanted:
         return
-    how = ("were given with --pipeline.datamanager.context-views" if given
-           else "were chosen automatically (the automatic choice picks a pair)")
+    how = (
+        "were given with --pipeline.datamanager.context-views"
+        if given
+        else "were chosen automatically (the automatic choice picks a pair)"
+    )
     example = " ".join(str(i) for i in range(wanted))
-    raise ContextError(f"the encoder in {path} takes {wanted} context views; {len(group)} {how}: give {wanted} indices "
-                       f"of training images, e.g. --pipeline.datamanager.context-views {example}, or groups of "
-                       f"{wanted} along the capture with --pipeline.datamanager.context-pairs N (or auto)")
+    raise ContextError(
+        f"the encoder in {path} takes {wanted} context views; {len(group)} {how}: give {wanted} indices "
+        f"of training images, e.g. --pipeline.datamanager.context-views {example}, or groups of "
+        f"{wanted} along the capture with --pipeline.datamanager.context-pairs N (or auto)"
+    )
 
 
 def group_views(group: tuple[int, ...], datamanager, model_config, trained_shape, encoder) -> tuple[Views, float]:

@@ -70,8 +70,9 @@ def triangulate(
     return points0[good], np.stack(depths)[:, good]
 
 
-def downscaled(images: list[np.ndarray], intrinsics: Float[Tensor, "2 3 3"], scale: float
-               ) -> tuple[list[np.ndarray], Float[Tensor, "2 3 3"], np.ndarray]:
+def downscaled(
+    images: list[np.ndarray], intrinsics: Float[Tensor, "2 3 3"], scale: float
+) -> tuple[list[np.ndarray], Float[Tensor, "2 3 3"], np.ndarray]:
     """The images resized by about ``scale`` (area averaging), their intrinsics, and the exact (x, y) factors
     (with pixel centres at half-integers, a point at p in an image is at p * factor in the resized one)."""
     height, width = images[0].shape[:2]
@@ -84,8 +85,9 @@ def downscaled(images: list[np.ndarray], intrinsics: Float[Tensor, "2 3 3"], sca
     return resized, intrinsics, factors
 
 
-def median_depth(pairs: Sequence[tuple[list[np.ndarray], Float[Tensor, "2 3 4"], Float[Tensor, "2 3 3"]]]
-                 ) -> Optional[float]:
+def median_depth(
+    pairs: Sequence[tuple[list[np.ndarray], Float[Tensor, "2 3 4"], Float[Tensor, "2 3 3"]]],
+) -> Optional[float]:
     """The median triangulated depth over every given view pair (``triangulate``'s arguments), pooled, or None
     when fewer than ``MIN_POINTS`` points remain."""
     depths = np.concatenate([triangulate(*pair)[1].ravel() for pair in pairs] + [np.zeros(0)])

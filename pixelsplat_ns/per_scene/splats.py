@@ -39,8 +39,9 @@ def splat_parameters(gaussians: Gaussians, sh_degree: int) -> dict[str, Float[Te
         raise ValueError(f"one scene at a time: got a batch of {gaussians.means.shape[0]}")
     num_bases = num_sh_bases(sh_degree)
     if gaussians.harmonics.shape[2] < num_bases:
-        raise ValueError(f"SH degree {sh_degree} needs {num_bases} coefficients, the Gaussians have "
-                         f"{gaussians.harmonics.shape[2]}")
+        raise ValueError(
+            f"SH degree {sh_degree} needs {num_bases} coefficients, the Gaussians have {gaussians.harmonics.shape[2]}"
+        )
     log_scales, quats = decompose_covariances(gaussians.covariances[0])
     harmonics = gaussians.harmonics[0, :, :num_bases]
     return {
@@ -55,12 +56,23 @@ def splat_parameters(gaussians: Gaussians, sh_degree: int) -> dict[str, Float[Te
 
 def parameter_splats(params: dict[str, Tensor]) -> Splats:
     """splatfacto's parameters as ``render_views`` arguments (scales and opacities activated)."""
-    return {"means": params["means"], "quats": params["quats"], "scales": torch.exp(params["scales"]), "covars": None,
-            "opacities": torch.sigmoid(params["opacities"])[:, 0],
-            "colors": torch.cat([params["features_dc"][:, None], params["features_rest"]], dim=1)}
+    return {
+        "means": params["means"],
+        "quats": params["quats"],
+        "scales": torch.exp(params["scales"]),
+        "covars": None,
+        "opacities": torch.sigmoid(params["opacities"])[:, 0],
+        "colors": torch.cat([params["features_dc"][:, None], params["features_rest"]], dim=1),
+    }
 
 
 def prediction_splats(gaussians: Gaussians, sh_degree: int) -> Splats:
     """The encoder's Gaussians of one scene (batch size 1) as ``render_views`` arguments, SH up to ``sh_degree``."""
-    return {"means": gaussians.means[0], "quats": None, "scales": None, "covars": gaussians.covariances[0],
-            "opacities": gaussians.opacities[0], "colors": gaussians.harmonics[0, :, :num_sh_bases(sh_degree)]}
+    return {
+        "means": gaussians.means[0],
+        "quats": None,
+        "scales": None,
+        "covars": gaussians.covariances[0],
+        "opacities": gaussians.opacities[0],
+        "colors": gaussians.harmonics[0, :, : num_sh_bases(sh_degree)],
+    }

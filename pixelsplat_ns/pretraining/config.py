@@ -25,7 +25,9 @@ from pixelsplat_ns.pretraining.loss import LossConfig
 class PretrainDataManagerConfig(DataManagerConfig):
     """Scenes streamed from RealEstate10k-format chunks (``--data`` is the dataset root)."""
 
-    _target: Type = field(default_factory=lambda: lazy_target("pixelsplat_ns.pretraining.datamanager:PretrainDataManager"))
+    _target: Type = field(
+        default_factory=lambda: lazy_target("pixelsplat_ns.pretraining.datamanager:PretrainDataManager")
+    )
     dataset: ChunkDatasetConfig = field(default_factory=lambda: ChunkDatasetConfig(repeat=True))
     """Frames, augmentation and skipping; the roots come from --data."""
     sampler: BoundedSamplerConfig = field(default_factory=BoundedSamplerConfig)

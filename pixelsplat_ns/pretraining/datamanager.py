@@ -7,9 +7,9 @@ import torch
 from nerfstudio.data.datamanagers.base_datamanager import DataManager
 from torch.utils.data import DataLoader
 
-from pixelsplat_ns.data import BoundedViewSampler, ChunkDataset
-from pixelsplat_ns.core.views import Views
 from pixelsplat_ns.core.errors import InputError
+from pixelsplat_ns.core.views import Views
+from pixelsplat_ns.data import BoundedViewSampler, ChunkDataset
 from pixelsplat_ns.nerfstudio_compat.scene_batches import SceneBatchDataManagerHooks
 
 
@@ -18,11 +18,15 @@ def check_chunk_root(data: Path, split: str) -> None:
     if any((data / split).glob("*.torch")):
         return
     if (data / "transforms.json").is_file() or (data / "sparse").is_dir() or (data / "colmap").is_dir():
-        raise InputError(f"{data} is a nerfstudio dataset (one scene), not RealEstate10k-format chunks: convert "
-                         f"scenes with `pixelsplat-to-chunks --data {data} --output-dir DATASET --split {split}`, or "
-                         f"predict this scene with `ns-train pixelsplat --data {data}`")
-    raise InputError(f"no RealEstate10k-format chunks under {data / split} (<root>/{split}/*.torch with index.json): "
-                     "give a dataset root, e.g. one made by pixelsplat-make-synthetic or pixelsplat-to-chunks")
+        raise InputError(
+            f"{data} is a nerfstudio dataset (one scene), not RealEstate10k-format chunks: convert "
+            f"scenes with `pixelsplat-to-chunks --data {data} --output-dir DATASET --split {split}`, or "
+            f"predict this scene with `ns-train pixelsplat --data {data}`"
+        )
+    raise InputError(
+        f"no RealEstate10k-format chunks under {data / split} (<root>/{split}/*.torch with index.json): "
+        "give a dataset root, e.g. one made by pixelsplat-make-synthetic or pixelsplat-to-chunks"
+    )
 
 
 def global_rank(world_size: int) -> int:
@@ -42,8 +46,11 @@ def to_device(batch, device):
 
 def loader_options(device, num_workers: int) -> dict:
     """DataLoader settings for batches bound for ``device``: pinned host memory when it is a GPU."""
-    return {"num_workers": num_workers, "persistent_workers": num_workers > 0,
-            "pin_memory": torch.device(device).type == "cuda"}
+    return {
+        "num_workers": num_workers,
+        "persistent_workers": num_workers > 0,
+        "pin_memory": torch.device(device).type == "cuda",
+    }
 
 
 class PretrainDataManager(SceneBatchDataManagerHooks, DataManager):
@@ -58,15 +65,22 @@ class PretrainDataManager(SceneBatchDataManagerHooks, DataManager):
             raise InputError("pixelsplat-pretrain needs --data: a dataset root with train/*.torch and index.json")
         check_chunk_root(Path(config.data), config.dataset.split)
         dataset_config = dataclasses.replace(config.dataset, roots=[Path(config.data)])
-        self.train_dataset = ChunkDataset(dataset_config, BoundedViewSampler(config.sampler),
-                                          rank=global_rank(world_size), world_size=world_size,
-                                          batch_size=config.batch_size)
+        self.train_dataset = ChunkDataset(
+            dataset_config,
+            BoundedViewSampler(config.sampler),
+            rank=global_rank(world_size),
+            world_size=world_size,
+            batch_size=config.batch_size,
+        )
         self.eval_dataset = None
         super().__init__()
 
     def setup_train(self) -> None:
-        loader = DataLoader(self.train_dataset, batch_size=self.config.batch_size,
-                            **loader_options(self.device, self.config.num_workers))
+        loader = DataLoader(
+            self.train_dataset,
+            batch_size=self.config.batch_size,
+            **loader_options(self.device, self.config.num_workers),
+        )
         self.train_iterator = iter(loader)
 
     def start_at(self, step: int) -> None:

@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from pixelsplat_ns.encoder import PixelSplatEncoder
 from pixelsplat_ns.core.views import Views
+from pixelsplat_ns.encoder import PixelSplatEncoder
 from pixelsplat_ns.render import render_gaussians
 
 

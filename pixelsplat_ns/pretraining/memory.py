@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import psutil
 import torch
 
-from pixelsplat_ns.encoder import PixelSplatEncoder
-from pixelsplat_ns.core.views import prepare_views
 from pixelsplat_ns.core.errors import OutOfMemory
+from pixelsplat_ns.core.views import prepare_views
+from pixelsplat_ns.encoder import PixelSplatEncoder
 
 from .loss import LossConfig, pretraining_loss
 
@@ -105,9 +105,13 @@ def check_batch_fits(memory: StepMemory, batch_size: int, device, preset_hint: s
         return
     where = "GPU" if torch.device(device).type == "cuda" else "machine"
     fits = memory.largest_batch()
-    advice = (f"use --pipeline.datamanager.batch-size {fits}" if fits >= 1 else
-              "even one scene does not fit: use smaller images (--pipeline.datamanager.dataset.image-shape)")
+    advice = (
+        f"use --pipeline.datamanager.batch-size {fits}"
+        if fits >= 1
+        else "even one scene does not fit: use smaller images (--pipeline.datamanager.dataset.image-shape)"
+    )
     raise OutOfMemory(
         f"a training step at batch {batch_size} needs about {needed / 2**30:.1f} GB ({memory.per_scene / 2**30:.1f} GB "
         f"per scene, measured on this {where}, plus {memory.before / 2**30:.1f} GB for the model and optimizer), but "
-        f"{memory.available / 2**30:.1f} GB are available: {advice}, or {preset_hint}")
+        f"{memory.available / 2**30:.1f} GB are available: {advice}, or {preset_hint}"
+    )

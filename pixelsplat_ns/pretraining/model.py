@@ -6,10 +6,10 @@ import torch
 from nerfstudio.models.base_model import Model
 from nerfstudio.utils.rich_utils import CONSOLE
 
-from pixelsplat_ns.encoder import PixelSplatEncoder
 from pixelsplat_ns.checkpoints import CheckpointError, read_encoder
 from pixelsplat_ns.checkpoints.dino import load_dino_weights
 from pixelsplat_ns.core.errors import InputError
+from pixelsplat_ns.encoder import PixelSplatEncoder
 from pixelsplat_ns.metrics import load_lpips_vgg
 from pixelsplat_ns.nerfstudio_compat.scene_batches import SceneBatchModelHooks
 
@@ -39,8 +39,9 @@ class PretrainModel(SceneBatchModelHooks, Model):
         super().populate_modules()
         self.encoder = PixelSplatEncoder(self.config.encoder, self.config.encoder_compute)
         if self.config.dino_init and self.config.encoder_init is not None:
-            raise InputError("--pipeline.model.dino-init and --pipeline.model.encoder-init both initialize the "
-                             "backbone: give one")
+            raise InputError(
+                "--pipeline.model.dino-init and --pipeline.model.encoder-init both initialize the backbone: give one"
+            )
         self.lpips = None
         if self.config.loss.lpips_weight > 0:
             try:
@@ -63,22 +64,34 @@ class PretrainModel(SceneBatchModelHooks, Model):
         try:
             config, state_dict, image_shape = read_encoder(path)
         except (FileNotFoundError, CheckpointError) as error:
-            raise CheckpointError(f"--pipeline.model.encoder-init {path}: {error}. Give an official .ckpt, a converted "
-                                  ".pt or a pixelsplat-pretrain run's config.yml or step-*.ckpt") from error
+            raise CheckpointError(
+                f"--pipeline.model.encoder-init {path}: {error}. Give an official .ckpt, a converted "
+                ".pt or a pixelsplat-pretrain run's config.yml or step-*.ckpt"
+            ) from error
         own = self.config.encoder
-        differences = [f"{name}: {getattr(config, name)} != {getattr(own, name)}" for name in vars(config)
-                       if name not in HOW_NOT_WHAT and getattr(config, name) != getattr(own, name)]
+        differences = [
+            f"{name}: {getattr(config, name)} != {getattr(own, name)}"
+            for name in vars(config)
+            if name not in HOW_NOT_WHAT and getattr(config, name) != getattr(own, name)
+        ]
         if differences:
-            raise CheckpointError(f"{path} is an encoder of another architecture than --pipeline.model.encoder ("
-                                  + "; ".join(differences) + "): give the matching encoder flags or another file")
+            raise CheckpointError(
+                f"{path} is an encoder of another architecture than --pipeline.model.encoder ("
+                + "; ".join(differences)
+                + "): give the matching encoder flags or another file"
+            )
         for name in ("sh_rotation", "sh_coefficient_14"):
             if getattr(config, name) != getattr(own, name):
-                CONSOLE.log(f"[bold yellow]{path} was trained with {name} {getattr(config, name)}; this run trains "
-                            f"with {getattr(own, name)} (--pipeline.model.encoder.{name.replace('_', '-')} "
-                            f"{getattr(config, name)} keeps the checkpoint's)")
+                CONSOLE.log(
+                    f"[bold yellow]{path} was trained with {name} {getattr(config, name)}; this run trains "
+                    f"with {getattr(own, name)} (--pipeline.model.encoder.{name.replace('_', '-')} "
+                    f"{getattr(config, name)} keeps the checkpoint's)"
+                )
         self.encoder.load_state_dict(state_dict)
-        CONSOLE.log(f"pixelsplat-pretrain: encoder initialized from {path} (trained at {image_shape[0]}x{image_shape[1]}; "
-                    "the optimizer and the step count start afresh)")
+        CONSOLE.log(
+            f"pixelsplat-pretrain: encoder initialized from {path} (trained at {image_shape[0]}x{image_shape[1]}; "
+            "the optimizer and the step count start afresh)"
+        )
 
     def get_param_groups(self):
         return {"encoder": list(self.encoder.parameters())}

@@ -14,8 +14,8 @@ from torch.nn.parallel import DistributedDataParallel
 from pixelsplat_ns.checkpoints import encoder_from_pretraining
 from pixelsplat_ns.evaluation import EvaluationConfig, evaluate
 from pixelsplat_ns.metrics import load_lpips_vgg, psnr
-from pixelsplat_ns.nerfstudio_compat.scene_batches import EvaluatedOverTheIndex
 from pixelsplat_ns.nerfstudio_compat import install_process_hooks
+from pixelsplat_ns.nerfstudio_compat.scene_batches import EvaluatedOverTheIndex
 
 from .datamanager import global_rank
 from .memory import check_batch_fits, measure_step_memory, probe_scene
@@ -28,10 +28,12 @@ class PretrainPipeline(Pipeline):
         self.config, self.test_mode, self.world_size = config, test_mode, world_size
         self._evaluation_lpips: list = []
         self.rank = global_rank(world_size)
-        self.datamanager = config.datamanager.setup(device=device, test_mode=test_mode, world_size=world_size,
-                                                    local_rank=local_rank)
-        self._model = config.model.setup(scene_box=SceneBox(aabb=torch.tensor([[-1.0] * 3, [1.0] * 3])),
-                                         num_train_data=0, device=device)
+        self.datamanager = config.datamanager.setup(
+            device=device, test_mode=test_mode, world_size=world_size, local_rank=local_rank
+        )
+        self._model = config.model.setup(
+            scene_box=SceneBox(aabb=torch.tensor([[-1.0] * 3, [1.0] * 3])), num_train_data=0, device=device
+        )
         if test_mode == "val":  # a training run (a resumed one then loads its checkpoint over these weights)
             self.model.initialize_encoder()
         self.model.to(device)
@@ -45,8 +47,11 @@ class PretrainPipeline(Pipeline):
         dataset, sampler = self.config.datamanager.dataset, self.config.datamanager.sampler
         scene = probe_scene(tuple(dataset.image_shape), sampler.num_context_views, sampler.num_target_views, device)
         memory = measure_step_memory(self.model.encoder, scene, self.config.model.loss, self.model.lpips, device)
-        hint = ("a GPU with more memory" if torch.device(device).type == "cuda"
-                else "the CPU preset: ns-train pixelsplat-pretrain-tiny")
+        hint = (
+            "a GPU with more memory"
+            if torch.device(device).type == "cuda"
+            else "the CPU preset: ns-train pixelsplat-pretrain-tiny"
+        )
         check_batch_fits(memory, self.config.datamanager.batch_size, device, hint)
 
     def _lpips(self):
@@ -76,7 +81,11 @@ class PretrainPipeline(Pipeline):
             if time.monotonic() - start > 60 * budget:
                 attributes.trainer.stop_training = True
 
-        return [TrainingCallback([TrainingCallbackLocation.AFTER_TRAIN_ITERATION], stop_when_spent, update_every_num_iters=1)]
+        return [
+            TrainingCallback(
+                [TrainingCallbackLocation.AFTER_TRAIN_ITERATION], stop_when_spent, update_every_num_iters=1
+            )
+        ]
 
     def get_train_loss_dict(self, step: int):
         _, batch = self.datamanager.next_train(step)
@@ -99,12 +108,15 @@ class PretrainPipeline(Pipeline):
     def get_eval_image_metrics_and_images(self, step: int):
         raise EvaluatedOverTheIndex()
 
-    def get_average_eval_image_metrics(self, step: Optional[int] = None, output_path: Optional[Path] = None,
-                                       get_std: bool = False):
+    def get_average_eval_image_metrics(
+        self, step: Optional[int] = None, output_path: Optional[Path] = None, get_std: bool = False
+    ):
         """The paper's metrics over the evaluation index, as ``pixelsplat-evaluate`` computes them."""
         index = self.config.evaluation_index or Path(self.datamanager.get_datapath()) / "evaluation_index.json"
-        config = EvaluationConfig(image_shape=tuple(self.config.datamanager.dataset.image_shape),
-                                  crop_intrinsics=self.config.datamanager.dataset.crop_intrinsics)
+        config = EvaluationConfig(
+            image_shape=tuple(self.config.datamanager.dataset.image_shape),
+            crop_intrinsics=self.config.datamanager.dataset.crop_intrinsics,
+        )
         self.eval()
         results = evaluate(self.model.encoder, self.datamanager.get_datapath(), index, config, self._lpips())
         self.train()

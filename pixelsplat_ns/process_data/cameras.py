@@ -63,8 +63,10 @@ def _check_keys(item: object, required: tuple[str, ...], optional: tuple[str, ..
     missing = [k for k in required if k not in item]
     unknown = [k for k in item if k not in required + optional]
     if missing or unknown:
-        raise CamerasError(f"{where}: missing {missing}, unknown {unknown}; the fields are "
-                           f"{list(required)} and optionally {list(optional)}")
+        raise CamerasError(
+            f"{where}: missing {missing}, unknown {unknown}; the fields are "
+            f"{list(required)} and optionally {list(optional)}"
+        )
     return item
 
 
@@ -84,8 +86,10 @@ def _intrinsics(item: object, where: str) -> tuple[float, ...]:
     if fx <= 0 or fy <= 0:
         raise CamerasError(f"{where}: the focal length must be positive (fx={fx}, fy={fy} pixels)")
     if max(fx, fy, cx, cy) <= 2:
-        raise CamerasError(f"{where}: intrinsics {values} look normalized; give pixels (multiply fx and cx by "
-                           "the image width, fy and cy by the height)")
+        raise CamerasError(
+            f"{where}: intrinsics {values} look normalized; give pixels (multiply fx and cx by "
+            "the image width, fy and cy by the height)"
+        )
     return fx, fy, cx, cy
 
 
@@ -100,8 +104,10 @@ def _pose(matrix: object, convention: str, pose: str, where: str) -> torch.Tenso
     if not torch.isfinite(m).all():
         raise CamerasError(f"{where}: the matrix has non-finite entries (NaN or infinity)")
     if m.shape == (4, 4) and not torch.allclose(m[3], torch.tensor([0.0, 0, 0, 1], dtype=m.dtype), atol=1e-6):
-        raise CamerasError(f"{where}: the last row is {m[3].tolist()}, not [0, 0, 0, 1]; give a rigid camera "
-                           "pose (rotation and translation), not a projection matrix")
+        raise CamerasError(
+            f"{where}: the last row is {m[3].tolist()}, not [0, 0, 0, 1]; give a rigid camera "
+            "pose (rotation and translation), not a projection matrix"
+        )
     rotation = m[:3, :3]
     error = (rotation @ rotation.T - torch.eye(3, dtype=m.dtype)).abs().max().item()
     det = torch.linalg.det(rotation).item()
@@ -122,17 +128,25 @@ def _image_size(path: Path, where: str) -> tuple[int, int]:
     if path.is_dir():
         raise CamerasError(f"{where}: image {path} is a folder; give the image file's path")
     if not path.is_file():
-        raise CamerasError(f"{where}: image {path} not found; relative paths are resolved against the images "
-                           "folder (--images, default: the cameras JSON's folder)")
+        raise CamerasError(
+            f"{where}: image {path} not found; relative paths are resolved against the images "
+            "folder (--images, default: the cameras JSON's folder)"
+        )
     try:
         size = open_image(path, f"{where}: {path}").size  # fully decoded, so that truncation is caught here
         _, stored, orientation = displayed_size(path)
     except ImageError as error:
         raise CamerasError(str(error)) from error
     if orientation != 1:
-        LOGGER.warning("%s: %s has EXIF orientation %s: pixelsplat uses it as displayed, %dx%d (the stored pixels "
-                       "are %dx%d), so its intrinsics must describe the displayed picture", where, path, orientation,
-                       *size, *stored)
+        LOGGER.warning(
+            "%s: %s has EXIF orientation %s: pixelsplat uses it as displayed, %dx%d (the stored pixels "
+            "are %dx%d), so its intrinsics must describe the displayed picture",
+            where,
+            path,
+            orientation,
+            *size,
+            *stored,
+        )
     return size
 
 
@@ -152,21 +166,21 @@ def read_frames(cameras: Path, images: Path | None = None) -> list[Frame]:
     pose = _choice(spec["pose"], POSES, "pose")
     shared = _intrinsics(spec["intrinsics"], "shared") if "intrinsics" in spec else None
     if not isinstance(spec["frames"], list) or len(spec["frames"]) < 2:
-        raise CamerasError("pixelSplat needs at least two frames; list them under \"frames\"")
+        raise CamerasError('pixelSplat needs at least two frames; list them under "frames"')
     root = Path(images if images is not None else cameras.parent).resolve()
     frames, sources, names = [], {}, {}
     for i, item in enumerate(spec["frames"]):
         where = f"frame {i}"
         _check_keys(item, ("image", "matrix"), ("intrinsics",), where)
         if not isinstance(item["image"], str) or not item["image"]:
-            raise CamerasError(f"{where}: \"image\" must be a file path")
+            raise CamerasError(f'{where}: "image" must be a file path')
         where = f"frame {i} ({item['image']})"
         if "intrinsics" in item:
             fx, fy, cx, cy = _intrinsics(item["intrinsics"], where)
         elif shared is not None:
             fx, fy, cx, cy = shared
         else:
-            raise CamerasError(f"{where} has no intrinsics; give shared \"intrinsics\" or the frame's own")
+            raise CamerasError(f'{where} has no intrinsics; give shared "intrinsics" or the frame\'s own')
         c2w = _pose(item["matrix"], convention, pose, where)
         source = (root / item["image"]).resolve()
         if source in sources:

@@ -60,8 +60,13 @@ PRIOR_REJECTION = 9.0
 variance, grow by more than this with the prior (a likelihood-ratio test: 3 standard deviations)."""
 FILM_DIAGONAL_MM = 43.27
 """The 35 mm film frame's diagonal, which 35 mm-equivalent focal lengths refer to."""
-EXIF_TAGS = {"FocalLength": 0x920A, "FocalLengthIn35mmFilm": 0xA405, "FocalPlaneXResolution": 0xA20E,
-             "FocalPlaneResolutionUnit": 0xA210, "PixelXDimension": 0xA002}
+EXIF_TAGS = {
+    "FocalLength": 0x920A,
+    "FocalLengthIn35mmFilm": 0xA405,
+    "FocalPlaneXResolution": 0xA20E,
+    "FocalPlaneResolutionUnit": 0xA210,
+    "PixelXDimension": 0xA002,
+}
 MM_PER_UNIT = {2: 25.4, 3: 10.0, 4: 1.0, 5: 1e-3}
 """FocalPlaneResolutionUnit: inch, centimetre, millimetre, micrometre."""
 
@@ -129,22 +134,33 @@ def read_pair(folder: Path) -> list[Photo]:
         listed = ", ".join(p.name for p in paths[:6]) or "none"
         others = [p.name for p in files if p not in paths]
         skipped = f" (not read: {', '.join(others[:6])}; photos are {' '.join(IMAGE_SUFFIXES)} files)" if others else ""
-        advice = (" For more photos use COLMAP: ns-process-data images --data FOLDER --output-dir SCENE "
-                  "--camera-type pinhole --matching-method exhaustive" if len(paths) > 2 else "")
-        raise PairError(f"{folder} holds {len(paths)} image(s) ({listed}){skipped}; the pair command takes exactly "
-                        f"two.{advice}")
+        advice = (
+            " For more photos use COLMAP: ns-process-data images --data FOLDER --output-dir SCENE "
+            "--camera-type pinhole --matching-method exhaustive"
+            if len(paths) > 2
+            else ""
+        )
+        raise PairError(
+            f"{folder} holds {len(paths)} image(s) ({listed}){skipped}; the pair command takes exactly two.{advice}"
+        )
     try:
         photos = [Photo(path, np.asarray(open_image(path).convert("RGB"))) for path in paths]
     except ImageError as error:
         raise PairError(str(error)) from error
     if photos[0].size != photos[1].size:
         (w0, h0), (w1, h1) = photos[0].size, photos[1].size
-        turned = [f"{path.name} is stored {stored[0]}x{stored[1]} with EXIF orientation {orientation}"
-                  for path in paths for _, stored, orientation in [displayed_size(path)] if orientation != 1]
+        turned = [
+            f"{path.name} is stored {stored[0]}x{stored[1]} with EXIF orientation {orientation}"
+            for path in paths
+            for _, stored, orientation in [displayed_size(path)]
+            if orientation != 1
+        ]
         note = f" (as displayed: {'; '.join(turned)})" if turned else ""
-        raise PairError(f"the photos are {w0}x{h0} ({paths[0].name}) and {w1}x{h1} ({paths[1].name}){note}: "
-                        "pixelSplat encodes two views of one size, and one camera's intrinsics here serve both; take "
-                        "both photos with the same camera and settings, or crop and resize them to one size first")
+        raise PairError(
+            f"the photos are {w0}x{h0} ({paths[0].name}) and {w1}x{h1} ({paths[1].name}){note}: "
+            "pixelSplat encodes two views of one size, and one camera's intrinsics here serve both; take "
+            "both photos with the same camera and settings, or crop and resize them to one size first"
+        )
     return photos
 
 
@@ -156,14 +172,17 @@ def exif_focal_px(path: Path, width: int, height: int) -> Optional[tuple[float, 
     tags = {name: details.get(tag, exif.get(tag)) for name, tag in EXIF_TAGS.items()}
     focal_35 = tags["FocalLengthIn35mmFilm"]
     if focal_35:
-        return float(focal_35) / FILM_DIAGONAL_MM * math.hypot(width, height), \
-            f"EXIF (35 mm-equivalent focal length {float(focal_35):g} mm)"
+        return float(focal_35) / FILM_DIAGONAL_MM * math.hypot(
+            width, height
+        ), f"EXIF (35 mm-equivalent focal length {float(focal_35):g} mm)"
     focal_mm, resolution, unit = tags["FocalLength"], tags["FocalPlaneXResolution"], tags["FocalPlaneResolutionUnit"]
     if focal_mm and resolution and unit in MM_PER_UNIT:
         pixels_per_mm = float(resolution) / MM_PER_UNIT[unit]  # on the sensor, at the captured width
         captured_width = float(tags["PixelXDimension"] or max(width, height))
         scale = max(width, height) / captured_width  # the image may have been resized since
-        return float(focal_mm) * pixels_per_mm * scale, f"EXIF (focal length {float(focal_mm):g} mm and sensor resolution)"
+        return float(
+            focal_mm
+        ) * pixels_per_mm * scale, f"EXIF (focal length {float(focal_mm):g} mm and sensor resolution)"
     return None
 
 
@@ -187,8 +206,9 @@ def match_features(first: Photo, second: Photo) -> tuple[np.ndarray, np.ndarray]
 def relative_pose(points0: np.ndarray, points1: np.ndarray, intrinsics: np.ndarray):
     """(R, t, inlier mask) with x1 = R x0 + t (OpenCV camera coordinates), |t| = 1: a USAC MAGSAC essential
     matrix and the cheirality check, which picks the decomposition with the points in front of both cameras."""
-    essential, mask = cv2.findEssentialMat(points0, points1, intrinsics, method=cv2.USAC_MAGSAC, prob=0.9999,
-                                           threshold=INLIER_THRESHOLD_PX)
+    essential, mask = cv2.findEssentialMat(
+        points0, points1, intrinsics, method=cv2.USAC_MAGSAC, prob=0.9999, threshold=INLIER_THRESHOLD_PX
+    )
     if essential is None or essential.shape != (3, 3):
         return None, None, np.zeros(len(points0), dtype=bool)
     count, rotation, translation, mask = cv2.recoverPose(essential, points0, points1, intrinsics, mask=mask)
@@ -198,8 +218,13 @@ def relative_pose(points0: np.ndarray, points1: np.ndarray, intrinsics: np.ndarr
 def _sampson(points0, points1, focal, rotation, translation, centre):
     """Sampson distances (pixels) of the matches to the epipolar geometry of (focal, R, t)."""
     k_inv = np.linalg.inv(camera_matrix(focal, 2 * centre[0], 2 * centre[1]))
-    tx = np.array([[0, -translation[2], translation[1]], [translation[2], 0, -translation[0]],
-                   [-translation[1], translation[0], 0]])
+    tx = np.array(
+        [
+            [0, -translation[2], translation[1]],
+            [translation[2], 0, -translation[0]],
+            [-translation[1], translation[0], 0],
+        ]
+    )
     fundamental = k_inv.T @ tx @ rotation @ k_inv
     x0 = np.c_[points0, np.ones(len(points0))]
     x1 = np.c_[points1, np.ones(len(points1))]
@@ -222,8 +247,16 @@ class PoseFit:
     """The same sum under Cauchy's robust loss, which the fit minimizes."""
 
 
-def refine_pose(points0: np.ndarray, points1: np.ndarray, focal: float, rotation: np.ndarray,
-                translation: np.ndarray, width: int, height: int, free_focal: bool) -> PoseFit:
+def refine_pose(
+    points0: np.ndarray,
+    points1: np.ndarray,
+    focal: float,
+    rotation: np.ndarray,
+    translation: np.ndarray,
+    width: int,
+    height: int,
+    free_focal: bool,
+) -> PoseFit:
     """The two-view bundle adjustment, to first order: the rotation, the translation's direction and, with
     ``free_focal``, the focal length that minimize the matches' Sampson errors (Levenberg-Marquardt, from the
     given pose)."""
@@ -263,8 +296,9 @@ def focal_candidates(width: int) -> np.ndarray:
     return np.geomspace(low, high, 24)
 
 
-def estimate_focal(points0: np.ndarray, points1: np.ndarray, width: int, height: int, prior: float
-                   ) -> Optional[PoseFit]:
+def estimate_focal(
+    points0: np.ndarray, points1: np.ndarray, width: int, height: int, prior: float
+) -> Optional[PoseFit]:
     """The focal length (pixels) whose essential matrix has the most inliers, refined with the pose, when the
     matches reject the ``prior`` focal length (a likelihood-ratio test on the Sampson errors, ``PRIOR_REJECTION``);
     None when they do not, as for a camera moved sideways without turning, where every focal length explains
@@ -286,8 +320,14 @@ def estimate_focal(points0: np.ndarray, points1: np.ndarray, width: int, height:
     # The prior's best explanation of the same matches, from the free fits' poses and its own essential matrix.
     starts = [(fit.rotation, fit.translation) for fit in fits]
     starts.append(relative_pose(points0, points1, camera_matrix(prior, width, height))[:2])
-    held = min((refine_pose(points0, points1, prior, r, t, width, height, free_focal=False) for r, t in starts
-                if r is not None), key=lambda fit: fit.cost)
+    held = min(
+        (
+            refine_pose(points0, points1, prior, r, t, width, height, free_focal=False)
+            for r, t in starts
+            if r is not None
+        ),
+        key=lambda fit: fit.cost,
+    )
     variance = free.squared_error / max(len(points0) - 7, 1)
     return free if (held.cost - free.cost) / variance > PRIOR_REJECTION else None
 
@@ -299,53 +339,79 @@ def pair_cameras(photos: list[Photo], focal_px: Optional[float] = None, fov_deg:
     given = given_focal(focal_px, fov_deg, width, height)
     points0, points1 = match_features(first, second)
     if len(points0) < MIN_INLIERS:
-        small = f" (the photos are only {width}x{height}: larger photos give more features)" \
-            if min(width, height) < SMALL_PHOTO_SIDE else ""
-        raise PairError(f"only {len(points0)} features of {first.path.name} and {second.path.name} match{small}: the "
-                        "photos must show the same scene, overlapping, with texture (plain walls and sky give no "
-                        "matches)")
+        small = (
+            f" (the photos are only {width}x{height}: larger photos give more features)"
+            if min(width, height) < SMALL_PHOTO_SIDE
+            else ""
+        )
+        raise PairError(
+            f"only {len(points0)} features of {first.path.name} and {second.path.name} match{small}: the "
+            "photos must show the same scene, overlapping, with texture (plain walls and sky give no "
+            "matches)"
+        )
     exif = None if given is not None else exif_focal(photos)
     known = given or exif
     focals = [known[0]] if known else list(focal_candidates(width)) + [COLMAP_FOCAL_PRIOR * max(width, height)]
-    if np.median(np.linalg.norm(points1 - points0, axis=1)) < MIN_PARALLAX_PX or \
-            turned_in_place(points0, points1, focals, width, height):
+    if np.median(np.linalg.norm(points1 - points0, axis=1)) < MIN_PARALLAX_PX or turned_in_place(
+        points0, points1, focals, width, height
+    ):
         raise PairError(no_baseline(first, second))
     if known is not None:
         focal, source = known
     else:
         prior = COLMAP_FOCAL_PRIOR * max(width, height)
         estimated = estimate_focal(points0, points1, width, height, prior)
-        focal, source = (estimated.focal, f"estimated from the pair (standard error {estimated.focal_error:.1f} px)") \
-            if estimated is not None else \
-            (prior, f"COLMAP's prior, {COLMAP_FOCAL_PRIOR:g} x the longer side (no usable focal length in EXIF, and "
-             "the pair does not determine it: give --focal-px or --fov-deg if you know it)")
+        focal, source = (
+            (estimated.focal, f"estimated from the pair (standard error {estimated.focal_error:.1f} px)")
+            if estimated is not None
+            else (
+                prior,
+                f"COLMAP's prior, {COLMAP_FOCAL_PRIOR:g} x the longer side (no usable focal length in EXIF, and "
+                "the pair does not determine it: give --focal-px or --fov-deg if you know it)",
+            )
+        )
     intrinsics = camera_matrix(focal, width, height)
     rotation, translation, inliers = relative_pose(points0, points1, intrinsics)
     if rotation is None or inliers.sum() < MIN_INLIERS:
-        raise PairError(f"only {int(inliers.sum())} of {len(points0)} matches agree on one relative pose: the photos "
-                        "may show a moving scene, or too little of the same surfaces")
+        raise PairError(
+            f"only {int(inliers.sum())} of {len(points0)} matches agree on one relative pose: the photos "
+            "may show a moving scene, or too little of the same surfaces"
+        )
     fit = refine_pose(points0[inliers], points1[inliers], focal, rotation, translation, width, height, free_focal=False)
     # x1 = R x0 + t: the second camera's camera-to-world is R^T, its centre -R^T t (unit length).
-    cameras = PairCameras(width, height, focal, source, fit.rotation.T, -fit.rotation.T @ fit.translation,
-                          len(points0), int(inliers.sum()))
+    cameras = PairCameras(
+        width,
+        height,
+        focal,
+        source,
+        fit.rotation.T,
+        -fit.rotation.T @ fit.translation,
+        len(points0),
+        int(inliers.sum()),
+    )
     if cameras.rotation_degrees > MAX_ROTATION_DEGREES:
-        raise PairError(f"{first.path.name} and {second.path.name} come out turned {cameras.rotation_degrees:.0f} "
-                        "degrees from each other: two photos that far apart cannot show the same surfaces, so the "
-                        "matches are wrong (is one photo mirrored?). pixelSplat's pairs are turned a few tens of "
-                        "degrees at most")
+        raise PairError(
+            f"{first.path.name} and {second.path.name} come out turned {cameras.rotation_degrees:.0f} "
+            "degrees from each other: two photos that far apart cannot show the same surfaces, so the "
+            "matches are wrong (is one photo mirrored?). pixelSplat's pairs are turned a few tens of "
+            "degrees at most"
+        )
     return cameras
 
 
-def given_focal(focal_px: Optional[float], fov_deg: Optional[float], width: int, height: int
-                ) -> Optional[tuple[float, str]]:
+def given_focal(
+    focal_px: Optional[float], fov_deg: Optional[float], width: int, height: int
+) -> Optional[tuple[float, str]]:
     """The focal length (pixels) and its source from ``--focal-px`` or ``--fov-deg`` (horizontal, degrees);
     None when neither is given. Raises ``PairError`` for both or for values no camera has."""
     if focal_px is not None and fov_deg is not None:
         raise PairError("give --focal-px or --fov-deg, not both")
     if fov_deg is not None:
         if not (math.isfinite(fov_deg) and 0 < fov_deg < 180):
-            raise PairError(f"--fov-deg {fov_deg:g}: a horizontal field of view is between 0 and 180 degrees "
-                            "(a phone's main camera: about 65-75)")
+            raise PairError(
+                f"--fov-deg {fov_deg:g}: a horizontal field of view is between 0 and 180 degrees "
+                "(a phone's main camera: about 65-75)"
+            )
         focal_px, source = focal_from_fov(fov_deg, width), f"given (--fov-deg {fov_deg:g})"
     elif focal_px is not None:
         source = "given (--focal-px)"
@@ -369,17 +435,25 @@ def exif_focal(photos: list[Photo]) -> Optional[tuple[float, str]]:
         if result is None:
             continue
         try:
-            check_intrinsics(result[0], result[0], photo.size[0] / 2, photo.size[1] / 2, *photo.size,
-                             f"{photo.path.name}: {result[1]}")
+            check_intrinsics(
+                result[0],
+                result[0],
+                photo.size[0] / 2,
+                photo.size[1] / 2,
+                *photo.size,
+                f"{photo.path.name}: {result[1]}",
+            )
         except CameraError as error:
             LOGGER.warning("ignored: %s", error)
             continue
         usable.append(result)
     if len(usable) == 2 and abs(usable[0][0] - usable[1][0]) > FOCAL_AGREEMENT * max(usable[0][0], usable[1][0]):
         (f0, s0), (f1, s1) = usable
-        raise PairError(f"the photos were taken at different focal lengths ({photos[0].path.name}: {f0:.0f} px from "
-                        f"{s0}; {photos[1].path.name}: {f1:.0f} px from {s1}): the pair command needs one zoom setting "
-                        "for both; take them again at one zoom")
+        raise PairError(
+            f"the photos were taken at different focal lengths ({photos[0].path.name}: {f0:.0f} px from "
+            f"{s0}; {photos[1].path.name}: {f1:.0f} px from {s1}): the pair command needs one zoom setting "
+            "for both; take them again at one zoom"
+        )
     return usable[0] if usable else None
 
 
@@ -406,14 +480,22 @@ def turned_in_place(points0: np.ndarray, points1: np.ndarray, focals: list[float
 
 
 def no_baseline(first: Photo, second: Photo) -> str:
-    return (f"{first.path.name} and {second.path.name} show no baseline: they were taken from the same place "
-            "(the same photo twice, or the camera turned or zoomed without moving). pixelSplat sees depth from the camera's "
-            "movement: take the second photo a step to the side")
+    return (
+        f"{first.path.name} and {second.path.name} show no baseline: they were taken from the same place "
+        "(the same photo twice, or the camera turned or zoomed without moving). pixelSplat sees depth from the camera's "
+        "movement: take the second photo a step to the side"
+    )
 
 
 def pair_frames(photos: list[Photo], cameras: PairCameras) -> list[Frame]:
     """The scene's two frames: each photo with its camera, in nerfstudio's conventions."""
     c2w = convert_c2w_opengl_opencv(torch.from_numpy(cameras.camera_to_worlds()))
-    camera = {"fl_x": cameras.focal_px, "fl_y": cameras.focal_px, "cx": cameras.width / 2, "cy": cameras.height / 2,
-              "w": cameras.width, "h": cameras.height}
+    camera = {
+        "fl_x": cameras.focal_px,
+        "fl_y": cameras.focal_px,
+        "cx": cameras.width / 2,
+        "cy": cameras.height / 2,
+        "w": cameras.width,
+        "h": cameras.height,
+    }
     return [Frame(photo.path, photo.path.name, matrix, camera) for photo, matrix in zip(photos, c2w)]

@@ -34,13 +34,16 @@ def check_output_folder(out: Path, inputs: list[Path], force: bool, force_flag: 
     out = Path(out).resolve()
     for path in inputs:
         if Path(path).resolve().is_relative_to(out):
-            raise OutputFolderError(f"the output folder {out} is or contains the input {path}; choose an output "
-                                    "folder outside your photos")
+            raise OutputFolderError(
+                f"the output folder {out} is or contains the input {path}; choose an output folder outside your photos"
+            )
     if out.exists() and not out.is_dir():
         raise OutputFolderError(f"{out} exists and is not a folder")
     if out.exists() and any(out.iterdir()) and not force:
-        raise OutputFolderError(f"{out} is not empty; choose another folder or pass {force_flag} (files of the "
-                                "same names are then replaced)")
+        raise OutputFolderError(
+            f"{out} is not empty; choose another folder or pass {force_flag} (files of the "
+            "same names are then replaced)"
+        )
 
 
 @contextmanager
@@ -51,8 +54,10 @@ def writing_into(out: Path) -> Iterator[None]:
         yield
     except OSError as error:
         where = f" ({error.filename})" if error.filename else ""
-        raise OutputFolderError(f"could not write the scene to {out}: {error.strerror or error}{where}; choose an "
-                                "output folder you can write to") from error
+        raise OutputFolderError(
+            f"could not write the scene to {out}: {error.strerror or error}{where}; choose an "
+            "output folder you can write to"
+        ) from error
 
 
 def check_targets(frames: list[Frame], out: Path) -> None:
@@ -60,17 +65,20 @@ def check_targets(frames: list[Frame], out: Path) -> None:
     the photos themselves (an ``images`` link back to the photos' folder)."""
     out = Path(out)
     blocked = [path for path in (out / "images",) if path.exists() and not path.is_dir()]
-    blocked += [path for path in [out / "transforms.json"] + [out / "images" / f.name for f in frames]
-                if path.is_dir()]
+    blocked += [path for path in [out / "transforms.json"] + [out / "images" / f.name for f in frames] if path.is_dir()]
     if blocked:
-        raise OutputFolderError(f"{', '.join(map(str, blocked))} in the output folder is in the way of the scene's "
-                                "files (a file where a folder goes, or a folder where a file goes); move it or "
-                                "choose an empty output folder")
+        raise OutputFolderError(
+            f"{', '.join(map(str, blocked))} in the output folder is in the way of the scene's "
+            "files (a file where a folder goes, or a folder where a file goes); move it or "
+            "choose an empty output folder"
+        )
     for frame in frames:
         target = out / "images" / frame.name
         if target.exists() and target.samefile(frame.source):
-            raise OutputFolderError(f"{target} is the photo {frame.source} itself (through a link): writing the scene "
-                                    "there would overwrite it; choose an output folder outside your photos")
+            raise OutputFolderError(
+                f"{target} is the photo {frame.source} itself (through a link): writing the scene "
+                "there would overwrite it; choose an output folder outside your photos"
+            )
 
 
 def write_scene_folder(frames: list[Frame], out: Path) -> dict:

@@ -180,7 +180,11 @@ def _slab_pairs(
     y0, y1 = fp.y0.index_select(0, splats), fp.y1.index_select(0, splats)
     row_owner = torch.repeat_interleave(torch.arange(len(splats), device=device), y1 - y0)
     row_first = torch.cumsum(y1 - y0, 0) - (y1 - y0)
-    ys = y0.index_select(0, row_owner) + torch.arange(len(row_owner), device=device) - row_first.index_select(0, row_owner)
+    ys = (
+        y0.index_select(0, row_owner)
+        + torch.arange(len(row_owner), device=device)
+        - row_first.index_select(0, row_owner)
+    )
     row_splats = splats.index_select(0, row_owner)
     mean = means2d.index_select(0, row_splats)
     conic = conics.index_select(0, row_splats)

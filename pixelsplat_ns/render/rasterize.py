@@ -94,39 +94,138 @@ def rasterize(
         image, alpha, _ = rasterize(means, quats, scales, torch.tensor([0.9]), colors, torch.eye(4)[None], Ks,
                                     width=64, height=64)                # image [1, 64, 64, 3]
     """
-    _check_inputs(means, quats, scales, opacities, colors, viewmats, Ks, width, height, near_plane, far_plane,
-                  sh_degree, backgrounds, render_mode, covars, backend)
+    _check_inputs(
+        means,
+        quats,
+        scales,
+        opacities,
+        colors,
+        viewmats,
+        Ks,
+        width,
+        height,
+        near_plane,
+        far_plane,
+        sh_degree,
+        backgrounds,
+        render_mode,
+        covars,
+        backend,
+    )
     width, height = int(width), int(height)  # numpy integers too
     if backend == "gsplat" or (backend == "auto" and means.is_cuda):
-        return _rasterize_gsplat(means, quats, scales, opacities, colors, viewmats, Ks, width, height, near_plane,
-                                 far_plane, eps2d, sh_degree, backgrounds, render_mode, covars)
+        return _rasterize_gsplat(
+            means,
+            quats,
+            scales,
+            opacities,
+            colors,
+            viewmats,
+            Ks,
+            width,
+            height,
+            near_plane,
+            far_plane,
+            eps2d,
+            sh_degree,
+            backgrounds,
+            render_mode,
+            covars,
+        )
     if backend == "numba" and means.device.type != "cpu":
         raise ValueError(f"rasterize: backend='numba' needs CPU tensors, got {means.device}; use backend='auto'")
     if backend == "numba" and not numba_available():
-        raise ValueError("rasterize: backend='numba', but numba does not import here (see `python -c 'import "
-                         "numba'`); use backend='auto' or 'torch', which need no numba")
+        raise ValueError(
+            "rasterize: backend='numba', but numba does not import here (see `python -c 'import "
+            "numba'`); use backend='auto' or 'torch', which need no numba"
+        )
     # numba's kernels take float32 and float64; half precision on the CPU stays with torch.
-    use_numba = backend == "numba" or (backend == "auto" and means.device.type == "cpu"
-                                       and means.dtype in NUMBA_DTYPES and numba_available())
-    return _rasterize_torch(means, quats, scales, opacities, colors, viewmats, Ks, width, height, near_plane,
-                            far_plane, eps2d, sh_degree, backgrounds, render_mode, covars, use_numba)
+    use_numba = backend == "numba" or (
+        backend == "auto" and means.device.type == "cpu" and means.dtype in NUMBA_DTYPES and numba_available()
+    )
+    return _rasterize_torch(
+        means,
+        quats,
+        scales,
+        opacities,
+        colors,
+        viewmats,
+        Ks,
+        width,
+        height,
+        near_plane,
+        far_plane,
+        eps2d,
+        sh_degree,
+        backgrounds,
+        render_mode,
+        covars,
+        use_numba,
+    )
 
 
-def _rasterize_gsplat(means, quats, scales, opacities, colors, viewmats, Ks, width, height, near_plane, far_plane,
-                      eps2d, sh_degree, backgrounds, render_mode, covars):
+def _rasterize_gsplat(
+    means,
+    quats,
+    scales,
+    opacities,
+    colors,
+    viewmats,
+    Ks,
+    width,
+    height,
+    near_plane,
+    far_plane,
+    eps2d,
+    sh_degree,
+    backgrounds,
+    render_mode,
+    covars,
+):
     if not means.is_cuda:
         raise ValueError("backend='gsplat' needs CUDA tensors; use backend='torch' (or 'auto') for CPU tensors")
     gsplat = import_untraced("gsplat")  # imported lazily: gsplat compiles its CUDA code on first use
 
     return gsplat.rasterization(
-        means=means, quats=quats, scales=scales, opacities=opacities, colors=colors, viewmats=viewmats, Ks=Ks,
-        width=width, height=height, near_plane=near_plane, far_plane=far_plane, eps2d=eps2d, sh_degree=sh_degree,
-        backgrounds=backgrounds, render_mode=render_mode, covars=covars, rasterize_mode="classic",
+        means=means,
+        quats=quats,
+        scales=scales,
+        opacities=opacities,
+        colors=colors,
+        viewmats=viewmats,
+        Ks=Ks,
+        width=width,
+        height=height,
+        near_plane=near_plane,
+        far_plane=far_plane,
+        eps2d=eps2d,
+        sh_degree=sh_degree,
+        backgrounds=backgrounds,
+        render_mode=render_mode,
+        covars=covars,
+        rasterize_mode="classic",
     )
 
 
-def _rasterize_torch(means, quats, scales, opacities, colors, viewmats, Ks, width, height, near_plane, far_plane,
-                     eps2d, sh_degree, backgrounds, render_mode, covars, use_numba=False):
+def _rasterize_torch(
+    means,
+    quats,
+    scales,
+    opacities,
+    colors,
+    viewmats,
+    Ks,
+    width,
+    height,
+    near_plane,
+    far_plane,
+    eps2d,
+    sh_degree,
+    backgrounds,
+    render_mode,
+    covars,
+    use_numba=False,
+):
     """Projection and SH in torch (autograd), then ``composite``; or with ``use_numba`` both stages in numba
     kernels (``project_and_shade_numba``, ``composite_numba``), keeping the torch projection only when the
     cameras themselves require gradients (the kernels give none to them)."""
@@ -137,15 +236,39 @@ def _rasterize_torch(means, quats, scales, opacities, colors, viewmats, Ks, widt
         numba_projection = import_untraced("pixelsplat_ns.render.numba_kernels.projection")  # imports numba
 
         radii, means2d, depths, conics, shaded = numba_projection.project_and_shade_numba(
-            means, covars, colors if shade else None, viewmats, Ks, width, height, eps2d, near_plane, far_plane,
-            sh_degree, quats=quats, scales=scales)
+            means,
+            covars,
+            colors if shade else None,
+            viewmats,
+            Ks,
+            width,
+            height,
+            eps2d,
+            near_plane,
+            far_plane,
+            sh_degree,
+            quats=quats,
+            scales=scales,
+        )
         projection = Projection(radii=radii, means2d=means2d, depths=depths, conics=conics)
     else:
         if covars is None:
             covars = quat_scale_to_covar(quats, scales)
         camera_centers = torch.linalg.inv(viewmats)[:, :3, 3] if shade else None
-        projection, shaded = _project_and_shade(means, covars, colors if shade else None, viewmats, Ks,
-                                                camera_centers, width, height, eps2d, near_plane, far_plane, sh_degree)
+        projection, shaded = _project_and_shade(
+            means,
+            covars,
+            colors if shade else None,
+            viewmats,
+            Ks,
+            camera_centers,
+            width,
+            height,
+            eps2d,
+            near_plane,
+            far_plane,
+            sh_degree,
+        )
     if shade:
         colors = shaded
     elif colors.dim() == 2:
@@ -216,26 +339,42 @@ def _project_and_shade(
     and SH forward run once more in the backward pass. A single camera (refinement, the viewer) keeps its
     intermediates as usual: they are no larger than one camera's recomputation, which would only cost time."""
     tensors = (means, covars, coeffs, viewmats, Ks, camera_centers)
-    recompute = (viewmats.shape[0] > 1 and torch.is_grad_enabled()
-                 and any(t is not None and t.requires_grad for t in tensors))
+    recompute = (
+        viewmats.shape[0] > 1 and torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+    )
     per_camera = []
     for c in range(viewmats.shape[0]):
         camera_coeffs = coeffs[c] if coeffs is not None and coeffs.dim() == 4 else coeffs
         center = None if camera_centers is None else camera_centers[c]
-        args = (means, covars, camera_coeffs, viewmats[c:c + 1], Ks[c:c + 1], center,
-                width, height, eps2d, near_plane, far_plane, sh_degree)
+        args = (
+            means,
+            covars,
+            camera_coeffs,
+            viewmats[c : c + 1],
+            Ks[c : c + 1],
+            center,
+            width,
+            height,
+            eps2d,
+            near_plane,
+            far_plane,
+            sh_degree,
+        )
         if recompute:
-            per_camera.append(checkpoint(_project_and_shade_camera, *args, use_reentrant=False,
-                                         preserve_rng_state=False))
+            per_camera.append(
+                checkpoint(_project_and_shade_camera, *args, use_reentrant=False, preserve_rng_state=False)
+            )
         else:
             per_camera.append(_project_and_shade_camera(*args))
     radii, means2d, depths, conics, shaded = (
-        None if parts[0] is None else parts[0] if len(parts) == 1 else torch.cat(parts) for parts in zip(*per_camera))
+        None if parts[0] is None else parts[0] if len(parts) == 1 else torch.cat(parts) for parts in zip(*per_camera)
+    )
     return Projection(radii=radii, means2d=means2d, depths=depths, conics=conics), shaded
 
 
-def _project_and_shade_camera(means, covars, coeffs, viewmat, K, center, width, height, eps2d, near_plane,
-                              far_plane, sh_degree):
+def _project_and_shade_camera(
+    means, covars, coeffs, viewmat, K, center, width, height, eps2d, near_plane, far_plane, sh_degree
+):
     """``_project_and_shade`` for one camera (``viewmat`` [1, 4, 4], ``K`` [1, 3, 3], ``coeffs`` [N, K, 3] or
     None, ``center`` [3]): radii, means2d, depths, conics and colours, each [1, N, ...] (colours None
     without ``coeffs``).
@@ -256,8 +395,24 @@ def _project_and_shade_camera(means, covars, coeffs, viewmat, K, center, width, 
     return projection.radii, projection.means2d, projection.depths, projection.conics, shaded
 
 
-def _check_inputs(means, quats, scales, opacities, colors, viewmats, Ks, width, height, near_plane, far_plane,
-                  sh_degree, backgrounds, render_mode, covars, backend):
+def _check_inputs(
+    means,
+    quats,
+    scales,
+    opacities,
+    colors,
+    viewmats,
+    Ks,
+    width,
+    height,
+    near_plane,
+    far_plane,
+    sh_degree,
+    backgrounds,
+    render_mode,
+    covars,
+    backend,
+):
     """Reject bad input with a message that says what is wrong and how to fix it."""
 
     def fail(message: str):
@@ -295,26 +450,41 @@ def _check_inputs(means, quats, scales, opacities, colors, viewmats, Ks, width, 
         expected["scales"] = (scales, (n, 3))
     for name, (tensor, shape) in expected.items():
         if not isinstance(tensor, Tensor) or tuple(tensor.shape) != shape:
-            fail(f"{name} must have shape {list(shape)} for N = {n} Gaussians and C = {c} cameras, got {_shape(tensor)}")
+            fail(
+                f"{name} must have shape {list(shape)} for N = {n} Gaussians and C = {c} cameras, got {_shape(tensor)}"
+            )
 
     if sh_degree is None:
         if not (colors.dim() == 2 and colors.shape[0] == n) and not (colors.dim() == 3 and colors.shape[:2] == (c, n)):
-            fail(f"colors must have shape [N, D] or [C, N, D] (N = {n}, C = {c}), got {_shape(colors)}; "
-                 "pass sh_degree for SH coefficients")
+            fail(
+                f"colors must have shape [N, D] or [C, N, D] (N = {n}, C = {c}), got {_shape(colors)}; "
+                "pass sh_degree for SH coefficients"
+            )
     else:
         if isinstance(sh_degree, bool) or not isinstance(sh_degree, int) or not 0 <= sh_degree <= MAX_SH_DEGREE:
             fail(f"sh_degree must be an integer between 0 and {MAX_SH_DEGREE}, got {sh_degree!r}")
         sh_ok = (colors.dim() == 3 and colors.shape[0] == n) or (colors.dim() == 4 and colors.shape[:2] == (c, n))
         if not sh_ok or colors.shape[-1] != 3 or colors.shape[-2] < num_sh_bases(sh_degree):
-            fail(f"with sh_degree={sh_degree}, colors must be SH coefficients [N, K, 3] or [C, N, K, 3] with "
-                 f"K >= {num_sh_bases(sh_degree)} (N = {n}, C = {c}), got {_shape(colors)}")
+            fail(
+                f"with sh_degree={sh_degree}, colors must be SH coefficients [N, K, 3] or [C, N, K, 3] with "
+                f"K >= {num_sh_bases(sh_degree)} (N = {n}, C = {c}), got {_shape(colors)}"
+            )
     if backgrounds is not None:
         channels = 3 if sh_degree is not None else colors.shape[-1]
         if tuple(backgrounds.shape) != (c, channels):
             fail(f"backgrounds must have shape [C, D] = [{c}, {channels}], got {_shape(backgrounds)}")
 
-    named = {"means": means, "quats": quats, "scales": scales, "covars": covars, "opacities": opacities,
-             "colors": colors, "viewmats": viewmats, "Ks": Ks, "backgrounds": backgrounds}
+    named = {
+        "means": means,
+        "quats": quats,
+        "scales": scales,
+        "covars": covars,
+        "opacities": opacities,
+        "colors": colors,
+        "viewmats": viewmats,
+        "Ks": Ks,
+        "backgrounds": backgrounds,
+    }
     tensors = {name: t for name, t in named.items() if t is not None}
     devices = {t.device for t in tensors.values()}
     if len(devices) > 1:
@@ -327,8 +497,10 @@ def _check_inputs(means, quats, scales, opacities, colors, viewmats, Ks, width, 
         listed = ", ".join(f"{name} {str(dtype).removeprefix('torch.')}" for name, dtype in dtypes.items())
         fail(f"all tensors must have one floating-point dtype, got {listed}; convert them with .float() or .double()")
     if backend == "numba" and means.dtype not in NUMBA_DTYPES:
-        fail(f"backend='numba' computes in float32 or float64, got {means.dtype}; use backend='torch' or convert "
-             "with .float()")
+        fail(
+            f"backend='numba' computes in float32 or float64, got {means.dtype}; use backend='torch' or convert "
+            "with .float()"
+        )
     if means.device.type == "meta":
         return  # meta tensors hold no values to check
     for name, tensor in tensors.items():

@@ -73,7 +73,9 @@ def fitting_directions(count: int = 64) -> Float[Tensor, "count 3"]:
     i = torch.arange(count, dtype=torch.float64) + 0.5
     polar = torch.acos(1 - 2 * i / count)
     azimuth = torch.pi * (1 + 5**0.5) * i
-    return torch.stack([torch.sin(polar) * torch.cos(azimuth), torch.sin(polar) * torch.sin(azimuth), torch.cos(polar)], -1)
+    return torch.stack(
+        [torch.sin(polar) * torch.cos(azimuth), torch.sin(polar) * torch.sin(azimuth), torch.cos(polar)], -1
+    )
 
 
 def sh_rotation_matrix(degree: int, rotation: Float[Tensor, "*batch 3 3"]) -> Float[Tensor, "*batch K K"]:

@@ -51,9 +51,22 @@ def render_views(
     )
     viewmats, Ks = to_gsplat(extrinsics, intrinsics, width, height)
     with _without_autocast(means.device):
-        return rasterize(means, quats, scales, opacities, colors, viewmats, Ks, width, height,
-                         near_plane=near_plane, sh_degree=sh_degree, backgrounds=backgrounds,
-                         render_mode=render_mode, covars=covars)
+        return rasterize(
+            means,
+            quats,
+            scales,
+            opacities,
+            colors,
+            viewmats,
+            Ks,
+            width,
+            height,
+            near_plane=near_plane,
+            sh_degree=sh_degree,
+            backgrounds=backgrounds,
+            render_mode=render_mode,
+            covars=covars,
+        )
 
 
 def _without_autocast(device: torch.device):
@@ -74,18 +87,30 @@ def render_gaussians(
     """Each scene of an encoder batch rendered into its views (``image_shape`` = (h, w)), as the official
     renderer draws them: SH degrees 0-3, Gaussians closer than ``OFFICIAL_NEAR_FRACTION`` x near culled."""
     if extrinsics.dim() != 4 or intrinsics.dim() != 4 or near.dim() != 2:
-        raise ValueError(f"render_gaussians takes a batch of scenes' views: extrinsics [b, v, 4, 4], intrinsics "
-                         f"[b, v, 3, 3], near [b, v] (got {list(extrinsics.shape)}, {list(intrinsics.shape)}, "
-                         f"{list(near.shape)}; Views.batched() makes one scene a batch)")
+        raise ValueError(
+            f"render_gaussians takes a batch of scenes' views: extrinsics [b, v, 4, 4], intrinsics "
+            f"[b, v, 3, 3], near [b, v] (got {list(extrinsics.shape)}, {list(intrinsics.shape)}, "
+            f"{list(near.shape)}; Views.batched() makes one scene a batch)"
+        )
     h, w = image_shape
     views = extrinsics.shape[1]
     backgrounds = torch.tensor(background, device=extrinsics.device).expand(views, 3)
     images = []
     for i in range(extrinsics.shape[0]):
         color, _, _ = render_views(
-            gaussians.means[i], None, None, gaussians.opacities[i], gaussians.harmonics[i], extrinsics[i],
-            intrinsics[i], w, h, near_plane=OFFICIAL_NEAR_FRACTION * float(near[i].min()),
-            sh_degree=RENDERED_SH_DEGREE, covars=gaussians.covariances[i], backgrounds=backgrounds,
+            gaussians.means[i],
+            None,
+            None,
+            gaussians.opacities[i],
+            gaussians.harmonics[i],
+            extrinsics[i],
+            intrinsics[i],
+            w,
+            h,
+            near_plane=OFFICIAL_NEAR_FRACTION * float(near[i].min()),
+            sh_degree=RENDERED_SH_DEGREE,
+            covars=gaussians.covariances[i],
+            backgrounds=backgrounds,
         )
         images.append(color.permute(0, 3, 1, 2))
     return torch.stack(images)

@@ -17,17 +17,31 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pixelsplat_ns.encoder import PixelSplatEncoder
 from pixelsplat_ns.checkpoints import build_encoder, read_pretraining_run
+from pixelsplat_ns.encoder import PixelSplatEncoder
 from pixelsplat_ns.evaluation import EvaluationConfig, evaluate, nearest_view_baseline
 
-VARIANTS = {"pixelSplat (tiny)": [], "no epipolar transformer": ["--pipeline.model.encoder.use-epipolar-transformer", "False"]}
+VARIANTS = {
+    "pixelSplat (tiny)": [],
+    "no epipolar transformer": ["--pipeline.model.encoder.use-epipolar-transformer", "False"],
+}
 
 
 def train(name: str, data: Path, output_dir: Path, budget: float, extra: list[str]) -> Path:
     run = output_dir / name.replace(" ", "-").replace("(", "").replace(")", "")
-    command = [str(Path(sys.executable).with_name("ns-train")), "pixelsplat-pretrain-tiny", "--data", str(data),
-               "--output-dir", str(run), "--timestamp", "run", "--pipeline.time-budget-minutes", str(budget), *extra]
+    command = [
+        str(Path(sys.executable).with_name("ns-train")),
+        "pixelsplat-pretrain-tiny",
+        "--data",
+        str(data),
+        "--output-dir",
+        str(run),
+        "--timestamp",
+        "run",
+        "--pipeline.time-budget-minutes",
+        str(budget),
+        *extra,
+    ]
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
     return next(run.rglob("config.yml"))
 
@@ -62,10 +76,14 @@ def main() -> None:
     print(f"synthetic test split, 64 x 64, {args.budget_minutes:g} min of CPU training per model")
     print(f"{'method':<28} {'PSNR':>7} {'SSIM':>6} {'LPIPS':>6} {'steps':>6}")
     for name, row in rows.items():
-        print(f"{name:<28} {show(row['psnr'], 2):>7} {show(row['ssim'], 3):>6} {show(row['lpips'], 3):>6} {row['steps']:>6}")
+        print(
+            f"{name:<28} {show(row['psnr'], 2):>7} {show(row['ssim'], 3):>6} {show(row['lpips'], 3):>6} {row['steps']:>6}"
+        )
     full, ablated, nearest = (rows[k]["psnr"] for k in rows)
-    print(f"full - no epipolar: {full - ablated:+.2f} dB (target >= +1); full - nearest view: {full - nearest:+.2f} dB "
-          "(target >= +3)")
+    print(
+        f"full - no epipolar: {full - ablated:+.2f} dB (target >= +1); full - nearest view: {full - nearest:+.2f} dB "
+        "(target >= +3)"
+    )
 
 
 if __name__ == "__main__":

@@ -56,8 +56,11 @@ def run_case(case: str, size: int, repeats: int, device: str, official_repo, din
                 model.encode(as_views(inputs))
             synchronize(device)
             times.append(time.perf_counter() - start)
-    peak = (torch.cuda.max_memory_allocated() / 2**30 if device == "cuda"
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
+    peak = (
+        torch.cuda.max_memory_allocated() / 2**30
+        if device == "cuda"
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    )
     return {"case": case, "seconds": min(times), "first_seconds": times[0], "peak_gb": peak, "baseline_gb": baseline}
 
 
@@ -92,8 +95,18 @@ def main() -> None:
     cases = ["ours", "ours-torch-linear", "ours-straightforward"] + (["official"] if args.official_repo else [])
     results = {}
     for case in cases:
-        command = [sys.executable, __file__, "--case", case, "--size", str(args.size), "--repeats", str(args.repeats),
-                   "--device", args.device]
+        command = [
+            sys.executable,
+            __file__,
+            "--case",
+            case,
+            "--size",
+            str(args.size),
+            "--repeats",
+            str(args.repeats),
+            "--device",
+            args.device,
+        ]
         if args.official_repo:
             command += ["--official-repo", str(args.official_repo), "--dino-repo", str(args.dino_repo)]
         output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
@@ -104,18 +117,26 @@ def main() -> None:
     onednn_rate = matmul_gflops(lambda a, b: linear(a, b, None))
 
     reference = results.get("official", {}).get("seconds")
-    print(f"encoder at 2 x {args.size} x {args.size} on {args.device}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads; fp32 matmul {rate:.0f} GFLOP/s (torch.matmul), "
-          f"{onednn_rate:.0f} GFLOP/s (fast_routes.layers.linear)")
+    print(
+        f"encoder at 2 x {args.size} x {args.size} on {args.device}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads; fp32 matmul {rate:.0f} GFLOP/s (torch.matmul), "
+        f"{onednn_rate:.0f} GFLOP/s (fast_routes.layers.linear)"
+    )
     print(f"{'case':<22} {'encode s':>9} {'first s':>8} {'GFLOP/s*':>9} {'peak GB':>8} {'vs official':>11}")
     for case, r in results.items():
         flops = OFFICIAL_GFLOP * (args.size / 256) ** 2 / r["seconds"]
         ratio = f"{r['seconds'] / reference:.2f}x" if reference else "-"
-        print(f"{case:<22} {r['seconds']:>9.2f} {r['first_seconds']:>8.2f} {flops:>9.0f} {r['peak_gb']:>8.2f} {ratio:>11}")
-    print("encode s: the fastest of --repeats; first s: the first call, which also prepares kernels (oneDNN's, and "
-          "our composed kernel and kernel spectrum, kept while the weights are unchanged).")
-    print("* the official arithmetic (1,540 GFLOP at 256 x 256) divided by the time. Targets: <= 0.45x the official "
-          "time (give --official-repo to measure it side by side), <= 2.5 GB.")
+        print(
+            f"{case:<22} {r['seconds']:>9.2f} {r['first_seconds']:>8.2f} {flops:>9.0f} {r['peak_gb']:>8.2f} {ratio:>11}"
+        )
+    print(
+        "encode s: the fastest of --repeats; first s: the first call, which also prepares kernels (oneDNN's, and "
+        "our composed kernel and kernel spectrum, kept while the weights are unchanged)."
+    )
+    print(
+        "* the official arithmetic (1,540 GFLOP at 256 x 256) divided by the time. Targets: <= 0.45x the official "
+        "time (give --official-repo to measure it side by side), <= 2.5 GB."
+    )
 
 
 if __name__ == "__main__":

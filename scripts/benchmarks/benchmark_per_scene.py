@@ -53,9 +53,16 @@ def viewer_camera(trainer, size: int = VIEWER_SIZE):
 
     train = trainer.pipeline.datamanager.train_dataset.cameras[0:1]
     scale = size / float(train.width)
-    return Cameras(camera_to_worlds=train.camera_to_worlds, fx=train.fx * scale, fy=train.fx * scale,
-                   cx=torch.full_like(train.cx, size / 2), cy=torch.full_like(train.cy, size / 2),
-                   width=size, height=size, camera_type=train.camera_type)
+    return Cameras(
+        camera_to_worlds=train.camera_to_worlds,
+        fx=train.fx * scale,
+        fy=train.fx * scale,
+        cx=torch.full_like(train.cx, size / 2),
+        cy=torch.full_like(train.cy, size / 2),
+        width=size,
+        height=size,
+        camera_type=train.camera_type,
+    )
 
 
 def median_seconds(fn, repeats: int) -> float:
@@ -81,18 +88,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=10, help="timed runs per figure; the median is reported")
     parser.add_argument("--profile", action="store_true", help="also print torch's operator profile of each")
-    parser.add_argument("--context-short-side", type=int, default=None,
-                        help="encode the context at this short side (default: the encoder's, 144 for the bundled "
-                             "one; 64 gives 43,008 Gaussians, as many as the earlier 64-px encoder predicted)")
-    parser.add_argument("--cpu-allocator-tuning", action=argparse.BooleanOptionalAction, default=True,
-                        help="the model's cpu_allocator_tuning (glibc keeps freed blocks; on by default)")
+    parser.add_argument(
+        "--context-short-side",
+        type=int,
+        default=None,
+        help="encode the context at this short side (default: the encoder's, 144 for the bundled "
+        "one; 64 gives 43,008 Gaussians, as many as the earlier 64-px encoder predicted)",
+    )
+    parser.add_argument(
+        "--cpu-allocator-tuning",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the model's cpu_allocator_tuning (glibc keeps freed blocks; on by default)",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as output_dir:
         start = time.perf_counter()
-        trainer = make_trainer(Path(output_dir), iterations=args.repeats + 1,
-                               context_short_side=args.context_short_side,
-                               cpu_allocator_tuning=args.cpu_allocator_tuning)
+        trainer = make_trainer(
+            Path(output_dir),
+            iterations=args.repeats + 1,
+            context_short_side=args.context_short_side,
+            cpu_allocator_tuning=args.cpu_allocator_tuning,
+        )
         setup_s = time.perf_counter() - start
         model = trainer.pipeline.model
         step_counter = iter(range(10**6))

@@ -88,11 +88,15 @@ def main() -> None:
             cold = compile_seconds(empty)
         compile_seconds()  # make sure the disk cache holds the kernels
         warm = compile_seconds()
-        print(f"numba first call (float32 kernels, the encoder's included): {cold:.1f} s compiling, "
-              f"{warm:.2f} s from the disk cache")
+        print(
+            f"numba first call (float32 kernels, the encoder's included): {cold:.1f} s compiling, "
+            f"{warm:.2f} s from the disk cache"
+        )
 
-    print(f"{'views':>5} {'backend':>7} {'forward s':>9} {'s/view':>7} {'backward s':>10} {'bwd/fwd':>7} "
-          f"{'fwd/torch':>9} {'bwd/torch':>9} {'peak GB':>7} {'(before render)':>15}")
+    print(
+        f"{'views':>5} {'backend':>7} {'forward s':>9} {'s/view':>7} {'backward s':>10} {'bwd/fwd':>7} "
+        f"{'fwd/torch':>9} {'bwd/torch':>9} {'peak GB':>7} {'(before render)':>15}"
+    )
     for views in (1, 4):
         results = {}
         for backend in args.backends:
@@ -104,11 +108,16 @@ def main() -> None:
             torch_r = results.get("torch")
             fwd_ratio = f"{r['forward_s'] / torch_r['forward_s']:.2f}" if torch_r else "-"
             bwd_ratio = f"{r['backward_s'] / torch_r['backward_s']:.2f}" if torch_r else "-"
-            print(f"{views:>5} {backend:>7} {r['forward_s']:>9.3f} {r['forward_s'] / views:>7.3f} "
-                  f"{r['backward_s']:>10.3f} {r['backward_s'] / r['forward_s']:>7.2f} {fwd_ratio:>9} {bwd_ratio:>9} "
-                  f"{r['peak_rss_gb']:>7.2f} {r['baseline_rss_gb']:>15.2f}", flush=True)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs; targets: numba "
-          "forward <= 0.25x torch, numba backward <= 2x its forward, peak <= 2 GB")
+            print(
+                f"{views:>5} {backend:>7} {r['forward_s']:>9.3f} {r['forward_s'] / views:>7.3f} "
+                f"{r['backward_s']:>10.3f} {r['backward_s'] / r['forward_s']:>7.2f} {fwd_ratio:>9} {bwd_ratio:>9} "
+                f"{r['peak_rss_gb']:>7.2f} {r['baseline_rss_gb']:>15.2f}",
+                flush=True,
+            )
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs; targets: numba "
+        "forward <= 0.25x torch, numba backward <= 2x its forward, peak <= 2 GB"
+    )
 
 
 if __name__ == "__main__":

@@ -74,17 +74,25 @@ def report(label: str, g_official, g_other, other_is_official: bool = False) -> 
     covariances = relative_error(g_other.covariances, g_official.covariances)
     opacity = (g_other.opacities - g_official.opacities).abs().max()
     directions = DIRECTIONS.to(g_official.means)
-    difference = colour(g_other.harmonics, directions, other_is_official) - colour(g_official.harmonics, directions, True)
-    print(f"{label:<28} means {float((means < 1e-4).float().mean()):.5f}  covariances "
-          f"{float((covariances < 1e-4).float().mean()):.5f}  opacity {float(opacity):.1e}  SH colour {float(difference.abs().max()):.1e}")
+    difference = colour(g_other.harmonics, directions, other_is_official) - colour(
+        g_official.harmonics, directions, True
+    )
+    print(
+        f"{label:<28} means {float((means < 1e-4).float().mean()):.5f}  covariances "
+        f"{float((covariances < 1e-4).float().mean()):.5f}  opacity {float(opacity):.1e}  SH colour {float(difference.abs().max()):.1e}"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--official-repo", type=Path, required=True, help="checkout of dcharatan/pixelsplat")
     parser.add_argument("--dino-repo", type=Path, required=True, help="checkout of facebookresearch/dino")
-    parser.add_argument("--rasterizer-repo", type=Path, default=None,
-                        help="checkout of dcharatan/diff-gaussian-rasterization-modified: colours from its kernel")
+    parser.add_argument(
+        "--rasterizer-repo",
+        type=Path,
+        default=None,
+        help="checkout of dcharatan/diff-gaussian-rasterization-modified: colours from its kernel",
+    )
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--float64", action="store_true", help="also compare in double precision")
     args = parser.parse_args()
@@ -102,7 +110,10 @@ def main() -> None:
     kernel = "the official forward kernel" if OFFICIAL_KERNEL else "the consistent 3DGS formula (no --rasterizer-repo)"
     print(f"official colours from {kernel}; ours with SH coefficient 14 = {ours.config.sh_coefficient_14}")
     for deterministic in (True, False):
-        report(f"float32, {'deterministic' if deterministic else 'stochastic'}", *encode_both(official, ours, inputs, deterministic))
+        report(
+            f"float32, {'deterministic' if deterministic else 'stochastic'}",
+            *encode_both(official, ours, inputs, deterministic),
+        )
     consistent = copy.deepcopy(ours)
     consistent.config = with_sh_convention(ours.config, coefficient_14="consistent")
     report("float32, det., consistent 14", *encode_both(official, consistent, inputs, True))

@@ -25,8 +25,8 @@ import tyro
 from PIL import Image
 from skimage import data as skimage_data
 
-from pixelsplat_ns.core.conventions import convert_c2w_opengl_opencv, normalize_intrinsics
 from pixelsplat_ns.checkpoints import BUNDLED_TINY_ENCODER, build_encoder, read_encoder
+from pixelsplat_ns.core.conventions import convert_c2w_opengl_opencv, normalize_intrinsics
 from pixelsplat_ns.per_scene.context import context_views, encoder_shape
 from pixelsplat_ns.process_data.pair import pair_cameras, read_pair
 from pixelsplat_ns.render import render_views
@@ -71,14 +71,25 @@ def left_view_depth(encoder, images, c2w, intrinsics, short_side: int, seed: int
     """Expected depth rendered at the left view at the photo's size (NaN where nothing is drawn)."""
     height, width = images[0].shape[:2]
     # context_views takes cameras as nerfstudio has them (OpenGL camera-to-world), as the per-scene method does
-    context, scale = context_views(images, convert_c2w_opengl_opencv(c2w)[:, :3], intrinsics, short_side,
-                                   multiple=encoder.size_multiple)
+    context, scale = context_views(
+        images, convert_c2w_opengl_opencv(c2w)[:, :3], intrinsics, short_side, multiple=encoder.size_multiple
+    )
     with torch.no_grad():
         gaussians = encoder.encode(context, False, torch.Generator().manual_seed(seed)).scaled(scale)
         depth, alpha, _ = render_views(
-            gaussians.means[0], None, None, gaussians.opacities[0], torch.zeros_like(gaussians.means[0]),
-            c2w[:1], normalize_intrinsics(intrinsics[:1], width, height), width, height,
-            near_plane=1e-3 * BASELINE_M, covars=gaussians.covariances[0], render_mode="ED")
+            gaussians.means[0],
+            None,
+            None,
+            gaussians.opacities[0],
+            torch.zeros_like(gaussians.means[0]),
+            c2w[:1],
+            normalize_intrinsics(intrinsics[:1], width, height),
+            width,
+            height,
+            near_plane=1e-3 * BASELINE_M,
+            covars=gaussians.covariances[0],
+            render_mode="ED",
+        )
     depth, alpha = depth[0, ..., 0].numpy(), alpha[0, ..., 0].numpy()
     return np.where(alpha > 0.5, depth, np.nan)
 
@@ -88,8 +99,13 @@ def errors(depth: np.ndarray, truth: np.ndarray) -> dict:
     drawn = known & np.isfinite(depth)
     relative = np.abs(depth[drawn] - truth[drawn]) / truth[drawn]
     ratio = np.maximum(depth[drawn] / truth[drawn], truth[drawn] / depth[drawn])
-    return {"abs_rel": relative.mean(), "median_rel": np.median(relative), "delta_1.25": (ratio < 1.25).mean(),
-            "correlation": np.corrcoef(depth[drawn], truth[drawn])[0, 1], "covered": drawn.sum() / known.sum()}
+    return {
+        "abs_rel": relative.mean(),
+        "median_rel": np.median(relative),
+        "delta_1.25": (ratio < 1.25).mean(),
+        "correlation": np.corrcoef(depth[drawn], truth[drawn])[0, 1],
+        "covered": drawn.sum() / known.sum(),
+    }
 
 
 def main(args: Args) -> None:
@@ -98,8 +114,10 @@ def main(args: Args) -> None:
     images = [torch.from_numpy(pixels).float() / 255 for pixels in (left, right)]
     config, state_dict, trained_shape = read_encoder(args.encoder or BUNDLED_TINY_ENCODER)
     encoder = build_encoder(config, state_dict, "cpu")
-    print(f"encoder {args.encoder or 'bundled'} (trained at {trained_shape[0]}x{trained_shape[1]}); ground-truth "
-          f"depth {np.nanmin(truth):.2f}-{np.nanmax(truth):.2f} m on {np.isfinite(truth).mean():.0%} of the pixels")
+    print(
+        f"encoder {args.encoder or 'bundled'} (trained at {trained_shape[0]}x{trained_shape[1]}); ground-truth "
+        f"depth {np.nanmin(truth):.2f}-{np.nanmax(truth):.2f} m on {np.isfinite(truth).mean():.0%} of the pixels"
+    )
     c2w_estimated, k_estimated, how = estimated_cameras(left, right)
     sources = {"calibrated": calibrated_cameras(), f"estimated, {how}": (c2w_estimated, k_estimated)}
     print("| cameras | encoder input | AbsRel | median rel. error | delta < 1.25 | correlation | covered |")
@@ -109,12 +127,16 @@ def main(args: Args) -> None:
             depth = left_view_depth(encoder, images, c2w, intrinsics, short_side, args.seed)
             shape = "x".join(str(s) for s in encoder_shape(*left.shape[:2], short_side, encoder.size_multiple))
             e = errors(depth, truth)
-            print(f"| {name} | {shape} | {e['abs_rel']:.3f} | {e['median_rel']:.3f} | {e['delta_1.25']:.3f} | "
-                  f"{e['correlation']:.2f} | {e['covered']:.1%} |")
+            print(
+                f"| {name} | {shape} | {e['abs_rel']:.3f} | {e['median_rel']:.3f} | {e['delta_1.25']:.3f} | "
+                f"{e['correlation']:.2f} | {e['covered']:.1%} |"
+            )
     with np.errstate(invalid="ignore"):  # a yardstick that knows nothing of the shape (its correlation is undefined)
         flat = errors(np.full_like(truth, np.nanmedian(truth)), truth)
-    print(f"(a flat wall at the median true depth: AbsRel {flat['abs_rel']:.3f}, median {flat['median_rel']:.3f}, "
-          f"delta < 1.25 {flat['delta_1.25']:.3f})")
+    print(
+        f"(a flat wall at the median true depth: AbsRel {flat['abs_rel']:.3f}, median {flat['median_rel']:.3f}, "
+        f"delta < 1.25 {flat['delta_1.25']:.3f})"
+    )
 
 
 def entrypoint() -> None:

@@ -13,14 +13,22 @@ from pathlib import Path
 import torch
 import torchvision
 
-from pixelsplat_ns.encoder import PixelSplatEncoder
-from pixelsplat_ns.core.views import Views, prepare_views
 from pixelsplat_ns.checkpoints import convert_official
+from pixelsplat_ns.core.views import Views, prepare_views
+from pixelsplat_ns.encoder import PixelSplatEncoder
 
 TRAINING_ONLY_MODULES = [
-    "lightning", "lightning.pytorch", "lightning.pytorch.loggers", "lightning.pytorch.loggers.wandb",
-    "lightning.pytorch.utilities", "lightning.pytorch.utilities.types", "wandb", "moviepy", "moviepy.editor",
-    "colorspacious", "svg",
+    "lightning",
+    "lightning.pytorch",
+    "lightning.pytorch.loggers",
+    "lightning.pytorch.loggers.wandb",
+    "lightning.pytorch.utilities",
+    "lightning.pytorch.utilities.types",
+    "wandb",
+    "moviepy",
+    "moviepy.editor",
+    "colorspacious",
+    "svg",
 ]
 
 
@@ -61,13 +69,22 @@ def import_official(official_repo: Path, dino_repo: Path, num_views: int):
 
     # config/model/encoder/epipolar.yaml with backbone/dino.yaml: the paper's configuration.
     config = EncoderEpipolarCfg(
-        name="epipolar", d_feature=128, num_monocular_samples=32, num_surfaces=1, predict_opacity=False,
-        backbone=BackboneDinoCfg("dino", "dino_vitb8", 512), visualizer=EncoderVisualizerEpipolarCfg(8, 256, False),
-        near_disparity=3.0, gaussian_adapter=GaussianAdapterCfg(0.5, 15.0, 4), apply_bounds_shim=True,
+        name="epipolar",
+        d_feature=128,
+        num_monocular_samples=32,
+        num_surfaces=1,
+        predict_opacity=False,
+        backbone=BackboneDinoCfg("dino", "dino_vitb8", 512),
+        visualizer=EncoderVisualizerEpipolarCfg(8, 256, False),
+        near_disparity=3.0,
+        gaussian_adapter=GaussianAdapterCfg(0.5, 15.0, 4),
+        apply_bounds_shim=True,
         epipolar_transformer=EpipolarTransformerCfg(
             ImageSelfAttentionCfg(4, 10, 2, 4, 128, 128, 256), 10, 2, 4, 32, 128, 256, 4
         ),
-        opacity_mapping=OpacityMappingCfg(0.0, 0.0, 1), gaussians_per_pixel=3, use_epipolar_transformer=True,
+        opacity_mapping=OpacityMappingCfg(0.0, 0.0, 1),
+        gaussians_per_pixel=3,
+        use_epipolar_transformer=True,
         use_transmittance=False,
     )
     return lambda: EncoderEpipolar(config)
@@ -103,8 +120,13 @@ def example_inputs(size: int, views: int, seed: int = 0) -> dict:
     images = torch.rand(1, views, 3, size, size, generator=generator)
     context, _ = prepare_views(images[0], extrinsics[0], intrinsics[0], range(views), make_baseline_1=False)
     context = context.batched()
-    return {"image": context.images, "extrinsics": context.extrinsics, "intrinsics": context.intrinsics,
-            "near": context.near, "far": context.far}
+    return {
+        "image": context.images,
+        "extrinsics": context.extrinsics,
+        "intrinsics": context.intrinsics,
+        "near": context.near,
+        "far": context.far,
+    }
 
 
 def as_views(inputs: dict) -> Views:
@@ -166,8 +188,11 @@ def official_kernel_colours(rasterizer_repo: Path):
     from torch.utils.cpp_extension import load_inline
 
     source = Path(rasterizer_repo, "cuda_rasterizer")
-    constants = "\n".join(re.findall(r"__device__ const float SH_C\d\s*(?:\[\])?\s*=.*?;",
-                                     (source / "auxiliary.h").read_text(), flags=re.S))
+    constants = "\n".join(
+        re.findall(
+            r"__device__ const float SH_C\d\s*(?:\[\])?\s*=.*?;", (source / "auxiliary.h").read_text(), flags=re.S
+        )
+    )
     forward = (source / "forward.cu").read_text()
     start = forward.index("__device__ glm::vec3 computeColorFromSH(")
     body = forward.index("{", start)
@@ -177,7 +202,13 @@ def official_kernel_colours(rasterizer_repo: Path):
         if depth == 0:
             break
     function = forward[start : end + 1]
-    module = load_inline("official_sh_kernel", _KERNEL_HARNESS % (constants, function), functions=["colours"],
-                         extra_cflags=["-O2"], verbose=False)
-    return lambda means, campos, shs, degree: module.colours(means.float().contiguous(), campos.float().contiguous(),
-                                                             shs.float().contiguous(), degree)
+    module = load_inline(
+        "official_sh_kernel",
+        _KERNEL_HARNESS % (constants, function),
+        functions=["colours"],
+        extra_cflags=["-O2"],
+        verbose=False,
+    )
+    return lambda means, campos, shs, degree: module.colours(
+        means.float().contiguous(), campos.float().contiguous(), shs.float().contiguous(), degree
+    )

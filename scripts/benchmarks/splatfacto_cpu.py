@@ -132,8 +132,9 @@ def held_out_psnr(pipeline) -> tuple[float, int]:
         outputs = pipeline.model.get_outputs_for_camera(camera)
         rendered = outputs["rgb"]
         # As splatfacto's own metrics take it: uint8 to [0, 1], RGBA onto the background.
-        truth = pipeline.model.composite_with_background(pipeline.model.get_gt_img(batch["image"]),
-                                                         outputs["background"])
+        truth = pipeline.model.composite_with_background(
+            pipeline.model.get_gt_img(batch["image"]), outputs["background"]
+        )
         scores.append(psnr(truth.permute(2, 0, 1)[None], rendered.permute(2, 0, 1)[None]).item())
     return sum(scores) / len(scores), len(scores)
 
@@ -144,13 +145,22 @@ def main(args: Args) -> None:
     substitute_cpu_parts()
     trainer = make_trainer(args)
     if len(trainer.pipeline.datamanager.eval_dataset) == 0:
-        raise SystemExit(f"--data {args.data} has no held-out views to score (nerfstudio-data holds out 10% of 10 "
-                         "or more images): give a larger capture")
+        raise SystemExit(
+            f"--data {args.data} has no held-out views to score (nerfstudio-data holds out 10% of 10 "
+            "or more images): give a larger capture"
+        )
     steps, seconds = train_for(trainer, args.seconds)
     trainer.save_checkpoint(steps - 1)
     score, views = held_out_psnr(trainer.pipeline)
-    result = json.dumps({"psnr": score, "views": views, "steps": steps, "seconds": round(seconds, 1),
-                         "gaussians": trainer.pipeline.model.num_points})
+    result = json.dumps(
+        {
+            "psnr": score,
+            "views": views,
+            "steps": steps,
+            "seconds": round(seconds, 1),
+            "gaussians": trainer.pipeline.model.num_points,
+        }
+    )
     (trainer.base_dir / "result.json").write_text(result)
     print(result, flush=True)
 

@@ -96,8 +96,11 @@ class Demo:
     def _in_process(self, command: list[str]) -> bool:
         entrypoint = importlib.import_module(ENTRYPOINTS[command[0]]).entrypoint
         argv = sys.argv
-        with open(self.log, "a") as log, contextlib.redirect_stdout(Tee(sys.stdout, log)), \
-                contextlib.redirect_stderr(Tee(sys.stderr, log)):
+        with (
+            open(self.log, "a") as log,
+            contextlib.redirect_stdout(Tee(sys.stdout, log)),
+            contextlib.redirect_stderr(Tee(sys.stderr, log)),
+        ):
             sys.argv = command
             try:
                 entrypoint()
@@ -113,8 +116,13 @@ class Demo:
         return True
 
     def _in_subprocess(self, command: list[str]) -> bool:
-        process = subprocess.Popen([str(BIN / command[0]), *command[1:]], stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, text=True, bufsize=1)
+        process = subprocess.Popen(
+            [str(BIN / command[0]), *command[1:]],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+        )
         with open(self.log, "a") as log:
             for line in process.stdout:
                 sys.stdout.write(line)
@@ -123,8 +131,23 @@ class Demo:
 
 
 def train(demo: Demo, out: Path, name: str, steps: int, what: str) -> Path:
-    demo.run(what, "ns-train", "pixelsplat", "--data", SAMPLE_SCENE, "--output-dir", out, "--experiment-name", name,
-             "--timestamp", "run", "--vis", "tensorboard", "--max-num-iterations", steps)
+    demo.run(
+        what,
+        "ns-train",
+        "pixelsplat",
+        "--data",
+        SAMPLE_SCENE,
+        "--output-dir",
+        out,
+        "--experiment-name",
+        name,
+        "--timestamp",
+        "run",
+        "--vis",
+        "tensorboard",
+        "--max-num-iterations",
+        steps,
+    )
     return out / name / "pixelsplat" / "run" / "config.yml"
 
 
@@ -150,8 +173,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("outputs/demo"), help="folder for everything it writes")
     parser.add_argument("--refine-steps", type=int, default=50, help="refinement iterations on the target views")
-    parser.add_argument("--separate-processes", action="store_true",
-                        help="run each nerfstudio command as its own process (slower: nerfstudio starts each time)")
+    parser.add_argument(
+        "--separate-processes",
+        action="store_true",
+        help="run each nerfstudio command as its own process (slower: nerfstudio starts each time)",
+    )
     args = parser.parse_args()
     out = args.out.resolve()
     log = out / "demo.log"
@@ -165,11 +191,31 @@ def main() -> None:
     before = evaluate(demo, feed_forward, "score the feed-forward scene on the held-out views")
     refined = train(demo, out, "refined", args.refine_steps, f"predict, then refine for {args.refine_steps} steps")
     after = evaluate(demo, refined, "score the refined scene")
-    demo.run("export the refined scene as a 3DGS .ply", "ns-export", "gaussian-splat", "--load-config", refined,
-             "--output-dir", out / "export")
+    demo.run(
+        "export the refined scene as a 3DGS .ply",
+        "ns-export",
+        "gaussian-splat",
+        "--load-config",
+        refined,
+        "--output-dir",
+        out / "export",
+    )
     video = out / "novel_views.mp4"
-    demo.run("render a novel-view video", "ns-render", "interpolate", "--load-config", refined, "--output-path",
-             video, "--pose-source", "train", "--interpolation-steps", 2, "--frame-rate", 12)
+    demo.run(
+        "render a novel-view video",
+        "ns-render",
+        "interpolate",
+        "--load-config",
+        refined,
+        "--output-path",
+        video,
+        "--pose-source",
+        "train",
+        "--interpolation-steps",
+        2,
+        "--frame-rate",
+        12,
+    )
 
     print(f"\nsample scene: {SAMPLE_SCENE}")
     print(f"eval PSNR feed-forward:          {before['psnr']:.2f} dB  (SSIM {before['ssim']:.3f})")
@@ -181,7 +227,6 @@ def main() -> None:
     print(f"view it: {BIN / 'ns-viewer'} --load-config {refined}")
     print("time per step: " + ", ".join(f"{name.split('.')[0]}: {seconds:.0f} s" for name, seconds in demo.durations))
     print(f"done in {time.perf_counter() - demo.start:.0f} s")
-
 
 
 if __name__ == "__main__":

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import tyro
 
+from pixelsplat_ns.core.errors import InputError
 from pixelsplat_ns.data.nerfstudio_convert import write_nerfstudio_scene
 from pixelsplat_ns.data.synthetic import SyntheticConfig, synthetic_scene
-from pixelsplat_ns.core.errors import InputError
 from pixelsplat_ns.process_data.scene_folder import check_output_folder, writing_into
 
 SAMPLE_SCENE = Path(__file__).resolve().parents[2] / "pixelsplat_ns" / "sample_scene"

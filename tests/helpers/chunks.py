@@ -65,8 +65,11 @@ def marker_centroid(image: torch.Tensor, background: float = 0.2) -> np.ndarray:
 def chunk_scene(key: str, c2w: np.ndarray, k_norm: np.ndarray, frames: list[np.ndarray]) -> ChunkScene:
     intrinsics = torch.tensor(k_norm, dtype=torch.float32).expand(len(frames), 3, 3)
     return ChunkScene(
-        key, f"test://{key}", torch.arange(len(frames), dtype=torch.int64) * 1000,
-        encode_chunk_cameras(torch.tensor(c2w), intrinsics), [encode_jpeg(f, quality=98) for f in frames],
+        key,
+        f"test://{key}",
+        torch.arange(len(frames), dtype=torch.int64) * 1000,
+        encode_chunk_cameras(torch.tensor(c2w), intrinsics),
+        [encode_jpeg(f, quality=98) for f in frames],
     )
 
 
@@ -75,8 +78,9 @@ def marker_scene(key: str, point: np.ndarray, c2w: np.ndarray, k_norm: np.ndarra
     return chunk_scene(key, c2w, k_norm, frames)
 
 
-def plain_scene(key: str, num_frames: int = 8, width: int = 64, height: int = 48, fx: float = 0.9,
-                c2w: np.ndarray | None = None) -> ChunkScene:
+def plain_scene(
+    key: str, num_frames: int = 8, width: int = 64, height: int = 48, fx: float = 0.9, c2w: np.ndarray | None = None
+) -> ChunkScene:
     """Noise frames with sensible cameras (for tests that only look at the plumbing)."""
     rng = np.random.default_rng(len(key))
     frames = [rng.integers(0, 256, (height, width, 3), dtype=np.uint8) for _ in range(num_frames)]

@@ -21,8 +21,9 @@ SMALL_CONTEXT = ("--pipeline.model.context-short-side", "64")
 
 def ns(command: str, *args, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
     """Run the console command ``command`` of this environment; with ``check``, fail showing its output's end."""
-    result = subprocess.run([str(BIN / command), *map(str, args)], capture_output=True, text=True, cwd=cwd, env=ENV,
-                            timeout=600)
+    result = subprocess.run(
+        [str(BIN / command), *map(str, args)], capture_output=True, text=True, cwd=cwd, env=ENV, timeout=600
+    )
     if check:
         assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     return result
@@ -30,8 +31,23 @@ def ns(command: str, *args, cwd: Path, check: bool = True) -> subprocess.Complet
 
 def train(data: Path, out: Path, iterations: int = 0, *extra, full_size: bool = False) -> Path:
     """``ns-train pixelsplat`` on ``data`` into ``out`` for ``iterations`` steps; returns the run's config.yml."""
-    ns("ns-train", "pixelsplat", "--data", data, "--output-dir", out, "--vis", "tensorboard", "--timestamp", "run",
-       "--max-num-iterations", iterations, *(() if full_size else SMALL_CONTEXT), *extra, cwd=out.parent)
+    ns(
+        "ns-train",
+        "pixelsplat",
+        "--data",
+        data,
+        "--output-dir",
+        out,
+        "--vis",
+        "tensorboard",
+        "--timestamp",
+        "run",
+        "--max-num-iterations",
+        iterations,
+        *(() if full_size else SMALL_CONTEXT),
+        *extra,
+        cwd=out.parent,
+    )
     return next(out.rglob("config.yml"))
 
 

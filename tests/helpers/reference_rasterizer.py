@@ -10,8 +10,24 @@ import torch
 from gsplat.cuda._torch_impl import _fully_fused_projection, _quat_scale_to_covar_preci, _spherical_harmonics
 
 
-def reference_rasterize(means, quats, scales, opacities, colors, viewmats, Ks, width, height, near_plane=0.01,
-                        far_plane=1e10, eps2d=0.3, sh_degree=None, backgrounds=None, render_mode="RGB", tile_size=16):
+def reference_rasterize(
+    means,
+    quats,
+    scales,
+    opacities,
+    colors,
+    viewmats,
+    Ks,
+    width,
+    height,
+    near_plane=0.01,
+    far_plane=1e10,
+    eps2d=0.3,
+    sh_degree=None,
+    backgrounds=None,
+    render_mode="RGB",
+    tile_size=16,
+):
     n_cameras = viewmats.shape[0]
     covars, _ = _quat_scale_to_covar_preci(quats, scales, compute_preci=False, triu=False)
     radii, means2d, depths, conics, _ = _fully_fused_projection(

@@ -68,13 +68,21 @@ def _box_start(mx, my, a, b, c, x0, x1, y0, y1):
     exp(-c) could overflow or underflow, although the falloffs they step between would not)."""
     dx0, dy0 = mx - (x0 + 0.5), my - (y0 + 0.5)
     dx1, dy1 = mx - (x1 - 0.5), my - (y1 - 0.5)
-    worst = max(max(_sigma(dx0, dy0, a, b, c), _sigma(dx1, dy0, a, b, c)),
-                max(_sigma(dx0, dy1, a, b, c), _sigma(dx1, dy1, a, b, c)))
+    worst = max(
+        max(_sigma(dx0, dy0, a, b, c), _sigma(dx1, dy0, a, b, c)),
+        max(_sigma(dx0, dy1, a, b, c), _sigma(dx1, dy1, a, b, c)),
+    )
     if worst > RECURRENCE_MAX_SIGMA or max(abs(a), abs(b), abs(c)) > RECURRENCE_MAX_SIGMA:
         return False, 0.0, 0.0, 0.0, 0.0, 0.0
     # sigma(px + 1) - sigma(px) = a / 2 - a dx - b dy (dx decreases by one); likewise down: c / 2 - c dy - b dx
-    return (True, math.exp(-_sigma(dx0, dy0, a, b, c)), math.exp(-(0.5 * a - a * dx0 - b * dy0)),
-            math.exp(-(0.5 * c - c * dy0 - b * dx0)), math.exp(-b), math.exp(-c))
+    return (
+        True,
+        math.exp(-_sigma(dx0, dy0, a, b, c)),
+        math.exp(-(0.5 * a - a * dx0 - b * dy0)),
+        math.exp(-(0.5 * c - c * dy0 - b * dx0)),
+        math.exp(-b),
+        math.exp(-c),
+    )
 
 
 @numba.njit(inline="always")
@@ -101,15 +109,52 @@ def _entry_start(means2d, conics, bx0, bx1, by0, by1, level, m, px0, px1, py0, p
     top, bottom = max(py0, by0[m]), min(py1, by1[m])
     row_falloff = row_across = down = across_down = down_down = 0.0
     if quadratic:
-        quadratic, row_falloff, row_across, down, across_down, down_down = _box_start(mx, my, a, b, c, lo, hi,
-                                                                                      top, bottom)
-    return (mx, my, a, b, c, level[m], lo, hi, top, bottom, quadratic, step, row_falloff, row_across, down,
-            across_down, down_down)
+        quadratic, row_falloff, row_across, down, across_down, down_down = _box_start(
+            mx, my, a, b, c, lo, hi, top, bottom
+        )
+    return (
+        mx,
+        my,
+        a,
+        b,
+        c,
+        level[m],
+        lo,
+        hi,
+        top,
+        bottom,
+        quadratic,
+        step,
+        row_falloff,
+        row_across,
+        down,
+        across_down,
+        down_down,
+    )
 
 
 @numba.njit(cache=True)
-def _forward_tile(tile, offsets, entries, means2d, conics, opacities, colors, bx0, bx1, by0, by1, level,
-                  width, height, tiles_x, tiles_y, out, final_t, last):
+def _forward_tile(
+    tile,
+    offsets,
+    entries,
+    means2d,
+    conics,
+    opacities,
+    colors,
+    bx0,
+    bx1,
+    by0,
+    by1,
+    level,
+    width,
+    height,
+    tiles_x,
+    tiles_y,
+    out,
+    final_t,
+    last,
+):
     """Composite one tile front to back, writing its pixels of ``out``, ``final_t`` and ``last``."""
     n_channels = colors.shape[1]
     camera, px0, px1, py0, py1 = _tile_bounds(tile, tiles_x, tiles_y, width, height)
@@ -130,8 +175,25 @@ def _forward_tile(tile, offsets, entries, means2d, conics, opacities, colors, bx
         for d in range(n_channels):
             color[d] = colors[m, d]
         here = k - start
-        (mx, my, a, b, c, lv, lo, hi, top, bottom, quadratic, step, row_falloff, row_across, down, across_down,
-         down_down) = _entry_start(means2d, conics, bx0, bx1, by0, by1, level, m, px0, px1, py0, py1)
+        (
+            mx,
+            my,
+            a,
+            b,
+            c,
+            lv,
+            lo,
+            hi,
+            top,
+            bottom,
+            quadratic,
+            step,
+            row_falloff,
+            row_across,
+            down,
+            across_down,
+            down_down,
+        ) = _entry_start(means2d, conics, bx0, bx1, by0, by1, level, m, px0, px1, py0, py1)
         for py in range(top, bottom):
             dy = my - (py + 0.5)
             row = (py - py0) * tw - px0
@@ -166,8 +228,25 @@ def _forward_tile(tile, offsets, entries, means2d, conics, opacities, colors, bx
 
 
 @numba.njit(parallel=True, cache=True)
-def _forward_kernel(offsets, entries, means2d, conics, opacities, colors, bx0, bx1, by0, by1, level,
-                    n_cameras, width, height, tiles_x, tiles_y, n_blocks):
+def _forward_kernel(
+    offsets,
+    entries,
+    means2d,
+    conics,
+    opacities,
+    colors,
+    bx0,
+    bx1,
+    by0,
+    by1,
+    level,
+    n_cameras,
+    width,
+    height,
+    tiles_x,
+    tiles_y,
+    n_blocks,
+):
     """Front-to-back compositing of every tile. Returns colours [C, H*W, D] (accumulated in float64, returned
     in the colours' dtype), final transmittance [C, H*W] (float64) and, per pixel, the position in its
     tile's list of the last composited Gaussian (-1 if none) [C, H*W] int32. Block b of ``n_blocks`` takes
@@ -181,14 +260,54 @@ def _forward_kernel(offsets, entries, means2d, conics, opacities, colors, bx0, b
         for tile in range(n_tiles):
             if _block_of(tile, tiles_x, tiles_y, n_blocks) != block:
                 continue
-            _forward_tile(tile, offsets, entries, means2d, conics, opacities, colors, bx0, bx1, by0, by1, level,
-                          width, height, tiles_x, tiles_y, out, final_t, last)
+            _forward_tile(
+                tile,
+                offsets,
+                entries,
+                means2d,
+                conics,
+                opacities,
+                colors,
+                bx0,
+                bx1,
+                by0,
+                by1,
+                level,
+                width,
+                height,
+                tiles_x,
+                tiles_y,
+                out,
+                final_t,
+                last,
+            )
     return out, final_t, last
 
 
 @numba.njit(cache=True)
-def _backward_tile(tile, offsets, entries, means2d, conics, opacities, colors, bx0, bx1, by0, by1, level,
-                   final_t, last, grad_colors, grad_alphas, width, height, tiles_x, tiles_y, partial):
+def _backward_tile(
+    tile,
+    offsets,
+    entries,
+    means2d,
+    conics,
+    opacities,
+    colors,
+    bx0,
+    bx1,
+    by0,
+    by1,
+    level,
+    final_t,
+    last,
+    grad_colors,
+    grad_alphas,
+    width,
+    height,
+    tiles_x,
+    tiles_y,
+    partial,
+):
     """Walk one tile back to front, writing the partial gradients of its list entries into ``partial``."""
     n_channels = colors.shape[1]
     camera, px0, px1, py0, py1 = _tile_bounds(tile, tiles_x, tiles_y, width, height)
@@ -219,8 +338,25 @@ def _backward_tile(tile, offsets, entries, means2d, conics, opacities, colors, b
             color[d] = colors[m, d]
             v_color[d] = 0.0
         v_mx = v_my = v_a = v_b = v_c = v_opacity = 0.0
-        (mx, my, a, b, c, lv, lo, hi, top, bottom, quadratic, step, row_falloff, row_across, down, across_down,
-         down_down) = _entry_start(means2d, conics, bx0, bx1, by0, by1, level, m, px0, px1, py0, py1)
+        (
+            mx,
+            my,
+            a,
+            b,
+            c,
+            lv,
+            lo,
+            hi,
+            top,
+            bottom,
+            quadratic,
+            step,
+            row_falloff,
+            row_across,
+            down,
+            across_down,
+            down_down,
+        ) = _entry_start(means2d, conics, bx0, bx1, by0, by1, level, m, px0, px1, py0, py1)
         for py in range(top, bottom):
             dy = my - (py + 0.5)
             next_falloff, across = row_falloff, row_across
@@ -267,8 +403,29 @@ def _backward_tile(tile, offsets, entries, means2d, conics, opacities, colors, b
 
 
 @numba.njit(parallel=True, cache=True)
-def _backward_kernel(offsets, entries, means2d, conics, opacities, colors, bx0, bx1, by0, by1, level,
-                     final_t, last, grad_colors, grad_alphas, width, height, tiles_x, tiles_y, n_blocks, partial):
+def _backward_kernel(
+    offsets,
+    entries,
+    means2d,
+    conics,
+    opacities,
+    colors,
+    bx0,
+    bx1,
+    by0,
+    by1,
+    level,
+    final_t,
+    last,
+    grad_colors,
+    grad_alphas,
+    width,
+    height,
+    tiles_x,
+    tiles_y,
+    n_blocks,
+    partial,
+):
     """Back-to-front walk of every tile from each pixel's last composited Gaussian, writing the partial
     gradient of every list entry into ``partial`` [P, 6 + D] (zeros on entry): d/d (mean x, mean y, conic a,
     b, c, opacity, colour); entries behind every pixel's stop stay zero."""
@@ -277,8 +434,29 @@ def _backward_kernel(offsets, entries, means2d, conics, opacities, colors, bx0, 
         for tile in range(n_tiles):
             if _block_of(tile, tiles_x, tiles_y, n_blocks) != block:
                 continue
-            _backward_tile(tile, offsets, entries, means2d, conics, opacities, colors, bx0, bx1, by0, by1, level,
-                           final_t, last, grad_colors, grad_alphas, width, height, tiles_x, tiles_y, partial)
+            _backward_tile(
+                tile,
+                offsets,
+                entries,
+                means2d,
+                conics,
+                opacities,
+                colors,
+                bx0,
+                bx1,
+                by0,
+                by1,
+                level,
+                final_t,
+                last,
+                grad_colors,
+                grad_alphas,
+                width,
+                height,
+                tiles_x,
+                tiles_y,
+                partial,
+            )
 
 
 @numba.njit(cache=True)
@@ -294,8 +472,20 @@ class _CompositeNumba(torch.autograd.Function):
     def forward(ctx, means2d, conics, opacities, colors, boxes, lists, width, height, n_cameras):
         arrays = [_numpy(t) for t in (means2d, conics, opacities, colors)]
         out, final_t, last = _forward_kernel(
-            lists.offsets, lists.entries, *arrays, boxes.x0, boxes.x1, boxes.y0, boxes.y1, boxes.level,
-            n_cameras, width, height, lists.tiles_x, lists.tiles_y, _n_blocks(len(lists.offsets) - 1),
+            lists.offsets,
+            lists.entries,
+            *arrays,
+            boxes.x0,
+            boxes.x1,
+            boxes.y0,
+            boxes.y1,
+            boxes.level,
+            n_cameras,
+            width,
+            height,
+            lists.tiles_x,
+            lists.tiles_y,
+            _n_blocks(len(lists.offsets) - 1),
         )
         ctx.save_for_backward(means2d, conics, opacities, colors)
         ctx.layout = (boxes, lists, width, height, final_t, last)
@@ -317,9 +507,24 @@ class _CompositeNumba(torch.autograd.Function):
         dtype = np.float32 if colors.dtype == torch.float32 else np.float64
         partial = np.zeros((len(lists.entries), GRAD_FIELDS + colors.shape[1]), dtype=dtype)
         _backward_kernel(
-            lists.offsets, lists.entries, *arrays, boxes.x0, boxes.x1, boxes.y0, boxes.y1, boxes.level,
-            final_t, last, g_colors, g_alphas, width, height, lists.tiles_x, lists.tiles_y,
-            _n_blocks(len(lists.offsets) - 1), partial,
+            lists.offsets,
+            lists.entries,
+            *arrays,
+            boxes.x0,
+            boxes.x1,
+            boxes.y0,
+            boxes.y1,
+            boxes.level,
+            final_t,
+            last,
+            g_colors,
+            g_alphas,
+            width,
+            height,
+            lists.tiles_x,
+            lists.tiles_y,
+            _n_blocks(len(lists.offsets) - 1),
+            partial,
         )
         total = np.zeros((means2d.shape[0], partial.shape[1]), dtype=dtype)
         _sum_entries(lists.entries, partial, total)
@@ -348,6 +553,7 @@ def composite_numba(
     n_cameras = means2d.shape[0]
     flat = [t.flatten(0, 1) for t in (means2d, conics, opacities, colors)]
     with torch.no_grad():
-        boxes, lists = build_layout(flat[0].detach(), flat[1].detach(), flat[2].detach(), depths.detach(),
-                                    radii.flatten(), width, height)
+        boxes, lists = build_layout(
+            flat[0].detach(), flat[1].detach(), flat[2].detach(), depths.detach(), radii.flatten(), width, height
+        )
     return _CompositeNumba.apply(*flat, boxes, lists, width, height, n_cameras)

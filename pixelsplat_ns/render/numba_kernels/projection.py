@@ -58,9 +58,17 @@ def _unit_quaternion(quats, m):
 def _rotation(r, i, j, k):
     """``conventions.quaternion_to_matrix`` of (r, i, j, k), row-major, and its ``two_s`` = 2 / (|q|^2 + 1e-8)."""
     two_s = 2.0 / (r * r + i * i + j * j + k * k + QUATERNION_EPS)
-    return (1.0 - two_s * (j * j + k * k), two_s * (i * j - k * r), two_s * (i * k + j * r),
-            two_s * (i * j + k * r), 1.0 - two_s * (i * i + k * k), two_s * (j * k - i * r),
-            two_s * (i * k - j * r), two_s * (j * k + i * r), 1.0 - two_s * (i * i + j * j)), two_s
+    return (
+        1.0 - two_s * (j * j + k * k),
+        two_s * (i * j - k * r),
+        two_s * (i * k + j * r),
+        two_s * (i * j + k * r),
+        1.0 - two_s * (i * i + k * k),
+        two_s * (j * k - i * r),
+        two_s * (i * k - j * r),
+        two_s * (j * k + i * r),
+        1.0 - two_s * (i * i + j * j),
+    ), two_s
 
 
 @numba.njit(cache=True)
@@ -94,8 +102,17 @@ def _quaternion_scale_gradient(quats, scales, m, g, v_rot):
     rot, two_s = _rotation(qw, qx, qy, qz)
     s = (scales[m, 0], scales[m, 1], scales[m, 2])
     # Sigma = M M^T: dM = (G + G^T) M
-    mm = (rot[0] * s[0], rot[1] * s[1], rot[2] * s[2], rot[3] * s[0], rot[4] * s[1], rot[5] * s[2],
-          rot[6] * s[0], rot[7] * s[1], rot[8] * s[2])
+    mm = (
+        rot[0] * s[0],
+        rot[1] * s[1],
+        rot[2] * s[2],
+        rot[3] * s[0],
+        rot[4] * s[1],
+        rot[5] * s[2],
+        rot[6] * s[0],
+        rot[7] * s[1],
+        rot[8] * s[2],
+    )
     v_s0 = v_s1 = v_s2 = 0.0
     for i in range(3):
         for j in range(3):
@@ -110,25 +127,55 @@ def _quaternion_scale_gradient(quats, scales, m, g, v_rot):
                 v_s1 += v_m * rot[3 * i + 1]
             else:
                 v_s2 += v_m * rot[3 * i + 2]
-    v00, v01, v02, v10, v11, v12, v20, v21, v22 = (v_rot[0], v_rot[1], v_rot[2], v_rot[3], v_rot[4], v_rot[5],
-                                                   v_rot[6], v_rot[7], v_rot[8])
+    v00, v01, v02, v10, v11, v12, v20, v21, v22 = (
+        v_rot[0],
+        v_rot[1],
+        v_rot[2],
+        v_rot[3],
+        v_rot[4],
+        v_rot[5],
+        v_rot[6],
+        v_rot[7],
+        v_rot[8],
+    )
     r, i, j, k = qw, qx, qy, qz
-    v_two_s = (-v00 * (j * j + k * k) + v01 * (i * j - k * r) + v02 * (i * k + j * r) + v10 * (i * j + k * r)
-               - v11 * (i * i + k * k) + v12 * (j * k - i * r) + v20 * (i * k - j * r) + v21 * (j * k + i * r)
-               - v22 * (i * i + j * j))
+    v_two_s = (
+        -v00 * (j * j + k * k)
+        + v01 * (i * j - k * r)
+        + v02 * (i * k + j * r)
+        + v10 * (i * j + k * r)
+        - v11 * (i * i + k * k)
+        + v12 * (j * k - i * r)
+        + v20 * (i * k - j * r)
+        + v21 * (j * k + i * r)
+        - v22 * (i * i + j * j)
+    )
     through_norm = -two_s * two_s * v_two_s  # d two_s / d q = -two_s^2 q
     v_r = two_s * (-v01 * k + v02 * j + v10 * k - v12 * i - v20 * j + v21 * i) + through_norm * r
-    v_i = two_s * (v01 * j + v02 * k + v10 * j - 2.0 * v11 * i - v12 * r + v20 * k + v21 * r - 2.0 * v22 * i) \
+    v_i = (
+        two_s * (v01 * j + v02 * k + v10 * j - 2.0 * v11 * i - v12 * r + v20 * k + v21 * r - 2.0 * v22 * i)
         + through_norm * i
-    v_j = two_s * (-2.0 * v00 * j + v01 * i + v02 * r + v10 * i + v12 * k - v20 * r + v21 * k - 2.0 * v22 * j) \
+    )
+    v_j = (
+        two_s * (-2.0 * v00 * j + v01 * i + v02 * r + v10 * i + v12 * k - v20 * r + v21 * k - 2.0 * v22 * j)
         + through_norm * j
-    v_k = two_s * (-2.0 * v00 * k - v01 * r + v02 * i + v10 * r - 2.0 * v11 * k + v12 * j + v20 * i + v21 * j) \
+    )
+    v_k = (
+        two_s * (-2.0 * v00 * k - v01 * r + v02 * i + v10 * r - 2.0 * v11 * k + v12 * j + v20 * i + v21 * j)
         + through_norm * k
+    )
     # q / max(|q|, eps): (v - u (u . v)) / |q|
     inv = 1.0 / max(norm, NORMALIZE_EPS)
     dot = (r * v_r + i * v_i + j * v_j + k * v_k) if norm > NORMALIZE_EPS else 0.0
-    return ((v_r - r * dot) * inv, (v_i - i * dot) * inv, (v_j - j * dot) * inv, (v_k - k * dot) * inv,
-            v_s0, v_s1, v_s2)
+    return (
+        (v_r - r * dot) * inv,
+        (v_i - i * dot) * inv,
+        (v_j - j * dot) * inv,
+        (v_k - k * dot) * inv,
+        v_s0,
+        v_s1,
+        v_s2,
+    )
 
 
 @numba.njit(cache=True)
@@ -196,17 +243,62 @@ def _project(means, sigma, rotations, translations, intrinsics, limits, near, fa
     the depth and determinant rules, with the determinant torch divides by (1 where culled)."""
     x, y, z, s = _camera_frame(means, sigma, rotations, translations, c, m)
     in_depth, z_safe, rz, tx, ty, pass_x, pass_y, j00, j02, j11, j12 = _jacobian(
-        x, y, z, intrinsics[c], limits[c], near, far)
+        x, y, z, intrinsics[c], limits[c], near, far
+    )
     a, b, cc = _covariance_2d(s, j00, j02, j11, j12, eps2d)
     det = a * cc - b * b
     valid = in_depth and det > 0.0
-    return (x, y, z, s, in_depth, z_safe, rz, tx, ty, pass_x, pass_y, j00, j02, j11, j12, a, b, cc, det, valid,
-            det if valid else 1.0)
+    return (
+        x,
+        y,
+        z,
+        s,
+        in_depth,
+        z_safe,
+        rz,
+        tx,
+        ty,
+        pass_x,
+        pass_y,
+        j00,
+        j02,
+        j11,
+        j12,
+        a,
+        b,
+        cc,
+        det,
+        valid,
+        det if valid else 1.0,
+    )
 
 
 @numba.njit(parallel=True, cache=True)
-def _forward_kernel(means, covars, quats, scales, from_quats, coeffs, rotations, translations, intrinsics, limits,
-                    centers, width, height, eps2d, near, far, degree, shade, radii, means2d, depths, conics, colors):
+def _forward_kernel(
+    means,
+    covars,
+    quats,
+    scales,
+    from_quats,
+    coeffs,
+    rotations,
+    translations,
+    intrinsics,
+    limits,
+    centers,
+    width,
+    height,
+    eps2d,
+    near,
+    far,
+    degree,
+    shade,
+    radii,
+    means2d,
+    depths,
+    conics,
+    colors,
+):
     """Fills radii [C, N], means2d [C, N, 2], depths [C, N], conics [C, N, 3] and, with ``shade``, colours
     [C, N, 3] (coefficients ``coeffs`` [1 or C, N, K, 3]); the covariances are ``covars`` [N, 3, 3] or, with
     ``from_quats``, made from ``quats`` [N, 4] and ``scales`` [N, 3]."""
@@ -219,7 +311,8 @@ def _forward_kernel(means, covars, quats, scales, from_quats, coeffs, rotations,
             sigma = _world_covariance(covars, quats, scales, from_quats, m)
             for c in range(n_cameras):
                 x, y, z, _, _, _, rz, _, _, _, _, _, _, _, _, a, b, cc, det, valid, det_safe = _project(
-                    means, sigma, rotations, translations, intrinsics, limits, near, far, eps2d, c, m)
+                    means, sigma, rotations, translations, intrinsics, limits, near, far, eps2d, c, m
+                )
                 conics[c, m, 0], conics[c, m, 1], conics[c, m, 2] = cc / det_safe, -b / det_safe, a / det_safe
                 mean_x = intrinsics[c, 0] * x * rz + intrinsics[c, 2]
                 mean_y = intrinsics[c, 1] * y * rz + intrinsics[c, 3]
@@ -227,8 +320,9 @@ def _forward_kernel(means, covars, quats, scales, from_quats, coeffs, rotations,
                 depths[c, m] = z
                 half_trace = 0.5 * (a + cc)
                 radius = math.ceil(3.0 * math.sqrt(half_trace + math.sqrt(max(half_trace * half_trace - det, 0.01))))
-                on_screen = (mean_x + radius > 0 and mean_x - radius < width and mean_y + radius > 0
-                             and mean_y - radius < height)
+                on_screen = (
+                    mean_x + radius > 0 and mean_x - radius < width and mean_y + radius > 0 and mean_y - radius < height
+                )
                 drawn = valid and on_screen and radius > 0
                 radii[c, m] = int(radius) if drawn else 0
                 if not shade:
@@ -248,9 +342,34 @@ def _forward_kernel(means, covars, quats, scales, from_quats, coeffs, rotations,
 
 
 @numba.njit(parallel=True, cache=True)
-def _backward_kernel(means, covars, quats, scales, from_quats, coeffs, rotations, translations, intrinsics, limits,
-                     centers, eps2d, near, far, degree, shade, radii, v_means2d, v_depths, v_conics, v_colors,
-                     v_means, v_covars, v_quats, v_scales, v_coeffs):
+def _backward_kernel(
+    means,
+    covars,
+    quats,
+    scales,
+    from_quats,
+    coeffs,
+    rotations,
+    translations,
+    intrinsics,
+    limits,
+    centers,
+    eps2d,
+    near,
+    far,
+    degree,
+    shade,
+    radii,
+    v_means2d,
+    v_depths,
+    v_conics,
+    v_colors,
+    v_means,
+    v_covars,
+    v_quats,
+    v_scales,
+    v_coeffs,
+):
     """Writes the gradients of means [N, 3], covariances [N, 3, 3] (or with ``from_quats`` quats [N, 4] and
     scales [N, 3]) and, with ``shade``, coefficients (``v_coeffs`` shaped like ``coeffs``) from those of the
     outputs, summed over cameras in float64 and written once: the output arrays are fresh memory, and every
@@ -275,8 +394,29 @@ def _backward_kernel(means, covars, quats, scales, from_quats, coeffs, rotations
             for c in range(n_cameras):
                 r = rotations[c]
                 fx, fy = intrinsics[c, 0], intrinsics[c, 1]
-                (x, y, z, s, in_depth, z_safe, rz, tx, ty, pass_x, pass_y, j00, j02, j11, j12, a, b, cc, det, valid,
-                 det_safe) = _project(means, sigma, rotations, translations, intrinsics, limits, near, far, eps2d, c, m)
+                (
+                    x,
+                    y,
+                    z,
+                    s,
+                    in_depth,
+                    z_safe,
+                    rz,
+                    tx,
+                    ty,
+                    pass_x,
+                    pass_y,
+                    j00,
+                    j02,
+                    j11,
+                    j12,
+                    a,
+                    b,
+                    cc,
+                    det,
+                    valid,
+                    det_safe,
+                ) = _project(means, sigma, rotations, translations, intrinsics, limits, near, far, eps2d, c, m)
 
                 # conics = (c, -b, a) / det_safe
                 v_ca, v_cb, v_cc = v_conics[c, m, 0], v_conics[c, m, 1], v_conics[c, m, 2]
@@ -323,8 +463,9 @@ def _backward_kernel(means, covars, quats, scales, from_quats, coeffs, rotations
                 v_y = fy * rz * v_mean_y
                 v_rz += fx * x * v_mean_x + fy * y * v_mean_y
                 # t = z_safe * clamp(u), u = x rz
-                v_z_safe = v_tx * min(limits[c, 0], max(-limits[c, 1], x * rz)) + \
-                    v_ty * min(limits[c, 2], max(-limits[c, 3], y * rz))
+                v_z_safe = v_tx * min(limits[c, 0], max(-limits[c, 1], x * rz)) + v_ty * min(
+                    limits[c, 2], max(-limits[c, 3], y * rz)
+                )
                 if pass_x:
                     v_u = z_safe * v_tx
                     v_x += v_u * rz
@@ -382,9 +523,15 @@ def _backward_kernel(means, covars, quats, scales, from_quats, coeffs, rotations
                 v_coeffs[0, m] = g_k
             v_means[m, 0], v_means[m, 1], v_means[m, 2] = g_mx, g_my, g_mz
             if from_quats:
-                (v_quats[m, 0], v_quats[m, 1], v_quats[m, 2], v_quats[m, 3],
-                 v_scales[m, 0], v_scales[m, 1], v_scales[m, 2]) = _quaternion_scale_gradient(quats, scales, m,
-                                                                                              g_cov, v_rot)
+                (
+                    v_quats[m, 0],
+                    v_quats[m, 1],
+                    v_quats[m, 2],
+                    v_quats[m, 3],
+                    v_scales[m, 0],
+                    v_scales[m, 1],
+                    v_scales[m, 2],
+                ) = _quaternion_scale_gradient(quats, scales, m, g_cov, v_rot)
             else:
                 v_covars[m] = g_cov
 
@@ -395,11 +542,20 @@ def _cameras(viewmats: Tensor, Ks: Tensor, width: int, height: int, shade: bool)
     viewmats, Ks = viewmats.detach().double(), Ks.detach().double()
     fx, fy, cx, cy = Ks[:, 0, 0], Ks[:, 1, 1], Ks[:, 0, 2], Ks[:, 1, 2]
     tan_fovx, tan_fovy = 0.5 * width / fx, 0.5 * height / fy
-    limits = torch.stack([(width - cx) / fx + 0.3 * tan_fovx, cx / fx + 0.3 * tan_fovx,
-                          (height - cy) / fy + 0.3 * tan_fovy, cy / fy + 0.3 * tan_fovy], dim=-1)
+    limits = torch.stack(
+        [
+            (width - cx) / fx + 0.3 * tan_fovx,
+            cx / fx + 0.3 * tan_fovx,
+            (height - cy) / fy + 0.3 * tan_fovy,
+            cy / fy + 0.3 * tan_fovy,
+        ],
+        dim=-1,
+    )
     centers = torch.linalg.inv(viewmats)[:, :3, 3] if shade else viewmats.new_zeros(viewmats.shape[0], 3)
-    return tuple(t.contiguous().numpy() for t in (viewmats[:, :3, :3], viewmats[:, :3, 3],
-                                                  torch.stack([fx, fy, cx, cy], -1), limits, centers))
+    return tuple(
+        t.contiguous().numpy()
+        for t in (viewmats[:, :3, :3], viewmats[:, :3, 3], torch.stack([fx, fy, cx, cy], -1), limits, centers)
+    )
 
 
 def _numpy(t: Tensor) -> np.ndarray:
@@ -417,9 +573,22 @@ class _ProjectAndShade(torch.autograd.Function):
         means2d, depths = torch.empty(n_cameras, n, 2, dtype=dtype), torch.empty(n_cameras, n, dtype=dtype)
         conics = torch.empty(n_cameras, n, 3, dtype=dtype)
         colors = torch.empty(n_cameras, n if shade else 0, 3, dtype=dtype)
-        _forward_kernel(*_gaussian_arrays(means, covars, quats, scales, coeffs), *cameras, width, height, eps2d,
-                        near, far, degree if shade else 0, shade, radii, means2d.numpy(), depths.numpy(),
-                        conics.numpy(), colors.numpy())
+        _forward_kernel(
+            *_gaussian_arrays(means, covars, quats, scales, coeffs),
+            *cameras,
+            width,
+            height,
+            eps2d,
+            near,
+            far,
+            degree if shade else 0,
+            shade,
+            radii,
+            means2d.numpy(),
+            depths.numpy(),
+            conics.numpy(),
+            colors.numpy(),
+        )
         radii = torch.from_numpy(radii)
         ctx.mark_non_differentiable(radii)
         ctx.save_for_backward(means, covars, quats, scales, coeffs)
@@ -445,9 +614,25 @@ class _ProjectAndShade(torch.autograd.Function):
         v_quats = torch.empty((n, 4) if from_quats else (1, 4), dtype=dtype)
         v_scales = torch.empty((n, 3) if from_quats else (1, 3), dtype=dtype)
         v_coeffs = torch.empty(arrays[-1].shape if shade else (1, 1, 1, 3), dtype=dtype)
-        _backward_kernel(*arrays, *cameras, eps2d, near, far, degree, shade, radii.numpy(), v_means2d, v_depths,
-                         v_conics, v_colors, v_means.numpy(), v_covars.numpy(), v_quats.numpy(), v_scales.numpy(),
-                         v_coeffs.numpy())
+        _backward_kernel(
+            *arrays,
+            *cameras,
+            eps2d,
+            near,
+            far,
+            degree,
+            shade,
+            radii.numpy(),
+            v_means2d,
+            v_depths,
+            v_conics,
+            v_colors,
+            v_means.numpy(),
+            v_covars.numpy(),
+            v_quats.numpy(),
+            v_scales.numpy(),
+            v_coeffs.numpy(),
+        )
         if from_quats:
             v_covars = None
         else:
@@ -463,12 +648,14 @@ def _gaussian_arrays(means, covars, quats, scales, coeffs) -> tuple:
     means = _numpy(means)
     placeholder = lambda *shape: np.zeros(shape, dtype=means.dtype)  # noqa: E731
     from_quats = covars is None
-    return (means,
-            placeholder(1, 3, 3) if from_quats else _numpy(covars),
-            _numpy(quats) if from_quats else placeholder(1, 4),
-            _numpy(scales) if from_quats else placeholder(1, 3),
-            from_quats,
-            placeholder(1, 1, 1, 3) if coeffs is None else _numpy(coeffs if coeffs.dim() == 4 else coeffs[None]))
+    return (
+        means,
+        placeholder(1, 3, 3) if from_quats else _numpy(covars),
+        _numpy(quats) if from_quats else placeholder(1, 4),
+        _numpy(scales) if from_quats else placeholder(1, 3),
+        from_quats,
+        placeholder(1, 1, 1, 3) if coeffs is None else _numpy(coeffs if coeffs.dim() == 4 else coeffs[None]),
+    )
 
 
 @untraced  # the viewer's interrupts must not land inside a kernel (see untraced.py)
@@ -486,8 +673,13 @@ def project_and_shade_numba(
     sh_degree: Optional[int],
     quats: Optional[Float[Tensor, "N 4"]] = None,
     scales: Optional[Float[Tensor, "N 3"]] = None,
-) -> tuple[Int[Tensor, "C N"], Float[Tensor, "C N 2"], Float[Tensor, "C N"], Float[Tensor, "C N 3"],
-           Optional[Float[Tensor, "C N 3"]]]:
+) -> tuple[
+    Int[Tensor, "C N"],
+    Float[Tensor, "C N 2"],
+    Float[Tensor, "C N"],
+    Float[Tensor, "C N 3"],
+    Optional[Float[Tensor, "C N 3"]],
+]:
     """``project_gaussians`` into every camera and, given SH ``coeffs`` (degree ``sh_degree``, coefficients
     beyond it ignored), the colours ``clamp(SH + 0.5, 0)`` along the direction from each camera centre, on CPU
     tensors (float32 or float64): (radii, means2d, depths, conics, colours or None). The covariances are
@@ -501,18 +693,34 @@ def project_and_shade_numba(
     """
     if means.device.type != "cpu":
         raise ValueError(f"project_and_shade_numba needs CPU tensors, got {means.device}")
-    if (covars is None) != (quats is not None and scales is not None) or (covars is not None and (
-            quats is not None or scales is not None)):
+    if (covars is None) != (quats is not None and scales is not None) or (
+        covars is not None and (quats is not None or scales is not None)
+    ):
         raise ValueError("project_and_shade_numba takes covars, or quats and scales, not both")
-    if coeffs is not None and not (sh_degree is not None and 0 <= sh_degree <= MAX_SH_DEGREE
-                                   and coeffs.shape[-2] >= num_sh_bases(sh_degree)):
-        raise ValueError(f"SH degree {sh_degree} needs at least {num_sh_bases(sh_degree or 0)} coefficients per "
-                         f"Gaussian (degrees 0-{MAX_SH_DEGREE}), got {list(coeffs.shape)}")
+    if coeffs is not None and not (
+        sh_degree is not None and 0 <= sh_degree <= MAX_SH_DEGREE and coeffs.shape[-2] >= num_sh_bases(sh_degree)
+    ):
+        raise ValueError(
+            f"SH degree {sh_degree} needs at least {num_sh_bases(sh_degree or 0)} coefficients per "
+            f"Gaussian (degrees 0-{MAX_SH_DEGREE}), got {list(coeffs.shape)}"
+        )
     # gsplat and the torch projection hold eps2d and the depth limits in the inputs' dtype (float32: 0.01 is
     # 0.00999999978); the kernels compute in float64, so they get them rounded to it, or a Gaussian lying
     # exactly on a depth limit would be culled here and drawn there.
     eps2d, near_plane, far_plane = torch.tensor([eps2d, near_plane, far_plane], dtype=means.dtype).tolist()
     radii, means2d, depths, conics, colors = _ProjectAndShade.apply(
-        means, covars, quats, scales, coeffs, viewmats, Ks, int(width), int(height), eps2d, near_plane, far_plane,
-        sh_degree)
+        means,
+        covars,
+        quats,
+        scales,
+        coeffs,
+        viewmats,
+        Ks,
+        int(width),
+        int(height),
+        eps2d,
+        near_plane,
+        far_plane,
+        sh_degree,
+    )
     return radii, means2d, depths, conics, colors if coeffs is not None else None

@@ -226,10 +226,23 @@ def build_layout(
     height: int,
 ) -> tuple[Boxes, TileLists]:
     """Pixel boxes and per-tile lists of the flattened (C*N) Gaussians."""
-    boxes = Boxes(*_pixel_boxes(_numpy(means2d), _numpy(conics), _numpy(opacities), _numpy(radii.to(means2d.dtype)),
-                                width, height))
+    boxes = Boxes(
+        *_pixel_boxes(
+            _numpy(means2d), _numpy(conics), _numpy(opacities), _numpy(radii.to(means2d.dtype)), width, height
+        )
+    )
     order = depth_order(depths)
     tiles_x, tiles_y = math.ceil(width / TILE_SIZE), math.ceil(height / TILE_SIZE)
-    offsets, entries = _tile_lists(order, boxes.x0, boxes.x1, boxes.y0, boxes.y1, depths.shape[0], depths.shape[1],
-                                   tiles_x, tiles_y, 4 * numba.get_num_threads())
+    offsets, entries = _tile_lists(
+        order,
+        boxes.x0,
+        boxes.x1,
+        boxes.y0,
+        boxes.y1,
+        depths.shape[0],
+        depths.shape[1],
+        tiles_x,
+        tiles_y,
+        4 * numba.get_num_threads(),
+    )
     return boxes, TileLists(offsets, entries, tiles_x, tiles_y)
