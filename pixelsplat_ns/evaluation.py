@@ -14,6 +14,7 @@ from typing import Callable, Iterable, Optional
 
 import torch
 
+from pixelsplat_ns.core.crop import CropIntrinsics
 from pixelsplat_ns.core.views import Views
 from pixelsplat_ns.data.samplers import EvaluationViewSampler
 from pixelsplat_ns.data.scene import read_scene, scene_views
@@ -26,7 +27,7 @@ from pixelsplat_ns.render import render_gaussians
 class EvaluationConfig:
     image_shape: tuple[int, int] = (256, 256)
     split: str = "test"
-    crop_intrinsics: str = "official"
+    crop_intrinsics: CropIntrinsics = "official"
     """'official' reproduces the official crop (fx, fy rescaled, cx, cy kept); 'exact' is geometrically exact."""
     deterministic: bool = False
     """The paper's numbers draw depth bins stochastically; True takes each pixel's most likely bin."""

@@ -9,7 +9,7 @@ pixelsplat run needs are installed when its trainer or pipeline is set up
 """
 
 from dataclasses import dataclass, replace
-from typing import Optional
+from typing import Literal, Optional
 
 import torch
 from nerfstudio.configs.base_config import LoggingConfig, MachineConfig
@@ -51,7 +51,7 @@ def _adam(lr: float, lr_final: Optional[float] = None, steps: int = 30000) -> di
     return {"optimizer": FusedAdamOptimizerConfig(lr=lr, eps=1e-15), "scheduler": scheduler}
 
 
-def _device_type() -> str:
+def _device_type() -> Literal["cuda", "cpu"]:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 

@@ -19,7 +19,8 @@ Here, once (wheels for gsplat 1.4.0, which nerfstudio 1.1.5 pins, the newest gsp
 lpips; .gitignore keeps .whl/ out of git, so the call must carry it):
 
     for wheel in gsplat==1.4.0 gsplat==1.5.3 lpips==0.1.4; do python3 -m pip download --no-deps \
-        --only-binary=:all: --python-version 3.12 --implementation cp --platform manylinux_2_28_x86_64 -d .whl $wheel; done
+        --only-binary=:all: --python-version 3.12 --implementation cp \
+        --platform manylinux_2_28_x86_64 -d .whl $wheel; done
 
 There, in one call that carries ``.whl`` (gsplat compiles its CUDA code on first use; the compile time is
 reported; if 1.4.0 does not build, the fallback wheel is installed and tried, and the report says so). CUDA_HOME
@@ -62,7 +63,7 @@ from official_encoder import as_views, example_inputs  # noqa: E402  (scripts/be
 
 from pixelsplat_ns.core.conventions import to_gsplat  # noqa: E402
 from pixelsplat_ns.core.views import Views  # noqa: E402
-from pixelsplat_ns.encoder import PixelSplatEncoder, paper, tiny
+from pixelsplat_ns.encoder import PixelSplatEncoder, paper, tiny  # noqa: E402
 from pixelsplat_ns.fast_routes import layers as fast_layers  # noqa: E402
 from pixelsplat_ns.pretraining.loss import LossConfig, pretraining_loss  # noqa: E402
 from pixelsplat_ns.render import rasterize  # noqa: E402
@@ -136,7 +137,10 @@ def fastest(function: Callable[[], object], device: torch.device, warmup: int, r
 
 def compile_gsplat(pythonpath: str) -> tuple[bool, float, str]:
     """Import gsplat's CUDA backend in a child process (the import compiles it, once): ok, seconds, log."""
-    code = "import gsplat, gsplat.cuda._backend as b; import sys; print('gsplat', gsplat.__version__); sys.exit(b._C is None)"
+    code = (
+        "import gsplat, gsplat.cuda._backend as b; import sys; print('gsplat', gsplat.__version__); "
+        "sys.exit(b._C is None)"
+    )
     env = dict(os.environ, PYTHONPATH=pythonpath)
     start = time.perf_counter()
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
@@ -404,7 +408,7 @@ def timings(device: torch.device, gsplat_ok: bool, quick: bool, repeats: int, re
         extrinsics, intrinsics, near = target.extrinsics, target.intrinsics, target.near
         for backend in (["gsplat"] if gsplat_ok else []) + ["torch"]:
 
-            def draw():
+            def draw(backend=backend):  # called in this iteration only
                 viewmats, Ks = to_gsplat(extrinsics[0], intrinsics[0], size, size)
                 return rasterize(
                     gaussians.means[0],
@@ -444,7 +448,7 @@ def timings(device: torch.device, gsplat_ok: bool, quick: bool, repeats: int, re
         model = make_encoder(quick).to(device).train()
         optimizer = torch.optim.Adam(model.parameters(), lr=1.5e-4)
 
-        def step():
+        def step(model=model, optimizer=optimizer, mode=mode):  # called in this iteration only
             optimizer.zero_grad(set_to_none=True)
             with precision(mode, device):
                 losses, _ = pretraining_loss(

@@ -72,7 +72,10 @@ def test_short_scene_is_skipped_with_reason():
 
 def test_same_seed_same_views():
     sampler = BoundedViewSampler(BoundedSamplerConfig(warm_up_steps=0, min_distance_between_context_views=3))
-    draw = lambda seed: [sampler.sample("s", 60, torch.Generator().manual_seed(seed)) for _ in range(3)]
+
+    def draw(seed: int) -> list:
+        return [sampler.sample("s", 60, torch.Generator().manual_seed(seed)) for _ in range(3)]
+
     assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(draw(7), draw(7)))
 
 

@@ -122,7 +122,7 @@ def test_colours_match_the_official_e3nn_rotation_and_permuted_renderer():
     camera_coefficients = torch.randn(25, dtype=torch.float64)
     angles = e3nn.matrix_to_angles(rotation)
     world = torch.cat(
-        [e3nn.wigner_D(l, *angles).double() @ camera_coefficients[l * l : (l + 1) ** 2] for l in range(5)]
+        [e3nn.wigner_D(d, *angles).double() @ camera_coefficients[d * d : (d + 1) ** 2] for d in range(5)]
     )
     directions = torch.nn.functional.normalize(torch.randn(200, 3, dtype=torch.float64), dim=-1)
     permuted = directions[:, [2, 0, 1]]

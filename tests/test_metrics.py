@@ -31,7 +31,10 @@ def test_ssim_matches_scikit_image_with_the_paper_settings():
     pred = (gt + 0.1 * torch.randn(2, 3, 32, 40, generator=generator)).clip(0, 1)
     values = ssim(gt, pred)
     for i in range(2):
-        hwc = lambda x: x[i].permute(1, 2, 0).numpy()
+
+        def hwc(x, i=i):
+            return x[i].permute(1, 2, 0).numpy()
+
         gaussian = structural_similarity(
             hwc(gt), hwc(pred), win_size=11, gaussian_weights=True, data_range=1.0, channel_axis=2
         )  # the official call

@@ -58,7 +58,7 @@ def random_rotation(seed: int) -> torch.Tensor:
 def official_world_coefficients(camera: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
     """The official ``rotate_sh``: e3nn's Wigner D matrices of the camera-to-world rotation, degree by degree."""
     angles = e3nn.matrix_to_angles(rotation)
-    return torch.cat([e3nn.wigner_D(l, *angles).double() @ camera[l * l : (l + 1) ** 2] for l in range(5)])
+    return torch.cat([e3nn.wigner_D(d, *angles).double() @ camera[d * d : (d + 1) ** 2] for d in range(5)])
 
 
 def gsplat_colour(coefficients: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:

@@ -1,7 +1,7 @@
-"""scripts/benchmarks/splatfacto_cpu.py, the per-scene baseline of benchmark_fusion: nerfstudio's splatfacto, unchanged but
-for gsplat's CUDA rasterization (replaced by the project's), trained from random points on the CPU and scored
-on the held-out views. Runs in a subprocess: the script patches splatfacto, torchmetrics and torch for its own
-process only."""
+"""scripts/benchmarks/splatfacto_cpu.py, the per-scene baseline of benchmark_fusion: nerfstudio's splatfacto,
+unchanged but for gsplat's CUDA rasterization (replaced by the project's), trained from random points on the
+CPU and scored on the held-out views. Runs in a subprocess: the script patches splatfacto, torchmetrics and
+torch for its own process only."""
 
 import json
 import math

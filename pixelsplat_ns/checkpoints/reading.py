@@ -102,5 +102,5 @@ def check_state_dict(config: EncoderConfig, state_dict: dict[str, Tensor]) -> No
             else "",
         ]
         raise CheckpointError(
-            "the checkpoint does not match the pixelSplat encoder: " + "; ".join(l for l in lines if l)
+            "the checkpoint does not match the pixelSplat encoder: " + "; ".join(line for line in lines if line)
         )

@@ -79,7 +79,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         except RuntimeError as error:
             raise FileNotFoundError(f"{error} Or pass --skip-lpips to report PSNR and SSIM only.") from error
         config = EvaluationConfig(
-            image_shape=tuple(args.image_size),
+            image_shape=args.image_size,
             split=args.split,
             crop_intrinsics=args.crop_intrinsics,
             deterministic=args.deterministic,
@@ -100,7 +100,8 @@ def main(argv: Optional[list[str]] = None) -> None:
     mean = results["mean"]
     show = lambda value, digits: "-" if value is None else f"{value:.{digits}f}"  # noqa: E731
     print(
-        f"{'scenes':>6} {'images':>6} {'PSNR':>7} {'SSIM':>6} {'LPIPS':>6} {'encode s':>9} {'render s':>9} {'memory GB':>9}"
+        f"{'scenes':>6} {'images':>6} {'PSNR':>7} {'SSIM':>6} {'LPIPS':>6} "
+        f"{'encode s':>9} {'render s':>9} {'memory GB':>9}"
     )
     print(
         f"{mean['scenes']:>6} {mean['images']:>6} {show(mean['psnr'], 2):>7} {show(mean['ssim'], 3):>6} "

@@ -2,8 +2,9 @@
 what is wrong and what was expected, instead of rendering black.
 
 - Intrinsics in pixels: positive finite focal lengths, a field of view that a pinhole camera can have (0.5
-  to 160 degrees), pixels not far from square, and a principal point within or near the image. The two common mistakes get their own message: normalized
-  intrinsics (divided by the image size, pixelSplat's own format) and intrinsics of another resolution.
+  to 160 degrees), pixels not far from square, and a principal point within or near the image. The two common
+  mistakes get their own message: normalized intrinsics (divided by the image size, pixelSplat's own format)
+  and intrinsics of another resolution.
 - Rotations: orthonormal with determinant +1 (a scaled or mirrored "rotation" is a different camera).
 """
 

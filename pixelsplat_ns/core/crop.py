@@ -37,7 +37,7 @@ def resize_and_crop(
     scale = max(h_out / h_in, w_out / w_in)
     h_scaled, w_scaled = round(h_in * scale), round(w_in * scale)
     if (h_scaled, w_scaled) != (h_in, w_in):
-        frame = frame.resize((w_scaled, h_scaled), Image.LANCZOS)
+        frame = frame.resize((w_scaled, h_scaled), Image.Resampling.LANCZOS)
     row, col = (h_scaled - h_out) // 2, (w_scaled - w_out) // 2
     pixels = np.asarray(frame)[row : row + h_out, col : col + w_out] / 255.0  # float64, as the official code
     image = rearrange(torch.from_numpy(pixels).float(), "h w c -> c h w")

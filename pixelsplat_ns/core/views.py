@@ -51,13 +51,13 @@ class Views(NamedTuple):
     near: Float[Tensor, "*batch view"]
     """Depth range of the context views, for every view (the paper's rule; see ``prepare_views``)."""
     far: Float[Tensor, "*batch view"]
-    index: Optional[Int64[Tensor, "*batch view"]] = None
+    index: Optional[Int64[Tensor, "*batch view"]] = None  # type: ignore[assignment]  # shadows tuple.index
     """Frame index of each view in its source scene, where there is one (chunk data)."""
 
     @property
     def image_shape(self) -> tuple[int, int]:
         """(height, width) of the images."""
-        return tuple(self.images.shape[-2:])
+        return self.images.shape[-2], self.images.shape[-1]
 
     def batched(self) -> "Views":
         """One scene's views as a batch of one."""
@@ -75,7 +75,7 @@ class Views(NamedTuple):
         return self._map(lambda tensor: tensor.to(device_or_dtype))
 
     def _map(self, function) -> "Views":
-        return Views(*(None if tensor is None else function(tensor) for tensor in self))
+        return Views._make(None if tensor is None else function(tensor) for tensor in self)
 
 
 def prepare_views(
@@ -115,7 +115,7 @@ def prepare_views(
         if not math.isfinite(baseline) or at_one_position(baseline, extrinsics[context, :3, 3]):
             raise DegenerateBaseline(baseline)
         extrinsics, scale = normalize_baseline(extrinsics, context)
-    near, far = near_far(extrinsics[context], intrinsics[context], tuple(images.shape[-2:]))
+    near, far = near_far(extrinsics[context], intrinsics[context], (images.shape[-2], images.shape[-1]))
     views = len(images)
     return Views(images, extrinsics, intrinsics, near.expand(views).clone(), far.expand(views).clone(), index), scale
 

@@ -24,7 +24,7 @@ def scene_cameras(scene: ChunkScene) -> tuple[Float[Tensor, "frame 4 4"], Float[
     try:
         c2w, intrinsics = decode_chunk_cameras(scene.cameras)
     except torch.linalg.LinAlgError as error:
-        raise SkipScene(SkipReason.INVALID_CAMERAS, scene.key, f"singular world-to-camera matrix ({error})")
+        raise SkipScene(SkipReason.INVALID_CAMERAS, scene.key, f"singular world-to-camera matrix ({error})") from error
     if not torch.isfinite(c2w).all():
         raise SkipScene(SkipReason.INVALID_CAMERAS, scene.key, "singular world-to-camera matrix")
     return c2w, intrinsics

@@ -140,8 +140,11 @@ def speckle_texture(
     and in COLMAP) find distinctive keypoints on it, which the tiled kinds, repeating every metre or so, do
     not give them. Not among ``TEXTURE_KINDS``: the training scenes keep their look."""
     weight = sum(
-        amplitude * _tileable_upsample(rng.uniform(size=(cells, cells)), size)
-        for cells, amplitude in ((8, 0.4), (16, 0.25), (32, 0.15), (64, 0.12), (128, 0.08))
+        (
+            amplitude * _tileable_upsample(rng.uniform(size=(cells, cells)), size)
+            for cells, amplitude in ((8, 0.4), (16, 0.25), (32, 0.15), (64, 0.12), (128, 0.08))
+        ),
+        np.zeros((size, size)),  # an array start, so that the sum is one (adding 0.0 changes no value)
     )
     levels = np.clip(((weight - weight.min()) / np.ptp(weight) * 8).astype(int), 0, 7)
     palette = np.stack([random_colour(rng) for _ in range(8)])
@@ -502,7 +505,7 @@ def write_synthetic_dataset(
     out: Path,
     num_scenes: int,
     seed: int,
-    config: SyntheticConfig = SyntheticConfig(),
+    config: Optional[SyntheticConfig] = None,
     test_fraction: float = 0.1,
     workers: int = 1,
     overwrite: bool = False,
@@ -513,7 +516,8 @@ def write_synthetic_dataset(
     ``out/evaluation_index.json`` (official format) for the test scenes. Scene i is the same for a given
     seed whatever ``num_scenes`` and ``workers`` are; scenes are test scenes by a seeded draw (at least one
     when there are two or more scenes). ``progress`` wraps the stream of rendered scenes (e.g. a tqdm bar).
-    Returns the number of scenes per split."""
+    Returns the number of scenes per split; ``config`` defaults to ``SyntheticConfig()``."""
+    config = SyntheticConfig() if config is None else config
     check_config(config)
     out = Path(out)
     index_path = out / "evaluation_index.json"
@@ -527,7 +531,7 @@ def write_synthetic_dataset(
     evaluation: dict[str, dict] = {}
     jobs = [(seed, i, config) for i in range(num_scenes)]
     with multiprocessing.get_context("spawn").Pool(workers) if workers > 1 else nullcontext() as pool:
-        results = pool.imap(_render_for_pool, jobs) if pool is not None else map(_render_for_pool, jobs)
+        results: Iterable[dict] = pool.imap(_render_for_pool, jobs) if pool is not None else map(_render_for_pool, jobs)
         if progress is not None:
             results = progress(results)
         for i, item in enumerate(results):

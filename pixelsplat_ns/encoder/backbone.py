@@ -42,7 +42,7 @@ class ResNetTrunk(nn.Module):
         for stage, projection in zip((None, self.layer1, self.layer2, self.layer3), self.projections):
             if stage is not None:
                 x = stage(x)
-            size, projected = tuple(x.shape[-2:]), projection(x)
+            size, projected = (x.shape[-2], x.shape[-1]), projection(x)
             by_resolution[size] = by_resolution[size] + projected if size in by_resolution else projected
         return list(by_resolution.values())
 
@@ -57,6 +57,8 @@ def upsample_and_sum(
     for projected in maps:
         upsampled = F.interpolate(projected, (height, width), mode="bilinear", align_corners=True)
         total = upsampled if total is None else total.add_(upsampled)  # in place: one full-size sum alive
+    if total is None:
+        raise ValueError("upsample_and_sum needs at least one ResNet map")
     pixels = rearrange(total, "n c (h ph) (w pw) -> n h ph w pw c", h=patches.shape[1], w=patches.shape[2])
     return rearrange(pixels.add_(patches[:, :, None, :, None]), "n h ph w pw c -> n (h ph) (w pw) c")
 
@@ -86,8 +88,8 @@ class DinoViT(nn.Module):
         super().__init__()
         self.config = config
         dim = config.embed_dim
-        self.patch_embed = nn.Module()
-        self.patch_embed.proj = nn.Conv2d(3, dim, config.patch_size, config.patch_size)
+        # A container, not a plain attribute: DINO's state dict names the convolution ``patch_embed.proj``.
+        self.patch_embed = nn.ModuleDict({"proj": nn.Conv2d(3, dim, config.patch_size, config.patch_size)})
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, config.pretrained_grid**2 + 1, dim))
         self.blocks = nn.ModuleList([ViTBlock(dim, config.num_heads, config.mlp_ratio) for _ in range(config.depth)])
@@ -108,7 +110,7 @@ class DinoViT(nn.Module):
 
     def forward(self, images: Float[Tensor, "n 3 h w"]) -> Float[Tensor, "n token dim"]:
         rows, cols = images.shape[-2] // self.config.patch_size, images.shape[-1] // self.config.patch_size
-        tokens = rearrange(self.patch_embed.proj(images), "n c h w -> n (h w) c")
+        tokens = rearrange(self.patch_embed["proj"](images), "n c h w -> n (h w) c")
         tokens = torch.cat([self.cls_token.expand(len(tokens), -1, -1), tokens], dim=1)
         tokens = tokens + self.position_embedding(rows, cols)
         for block in self.blocks:

@@ -1,7 +1,7 @@
 """The assembled pixelSplat encoder: context images and cameras in, world-space Gaussians out."""
 
 import math
-from typing import Optional
+from typing import Optional, cast
 
 import torch
 import torch.nn.functional as F
@@ -31,7 +31,7 @@ class BackboneProjection(nn.Sequential):
         super().__init__(nn.ReLU(), nn.Linear(d_in, d_out))  # the official parameter names
 
     def forward(self, features: Float[Tensor, "n c h w"]) -> Float[Tensor, "n d h w"]:
-        linear = self[1]
+        linear = cast(nn.Linear, self[1])  # indexing an nn.Sequential gives an untyped module
         return F.conv2d(torch.relu_(features), linear.weight[:, :, None, None], linear.bias)
 
 

@@ -11,7 +11,7 @@ With ``exact_rewrites`` the same function is computed with far less arithmetic:
 """
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, cast
 
 import torch
 import torch.nn.functional as F
@@ -213,8 +213,8 @@ class Upscaler(nn.Module):
         upscaled = self.expand(x)
         if not exact_rewrites:
             return self.refinement(upscaled) + upscaled
-        first, activation, second = self.refinement
-        parameters = (self.expand.weight, self.expand.bias, first.weight, first.bias)
+        first, activation, second = self._refinement_layers()
+        parameters = (self.expand.weight, _bias(self.expand), first.weight, _bias(first))
         weight, bias = self._derived("composed first conv", parameters, self._composed_first_conv)
         ones = x.new_ones(x.shape[0], 1, *x.shape[2:])
         with_ones = torch.cat([x, ones], 1).contiguous(memory_format=torch.channels_last)
@@ -224,14 +224,14 @@ class Upscaler(nn.Module):
         del phases  # full-resolution tensors: keep one alive at a time
         return second.fourier(hidden) + upscaled
 
-    def _composed_first_conv(self) -> tuple[Float[Tensor, "k c_plus_1 i j"], Float[Tensor, "k"]]:
+    def _composed_first_conv(self) -> tuple[Float[Tensor, "k c_plus_1 i j"], Float[Tensor, " k"]]:
         """conv7x7(upscale(x)) as one 3x3 conv on the low-resolution grid with factor^2 output phases, taking
         x and a constant ones channel, which carries the upscaler's bias and is zero-padded like the features
         (so the 7x7 conv's zero padding never sees that bias outside the image)."""
-        conv, f = self.refinement[0], self.factor
+        conv, f = self._refinement_layers()[0], self.factor
         radius = conv.kernel_size[0] // 2
         cells = -(-radius // f)  # how many low-resolution cells a kernel reaches on each side
-        bias = self.expand.bias[None, :, None, None].expand(1, -1, f, f)
+        bias = _bias(self.expand)[None, :, None, None].expand(1, -1, f, f)
         transposed = torch.cat([self.expand.weight, bias], 0)  # [in + 1, out, f, f]
         # Every (7x7 tap, upscaler phase) product, then summed into (output phase, cell offset) per axis:
         # tap d seen from output phase a reads phase (a + d - radius) mod f of cell (a + d - radius) // f.
@@ -240,7 +240,20 @@ class Upscaler(nn.Module):
         products = rearrange(products, "o k y p x q -> o k (y p) (x q)")
         kernel = torch.einsum("okYX,YA,XB->oAkB", products, select, select)
         kernel = rearrange(kernel, "o (a i) k (b j) -> (o a b) k i j", a=f, b=f)
-        return kernel, conv.bias.repeat_interleave(f * f)
+        return kernel, _bias(conv).repeat_interleave(f * f)
+
+    def _refinement_layers(self) -> tuple[nn.Conv2d, nn.Module, FourierConv2d]:
+        """The refinement's conv, activation and Fourier conv (one ``nn.Sequential``, for the official
+        state-dict keys ``refinement.0`` and ``refinement.2``; indexing it gives untyped modules)."""
+        first, activation, second = self.refinement
+        return cast(nn.Conv2d, first), activation, cast(FourierConv2d, second)
+
+
+def _bias(layer: nn.Conv2d | nn.ConvTranspose2d) -> Tensor:
+    """The layer's bias: the upscaler's layers are all built with one."""
+    if layer.bias is None:
+        raise ValueError(f"the upscaler's {layer} has no bias; it needs one")
+    return layer.bias
 
 
 def _phase_selector(taps: int, factor: int, radius: int, cells: int) -> Tensor:
@@ -286,6 +299,8 @@ class EpipolarTransformer(nn.Module):
             )
             kv += self.depth_encoding(positional_encoding(relative[..., None], self.config.num_octaves))
         if v > 2:
+            if self.view_embeddings is None:
+                raise ValueError(f"this epipolar transformer was built for 2 views and cannot take {v}")
             # The other views get the learned embeddings in a random order, as in pixelSplat.
             device = generator.device if generator is not None else kv.device
             shuffle = torch.randperm(v - 1, generator=generator, device=device).to(kv.device)

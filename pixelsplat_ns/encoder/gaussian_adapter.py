@@ -15,7 +15,9 @@ from pixelsplat_ns.render.spherical_harmonics import num_sh_bases
 
 def sh_mask(degree: int) -> Float[Tensor, " k"]:
     """1 for the DC term and 0.1 * 0.25^l for degree l: colours start out nearly view-independent."""
-    return torch.cat([torch.full((2 * l + 1,), 1.0 if l == 0 else 0.1 * 0.25**l) for l in range(degree + 1)])
+    return torch.cat(
+        [torch.full((2 * order + 1,), 1.0 if order == 0 else 0.1 * 0.25**order) for order in range(degree + 1)]
+    )
 
 
 def pixel_footprint(intrinsics: Float[Tensor, "*batch 3 3"], height: int, width: int) -> Float[Tensor, " *batch"]:

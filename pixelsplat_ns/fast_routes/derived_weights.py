@@ -1,7 +1,7 @@
 """Tensors computed from parameters alone (a composed kernel, a kernel's spectrum), kept between calls while
 autograd does not need them: at inference the weights never change, so they are computed once."""
 
-from typing import Callable, Sequence, TypeVar
+from typing import Callable, Sequence, TypeVar, cast
 
 import torch
 from torch import Tensor
@@ -35,4 +35,5 @@ class DerivedWeights:
         entry = self._entries.get(name)
         if entry is None or entry[1] != key:
             entry = self._entries[name] = ([p.detach() for p in parameters], key, compute())
-        return entry[2]
+        # Each name is filled by one call site, whose ``compute`` always returns the same type.
+        return cast(T, entry[2])

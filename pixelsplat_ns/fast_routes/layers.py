@@ -71,7 +71,7 @@ def kernel_spectrum(weight: Float[Tensor, "o c k k"], size: int = FFT_TILE) -> C
 def conv2d_fourier(
     x: Float[Tensor, "n c h w"],
     spectrum: Complex[Tensor, "freq c o"],
-    bias: Tensor,
+    bias: Float[Tensor, " o"] | None,
     kernel_size: int,
     size: int = FFT_TILE,
 ) -> Float[Tensor, "n o h w"]:
@@ -94,7 +94,9 @@ def conv2d_fourier(
         return rearrange(valid, "(n r s) o a b -> n (r a) (s b) o", n=len(images), r=rows)[:, :h, :w]
 
     images_per_chunk = max(1, FFT_CHUNK_TILES // (rows * cols))
-    out = torch.cat([convolve(chunk) for chunk in x.split(images_per_chunk)]) + bias
+    out = torch.cat([convolve(chunk) for chunk in x.split(images_per_chunk)])
+    if bias is not None:
+        out = out + bias
     return rearrange(out, "n h w o -> n o h w")
 
 

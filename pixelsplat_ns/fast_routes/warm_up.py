@@ -40,9 +40,10 @@ def warm_up(dtypes: tuple[torch.dtype, ...] = (torch.float32,)) -> float:
         coeffs = torch.zeros(1, 4, 3, dtype=dtype, requires_grad=True)
         camera = torch.eye(4, dtype=dtype)[None]
         Ks = torch.tensor([[[16.0, 0, 8], [0, 16.0, 8], [0, 0, 1]]], dtype=dtype)
-        _, means2d, depths, conics, colors = project_and_shade_numba(
+        _, means2d, depths, conics, shaded = project_and_shade_numba(
             means, covars, coeffs, camera, Ks, 16, 16, 0.3, 0.01, 1e10, 1
         )
-        (means2d.sum() + depths.sum() + conics.sum() + colors.sum()).backward()
+        assert shaded is not None  # given SH coefficients, the projection shades
+        (means2d.sum() + depths.sum() + conics.sum() + shaded.sum()).backward()
     upsampling_numba.warm_up()
     return time.perf_counter() - start

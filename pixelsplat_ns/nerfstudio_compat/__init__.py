@@ -1,7 +1,7 @@
 """Every workaround for nerfstudio 1.1.5, grouped by what it touches and each named with the nerfstudio
 behaviour it works around: trainer, checkpoints, dataparsers, lazy_targets, error_reporting, scene_batches.
 
-nerfstudio is pinned (pyproject.toml); ``tests/test_nerfstudio_workarounds.py`` fails when the installed
+nerfstudio is pinned (pyproject.toml); ``tests/test_nerfstudio_compat.py`` fails when the installed
 version differs from ``PINNED_NERFSTUDIO``: then re-check each workaround against the new version (its
 docstring says what nerfstudio does and where), drop those it made unnecessary, and update the pin.
 

@@ -87,8 +87,10 @@ def load_splat_state_in_place(model: torch.nn.Module, state_dict: dict, **kwargs
     run already holds Gaussians of the same shapes, and its optimizer holds those very tensors, so after the
     replacement Adam would step stale tensors (splatfacto gets back in step only when it densifies, which the
     per-scene refinement never does). Same shapes: the values are copied in place."""
-    from nerfstudio.models.splatfacto import SplatfactoModel
+    from nerfstudio.models.splatfacto import SplatfactoModel  # here: nerfstudio's models are slow to import
 
+    if not isinstance(model, SplatfactoModel):
+        raise TypeError(f"load_splat_state_in_place loads a splatfacto model, not a {type(model).__name__}")
     if state_dict["gauss_params.means"].shape == model.means.shape:
         return torch.nn.Module.load_state_dict(model, state_dict, **kwargs)
     return SplatfactoModel.load_state_dict(model, state_dict, **kwargs)

@@ -2,8 +2,9 @@
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
-NEUTRAL_DATAPARSER_SETTINGS = {
+NEUTRAL_DATAPARSER_SETTINGS: dict[str, Any] = {
     "orientation_method": "none",
     "center_method": "none",
     "auto_scale_poses": False,

@@ -20,5 +20,5 @@ def report_input_errors_without_traceback() -> None:
             previous(kind, error, traceback)
 
     if not getattr(sys.excepthook, "reports_input_errors", False):
-        hook.reports_input_errors = True
+        hook.reports_input_errors = True  # type: ignore[attr-defined]  # a marker: install the hook once
         sys.excepthook = hook

@@ -1,5 +1,10 @@
 """nerfstudio's ``Model`` and ``DataManager`` for training on batches of scenes instead of rays."""
 
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from torch import nn
+
 
 class EvaluatedOverTheIndex(RuntimeError):
     """nerfstudio's per-batch evaluation hooks do not apply: pretraining is scored over the evaluation index."""
@@ -14,6 +19,8 @@ class SceneBatchModelHooks:
     Works around: ``nerfstudio.models.base_model.Model`` is abstract over ray rendering (``get_outputs``,
     ``get_loss_dict``, ``get_image_metrics_and_images``), which such a model never does, and it carries an
     empty ``device_indicator_param`` that no loss uses, so DDP would need its unused-parameter search."""
+
+    device_indicator_param: "nn.Parameter"  # set by Model.__init__
 
     def remove_device_indicator(self) -> None:
         """Call after ``Model.__init__``: then every remaining parameter gets a gradient every step."""
@@ -34,6 +41,8 @@ class SceneBatchDataManagerHooks:
 
     Works around: ``DataManager`` is abstract over evaluation batches and images, which pretraining never
     draws (it evaluates over the paper's index, ``PretrainPipeline.get_average_eval_image_metrics``)."""
+
+    get_train_rays_per_batch: Callable[[], int]  # the DataManager's
 
     def setup_eval(self) -> None:
         pass

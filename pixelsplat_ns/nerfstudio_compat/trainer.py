@@ -38,7 +38,8 @@ class PixelSplatTrainer(Trainer):
         checkpoint, written atomically (``save_atomically``)."""
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         path = self.checkpoint_dir / f"step-{step:09d}.ckpt"
-        pipeline = self.pipeline.module if hasattr(self.pipeline, "module") else self.pipeline
+        wrapped = getattr(self.pipeline, "module", None)  # the pipeline inside DistributedDataParallel
+        pipeline = wrapped if isinstance(wrapped, torch.nn.Module) else self.pipeline
         save_atomically(
             {
                 "step": step,

@@ -143,8 +143,8 @@ def plan_context(
             messages.append(
                 PlanMessage(
                     f"context-pairs auto: no split of the capture keeps every group's views within {angle:g} degrees "
-                    f"and {max_baseline:.3g} apart; using the densest, {len(groups)} groups of neighbouring views. Give "
-                    "--pipeline.datamanager.context-pairs N to choose",
+                    f"and {max_baseline:.3g} apart; using the densest, {len(groups)} groups of neighbouring views. "
+                    "Give --pipeline.datamanager.context-pairs N to choose",
                     warning=True,
                 )
             )

@@ -13,7 +13,7 @@ works on it unchanged. What differs:
 """
 
 import logging
-from typing import Optional
+from typing import Optional, cast
 
 import torch
 from nerfstudio.cameras.cameras import Cameras, CameraType
@@ -27,7 +27,9 @@ from pixelsplat_ns.core.gaussians import Gaussians
 from pixelsplat_ns.metrics import load_lpips_vgg, lpips_distance, psnr, ssim
 from pixelsplat_ns.nerfstudio_compat.checkpoints import load_splat_state_in_place
 from pixelsplat_ns.render import render_views
+from pixelsplat_ns.render.rasterize import RenderMode
 
+from .config import PixelSplatModelConfig
 from .cpu_allocator import keep_freed_blocks
 from .loss import refinement_loss
 from .prediction import SceneEncoder
@@ -41,6 +43,9 @@ VIEWER_BACKGROUND = torch.tensor([0.1490, 0.1647, 0.2157])
 
 
 class PixelSplatModel(SplatfactoModel):
+    config: PixelSplatModelConfig
+    near_plane: torch.Tensor  # a buffer, registered in populate_modules
+
     def populate_modules(self) -> None:
         """An empty scene: ``set_gaussians`` fills it after prediction, and the post-training tools resize it
         to the checkpoint's Gaussians (``SplatfactoModel.load_state_dict``)."""
@@ -62,7 +67,7 @@ class PixelSplatModel(SplatfactoModel):
             if self.config.background_color == "random"
             else get_color(self.config.background_color)
         )
-        self.refinement = GaussianRefinement()
+        self.refinement: GaussianRefinement | EncoderRefinement = GaussianRefinement()
         # Gaussians nearer to a camera than this (dataparser units) are not drawn; set from the prediction and
         # saved with the Gaussians, so that every tool culls alike at any scene scale.
         self.register_buffer("near_plane", torch.tensor(0.0))
@@ -151,7 +156,9 @@ class PixelSplatModel(SplatfactoModel):
             return torch.rand(3, device=self.device)
         return get_color(self.config.background_color).to(self.device)
 
-    def get_outputs(self, camera: Cameras) -> dict[str, torch.Tensor]:
+    def get_outputs(  # type: ignore[override]  # as splatfacto's: Cameras only, and "depth" may be None
+        self, camera: Cameras
+    ) -> dict[str, Optional[torch.Tensor]]:
         if not isinstance(camera, Cameras):
             raise TypeError(f"{type(self).__name__} renders Cameras, got {type(camera).__name__}")
         if camera.shape[0] != 1:
@@ -169,11 +176,12 @@ class PixelSplatModel(SplatfactoModel):
         self.last_size = (height, width)
         background = self._get_background_color()
         if splats["means"].shape[0] == 0:
-            return self.get_empty_outputs(width, height, background)
+            # Tensors only: nerfstudio annotates it with its get_outputs' Tensor | list.
+            return cast(dict[str, Optional[torch.Tensor]], self.get_empty_outputs(width, height, background))
 
         c2w = self.camera_optimizer.apply_to_camera(camera) if self.training else camera.camera_to_worlds
         extrinsics, intrinsics = from_nerfstudio(c2w, camera.get_intrinsics_matrices().to(self.device), width, height)
-        render_mode = "RGB+ED" if self.config.output_depth_during_training or not self.training else "RGB"
+        render_mode: RenderMode = "RGB+ED" if self.config.output_depth_during_training or not self.training else "RGB"
         render, alpha, _ = render_views(
             **splats,
             extrinsics=extrinsics,

@@ -57,17 +57,17 @@ def triangulate(
     with np.errstate(divide="ignore", invalid="ignore"):
         points = np.c_[homogeneous_points[:, :3] / homogeneous_points[:, 3:], np.ones(len(points0))]
         good = np.isfinite(points).all(-1)
-        depths = []
+        view_depths: list[np.ndarray] = []  # each view's depth of every point
         for projection, observed in zip(projections, (points0, points1)):
             seen = points @ projection.T
             depth = seen[:, 2]  # the intrinsics' last row is (0, 0, 1): this is the camera z
             pixels = seen[:, :2] / depth[:, None]
             good &= (depth > 0) & (np.linalg.norm(pixels - observed, axis=-1) <= MAX_REPROJECTION_PX)
-            depths.append(depth)
+            view_depths.append(depth)
         rays = [points[:, :3] - centre for centre in c2w[:, :3, 3].numpy()]
         cosine = (rays[0] * rays[1]).sum(-1) / (np.linalg.norm(rays[0], axis=-1) * np.linalg.norm(rays[1], axis=-1))
         good &= cosine < np.cos(np.radians(MIN_PARALLAX_DEGREES))
-    return points0[good], np.stack(depths)[:, good]
+    return points0[good], np.stack(view_depths)[:, good]
 
 
 def downscaled(

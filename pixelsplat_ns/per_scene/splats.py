@@ -7,7 +7,7 @@ exactly (eigen-decomposition, so ``R diag(s^2) R^T`` gives it back to float32 ro
 the viewer, ``ns-export gaussian-splat`` and ``ns-render`` use the predicted scene unchanged.
 """
 
-from typing import Optional
+from typing import Optional, TypedDict
 
 import torch
 from jaxtyping import Float
@@ -17,8 +17,17 @@ from pixelsplat_ns.core.conventions import matrix_to_quaternion, opacity_to_logi
 from pixelsplat_ns.core.gaussians import Gaussians
 from pixelsplat_ns.render.spherical_harmonics import num_sh_bases
 
-Splats = dict[str, Optional[Tensor]]
-"""What to draw, as the keyword arguments of ``render_views``: means, quats, scales, covars, opacities, colors."""
+
+class Splats(TypedDict):
+    """What to draw, as the keyword arguments of ``render_views``: means, quats, scales, covars, opacities,
+    colors (either quats and scales or covars; the others None)."""
+
+    means: Tensor
+    quats: Optional[Tensor]
+    scales: Optional[Tensor]
+    covars: Optional[Tensor]
+    opacities: Tensor
+    colors: Tensor
 
 
 def decompose_covariances(

@@ -59,6 +59,9 @@ class PretrainDataManager(SceneBatchDataManagerHooks, DataManager):
     resumes the stream at a step (see ``ChunkDataset``). Evaluation runs over the paper's index
     (``PretrainPipeline``), not through this datamanager."""
 
+    # nerfstudio's DataManager types this an InputDataset (one scene's images); its own code only tests it.
+    train_dataset: ChunkDataset  # type: ignore[assignment]  # chunks of scenes, not one scene's images
+
     def __init__(self, config, device="cpu", test_mode="val", world_size=1, local_rank=0, **kwargs) -> None:
         self.config, self.device, self.test_mode = config, device, test_mode
         if config.data is None:

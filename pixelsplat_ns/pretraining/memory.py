@@ -9,6 +9,7 @@ memory (a second scene adds less than the first one's peak over ``before``, so t
 side of caution; docs/benchmarks.md has the figures); on CUDA, the allocator's peak.
 """
 
+import functools
 import math
 import resource
 from dataclasses import dataclass
@@ -88,7 +89,7 @@ def measure_step_memory(encoder: PixelSplatEncoder, scene: dict, loss: LossConfi
     before = _in_use(device)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         losses, _ = pretraining_loss(encoder, scene, max(loss.lpips_start_step, 0), loss, lpips_model, prepared=True)
-        sum(losses.values()).backward()
+        functools.reduce(torch.add, losses.values()).backward()  # the total, as nerfstudio's trainer sums it
     peak = _peak(device)
     for parameter in encoder.parameters():
         parameter.grad = None

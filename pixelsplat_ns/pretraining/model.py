@@ -13,6 +13,7 @@ from pixelsplat_ns.encoder import PixelSplatEncoder
 from pixelsplat_ns.metrics import load_lpips_vgg
 from pixelsplat_ns.nerfstudio_compat.scene_batches import SceneBatchModelHooks
 
+from .config import PretrainModelConfig
 from .loss import pretraining_loss
 
 LOGGER = logging.getLogger(__name__)
@@ -26,6 +27,8 @@ an encoder differing only in these can initialize another. (How it computes is n
 class PretrainModel(SceneBatchModelHooks, Model):
     """The encoder and the paper's loss; every parameter gets a gradient every step (DDP needs no
     unused-parameter search)."""
+
+    config: PretrainModelConfig
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -96,7 +99,7 @@ class PretrainModel(SceneBatchModelHooks, Model):
     def get_param_groups(self):
         return {"encoder": list(self.encoder.parameters())}
 
-    def forward(self, batch: dict, step: int, rank: int = 0):
+    def forward(self, batch: dict, step: int, rank: int = 0):  # type: ignore[override]  # scene batches, not rays
         """Loss of one batch. The depth-bin draws are seeded by (step, rank), so a resumed run repeats them."""
         generator = torch.Generator(self.device).manual_seed(step * 65_536 + rank)
         # The datamanager's batches are ChunkDataset's, made by prepare_views.

@@ -2,11 +2,12 @@
 
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Optional, cast
 
 import torch
 from nerfstudio.data.scene_box import SceneBox
 from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackLocation
+from nerfstudio.models.base_model import Model
 from nerfstudio.pipelines.base_pipeline import Pipeline
 from nerfstudio.utils.rich_utils import CONSOLE
 from torch.nn.parallel import DistributedDataParallel
@@ -17,11 +18,13 @@ from pixelsplat_ns.metrics import load_lpips_vgg, psnr
 from pixelsplat_ns.nerfstudio_compat import install_process_hooks
 from pixelsplat_ns.nerfstudio_compat.scene_batches import EvaluatedOverTheIndex
 
-from .datamanager import global_rank
+from .datamanager import PretrainDataManager, global_rank
 from .memory import check_batch_fits, measure_step_memory, probe_scene
 
 
 class PretrainPipeline(Pipeline):
+    datamanager: PretrainDataManager
+
     def __init__(self, config, device, test_mode="val", world_size=1, local_rank=0, grad_scaler=None) -> None:
         install_process_hooks()  # the tools that load a run (ns-viewer, ns-eval, ...) read its checkpoint next
         super().__init__()
@@ -40,7 +43,10 @@ class PretrainPipeline(Pipeline):
         if test_mode == "val" and config.check_memory:
             self._check_memory(device)
         if world_size > 1:
-            self._model = DistributedDataParallel(self._model, device_ids=[local_rank] if device != "cpu" else None)
+            # Typed as the Model it wraps, as nerfstudio's VanillaPipeline does: ``self.model`` unwraps it.
+            self._model = cast(
+                Model, DistributedDataParallel(self._model, device_ids=[local_rank] if device != "cpu" else None)
+            )
 
     def _check_memory(self, device) -> None:
         """Refuse a batch whose training step would not fit (``pretraining.memory``), before the first step."""

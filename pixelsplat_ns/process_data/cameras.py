@@ -22,11 +22,12 @@ The cameras JSON (pinhole cameras, no lens distortion: undistort the photos firs
     }
 
 Relative image paths are resolved against ``--images`` (default: the JSON's folder). Widths and heights are
-read from the images as displayed (EXIF orientation applied). The photos are copied, never changed, to ``OUT/images/<file name>`` (file names must be
-unique). ``transforms.json`` gets ``fl_x, fl_y, cx, cy, w, h`` at the top when all frames agree (else per
-frame), ``camera_model: "OPENCV"`` and each frame's ``file_path`` and 4x4 OpenGL camera-to-world
-``transform_matrix``, nerfstudio's convention. Nothing is written when any input is wrong; an OUT that is not
-empty is written into only with ``--force``, and OUT may not hold the inputs.
+read from the images as displayed (EXIF orientation applied). The photos are copied, never changed, to
+``OUT/images/<file name>`` (file names must be unique). ``transforms.json`` gets ``fl_x, fl_y, cx, cy, w, h``
+at the top when all frames agree (else per frame), ``camera_model: "OPENCV"`` and each frame's ``file_path``
+and 4x4 OpenGL camera-to-world ``transform_matrix``, nerfstudio's convention. Nothing is written when any
+input is wrong; an OUT that is not empty is written into only with ``--force``, and OUT may not hold the
+inputs.
 
 ``CamerasError`` says what is wrong with an input and how to fix it.
 """
@@ -168,7 +169,9 @@ def read_frames(cameras: Path, images: Path | None = None) -> list[Frame]:
     if not isinstance(spec["frames"], list) or len(spec["frames"]) < 2:
         raise CamerasError('pixelSplat needs at least two frames; list them under "frames"')
     root = Path(images if images is not None else cameras.parent).resolve()
-    frames, sources, names = [], {}, {}
+    frames: list[Frame] = []
+    sources: dict[Path, int] = {}  # image -> the frame that uses it
+    names: dict[str, int] = {}  # file name under images/ -> the frame copied there
     for i, item in enumerate(spec["frames"]):
         where = f"frame {i}"
         _check_keys(item, ("image", "matrix"), ("intrinsics",), where)

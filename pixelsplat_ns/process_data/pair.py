@@ -187,10 +187,14 @@ def exif_focal_px(path: Path, width: int, height: int) -> Optional[tuple[float, 
 
 
 def match_features(first: Photo, second: Photo) -> tuple[np.ndarray, np.ndarray]:
-    """Matched pixel positions [n, 2] in each photo (pixel centres at half-integers): SIFT, mutual nearest neighbours passing Lowe's ratio test."""
-    sift = cv2.SIFT_create(contrastThreshold=0.02)
+    """Matched pixel positions [n, 2] in each photo (pixel centres at half-integers): SIFT, mutual nearest
+    neighbours passing Lowe's ratio test."""
+    sift = cv2.SIFT.create(contrastThreshold=0.02)  # SIFT_create's typed spelling (OpenCV >= 4.4)
     grey = [cv2.cvtColor(p.pixels, cv2.COLOR_RGB2GRAY) for p in (first, second)]
-    (k0, d0), (k1, d1) = (sift.detectAndCompute(g, None) for g in grey)
+    (k0, d0), (k1, d1) = (
+        sift.detectAndCompute(g, None)  # type: ignore[call-overload]  # None = no mask; OpenCV's stubs omit it
+        for g in grey
+    )
     if d0 is None or d1 is None or len(k0) < 2 or len(k1) < 2:
         return np.zeros((0, 2)), np.zeros((0, 2))
     matcher = cv2.BFMatcher(cv2.NORM_L2)
@@ -312,7 +316,10 @@ def estimate_focal(
     points0, points1 = points0[inliers], points1[inliers]
     # Several starts: on a weakly determined pair the fit has local minima.
     starts = [i for i in np.argsort(-counts)[:FOCAL_STARTS] if poses[i][0] is not None]
-    fits = [refine_pose(points0, points1, candidates[i], *poses[i][:2], width, height, free_focal=True) for i in starts]
+    fits = [
+        refine_pose(points0, points1, candidates[i], poses[i][0], poses[i][1], width, height, free_focal=True)
+        for i in starts
+    ]
     fits = [fit for fit in fits if candidates[0] / 2 <= fit.focal <= candidates[-1] * 2]  # not collapsed
     if not fits:
         return None
@@ -482,8 +489,8 @@ def turned_in_place(points0: np.ndarray, points1: np.ndarray, focals: list[float
 def no_baseline(first: Photo, second: Photo) -> str:
     return (
         f"{first.path.name} and {second.path.name} show no baseline: they were taken from the same place "
-        "(the same photo twice, or the camera turned or zoomed without moving). pixelSplat sees depth from the camera's "
-        "movement: take the second photo a step to the side"
+        "(the same photo twice, or the camera turned or zoomed without moving). pixelSplat sees depth from the "
+        "camera's movement: take the second photo a step to the side"
     )
 
 

@@ -7,7 +7,7 @@ import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import torch
 
@@ -86,8 +86,10 @@ def write_scene_folder(frames: list[Frame], out: Path) -> dict:
     Raises ``OutputFolderError`` before writing anything when the output folder is in the way (``check_targets``),
     and when a write fails."""
     check_targets(frames, out)
-    transforms = {"camera_model": "OPENCV"}
-    entries = [{"file_path": f"images/{f.name}", "transform_matrix": f.c2w_opengl.tolist()} for f in frames]
+    transforms: dict[str, Any] = {"camera_model": "OPENCV"}
+    entries: list[dict[str, Any]] = [
+        {"file_path": f"images/{f.name}", "transform_matrix": f.c2w_opengl.tolist()} for f in frames
+    ]
     for key in frames[0].camera:
         values = [f.camera[key] for f in frames]
         if len(set(values)) == 1:

@@ -143,16 +143,17 @@ def walk_pairs(
     height: int,
 ) -> Iterator[tuple[int, Pairs]]:
     """Every (camera, pairs of one slab) in compositing order, with transmittance carried across slabs."""
-    state, camera = None, None
+    state: PixelState | None = None
+    camera: int | None = None
     for slab in slabs:
-        if slab.camera != camera:
+        if state is None or slab.camera != camera:
             camera = slab.camera
             state = PixelState(
                 log_t=torch.zeros(height * width, dtype=torch.float64, device=means2d.device),
                 done=torch.zeros(height * width, dtype=torch.bool, device=means2d.device),
             )
         splats = _drop_hidden(slab.splats, fp, state.done, width, height)
-        yield camera, _slab_pairs(splats, fp, means2d, conics, opacities, width, state)
+        yield slab.camera, _slab_pairs(splats, fp, means2d, conics, opacities, width, state)
 
 
 def _drop_hidden(splats: Int[Tensor, " S"], fp: Footprints, done: Bool[Tensor, " HW"], width: int, height: int):

@@ -366,10 +366,20 @@ def _project_and_shade(
             )
         else:
             per_camera.append(_project_and_shade_camera(*args))
-    radii, means2d, depths, conics, shaded = (
-        None if parts[0] is None else parts[0] if len(parts) == 1 else torch.cat(parts) for parts in zip(*per_camera)
+    radii, means2d, depths, conics, colours = zip(*per_camera)
+    shaded = None if colours[0] is None else _join_cameras(colours)
+    projection = Projection(
+        radii=_join_cameras(radii),
+        means2d=_join_cameras(means2d),
+        depths=_join_cameras(depths),
+        conics=_join_cameras(conics),
     )
-    return Projection(radii=radii, means2d=means2d, depths=depths, conics=conics), shaded
+    return projection, shaded
+
+
+def _join_cameras(parts: tuple[Tensor, ...]) -> Tensor:
+    """The cameras' [1, ...] results as one [C, ...] tensor (a single camera's as it is, not copied)."""
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
 def _project_and_shade_camera(

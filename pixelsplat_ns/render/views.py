@@ -45,9 +45,11 @@ def render_views(
     Always in float32 and outside autocast: under mixed precision (nerfstudio's ``--mixed-precision``, bf16
     autocast) the Gaussians may arrive in half precision, which gsplat's kernels do not take and in which the
     compositing's transmittance would lose its 1e-4 stopping rule."""
-    means, quats, scales, opacities, colors, extrinsics, intrinsics, covars, backgrounds = (
-        None if t is None else t.float()
-        for t in (means, quats, scales, opacities, colors, extrinsics, intrinsics, covars, backgrounds)
+    means, opacities, colors, extrinsics, intrinsics = (
+        t.float() for t in (means, opacities, colors, extrinsics, intrinsics)
+    )
+    quats, scales, covars, backgrounds = (
+        None if t is None else t.float() for t in (quats, scales, covars, backgrounds)
     )
     viewmats, Ks = to_gsplat(extrinsics, intrinsics, width, height)
     with _without_autocast(means.device):

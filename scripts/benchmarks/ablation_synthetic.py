@@ -77,7 +77,8 @@ def main() -> None:
     print(f"{'method':<28} {'PSNR':>7} {'SSIM':>6} {'LPIPS':>6} {'steps':>6}")
     for name, row in rows.items():
         print(
-            f"{name:<28} {show(row['psnr'], 2):>7} {show(row['ssim'], 3):>6} {show(row['lpips'], 3):>6} {row['steps']:>6}"
+            f"{name:<28} {show(row['psnr'], 2):>7} {show(row['ssim'], 3):>6} {show(row['lpips'], 3):>6} "
+            f"{row['steps']:>6}"
         )
     full, ablated, nearest = (rows[k]["psnr"] for k in rows)
     print(

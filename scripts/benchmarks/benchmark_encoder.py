@@ -5,8 +5,8 @@ divided by that time, peak resident memory of a fresh process, and the machine's
 measured in the same run, through torch.matmul and through the oneDNN route of ``fast_routes.layers.linear``.
 Cases: ours; ours with torch's default linear kernel; ours with the official straightforward arithmetic on
 torch's default kernels (the original behaviour); and, given --official-repo and --dino-repo (checkouts of
-dcharatan/pixelsplat and facebookresearch/dino), the official encoder itself, for ratios measured in one run. Random weights: speed
-does not depend on them. On CUDA (when present) times are synchronized.
+dcharatan/pixelsplat and facebookresearch/dino), the official encoder itself, for ratios measured in one run.
+Random weights: speed does not depend on them. On CUDA (when present) times are synchronized.
 
     python scripts/benchmarks/benchmark_encoder.py [--official-repo PATH --dino-repo PATH] [--repeats 2]
 """

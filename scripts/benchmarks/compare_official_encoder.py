@@ -79,7 +79,8 @@ def report(label: str, g_official, g_other, other_is_official: bool = False) -> 
     )
     print(
         f"{label:<28} means {float((means < 1e-4).float().mean()):.5f}  covariances "
-        f"{float((covariances < 1e-4).float().mean()):.5f}  opacity {float(opacity):.1e}  SH colour {float(difference.abs().max()):.1e}"
+        f"{float((covariances < 1e-4).float().mean()):.5f}  opacity {float(opacity):.1e}  "
+        f"SH colour {float(difference.abs().max()):.1e}"
     )
 
 

@@ -35,9 +35,18 @@ def test_a_save_killed_midway_leaves_the_checkpoints_as_they_were(tmp_path):
     folder = tmp_path / "run" / "nerfstudio_models"
     folder.mkdir(parents=True)
     save_atomically({"step": 1, "weights": torch.ones(3)}, folder / "step-000000001.ckpt")
+    # The writer stalls once its bytes are out (torch.save wrapped in its own process): the kill lands in the middle
+    # of the save, between writing and putting the file in place, without writing gigabytes to get there.
     code = (
-        "import torch\nfrom pathlib import Path\nfrom pixelsplat_ns.nerfstudio_compat.checkpoints import save_atomically\n"
-        f"save_atomically({{'step': 2, 'weights': torch.ones(400_000_000)}}, Path({str(folder)!r}) / 'step-000000002.ckpt')"
+        "import time, torch\nfrom pathlib import Path\n"
+        "from pixelsplat_ns.nerfstudio_compat.checkpoints import save_atomically\n"
+        "real_save = torch.save\n"
+        "def stalling_save(obj, file, *args, **kwargs):\n"
+        "    real_save(obj, file, *args, **kwargs)\n"
+        "    file.flush()\n"
+        "    time.sleep(600)\n"
+        "torch.save = stalling_save\n"
+        f"save_atomically({{'step': 2, 'weights': torch.ones(1000)}}, Path({str(folder)!r}) / 'step-000000002.ckpt')"
     )
     writer = subprocess.Popen([sys.executable, "-c", code])
     partial = tmp_path / "run" / ".saving-step-000000002.ckpt"
