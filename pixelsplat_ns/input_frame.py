@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from plyfile import PlyData
 
+from pixelsplat_ns.core.camera_checks import CameraError, check_rotation
 from pixelsplat_ns.core.conventions import matrix_to_quaternion, quaternion_multiply
 from pixelsplat_ns.core.errors import InputError
 from pixelsplat_ns.render.spherical_harmonics import MAX_SH_DEGREE, num_sh_bases, sh_rotation_matrix
@@ -72,14 +73,14 @@ def read_dataparser_transform(path: Path) -> tuple[np.ndarray, np.ndarray, float
     if not (math.isfinite(scale) and scale > 0):
         raise ConversionError(f"{path}: 'scale' must be a positive number, got {data['scale']!r}")
     rotation, translation = matrix[:, :3], matrix[:, 3]
-    orthogonality = float(np.abs(rotation @ rotation.T - np.eye(3)).max())
-    determinant = float(np.linalg.det(rotation))
-    if orthogonality > ROTATION_TOLERANCE or abs(determinant - 1) > ROTATION_TOLERANCE:
+    try:
+        check_rotation(torch.from_numpy(rotation), str(path), tolerance=ROTATION_TOLERANCE)
+    except CameraError as refused:  # this command's own error type and wording, with the measured values
         raise ConversionError(
             f"{path}: the 3 x 3 part of 'transform' is not a rotation (|R R^T - I| = "
-            f"{orthogonality:.3g}, det R = {determinant:.6g}); nerfstudio's dataparser writes a "
+            f"{refused.orthogonality:.3g}, det R = {refused.determinant:.6g}); nerfstudio's dataparser writes a "
             "rotation and puts any scaling in 'scale'"
-        )
+        ) from None
     return rotation, translation, scale
 
 

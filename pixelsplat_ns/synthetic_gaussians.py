@@ -51,6 +51,20 @@ def surface_depth(u: Tensor, v: Tensor) -> Tensor:
 def pixel_aligned_scene(
     size: int = 256, views: int = 2, per_pixel: int = 3, baseline: float = 0.3, seed: int = 0
 ) -> GaussianScene:
+    """A scene like pixelSplat's output from ``views`` context views of ``size`` x ``size`` pixels: N = views x
+    size^2 x ``per_pixel`` Gaussians, flattened in pixelSplat's order (view, pixel row-major, sample).
+
+    The context cameras (``context_c2w``, OpenCV camera-to-world) stand on the x axis, ``baseline`` apart and
+    centred on the origin, all looking at (0, 0, 3), with world -y up; ``K`` holds their pixel intrinsics
+    (focal length 0.86 x ``size``, RealEstate10k-like; principal point at the centre). Each pixel's Gaussians
+    lie along its ray near the procedural room (``surface_depth``: a bumpy wall at depth about 3, a tilted
+    floor), their depths jittered (3 % standard deviation); scales follow pixelSplat's rule (depth x 0.1 x
+    the pixel footprint x 0.5..15 per axis), quaternions (wxyz) are random unit vectors, opacities linear in
+    [0, 1 / ``per_pixel``], SH degree 3 in gsplat's basis (DC from a checkered texture, the other coefficients
+    small noise). Lengths are in the scene's own units (the room is 3 units away). Deterministic for a
+    ``seed``: draws from its own generator, never torch's global one. Raises nothing: meant for benchmarks
+    and checks, not user input.
+    """
     generator = torch.Generator().manual_seed(seed)
     focal = 0.86 * size  # RealEstate10k-like normalized focal length 0.86
     K = torch.tensor([[focal, 0.0, size / 2], [0.0, focal, size / 2], [0.0, 0.0, 1.0]])

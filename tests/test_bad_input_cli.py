@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from helpers.cli import SAMPLE, evaluate, gaussians, ns, scene_copy, train
+from helpers.cli import SAMPLE, evaluate, gaussians, ns, scene_copy, train, train_command
 from pixelsplat_ns.checkpoints import save_converted
 from pixelsplat_ns.data.synthetic import SyntheticConfig, write_synthetic_dataset
 from pixelsplat_ns.encoder import tiny
@@ -63,9 +63,7 @@ def _scaled_rotation(transforms, _):
 )
 def test_implausible_cameras_and_mismatched_images_are_refused(tmp_path, edit, message):
     data = scene_copy(tmp_path, [0, 10, 20], edit)
-    output = refused(
-        tmp_path, "ns-train", "pixelsplat", "--data", data, "--output-dir", tmp_path / "outputs", "--vis", "tensorboard"
-    )
+    output = refused(tmp_path, *train_command(data, tmp_path / "outputs"))
     assert re.search(message, output), output[-3000:]
 
 
@@ -142,33 +140,13 @@ def test_wrong_kinds_of_data_point_to_the_right_tool(tmp_path):
     write_synthetic_dataset(
         chunks, num_scenes=2, seed=0, config=SyntheticConfig(height=32, width=48), test_fraction=0.5
     )
-    output = refused(
-        tmp_path,
-        "ns-train",
-        "pixelsplat",
-        "--data",
-        chunks,
-        "--output-dir",
-        tmp_path / "outputs",
-        "--vis",
-        "tensorboard",
-    )
+    output = refused(tmp_path, *train_command(chunks, tmp_path / "outputs"))
     assert "RealEstate10k-format dataset" in output and "pixelsplat-process-data re10k" in output
     output = refused(
         tmp_path, "ns-train", "pixelsplat-pretrain-tiny", "--data", SAMPLE, "--output-dir", tmp_path / "outputs"
     )
     assert "is a nerfstudio dataset" in output and "pixelsplat-to-chunks" in output
-    output = refused(
-        tmp_path,
-        "ns-train",
-        "pixelsplat",
-        "--data",
-        tmp_path / "missing",
-        "--output-dir",
-        tmp_path / "outputs",
-        "--vis",
-        "tensorboard",
-    )
+    output = refused(tmp_path, *train_command(tmp_path / "missing", tmp_path / "outputs"))
     assert "--data " in output and "missing does not exist: give a nerfstudio scene folder" in output
 
 
@@ -201,19 +179,8 @@ def test_a_three_view_encoder_says_what_the_automatic_choice_gave(tmp_path):
     from pixelsplat_ns.encoder import PixelSplatEncoder
 
     save_converted(tmp_path / "three.pt", config, PixelSplatEncoder(config).state_dict(), (64, 64))
-    output = refused(
-        tmp_path,
-        "ns-train",
-        "pixelsplat",
-        "--data",
-        SAMPLE,
-        "--output-dir",
-        tmp_path / "outputs",
-        "--vis",
-        "tensorboard",
-        "--pipeline.model.encoder-checkpoint",
-        tmp_path / "three.pt",
-    )
+    command = train_command(SAMPLE, tmp_path / "outputs", "--pipeline.model.encoder-checkpoint", tmp_path / "three.pt")
+    output = refused(tmp_path, *command)
     assert "takes 3 context views; 2 were chosen automatically" in output
     assert "--pipeline.datamanager.context-views 0 1 2" in output
 

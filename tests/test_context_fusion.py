@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from helpers.cli import SAMPLE, SMALL_CONTEXT, evaluate, gaussians, ns
+from helpers.cli import SAMPLE, evaluate, gaussians, ns, train_command, train_run
+from helpers.scenes import walk
 from pixelsplat_ns.checkpoints import save_converted
 from pixelsplat_ns.core.gaussians import Gaussians
 from pixelsplat_ns.encoder import PixelSplatEncoder, tiny
@@ -19,17 +20,6 @@ from pixelsplat_ns.per_scene.context_groups import (
     groups_along_path,
 )
 from pixelsplat_ns.per_scene.fusion import FusedScene, add_group
-
-
-def walk(n: int, turn_degrees: float = 0.0) -> torch.Tensor:
-    """OpenGL camera-to-world of a camera stepping 1 along +x per view, turning about y by ``turn_degrees``
-    per view."""
-    c2w = torch.eye(4)[:3].repeat(n, 1, 1)
-    for i in range(n):
-        angle = torch.deg2rad(torch.tensor(turn_degrees * i))
-        c2w[i, 0, 0], c2w[i, 0, 2], c2w[i, 2, 0], c2w[i, 2, 2] = angle.cos(), angle.sin(), -angle.sin(), angle.cos()
-        c2w[i, 0, 3] = float(i)
-    return c2w
 
 
 def test_groups_follow_the_capture_and_share_their_ends():
@@ -189,24 +179,8 @@ def log_line(config, pattern: str) -> re.Match:
 
 
 def train_log(data, out, *flags):
-    result = ns(
-        "ns-train",
-        "pixelsplat",
-        "--data",
-        data,
-        "--output-dir",
-        out,
-        "--vis",
-        "tensorboard",
-        "--timestamp",
-        "run",
-        "--max-num-iterations",
-        0,
-        *SMALL_CONTEXT,
-        *flags,
-        cwd=out.parent,
-    )
-    config = next(out.rglob("config.yml"))
+    """``train`` for no steps, keeping what ns-train logged as train.log beside the run's config.yml."""
+    config, result = train_run(data, out, 0, *flags)
     (config.parent / "train.log").write_text(result.stdout)
     return config
 
@@ -287,19 +261,7 @@ def test_auto_spaces_its_groups_by_the_triangulated_depth(tmp_path):
     ],
 )
 def test_context_group_flags_no_scene_can_have_are_refused(flags, message, tmp_path):
-    result = ns(
-        "ns-train",
-        "pixelsplat",
-        "--data",
-        SAMPLE,
-        "--output-dir",
-        tmp_path / "outputs",
-        "--vis",
-        "tensorboard",
-        *flags,
-        cwd=tmp_path,
-        check=False,
-    )
+    result = ns(*train_command(SAMPLE, tmp_path / "outputs", *flags), cwd=tmp_path, check=False)
     output = result.stdout + result.stderr
     assert result.returncode != 0 and message in " ".join(output.split()), output[-2000:]
     assert "Traceback" not in output

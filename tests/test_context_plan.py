@@ -12,13 +12,15 @@ from nerfstudio.utils.rich_utils import CONSOLE
 
 import pixelsplat_ns
 import pixelsplat_ns.per_scene.pipeline  # noqa: F401  (imported before counting calls: see count_calls)
+from helpers.scenes import walk
 from pixelsplat_ns.per_scene import context_groups, context_plan
 from pixelsplat_ns.per_scene.config import (
     PixelSplatDataManagerConfig,
     PixelSplatModelConfig,
     PixelSplatPipelineConfig,
 )
-from pixelsplat_ns.per_scene.context import ContextError, choose_context_views
+from pixelsplat_ns.per_scene.context import ContextError
+from pixelsplat_ns.per_scene.context_groups import choose_context_views
 from pixelsplat_ns.per_scene.context_plan import (
     ContextOptions,
     ContextPlan,
@@ -31,17 +33,6 @@ from pixelsplat_ns.per_scene.context_plan import (
 from pixelsplat_ns.per_scene.datamanager import PixelSplatDataManager
 
 SAMPLE = Path(pixelsplat_ns.__file__).parent / "sample_scene"
-
-
-def walk(n: int, turn_degrees: float = 0.0) -> torch.Tensor:
-    """OpenGL camera-to-world of a camera stepping 1 along +x per view, turning about y by ``turn_degrees``
-    per view."""
-    c2w = torch.eye(4)[:3].repeat(n, 1, 1)
-    for i in range(n):
-        angle = torch.deg2rad(torch.tensor(turn_degrees * i))
-        c2w[i, 0, 0], c2w[i, 0, 2], c2w[i, 2, 0], c2w[i, 2, 2] = angle.cos(), angle.sin(), -angle.sin(), angle.cos()
-        c2w[i, 0, 3] = float(i)
-    return c2w
 
 
 def names(n: int) -> list[str]:

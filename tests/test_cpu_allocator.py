@@ -46,32 +46,16 @@ def test_blocks_up_to_64_mb_come_from_the_heap_once_tuned():
 
 
 def test_the_model_tunes_at_its_first_cpu_render_unless_told_not_to(monkeypatch):
-    from nerfstudio.cameras.cameras import Cameras
-    from nerfstudio.data.scene_box import SceneBox
-
-    from helpers.scenes import random_gaussians
+    from helpers.scenes import nerfstudio_camera, per_scene_model, random_gaussians
     from pixelsplat_ns.per_scene import model as model_module
-    from pixelsplat_ns.per_scene.config import PixelSplatModelConfig
 
     calls = []
     monkeypatch.setattr(model_module, "keep_freed_blocks", lambda: calls.append("tuned"))
-    camera = Cameras(
-        camera_to_worlds=torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0]))[:3][None],
-        fx=40.0,
-        fy=40.0,
-        cx=32.0,
-        cy=24.0,
-        width=64,
-        height=48,
-    )
+    camera = nerfstudio_camera()
     for tuning in (False, True):
-        model = PixelSplatModelConfig(cpu_allocator_tuning=tuning).setup(
-            scene_box=SceneBox(torch.tensor([[-1.0] * 3, [1.0] * 3])), num_train_data=2
-        )
-        model.set_gaussians(random_gaussians(seed=3))
-        model.set_near_plane(0.01)
+        model = per_scene_model(random_gaussians(seed=3), cpu_allocator_tuning=tuning)
         with torch.no_grad():
-            model.eval().get_outputs(camera)
+            model.get_outputs(camera)
         assert calls == (["tuned"] if tuning else [])
 
 

@@ -21,7 +21,13 @@ from nerfstudio.engine.schedulers import (
 
 from pixelsplat_ns.nerfstudio_compat import install_process_hooks
 
-install_process_hooks()  # the allow-list in this process too, as a pixelsplat trainer or pipeline installs it
+
+@pytest.fixture(autouse=True)
+def hooks_installed():
+    """The allow-list in this process, as a pixelsplat trainer or pipeline installs it; before each test, since a
+    ``torch.serialization.safe_globals`` block elsewhere in the worker removes its entries when it ends."""
+    install_process_hooks()
+
 
 TORCH_DEFAULTS_TO_WEIGHTS_ONLY = tuple(int(p) for p in torch.__version__.split(".")[:2]) >= (2, 6)
 

@@ -30,7 +30,7 @@ def test_a_save_killed_midway_leaves_the_checkpoints_as_they_were(tmp_path):
 
     import torch
 
-    from pixelsplat_ns.nerfstudio_compat.checkpoints import readable_checkpoints, save_atomically
+    from pixelsplat_ns.nerfstudio_compat.checkpoints import save_atomically, step_checkpoints
 
     folder = tmp_path / "run" / "nerfstudio_models"
     folder.mkdir(parents=True)
@@ -57,5 +57,5 @@ def test_a_save_killed_midway_leaves_the_checkpoints_as_they_were(tmp_path):
     writer.wait()
     assert partial.exists(), "the save was killed while writing"
     assert [p.name for p in folder.iterdir()] == ["step-000000001.ckpt"]
-    assert [step for step, _ in readable_checkpoints(folder)] == [1]
+    assert [step for step, _ in step_checkpoints(folder)] == [1]
     assert torch.load(folder / "step-000000001.ckpt")["step"] == 1

@@ -5,16 +5,11 @@ import math
 import pytest
 import torch
 
-from helpers.scenes import random_gaussians, random_scene
+from helpers.scenes import nerfstudio_camera, per_scene_model, random_gaussians, random_scene
 from pixelsplat_ns.core.bounds import near_far
 from pixelsplat_ns.core.conventions import convert_c2w_opengl_opencv, homogeneous
-from pixelsplat_ns.per_scene.context import (
-    ContextError,
-    check_cameras,
-    choose_context_views,
-    context_views,
-    encoder_shape,
-)
+from pixelsplat_ns.per_scene.context import ContextError, check_cameras, context_views, encoder_shape
+from pixelsplat_ns.per_scene.context_groups import choose_context_views
 from pixelsplat_ns.per_scene.splats import decompose_covariances, splat_parameters
 from pixelsplat_ns.render import rasterize
 from pixelsplat_ns.render.projection import quat_scale_to_covar
@@ -216,28 +211,14 @@ def test_the_viewer_background_never_reaches_the_refinement_loss():
 def test_cameras_other_than_pinhole_are_refused_where_they_are_rendered():
     """ns-render's camera paths, the eval cameras and the viewer reach get_outputs: a fisheye or
     equirectangular camera must be refused, not drawn as a pinhole one."""
-    from nerfstudio.cameras.cameras import Cameras, CameraType
-    from nerfstudio.data.scene_box import SceneBox
+    from nerfstudio.cameras.cameras import CameraType
 
     from pixelsplat_ns.core.camera_checks import CameraError
-    from pixelsplat_ns.per_scene.config import PixelSplatModelConfig
 
-    model = PixelSplatModelConfig().setup(scene_box=SceneBox(torch.tensor([[-1.0] * 3, [1.0] * 3])), num_train_data=2)
-    model.set_gaussians(random_gaussians())
-    model.set_near_plane(0.01)
-    model.eval()
+    model = per_scene_model(random_gaussians())
 
     def camera(kind):
-        return Cameras(
-            camera_to_worlds=torch.eye(4)[:3][None],
-            fx=40.0,
-            fy=40.0,
-            cx=32.0,
-            cy=24.0,
-            width=64,
-            height=48,
-            camera_type=kind,
-        )
+        return nerfstudio_camera(torch.eye(4)[:3], camera_type=kind)
 
     assert model.get_outputs(camera(CameraType.PERSPECTIVE))["rgb"].shape == (48, 64, 3)
     for kind in (CameraType.FISHEYE, CameraType.EQUIRECTANGULAR):
@@ -266,22 +247,8 @@ def test_refinement_uses_torchs_fused_adam_and_the_usual_one_where_there_is_none
 def test_renders_without_gradients_reuse_the_activated_parameters_until_one_changes():
     """The viewer's frames share one activation of the parameters (``_still_splats``); an in-place change of
     any parameter, new Gaussians and a fused Adam step each give the render they should."""
-    from nerfstudio.cameras.cameras import Cameras
-    from nerfstudio.data.scene_box import SceneBox
-
-    from pixelsplat_ns.per_scene.config import PixelSplatModelConfig
-
-    def setup(gaussians):
-        model = PixelSplatModelConfig().setup(
-            scene_box=SceneBox(torch.tensor([[-1.0] * 3, [1.0] * 3])), num_train_data=2
-        )
-        model.set_gaussians(gaussians)
-        model.set_near_plane(0.01)
-        return model.eval()
-
-    looking_at_the_scene = torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0]))[:3][None]  # OpenGL axes, along +z
-    camera = Cameras(camera_to_worlds=looking_at_the_scene, fx=40.0, fy=40.0, cx=32.0, cy=24.0, width=64, height=48)
-    model = setup(random_gaussians(seed=1))
+    camera = nerfstudio_camera()  # at the origin, looking at the scene along +z
+    model = per_scene_model(random_gaussians(seed=1))
     with torch.no_grad():
         first = model.get_outputs(camera)["rgb"]
         splats = model._splats()
@@ -289,14 +256,14 @@ def test_renders_without_gradients_reuse_the_activated_parameters_until_one_chan
         model.gauss_params["features_dc"].add_(0.2)  # in place, as an optimizer step
         model.gauss_params["opacities"].sub_(1.0)
         changed = model.get_outputs(camera)["rgb"]
-    fresh = setup(random_gaussians(seed=1))
+    fresh = per_scene_model(random_gaussians(seed=1))
     with torch.no_grad():
         fresh.gauss_params["features_dc"].add_(0.2)
         fresh.gauss_params["opacities"].sub_(1.0)
         torch.testing.assert_close(changed, fresh.get_outputs(camera)["rgb"], atol=0, rtol=0)
         assert (changed - first).abs().max() > 0.05
         model.set_gaussians(random_gaussians(seed=2))
-        other = setup(random_gaussians(seed=2)).get_outputs(camera)["rgb"]
+        other = per_scene_model(random_gaussians(seed=2)).get_outputs(camera)["rgb"]
         torch.testing.assert_close(model.get_outputs(camera)["rgb"], other, atol=0, rtol=0)
     with torch.enable_grad():  # eval with gradients (not the viewer): no cache
         assert model._splats()["colors"] is not model._splats()["colors"]
@@ -309,7 +276,7 @@ def test_renders_without_gradients_reuse_the_activated_parameters_until_one_chan
     model.get_outputs(camera)["rgb"].sum().backward()
     torch.optim.Adam(model.gauss_params.values(), lr=0.05, fused=True).step()
     model.eval()
-    copy = setup(random_gaussians(seed=2))
+    copy = per_scene_model(random_gaussians(seed=2))
     with torch.no_grad():
         for name, value in model.gauss_params.items():
             copy.gauss_params[name].copy_(value)

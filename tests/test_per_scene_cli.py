@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from plyfile import PlyData
 
-from helpers.cli import SAMPLE, evaluate, gaussians, last_checkpoint, ns, scene_copy, train
+from helpers.cli import SAMPLE, evaluate, gaussians, last_checkpoint, ns, scene_copy, train, train_command
 
 pytestmark = pytest.mark.e2e
 LOGIT_1_OVER_255 = -5.5373  # ns-export leaves out Gaussians below this opacity: they can never be drawn
@@ -152,22 +152,8 @@ CHOOSE_0_1 = ("--pipeline.datamanager.context-views", "0", "1")
 )
 def test_bad_input_is_refused_with_a_clear_error(tmp_path, frames, edit, args, message):
     data = scene_copy(tmp_path, frames, edit)
-    result = ns(
-        "ns-train",
-        "pixelsplat",
-        "--data",
-        data,
-        "--output-dir",
-        tmp_path / "outputs",
-        "--vis",
-        "tensorboard",
-        *args,
-        "nerfstudio-data",
-        "--eval-mode",
-        "all",
-        cwd=tmp_path,
-        check=False,
-    )
+    command = train_command(data, tmp_path / "outputs", *args, "nerfstudio-data", "--eval-mode", "all")
+    result = ns(*command, cwd=tmp_path, check=False)
     output = " ".join((result.stdout + result.stderr).split())
     assert result.returncode != 0
     assert "ContextError" in output and re.search(message, output), output[-3000:]
@@ -175,19 +161,7 @@ def test_bad_input_is_refused_with_a_clear_error(tmp_path, frames, edit, args, m
 
 
 def test_missing_encoder_checkpoint_is_named(tmp_path):
-    result = ns(
-        "ns-train",
-        "pixelsplat",
-        "--data",
-        SAMPLE,
-        "--output-dir",
-        tmp_path / "outputs",
-        "--vis",
-        "tensorboard",
-        "--pipeline.model.encoder-checkpoint",
-        tmp_path / "nope.ckpt",
-        cwd=tmp_path,
-        check=False,
-    )
+    command = train_command(SAMPLE, tmp_path / "outputs", "--pipeline.model.encoder-checkpoint", tmp_path / "nope.ckpt")
+    result = ns(*command, cwd=tmp_path, check=False)
     output = " ".join((result.stdout + result.stderr).split())
     assert result.returncode != 0 and "encoder-checkpoint" in output and "nope.ckpt" in output, output[-3000:]

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers.cli import evaluate, ns
 from pixelsplat_ns import load_encoder
 from pixelsplat_ns.checkpoints import CheckpointError, read_encoder, save_converted
 from pixelsplat_ns.core.errors import InputError
@@ -20,7 +21,6 @@ from pixelsplat_ns.evaluation import evaluate as evaluate_index
 from pixelsplat_ns.pretraining.config import PretrainModelConfig
 from pixelsplat_ns.pretraining.loss import LossConfig
 
-BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = [
     "--pipeline.datamanager.batch-size",
@@ -59,57 +59,26 @@ SMALL = [
 ]
 
 
+def pretrain(data: Path, out: Path, *flags) -> subprocess.CompletedProcess:
+    """``ns-train pixelsplat-pretrain`` on ``data`` into ``out`` at the SMALL size, run from ``out``'s folder;
+    ``flags`` come after SMALL's (and override them)."""
+    return ns("ns-train", "pixelsplat-pretrain", "--data", data, "--output-dir", out, *SMALL, *flags, cwd=out.parent)
+
+
 @pytest.mark.e2e
 def test_pretrain_then_evaluate(tmp_path):
     data = tmp_path / "data"
     write_synthetic_dataset(data, num_scenes=4, seed=1, config=SyntheticConfig(height=48, width=80), test_fraction=0.5)
-    env = dict(os.environ, PYTHONWARNINGS="ignore")
-    train = subprocess.run(
-        [
-            str(BIN / "ns-train"),
-            "pixelsplat-pretrain",
-            "--data",
-            str(data),
-            "--output-dir",
-            str(tmp_path / "out"),
-            "--max-num-iterations",
-            "3",
-            "--steps-per-save",
-            "2",
-            *SMALL,
-        ],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=env,
-        timeout=600,
-    )
-    assert train.returncode == 0, train.stderr[-3000:]
+    pretrain(data, tmp_path / "out", "--max-num-iterations", "3", "--steps-per-save", "2")
     config = next((tmp_path / "out").rglob("config.yml"))
     assert list(config.parent.rglob("*.ckpt")), "the trainer saves checkpoints"
-    report = tmp_path / "eval.json"
-    evaluation = subprocess.run(
-        [str(BIN / "ns-eval"), "--load-config", str(config), "--output-path", str(report)],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=env,
-        timeout=600,
-    )
-    assert evaluation.returncode == 0, evaluation.stderr[-3000:]
-    results = json.loads(report.read_text())["results"]
+    results = evaluate(config)
     index = json.loads((data / "evaluation_index.json").read_text())
     assert results["scenes"] == sum(entry is not None for entry in index.values())
     assert 0 < results["psnr"] < 60 and -1 <= results["ssim"] <= 1
 
     exported = tmp_path / "encoder.pt"
-    export = subprocess.run(
-        [str(BIN / "pixelsplat-export-encoder"), "--load-config", str(config), "--output-path", str(exported)],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-    assert export.returncode == 0, export.stderr[-3000:]
+    ns("pixelsplat-export-encoder", "--load-config", config, "--output-path", exported, cwd=tmp_path)
     encoder = load_encoder(exported)
     last = sorted(config.parent.rglob("step-*.ckpt"))[-1]
     pipeline = torch.load(last, map_location="cpu", weights_only=False)["pipeline"]
@@ -168,33 +137,19 @@ def test_resumed_training_continues_exactly(tmp_path):
     order, same depth-bin draws, same optimizer and scheduler state."""
     data = tmp_path / "data"
     write_synthetic_dataset(data, num_scenes=6, seed=2, config=SyntheticConfig(height=48, width=80), test_fraction=0.2)
-    env = dict(os.environ, PYTHONWARNINGS="ignore")
 
     def train(name: str, steps: int, *extra) -> Path:
-        result = subprocess.run(
-            [
-                str(BIN / "ns-train"),
-                "pixelsplat-pretrain",
-                "--data",
-                str(data),
-                "--output-dir",
-                str(tmp_path / name),
-                "--timestamp",
-                "run",
-                "--max-num-iterations",
-                str(steps),
-                *SMALL,
-                "--pipeline.datamanager.num-workers",
-                "2",
-                *extra,
-            ],
-            capture_output=True,
-            text=True,
-            cwd=tmp_path,
-            env=env,
-            timeout=600,
+        pretrain(
+            data,
+            tmp_path / name,
+            "--timestamp",
+            "run",
+            "--max-num-iterations",
+            steps,
+            "--pipeline.datamanager.num-workers",
+            "2",
+            *extra,
         )
-        assert result.returncode == 0, result.stderr[-3000:]
         return next((tmp_path / name).rglob("nerfstudio_models"))
 
     def last(models: Path) -> dict:
@@ -214,27 +169,7 @@ def test_a_run_stopped_by_its_time_budget_saves_the_step_it_trained(tmp_path):
     last, or a resumed run would skip a batch."""
     data = tmp_path / "data"
     write_synthetic_dataset(data, num_scenes=2, seed=3, config=SyntheticConfig(height=48, width=80), test_fraction=0.5)
-    result = subprocess.run(
-        [
-            str(BIN / "ns-train"),
-            "pixelsplat-pretrain",
-            "--data",
-            str(data),
-            "--output-dir",
-            str(tmp_path / "out"),
-            "--max-num-iterations",
-            "50",
-            "--pipeline.time-budget-minutes",
-            "0.00001",
-            *SMALL,
-        ],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=dict(os.environ, PYTHONWARNINGS="ignore"),
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    pretrain(data, tmp_path / "out", "--max-num-iterations", "50", "--pipeline.time-budget-minutes", "0.00001")
     checkpoints = sorted((tmp_path / "out").rglob("step-*.ckpt"))
     assert [c.name for c in checkpoints] == ["step-000000000.ckpt"]
     assert torch.load(checkpoints[0], map_location="cpu", weights_only=False)["step"] == 0

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from helpers.scenes import random_scene
-from pixelsplat_ns.fast_routes.warm_up import warm_up
+from pixelsplat_ns.fast_routes.numba_cache import warm_up
 from pixelsplat_ns.render import rasterize
 from pixelsplat_ns.render.compositing import composite, footprints
 from pixelsplat_ns.render.numba_kernels import compositing as numba_compositing

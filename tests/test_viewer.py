@@ -15,7 +15,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -28,12 +27,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from helpers.cli import BIN, SAMPLE, train
+
 if TYPE_CHECKING:
     from playwright.sync_api import Page
 
 pytestmark = pytest.mark.e2e
-BIN = Path(sys.executable).parent
-SAMPLE = Path(__file__).resolve().parents[1] / "pixelsplat_ns" / "sample_scene"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = [
     "--headless",
@@ -64,31 +63,7 @@ def served(tmp_path_factory):
     """Train the sample scene (feed-forward only), serve it with ns-viewer, and stop its process group after."""
     root = tmp_path_factory.mktemp("viewer")
     env = dict(os.environ, PYTHONWARNINGS="ignore", COLUMNS="200")
-    trained = subprocess.run(
-        [
-            BIN / "ns-train",
-            "pixelsplat",
-            "--data",
-            SAMPLE,
-            "--output-dir",
-            root / "outputs",
-            "--vis",
-            "tensorboard",
-            "--timestamp",
-            "run",
-            "--max-num-iterations",
-            "0",
-            "--pipeline.model.context-short-side",
-            "64",
-        ],  # a fifth of the full size's cost
-        capture_output=True,
-        text=True,
-        cwd=root,
-        env=env,
-        timeout=600,
-    )
-    assert trained.returncode == 0, (trained.stdout + trained.stderr)[-3000:]
-    config = next((root / "outputs").rglob("config.yml"))
+    config = train(SAMPLE, root / "outputs")  # at SMALL_CONTEXT: a fifth of the full size's cost
 
     port, log = free_port(), root / "ns-viewer.log"
     with log.open("w") as out:

@@ -50,6 +50,11 @@ RENAMES: list[tuple[str, Union[str, None]]] = [
 
 
 def rename_official_key(key: str) -> Union[str, None]:
+    """Our state-dict key for an official encoder weight's ``key`` (the official ``src/model/encoder`` module
+    names, without Lightning's ``encoder.`` prefix), by the first rule of ``RENAMES`` whose pattern matches its
+    start; a key that no rule matches is the same in both. Returns None for official weights with no
+    counterpart here (``UNUSED``: ResNet's layer4, which pixelSplat never runs), which conversion drops.
+    Raises nothing: whether the renamed weights fit the encoder is ``check_state_dict``'s question."""
     for pattern, replacement in RENAMES:
         if re.match(pattern, key):
             return None if replacement is UNUSED else re.sub(pattern, replacement, key, count=1)

@@ -67,6 +67,18 @@ class _InertPickle:
 
 
 def read_checkpoint(path: Union[str, Path]) -> dict:
+    """The dictionary a torch file holds (an official Lightning checkpoint, a nerfstudio checkpoint, the
+    project's converted file), its tensors on the CPU, as stored: keys and nesting are not interpreted here.
+
+    Never runs code from the file: ``torch.load(weights_only=True)`` first; when the file pickles objects
+    beyond tensors and plain containers (Lightning's configs, callbacks), it is read again with an unpickler
+    that resolves only torch's tensor-rebuilding functions, storages, ``torch.Size`` and ``OrderedDict`` and
+    turns every other class or function the file names into an inert placeholder: none of them is imported or
+    called.
+
+    Raises ``FileNotFoundError`` when ``path`` is not a file, and ``CheckpointError`` (an ``InputError``) when
+    ``torch.load`` cannot read it (its first line of error quoted) or it holds something other than a dict.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint file at {path}")

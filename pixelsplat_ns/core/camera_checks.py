@@ -9,6 +9,7 @@ what is wrong and what was expected, instead of rendering black.
 """
 
 import math
+from typing import Optional
 
 import torch
 from jaxtyping import Float
@@ -30,7 +31,18 @@ ROTATION_TOLERANCE = 1e-3
 
 
 class CameraError(InputError):
-    """A camera that cannot be what was meant; the message says what is wrong and what is expected."""
+    """A camera that cannot be what was meant; the message says what is wrong and what is expected.
+
+    ``check_rotation``'s refusal also carries what it measured (``orthogonality`` = max |R R^T - I|,
+    ``determinant`` = det R; None otherwise), so that a caller with its own error type can word its own message.
+    Carried here, not by a subclass: the ``ns-*`` commands print the class name, which stays ``CameraError``."""
+
+    def __init__(
+        self, message: str, *, orthogonality: Optional[float] = None, determinant: Optional[float] = None
+    ) -> None:
+        super().__init__(message)
+        self.orthogonality = orthogonality
+        self.determinant = determinant
 
 
 def check_intrinsics(fx: float, fy: float, cx: float, cy: float, width: int, height: int, where: str) -> None:
@@ -78,13 +90,18 @@ def check_intrinsics(fx: float, fy: float, cx: float, cy: float, width: int, hei
         )
 
 
-def check_rotation(rotation: Float[Tensor, "3 3"], where: str) -> None:
-    """Refuse a camera "rotation" that is scaled, sheared or mirrored, naming ``where``."""
+def check_rotation(rotation: Float[Tensor, "3 3"], where: str, tolerance: float = ROTATION_TOLERANCE) -> None:
+    """Refuse a camera "rotation" that is scaled, sheared or mirrored, naming ``where``.
+
+    Measured in float64: max |R R^T - I| and |det R - 1| must both be at most ``tolerance`` (unitless; NaN
+    fails). Raises ``CameraError`` with both measures attached (``orthogonality``, ``determinant``)."""
     r = rotation.double()
     error = float((r @ r.T - torch.eye(3, dtype=torch.float64)).abs().max())
     determinant = float(torch.linalg.det(r))
-    if not (error <= ROTATION_TOLERANCE and abs(determinant - 1) <= ROTATION_TOLERANCE):
+    if not (error <= tolerance and abs(determinant - 1) <= tolerance):
         raise CameraError(
             f"{where}: the camera's 3x3 rotation is not a rotation (|R R^T - I| = {error:.3g}, det R = "
-            f"{determinant:.4g}): remove any scale from the pose (a determinant of -1 means mirrored axes)"
+            f"{determinant:.4g}): remove any scale from the pose (a determinant of -1 means mirrored axes)",
+            orthogonality=error,
+            determinant=determinant,
         )

@@ -24,6 +24,8 @@ class Gaussians:
         return Gaussians(self.means * scale, self.covariances * scale**2, self.opacities, self.harmonics)
 
     def detach(self) -> "Gaussians":
+        """The same Gaussians cut from the autograd graph (``Tensor.detach`` of each field): same shapes, dtype,
+        device and values, sharing their storage with these (an in-place change to one shows in the other)."""
         return Gaussians(
             self.means.detach(), self.covariances.detach(), self.opacities.detach(), self.harmonics.detach()
         )

@@ -1,4 +1,4 @@
-"""``ComputeOptions``: how the encoder computes its function, chosen when it runs and never saved with it.
+"""``ComputeOptions``: how the encoder computes its function, chosen when it runs and never saved with its weights.
 
 Every option gives the same Gaussians from the same weights (within float rounding): they choose the arithmetic,
 not the network, so checkpoints and ``EncoderConfig`` do not hold them. Give them when the encoder is built

@@ -58,6 +58,21 @@ def sample_epipolar(
     far: Float[Tensor, "b v"],
     num_samples: int,
 ) -> EpipolarSamples:
+    """For the ray through every pixel centre of every view's feature map, ``num_samples`` features sampled
+    along its epipolar segment in each other view, as the official
+    ``src/model/encoder/epipolar/epipolar_sampler.py`` samples them, with the depth each sample triangulates
+    to, as the official ``epipolar_transformer.py`` computes it before its depth encoding.
+
+    ``features`` ``[b, v, c, h, w]`` (the low-resolution feature maps); ``extrinsics`` camera-to-world in OpenCV
+    axes, ``intrinsics`` normalized; ``near`` and ``far`` per view, distances along the ray (unit directions)
+    in the extrinsics' units. Each ray's segment [near, far] is projected into the other views (in increasing
+    view order, ``other_views``) and clipped to their images (``core.geometry.project_segments``); samples sit
+    at the centres of ``num_samples`` equal steps along it, in normalized image coordinates, and are read by
+    bilinear interpolation with zeros outside the image (``grid_sample``, ``align_corners=False``). Segments not
+    visible in a view (``valid`` False) give zero features. ``depths`` is the distance from the ray's origin to
+    the least-squares intersection with the sample's ray in the other view (``core.geometry.triangulate_depth``),
+    clamped to [near, far]. Returns ``EpipolarSamples`` (rays r = h * w, row-major); raises nothing of its own.
+    """
     b, v, c, h, w = features.shape
     others = other_views(v).to(features.device)
     xy_ray = rearrange(image_grid(h, w, features.device, features.dtype), "h w xy -> (h w) xy")

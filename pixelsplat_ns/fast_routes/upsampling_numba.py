@@ -13,7 +13,8 @@ The output is allocated by torch, not numpy: numpy asks for transparent huge pag
 process whose memory is fragmented (an encode) faulting those in stalled the encode at random for a sizeable
 share of its time (docs/benchmarks.md).
 
-numba compiles the kernel on first use and keeps it on disk (``cache=True``); ``warm_up()`` compiles or loads it.
+numba compiles the kernel on first use and keeps it on disk (``cache=True``); ``warm_up_upsampling()`` compiles or
+loads it.
 """
 
 import time
@@ -101,9 +102,9 @@ def upsample_and_sum_numba(
     return out
 
 
-def warm_up() -> float:
+def warm_up_upsampling() -> float:
     """Compile (or load from numba's disk cache) the kernel for the backbone's three resolutions; returns the
-    seconds it took. ``pixelsplat_ns.fast_routes.warm_up.warm_up`` calls it with the renderer's."""
+    seconds it took. ``pixelsplat_ns.fast_routes.numba_cache.warm_up`` calls it with the renderer's."""
     start = time.perf_counter()
     maps = [torch.zeros(1, 2, size, size, dtype=torch.float32) for size in (4, 2, 1)]
     upsample_and_sum_numba(maps, torch.zeros(1, 1, 1, 2, dtype=torch.float32), 8, 8)

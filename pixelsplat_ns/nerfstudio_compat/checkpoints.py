@@ -1,5 +1,5 @@
 """nerfstudio's own checkpoints (``step-*.ckpt``): reading them under torch >= 2.6, writing them atomically,
-finding the readable ones, and loading a splat model's state in place."""
+listing them by step, and loading a splat model's state in place."""
 
 import os
 from pathlib import Path
@@ -68,8 +68,11 @@ def save_atomically(state: dict, path: Path) -> None:
         partial.unlink(missing_ok=True)
 
 
-def readable_checkpoints(folder: Path) -> list[tuple[int, Path]]:
-    """The ``step-*.ckpt`` files of a checkpoint folder, newest first, by their step."""
+def step_checkpoints(folder: Path) -> list[tuple[int, Path]]:
+    """``(step, path)`` for every ``step-<int>.ckpt`` file of a checkpoint folder, newest (highest step) first.
+
+    Only the name is looked at: a file may still be damaged or unreadable (``PixelSplatTrainer._load_checkpoint``
+    tries each in turn); a ``step-*.ckpt`` whose step is not an integer is left out. Empty for a missing folder."""
     steps = []
     for path in folder.glob("step-*.ckpt"):
         try:

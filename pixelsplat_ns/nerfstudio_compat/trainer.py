@@ -9,7 +9,7 @@ from nerfstudio.utils.rich_utils import CONSOLE
 
 from pixelsplat_ns.core.errors import InputError, OutOfMemory
 from pixelsplat_ns.nerfstudio_compat import install_process_hooks
-from pixelsplat_ns.nerfstudio_compat.checkpoints import readable_checkpoints, save_atomically
+from pixelsplat_ns.nerfstudio_compat.checkpoints import save_atomically, step_checkpoints
 
 
 class PixelSplatTrainer(Trainer):
@@ -60,7 +60,7 @@ class PixelSplatTrainer(Trainer):
         damaged one (or on any other file in the folder). The newest checkpoint that reads is taken; the
         damaged ones are named in a warning."""
         if self.config.load_dir is not None and self.config.load_step is None:
-            candidates = readable_checkpoints(Path(self.config.load_dir))
+            candidates = step_checkpoints(Path(self.config.load_dir))
             for step, path in candidates:
                 try:
                     torch.load(path, map_location="cpu")

@@ -1,5 +1,7 @@
-"""The context views of a nerfstudio dataset: which training views they are, the checks that make them safe
-to use, and their conversion to the encoder's ``Views``.
+"""The context views of a nerfstudio dataset: the checks that make the training cameras safe to use
+(``check_cameras``), and the conversion of the chosen views to the encoder's ``Views`` (``context_views``,
+with ``encoder_shape`` and ``to_pil``). Which views they are is chosen elsewhere: geometrically by
+``context_groups``, once per run by ``context_plan``.
 
 nerfstudio hands over camera-to-world matrices in OpenGL axes and pixel intrinsics, at whatever size the
 images have. The images are resized to the encoder's input size here; the cameras are converted by
@@ -78,32 +80,6 @@ def check_cameras(
             f"pixelsplat needs pinhole (perspective) cameras; this dataset has {', '.join(not_pinhole)}: "
             "undistort the images first (e.g. COLMAP's image_undistorter) and give pinhole intrinsics"
         )
-
-
-def viewing_angles(camera_to_worlds: Float[Tensor, "n 3 4"]) -> Float[Tensor, "n n"]:
-    """Degrees between every two views' viewing directions (nerfstudio's OpenGL cameras look along -z)."""
-    forward = -camera_to_worlds[:, :3, 2].double()
-    forward = forward / forward.norm(dim=-1, keepdim=True)
-    return torch.rad2deg(torch.acos((forward @ forward.T).clamp(-1, 1)))
-
-
-def choose_context_views(camera_to_worlds: Float[Tensor, "n 3 4"], max_angle_degrees: float) -> tuple[int, int]:
-    """The pair with the widest baseline among pairs whose viewing directions differ by at most
-    ``max_angle_degrees`` (so that the two views still see the same part of the scene, as pixelSplat's
-    training pairs do). When no pair is that close, the pair with the smallest angle; pairs at one position
-    only when there is nothing else (the encoder then refuses them)."""
-    angles = viewing_angles(camera_to_worlds)
-    origins = camera_to_worlds[:, :3, 3].double()
-    distances = torch.cdist(origins, origins)
-    pairs = torch.triu(torch.ones_like(angles, dtype=torch.bool), diagonal=1)
-    apart = pairs & ~at_one_position(distances, origins)
-    close = apart & (angles <= max_angle_degrees)
-    if close.any():
-        score = torch.where(close, distances, torch.full_like(distances, -1.0))
-    else:
-        score = torch.where(apart if apart.any() else pairs, -angles, torch.full_like(angles, -math.inf))
-    i, j = divmod(int(score.argmax()), score.shape[1])
-    return i, j
 
 
 def to_pil(

@@ -1,6 +1,12 @@
-"""Several context groups along a capture (``--pipeline.datamanager.context-pairs N|auto``): pixelSplat sees two
-views (the official 3-view model three); a capture of many views is covered by encoding several groups of
-them and fusing the Gaussians (``pixelsplat_ns.per_scene.fusion``).
+"""The geometric choice of which training views go together as the encoder's context: pure functions of the
+cameras, called by ``context_plan`` (which turns the flags into one plan per run).
+
+One pair (``choose_context_views``): the widest baseline among the pairs whose viewing directions differ by
+at most ``max_context_angle`` (``viewing_angles``).
+
+Several groups along a capture (``--pipeline.datamanager.context-pairs N|auto``): pixelSplat sees two views
+(the official 3-view model three); a capture of many views is covered by encoding several groups of them and
+fusing the Gaussians (``pixelsplat_ns.per_scene.fusion``).
 
 The groups follow the capture: the training views in the dataparser's order (a video's frame order, or the
 photos' names) are cut into N stretches of equal camera path length, and each stretch's group is its two end
@@ -11,6 +17,7 @@ one pair) and its views are at most ``max_baseline`` apart (the pipeline sets it
 triangulated by ``scene_depth``, so that a group's views overlap as the paper's training pairs do).
 """
 
+import math
 from typing import Literal, Optional, Sequence, Union
 
 import torch
@@ -19,9 +26,35 @@ from torch import Tensor
 
 from pixelsplat_ns.core.bounds import at_one_position
 
-from .context import ContextError, viewing_angles
+from .context import ContextError
 
 ContextCount = Union[int, Literal["auto"]]
+
+
+def viewing_angles(camera_to_worlds: Float[Tensor, "n 3 4"]) -> Float[Tensor, "n n"]:
+    """Degrees between every two views' viewing directions (nerfstudio's OpenGL cameras look along -z)."""
+    forward = -camera_to_worlds[:, :3, 2].double()
+    forward = forward / forward.norm(dim=-1, keepdim=True)
+    return torch.rad2deg(torch.acos((forward @ forward.T).clamp(-1, 1)))
+
+
+def choose_context_views(camera_to_worlds: Float[Tensor, "n 3 4"], max_angle_degrees: float) -> tuple[int, int]:
+    """The pair with the widest baseline among pairs whose viewing directions differ by at most
+    ``max_angle_degrees`` (so that the two views still see the same part of the scene, as pixelSplat's
+    training pairs do). When no pair is that close, the pair with the smallest angle; pairs at one position
+    only when there is nothing else (the encoder then refuses them)."""
+    angles = viewing_angles(camera_to_worlds)
+    origins = camera_to_worlds[:, :3, 3].double()
+    distances = torch.cdist(origins, origins)
+    pairs = torch.triu(torch.ones_like(angles, dtype=torch.bool), diagonal=1)
+    apart = pairs & ~at_one_position(distances, origins)
+    close = apart & (angles <= max_angle_degrees)
+    if close.any():
+        score = torch.where(close, distances, torch.full_like(distances, -1.0))
+    else:
+        score = torch.where(apart if apart.any() else pairs, -angles, torch.full_like(angles, -math.inf))
+    i, j = divmod(int(score.argmax()), score.shape[1])
+    return i, j
 
 
 def path_lengths(camera_to_worlds: Float[Tensor, "n 3 4"]) -> Float[Tensor, " n"]:

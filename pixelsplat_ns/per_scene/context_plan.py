@@ -4,6 +4,7 @@
 ``context-pairs``, ``max-context-angle``, ``max-baseline-to-depth``) become views: a pure function of the
 training cameras, the flags (``ContextOptions``), the encoder's views per group and, for ``context-pairs auto``,
 the scene's depth, which the caller measures first (``prediction.measure_scene_depth``) and passes in. The
+geometry it calls on (the widest-baseline pair, groups along the capture) is ``context_groups``'s. The
 pipeline makes the plan once, when training starts, and hands it to the datamanager (the refinement targets are
 the other training views) and to the prediction (the groups it encodes). The tools that load a finished run
 (viewer, ns-eval, ns-render, ns-export) make none: they read the predicted Gaussians from the checkpoint.
@@ -17,8 +18,8 @@ from jaxtyping import Float
 from nerfstudio.utils.rich_utils import CONSOLE
 from torch import Tensor
 
-from .context import ContextError, choose_context_views
-from .context_groups import ContextCount, all_usable, choose_context_groups, groups_along_path
+from .context import ContextError
+from .context_groups import ContextCount, all_usable, choose_context_groups, choose_context_views, groups_along_path
 
 
 @dataclass(frozen=True)

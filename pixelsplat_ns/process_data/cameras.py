@@ -39,7 +39,7 @@ from pathlib import Path
 
 import torch
 
-from pixelsplat_ns.core.camera_checks import CameraError, check_intrinsics
+from pixelsplat_ns.core.camera_checks import CameraError, check_intrinsics, check_rotation
 from pixelsplat_ns.core.conventions import convert_c2w_opengl_opencv, homogeneous
 from pixelsplat_ns.core.errors import InputError
 from pixelsplat_ns.core.images import ImageError, displayed_size, open_image
@@ -109,15 +109,15 @@ def _pose(matrix: object, convention: str, pose: str, where: str) -> torch.Tenso
             f"{where}: the last row is {m[3].tolist()}, not [0, 0, 0, 1]; give a rigid camera "
             "pose (rotation and translation), not a projection matrix"
         )
-    rotation = m[:3, :3]
-    error = (rotation @ rotation.T - torch.eye(3, dtype=m.dtype)).abs().max().item()
-    det = torch.linalg.det(rotation).item()
-    if error > ROTATION_TOLERANCE or abs(det - 1) > ROTATION_TOLERANCE:
+    try:
+        check_rotation(m[:3, :3], where, tolerance=ROTATION_TOLERANCE)
+    except CameraError as refused:  # this command's own error type and wording, with the measured values
         raise CamerasError(
-            f"{where}: the 3x3 rotation part is not a rotation (determinant {det:.6g}, |R R^T - I| up to "
-            f"{error:.3g}; both must be within {ROTATION_TOLERANCE} of a rotation). Remove scale from the pose; "
-            "a determinant of -1 means mirrored (left-handed) axes: flip one axis of the world frame"
-        )
+            f"{where}: the 3x3 rotation part is not a rotation (determinant {refused.determinant:.6g}, "
+            f"|R R^T - I| up to {refused.orthogonality:.3g}; both must be within {ROTATION_TOLERANCE} of a "
+            "rotation). Remove scale from the pose; a determinant of -1 means mirrored (left-handed) axes: flip "
+            "one axis of the world frame"
+        ) from None
     m = homogeneous(m[:3])
     c2w = torch.linalg.inv(m) if pose == "world_to_camera" else m
     return convert_c2w_opengl_opencv(c2w) if convention == "opencv" else c2w

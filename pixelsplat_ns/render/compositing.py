@@ -96,6 +96,19 @@ def footprints(
     width: int,
     height: int,
 ) -> Footprints:
+    """Per Gaussian of the M = C*N projected ones (``project_gaussians``' outputs flattened over cameras), the
+    half-open box of pixels [x0, x1) x [y0, y1) gsplat's kernel can composite it into, for an image of
+    ``width`` x ``height`` pixels.
+
+    ``means2d`` in pixels (pixel i's centre at i + 0.5), ``conics`` the upper triangle (a, b, c) of the
+    inverse 2D covariance, ``opacities`` linear, ``radii`` in pixels (0: culled). The box is the bounding box
+    of the pixel centres inside the ellipse ``opacity * exp(-sigma) >= 1/255`` (``sigma`` half the conic's
+    quadratic form, ``level = log(255 * opacity)`` its bound, widened slightly so float rounding never drops a
+    pixel), within the tiles gsplat's ``isect_tiles`` assigns from the radius (``tile_rects``) and the image.
+    Where no pixel can be reached (culled, opacity below 1/255 so ``level`` < 0, or the ellipse off its tiles
+    or the image) the box is empty, all four bounds 0. Computed in float64, ``level`` returned so. Raises
+    nothing.
+    """
     tx0, tx1, ty0, ty1 = tile_rects(means2d, radii, width, height)
     # Bounding box of the ellipse sigma <= level, widened slightly so float rounding never drops a pixel.
     mean = means2d.double()

@@ -43,6 +43,22 @@ def project_gaussians(
     near_plane: float,
     far_plane: float,
 ) -> Projection:
+    """N world-space Gaussians projected into C pinhole cameras, as gsplat 1.4.0's classic
+    ``fully_fused_projection`` (``fully_fused_projection_fwd.cu``) does it.
+
+    ``means`` and ``covars`` (3D covariances, ``quat_scale_to_covar``) in world units; ``viewmats``
+    world-to-camera in OpenCV axes (x right, y down, z forward, gsplat's convention); ``Ks`` pixel intrinsics
+    for images of ``width`` x ``height`` pixels. The 2D covariance is the EWA approximation, its Jacobian taken
+    at the mean clamped to 1.3x the field of view, plus ``eps2d`` (gsplat's 0.3-pixel blur) on its diagonal.
+
+    Returns, per camera and Gaussian: ``means2d`` in pixels (``K`` applied to x/z, y/z), ``depths`` the camera
+    z (world units), ``conics`` the upper triangle (a, b, c) of the inverse 2D covariance, and ``radii`` in
+    pixels (int32; 3 sigma of the larger eigenvalue, rounded up). A Gaussian is culled (radius 0) when its
+    z is outside [``near_plane``, ``far_plane``], its 2D covariance is not positive definite, or its
+    3-sigma square lies wholly off the image; culled entries get finite placeholder values, so no NaN reaches
+    autograd. Differentiable in ``means``, ``covars``, ``viewmats`` and ``Ks`` (not through ``radii``);
+    raises nothing of its own: shapes are the caller's (``rasterize`` checks them).
+    """
     rotations, translations = viewmats[:, :3, :3], viewmats[:, :3, 3]
     means_c = torch.einsum("cij,nj->cni", rotations, means) + translations[:, None]
     covars_c = torch.einsum("cij,njk,clk->cnil", rotations, covars, rotations)

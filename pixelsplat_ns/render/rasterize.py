@@ -74,7 +74,7 @@ def rasterize(
             reference), "numba" (CPU tensors; projection, SH and compositing run compiled kernels with
             hand-written backward passes) or "gsplat" (CUDA tensors) choose one; numba and gsplat are
             imported only when used, and numba compiles its kernels on first use (cached on disk, see
-            ``pixelsplat_ns.fast_routes.warm_up.warm_up``).
+            ``pixelsplat_ns.fast_routes.numba_cache.warm_up``).
 
     Returns:
         ``(colors [C, H, W, X], alphas [C, H, W, 1], meta)``; X is D (3 with SH), 1 or D + 1 by

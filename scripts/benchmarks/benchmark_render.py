@@ -29,7 +29,7 @@ def run_case(views: int, backend: str, repeats: int) -> dict:
 
     warm_up_s = None
     if backend == "numba":
-        from pixelsplat_ns.fast_routes.warm_up import warm_up
+        from pixelsplat_ns.fast_routes.numba_cache import warm_up
 
         warm_up_s = warm_up()  # compile or load the kernels before timing
     scene = pixel_aligned_scene(size=256, views=2, per_pixel=3)
@@ -64,7 +64,7 @@ def run_case(views: int, backend: str, repeats: int) -> dict:
 def compile_seconds(cache_dir: str = None) -> float:
     """numba's first-call time in a fresh process: compiling (``cache_dir`` empty) or loading from a cache."""
     env = dict(os.environ, **({"NUMBA_CACHE_DIR": cache_dir} if cache_dir else {}))
-    code = "from pixelsplat_ns.fast_routes.warm_up import warm_up; print(warm_up())"
+    code = "from pixelsplat_ns.fast_routes.numba_cache import warm_up; print(warm_up())"
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, env=env)
     return float(out.stdout.splitlines()[-1])
 

@@ -41,5 +41,5 @@ fi
 # The numba kernels (the CPU renderer's, the encoder's full-resolution sum): compiled once here and kept in
 # numba's disk cache, so that the demo, the viewer and the tests load them instead of each compiling them
 # (docs/benchmarks.md has both times).
-"$PY" -c 'from pixelsplat_ns.fast_routes.warm_up import warm_up
+"$PY" -c 'from pixelsplat_ns.fast_routes.numba_cache import warm_up
 print(f"numba kernels ready (renderer and encoder, {warm_up():.1f} s)")'

@@ -29,26 +29,35 @@ def ns(command: str, *args, cwd: Path, check: bool = True) -> subprocess.Complet
     return result
 
 
-def train(data: Path, out: Path, iterations: int = 0, *extra, full_size: bool = False) -> Path:
-    """``ns-train pixelsplat`` on ``data`` into ``out`` for ``iterations`` steps; returns the run's config.yml."""
-    ns(
-        "ns-train",
-        "pixelsplat",
-        "--data",
-        data,
-        "--output-dir",
-        out,
-        "--vis",
-        "tensorboard",
-        "--timestamp",
-        "run",
-        "--max-num-iterations",
-        iterations,
-        *(() if full_size else SMALL_CONTEXT),
-        *extra,
+def train_command(data: Path, out: Path, *args) -> list:
+    """The command line of ``ns-train pixelsplat`` on ``data`` into ``out``, logging to tensorboard (no viewer);
+    ``args`` follow (flags, then a dataparser subcommand if any). For ``ns(*train_command(...), cwd=...)``."""
+    return ["ns-train", "pixelsplat", "--data", data, "--output-dir", out, "--vis", "tensorboard", *args]
+
+
+def train_run(
+    data: Path, out: Path, iterations: int = 0, *extra, full_size: bool = False
+) -> tuple[Path, subprocess.CompletedProcess]:
+    """``train``, giving back the finished ns-train process too (its stdout holds what the run logged)."""
+    result = ns(
+        *train_command(
+            data,
+            out,
+            "--timestamp",
+            "run",
+            "--max-num-iterations",
+            iterations,
+            *(() if full_size else SMALL_CONTEXT),
+            *extra,
+        ),
         cwd=out.parent,
     )
-    return next(out.rglob("config.yml"))
+    return next(out.rglob("config.yml")), result
+
+
+def train(data: Path, out: Path, iterations: int = 0, *extra, full_size: bool = False) -> Path:
+    """``ns-train pixelsplat`` on ``data`` into ``out`` for ``iterations`` steps; returns the run's config.yml."""
+    return train_run(data, out, iterations, *extra, full_size=full_size)[0]
 
 
 def last_checkpoint(config: Path) -> dict:

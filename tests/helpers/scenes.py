@@ -1,4 +1,5 @@
-"""Small random scenes and camera rigs for the renderer, encoder and per-scene tests."""
+"""Small random scenes and camera rigs for the renderer, encoder and per-scene tests; the per-scene model holding
+such Gaussians and a nerfstudio camera to render them (those two load nerfstudio when called)."""
 
 import math
 
@@ -55,3 +56,43 @@ def cameras(b=1, v=2, baseline=0.4):
         extrinsics[:, i, :3, 3] = torch.tensor([baseline * (i - (v - 1) / 2), 0.02 * i, 0.0])
     intrinsics = torch.tensor([[0.86, 0, 0.52], [0, 0.9, 0.47], [0, 0, 1.0]]).repeat(b, v, 1, 1)
     return extrinsics, intrinsics, torch.full((b, v), 0.5), torch.full((b, v), 50.0)
+
+
+def walk(n: int, turn_degrees: float = 0.0) -> torch.Tensor:
+    """OpenGL camera-to-world [n, 3, 4] of a camera stepping 1 along +x per view, turning about y by
+    ``turn_degrees`` per view (the context-group tests' captures)."""
+    c2w = torch.eye(4)[:3].repeat(n, 1, 1)
+    for i in range(n):
+        angle = torch.deg2rad(torch.tensor(turn_degrees * i))
+        c2w[i, 0, 0], c2w[i, 0, 2], c2w[i, 2, 0], c2w[i, 2, 2] = angle.cos(), angle.sin(), -angle.sin(), angle.cos()
+        c2w[i, 0, 3] = float(i)
+    return c2w
+
+
+# OpenGL camera-to-world [3, 4] of a camera at the origin looking along +z, at random_scene's Gaussians.
+LOOKING_AT_THE_SCENE = torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0]))[:3]
+
+
+def nerfstudio_camera(camera_to_world: torch.Tensor = LOOKING_AT_THE_SCENE, **options):
+    """One 64 x 48 nerfstudio camera (focal length 40 pixels, principal point (32, 24)) with OpenGL
+    camera-to-world ``camera_to_world`` [3, 4]; ``options`` go to ``Cameras`` (``camera_type``, ...)."""
+    from nerfstudio.cameras.cameras import Cameras  # here, not at the top: the renderer tests never load nerfstudio
+
+    return Cameras(
+        camera_to_worlds=camera_to_world[None], fx=40.0, fy=40.0, cx=32.0, cy=24.0, width=64, height=48, **options
+    )
+
+
+def per_scene_model(gaussians: Gaussians, **options):
+    """The per-scene model (``PixelSplatModelConfig(**options)``, scene box [-1, 1]^3) holding ``gaussians``, near
+    plane 0.01, in eval mode: what ``get_outputs`` renders for the viewer, ns-eval and ns-render."""
+    from nerfstudio.data.scene_box import SceneBox
+
+    from pixelsplat_ns.per_scene.config import PixelSplatModelConfig
+
+    model = PixelSplatModelConfig(**options).setup(
+        scene_box=SceneBox(torch.tensor([[-1.0] * 3, [1.0] * 3])), num_train_data=2
+    )
+    model.set_gaussians(gaussians)
+    model.set_near_plane(0.01)
+    return model.eval()

@@ -4,7 +4,7 @@
 - ``projection``: projection and SH colours, one Gaussian at a time (``project_and_shade_numba``);
 - ``tiles``: the compositing's layout: pixel boxes, depth order, per-tile lists (``build_layout``);
 - ``compositing``: each tile walked front to back, and back to front for the gradients (``composite_numba``).
-(``pixelsplat_ns.fast_routes.warm_up`` compiles them all, with the encoder's, in one call.)
+(``pixelsplat_ns.fast_routes.numba_cache.warm_up`` compiles them all, with the encoder's, in one call.)
 
 This file imports nothing: ``rasterize`` imports ``projection`` and ``compositing`` at the first render that
 uses them, through ``untraced.import_untraced`` (the viewer's interrupt landing half-way through numba's

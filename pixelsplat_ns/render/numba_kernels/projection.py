@@ -36,6 +36,7 @@ from numba import prange
 from torch import Tensor
 
 from pixelsplat_ns.render.numba_kernels.sh import _sh_basis, _sh_basis_gradient
+from pixelsplat_ns.render.numba_kernels.tiles import _numpy
 from pixelsplat_ns.render.spherical_harmonics import MAX_SH_DEGREE, num_sh_bases
 from pixelsplat_ns.render.untraced import untraced
 
@@ -556,10 +557,6 @@ def _cameras(viewmats: Tensor, Ks: Tensor, width: int, height: int, shade: bool)
         t.contiguous().numpy()
         for t in (viewmats[:, :3, :3], viewmats[:, :3, 3], torch.stack([fx, fy, cx, cy], -1), limits, centers)
     )
-
-
-def _numpy(t: Tensor) -> np.ndarray:
-    return t.detach().contiguous().numpy()
 
 
 class _ProjectAndShade(torch.autograd.Function):

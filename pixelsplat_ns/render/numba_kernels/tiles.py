@@ -213,6 +213,8 @@ def _n_blocks(n_tiles: int) -> int:
 
 
 def _numpy(t: Tensor) -> np.ndarray:
+    """A tensor as the contiguous numpy array the kernels take (no copy when already contiguous), for every
+    stage's kernels (``projection`` and ``compositing`` import it from here)."""
     return t.detach().contiguous().numpy()
 
 

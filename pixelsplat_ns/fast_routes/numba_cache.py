@@ -45,5 +45,5 @@ def warm_up(dtypes: tuple[torch.dtype, ...] = (torch.float32,)) -> float:
         )
         assert shaded is not None  # given SH coefficients, the projection shades
         (means2d.sum() + depths.sum() + conics.sum() + shaded.sum()).backward()
-    upsampling_numba.warm_up()
+    upsampling_numba.warm_up_upsampling()
     return time.perf_counter() - start
