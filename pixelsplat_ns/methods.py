@@ -5,7 +5,9 @@ Imported by every ``ns-*`` command through nerfstudio's plugin discovery, so it 
 configurations only (each method's own in ``per_scene.config`` and ``pretraining.config``); what they build
 is imported when nerfstudio instantiates it. Importing it changes no global state: the process-wide hooks a
 pixelsplat run needs are installed when its trainer or pipeline is set up
-(``nerfstudio_compat.install_process_hooks``).
+(``nerfstudio_compat.install_process_hooks``). And it cannot take nerfstudio down: each method's configuration
+is built inside ``registered``, so a part of the package that does not import in the user's environment
+leaves every other method working and makes only ``ns-train pixelsplat*`` stop with one line saying why.
 """
 
 from dataclasses import dataclass, replace
@@ -16,15 +18,8 @@ from nerfstudio.configs.base_config import LoggingConfig, MachineConfig
 from nerfstudio.engine.optimizers import AdamOptimizerConfig
 from nerfstudio.engine.schedulers import ExponentialDecaySchedulerConfig
 from nerfstudio.engine.trainer import TrainerConfig
-from nerfstudio.plugins.types import MethodSpecification
 
-from pixelsplat_ns.data.dataset import ChunkDatasetConfig
-from pixelsplat_ns.data.samplers import BoundedSamplerConfig
-from pixelsplat_ns.encoder.config import tiny
-from pixelsplat_ns.nerfstudio_compat.trainer import PixelSplatTrainer
-from pixelsplat_ns.per_scene.config import PixelSplatPipelineConfig
-from pixelsplat_ns.pretraining.config import PretrainDataManagerConfig, PretrainModelConfig, PretrainPipelineConfig
-from pixelsplat_ns.pretraining.loss import LossConfig
+from pixelsplat_ns.nerfstudio_compat.unavailable import registered
 
 
 @dataclass
@@ -62,10 +57,13 @@ TINY_STEPS = 2500
 
 
 def pretraining_trainer(
-    method_name: str, pipeline: PretrainPipelineConfig, lr: float, steps: int, warmup: int, save_every: int
+    method_name: str, pipeline, lr: float, steps: int, warmup: int, save_every: int
 ) -> TrainerConfig:
     """nerfstudio's trainer with the paper's optimization: Adam, linear warm-up from lr / 2000, then a
-    constant rate, gradient norm clipped at 0.5; evaluation is left to ns-eval over the evaluation index."""
+    constant rate, gradient norm clipped at 0.5; evaluation is left to ns-eval over the evaluation index.
+    ``pipeline``: a ``PretrainPipelineConfig``."""
+    from pixelsplat_ns.nerfstudio_compat.trainer import PixelSplatTrainer
+
     return TrainerConfig(
         _target=PixelSplatTrainer,
         method_name=method_name,
@@ -89,8 +87,11 @@ def pretraining_trainer(
     )
 
 
-pixelsplat = MethodSpecification(
-    config=TrainerConfig(
+def _pixelsplat() -> TrainerConfig:
+    from pixelsplat_ns.nerfstudio_compat.trainer import PixelSplatTrainer
+    from pixelsplat_ns.per_scene.config import PixelSplatPipelineConfig
+
+    return TrainerConfig(
         _target=PixelSplatTrainer,
         method_name="pixelsplat",
         max_num_iterations=0,
@@ -111,17 +112,23 @@ pixelsplat = MethodSpecification(
             "encoder": _adam(1e-4),  # --pipeline.model.refine-encoder True
         },
         vis="viewer",
-    ),
-    description="pixelSplat (CVPR 2024): a Gaussian splat scene from two posed views by a feed-forward encoder.",
-)
+    )
 
-pixelsplat_pretrain = MethodSpecification(
-    config=pretraining_trainer("pixelsplat-pretrain", PretrainPipelineConfig(), PAPER_LR, PAPER_STEPS, 2000, 5000),
-    description="pixelSplat encoder training across RealEstate10k/ACID scenes (generalizable, multi-GPU).",
-)
 
-pixelsplat_pretrain_tiny = MethodSpecification(
-    config=pretraining_trainer(
+def _pixelsplat_pretrain() -> TrainerConfig:
+    from pixelsplat_ns.pretraining.config import PretrainPipelineConfig
+
+    return pretraining_trainer("pixelsplat-pretrain", PretrainPipelineConfig(), PAPER_LR, PAPER_STEPS, 2000, 5000)
+
+
+def _pixelsplat_pretrain_tiny() -> TrainerConfig:
+    from pixelsplat_ns.data.dataset import ChunkDatasetConfig
+    from pixelsplat_ns.data.samplers import BoundedSamplerConfig
+    from pixelsplat_ns.encoder.config import tiny
+    from pixelsplat_ns.pretraining.config import PretrainDataManagerConfig, PretrainModelConfig, PretrainPipelineConfig
+    from pixelsplat_ns.pretraining.loss import LossConfig
+
+    return pretraining_trainer(
         "pixelsplat-pretrain-tiny",
         PretrainPipelineConfig(
             datamanager=PretrainDataManagerConfig(
@@ -143,6 +150,21 @@ pixelsplat_pretrain_tiny = MethodSpecification(
         TINY_STEPS,
         100,
         500,
-    ),
-    description="pixelSplat's tiny preset for CPU training (64 x 64 images, small backbone, MSE only).",
+    )
+
+
+pixelsplat = registered(
+    "pixelsplat",
+    "pixelSplat (CVPR 2024): a Gaussian splat scene from two posed views by a feed-forward encoder.",
+    _pixelsplat,
+)
+pixelsplat_pretrain = registered(
+    "pixelsplat-pretrain",
+    "pixelSplat encoder training across RealEstate10k/ACID scenes (generalizable, multi-GPU).",
+    _pixelsplat_pretrain,
+)
+pixelsplat_pretrain_tiny = registered(
+    "pixelsplat-pretrain-tiny",
+    "pixelSplat's tiny preset for CPU training (64 x 64 images, small backbone, MSE only).",
+    _pixelsplat_pretrain_tiny,
 )

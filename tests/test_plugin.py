@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from nerfstudio.plugins.types import MethodSpecification
 
+from helpers.cli import SAMPLE
+
 METHODS = ("pixelsplat", "pixelsplat-pretrain", "pixelsplat-pretrain-tiny")
 NS_TRAIN = str(Path(sys.executable).with_name("ns-train"))
 
@@ -114,3 +116,46 @@ def test_importing_the_entry_points_changes_no_global_state():
     report = json.loads(result.stdout.splitlines()[-1])
     assert report["unchanged"] == {"excepthook": True, "safe_globals": True}
     assert report["installed"] == {"excepthook": True, "safe_globals": True}, "the control: the hooks do change both"
+
+
+# Stands for a module of ours that does not import in the user's environment (as encoder code needing torch 2.4
+# did under nerfstudio's torch 2.1.2): loaded by Python at start-up from the test's PYTHONPATH.
+SIMULATED_IMPORT_FAILURE = """
+import importlib.abc, sys
+
+class Blocked(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "pixelsplat_ns.fast_routes.derived_weights":
+            raise ImportError("cannot import name 'is_autocast_available' from 'torch.amp.autocast_mode' (simulated)")
+        return None
+
+sys.meta_path.insert(0, Blocked())
+"""
+
+
+@pytest.mark.e2e
+def test_a_module_that_does_not_import_fails_only_ns_train_pixelsplat(tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(SIMULATED_IMPORT_FAILURE)
+    env = dict(os.environ, PYTHONWARNINGS="ignore", COLUMNS="300", PYTHONPATH=str(site))
+
+    def ns_train(*args):
+        return subprocess.run([NS_TRAIN, *args], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+
+    assert ns_train("splatfacto", "--help").returncode == 0, "another method's command is unaffected"
+    listed = ns_train("--help")
+    assert listed.returncode == 0 and "pixelsplat-pretrain" in listed.stdout
+    refused = ns_train("pixelsplat", "--data", str(SAMPLE), "--output-dir", str(tmp_path / "outputs"))
+    output = refused.stdout + refused.stderr
+    assert refused.returncode != 0
+    assert (
+        "error: ns-train pixelsplat: pixelsplat-ns does not import in this environment: ImportError: cannot "
+        "import name 'is_autocast_available'" in output
+    ), output[-3000:]
+    assert "pip install --upgrade pixelsplat-ns" in output and "Traceback" not in output
+    assert not (tmp_path / "outputs").exists(), "nothing is written"
+    # The control: the simulated failure is what refused it (the same module imports without it).
+    probe = "import pixelsplat_ns.fast_routes.derived_weights"
+    assert subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True).returncode != 0
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True).returncode == 0

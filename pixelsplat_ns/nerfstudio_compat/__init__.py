@@ -1,5 +1,6 @@
 """Every workaround for nerfstudio 1.1.5, grouped by what it touches and each named with the nerfstudio
-behaviour it works around: trainer, checkpoints, dataparsers, lazy_targets, error_reporting, scene_batches.
+behaviour it works around: trainer, checkpoints, dataparsers, lazy_targets, error_reporting, scene_batches,
+unavailable (a method whose code does not import here).
 
 nerfstudio is pinned (pyproject.toml); ``tests/test_nerfstudio_compat.py`` fails when the installed
 version differs from ``PINNED_NERFSTUDIO``: then re-check each workaround against the new version (its
