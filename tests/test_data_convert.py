@@ -135,3 +135,12 @@ def test_existing_output_is_never_replaced_without_the_flag(tmp_path):
     write_nerfstudio_scene(scene, tmp_path / "mine", overwrite=True)
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep"
     assert torch.equal(read_scene(tmp_path / "chunks", "test", "renamed").cameras, scene.cameras)
+
+
+def test_a_damaged_chunk_frame_says_what_to_do(tmp_path):
+    from helpers.chunks import plain_scene
+
+    scene = plain_scene("damaged", num_frames=3)
+    scene.images[1] = torch.frombuffer(bytearray(b"not a jpeg"), dtype=torch.uint8)
+    with pytest.raises(ConversionError, match=r"frame 1 is not a readable image .*: the chunk is damaged"):
+        write_nerfstudio_scene(scene, tmp_path / "scene")

@@ -83,3 +83,15 @@ def test_what_cannot_be_shown_is_refused_with_a_reason():
         open_image(saved(Image.fromarray(np.full((4, 4), 7.5, np.float32), "F"), "TIFF"))
     with pytest.raises(ImageError, match="outside the 16-bit range"):
         open_image(saved(Image.fromarray(np.full((4, 4), 100000, np.int32), "I"), "TIFF"))
+
+
+def test_a_missing_or_unreadable_file_says_what_to_do(tmp_path):
+    """From a new user's trial: a frame whose image file was deleted named the file but gave no way forward."""
+    for read in (open_image, displayed_size):
+        with pytest.raises(
+            ImageError, match=r"frame_00004.jpg is not a readable image .*: the file is missing: restore"
+        ):
+            read(tmp_path / "frame_00004.jpg", "frame_00004.jpg")
+        (tmp_path / "notes.jpg").write_text("not an image")
+        with pytest.raises(ImageError, match=r"notes.jpg is not a readable image .*: save it again as PNG or JPEG"):
+            read(tmp_path / "notes.jpg", "notes.jpg")

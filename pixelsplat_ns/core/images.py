@@ -33,6 +33,15 @@ def _name(source: Source, name: str | None) -> str:
     return name or (str(source) if not isinstance(source, bytes) else "an image")
 
 
+def unreadable(where: str, error: Exception) -> ImageError:
+    """The error for a file that does not open as an image, with what to do about it."""
+    if isinstance(error, FileNotFoundError):
+        fix = "the file is missing: restore it, or correct or remove the frame that names it"
+    else:
+        fix = "save it again as PNG or JPEG, or remove the frame that names it"
+    return ImageError(f"{where} is not a readable image ({type(error).__name__}: {error}): {fix}")
+
+
 def open_image(source: Source, name: str | None = None) -> Image.Image:
     """The image at ``source`` (a path or the file's bytes) as displayed, fully loaded, in mode "RGB" or "RGBA"
     (8 bits per channel). Raises ``ImageError`` naming ``name`` (default: the path) for a file that is not a
@@ -43,7 +52,7 @@ def open_image(source: Source, name: str | None = None) -> Image.Image:
             image.load()
             image = ImageOps.exif_transpose(image)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-        raise ImageError(f"{where} is not a readable image ({type(error).__name__}: {error})") from error
+        raise unreadable(where, error) from error
     return to_8bit(image, where)
 
 
@@ -86,6 +95,6 @@ def displayed_size(path: Source, name: str | None = None) -> tuple[tuple[int, in
             stored = image.size
             orientation = int(image.getexif().get(ORIENTATION, 1))
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-        raise ImageError(f"{where} is not a readable image ({type(error).__name__}: {error})") from error
+        raise unreadable(where, error) from error
     displayed = stored[::-1] if orientation in SWAPS_SIDES else stored
     return displayed, stored, orientation

@@ -201,7 +201,10 @@ def write_nerfstudio_scene(scene: ChunkScene, out: Path, overwrite: bool = False
             with Image.open(io.BytesIO(raw)) as image:
                 width, height = image.size
         except (OSError, SyntaxError) as error:
-            raise ConversionError(f"scene {scene.key!r}: frame {i} is not a readable image ({error})") from error
+            raise ConversionError(
+                f"scene {scene.key!r}: frame {i} is not a readable image ({error}): the chunk is damaged; "
+                "write it again from its source, or leave the scene out"
+            ) from error
         name = f"images/frame_{i:05d}.jpg"
         (out / name).write_bytes(raw)
         k = denormalize_intrinsics(intrinsics[i].double(), width, height)
