@@ -6,7 +6,6 @@ stochastically as in the paper's numbers; the background is black; the official 
 0-3; metrics are the paper's (``pixelsplat_ns.metrics``), averaged over all target images.
 """
 
-import resource
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Callable, Iterable, Optional
 import torch
 
 from pixelsplat_ns.core.crop import CropIntrinsics
+from pixelsplat_ns.core.process_memory import peak_resident_bytes
 from pixelsplat_ns.core.views import Views
 from pixelsplat_ns.data.samplers import EvaluationViewSampler
 from pixelsplat_ns.data.scene import read_scene, scene_views
@@ -167,4 +167,4 @@ def summarize(scenes: dict[str, dict]) -> dict[str, Optional[float]]:
 def peak_memory_gb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**30
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    return peak_resident_bytes() / 2**30

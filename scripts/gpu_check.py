@@ -43,7 +43,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -64,6 +63,7 @@ from official_encoder import as_views, example_inputs  # noqa: E402  (scripts/be
 from pixelsplat_ns.core.conventions import to_gsplat  # noqa: E402
 from pixelsplat_ns.core.views import Views  # noqa: E402
 from pixelsplat_ns.encoder import PixelSplatEncoder, paper, tiny  # noqa: E402
+from pixelsplat_ns.evaluation import peak_memory_gb  # noqa: E402
 from pixelsplat_ns.fast_routes import layers as fast_layers  # noqa: E402
 from pixelsplat_ns.pretraining.loss import LossConfig, pretraining_loss  # noqa: E402
 from pixelsplat_ns.render import rasterize  # noqa: E402
@@ -352,12 +352,6 @@ def precision(mode: str, device: torch.device):
             yield
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn
-
-
-def peak_memory_gb(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**30
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
 def reset_peak_memory(device: torch.device) -> None:

@@ -148,6 +148,14 @@ def test_wrong_kinds_of_data_point_to_the_right_tool(tmp_path):
     assert "is a nerfstudio dataset" in output and "pixelsplat-to-chunks" in output
     output = refused(tmp_path, *train_command(tmp_path / "missing", tmp_path / "outputs"))
     assert "--data " in output and "missing does not exist: give a nerfstudio scene folder" in output
+    photos = tmp_path / "photos"  # photos not yet made into a scene (no transforms.json), and a scene's images/
+    photos.mkdir()
+    for name in ("frame_00000.jpg", "frame_00005.jpg"):
+        (photos / name).write_bytes((SAMPLE / "images" / name).read_bytes())
+    for folder in (photos, SAMPLE / "images"):
+        output = refused(tmp_path, *train_command(folder, tmp_path / "outputs"))
+        assert f"--data {folder} is not a scene that nerfstudio's NerfstudioDataParser reads" in output, output
+        assert "transforms.json" in output and "pixelsplat-process-data pair --data PHOTOS" in output
 
 
 def test_a_batch_too_large_for_memory_is_refused_before_the_first_step(tmp_path):

@@ -20,6 +20,8 @@ from pixelsplat_ns.checkpoints import (
 from pixelsplat_ns.checkpoints.official import rename_official_key
 from pixelsplat_ns.encoder import PixelSplatEncoder, paper, tiny
 
+pytestmark = pytest.mark.smoke  # also run in the nerfstudio user's environment (CI's second run)
+
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "pixelsplat_official_keys.json"
 BIN = Path(sys.executable).parent
 

@@ -9,6 +9,8 @@ from helpers.chunks import plain_scene, write_split
 from pixelsplat_ns.data import ChunkFormatError, ChunkWriter, read_chunk, read_index
 from pixelsplat_ns.data.chunks import write_chunk
 
+pytestmark = pytest.mark.smoke  # also run in the nerfstudio user's environment (CI's second run)
+
 
 def test_chunks_read_back_identically(tmp_path):
     scenes = [plain_scene("a", 5), plain_scene("bb", 3), plain_scene("ccc", 4)]

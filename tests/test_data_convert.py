@@ -18,7 +18,8 @@ WIDTH, HEIGHT = 72, 56  # neither 16:9 nor square
 def random_poses(count: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     poses = np.tile(np.eye(4), (count, 1, 1))
-    poses[:, :3, :3] = Rotation.random(count, random_state=seed).as_matrix()
+    if count:  # scipy < 1.11 has no empty Rotation
+        poses[:, :3, :3] = Rotation.random(count, random_state=seed).as_matrix()
     poses[:, :3, 3] = rng.normal(size=(count, 3))
     return poses
 

@@ -4,8 +4,9 @@ renderer runs in float32 under mixed precision, batches for a GPU come from pinn
 import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_leaves
+from torch.utils._pytree import tree_flatten
 
+from pixelsplat_ns.core.torch_versions import autocast_dtype
 from pixelsplat_ns.core.views import Views
 from pixelsplat_ns.encoder import PixelSplatEncoder, paper, tiny
 from pixelsplat_ns.encoder.official_sh import official_sh_to_gsplat
@@ -13,6 +14,8 @@ from pixelsplat_ns.pretraining.datamanager import loader_options
 from pixelsplat_ns.pretraining.loss import LossConfig, pretraining_loss
 from pixelsplat_ns.render import views as render_views_module
 from pixelsplat_ns.render.spherical_harmonics import sh_rotation_matrix
+
+pytestmark = pytest.mark.smoke  # also run in the nerfstudio user's environment (CI's second run)
 
 COPIES = (torch.ops.aten.copy_.default, torch.ops.aten._to_copy.default)  # moving data between devices is fine
 
@@ -27,7 +30,9 @@ class MixedDevices(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        devices = {t.device.type for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor) and t.dim() > 0}
+        devices = {
+            t.device.type for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor) and t.dim() > 0
+        }
         if len(devices) > 1 and func not in COPIES:
             self.found.add((str(func), tuple(sorted(devices))))
         return func(*args, **kwargs)
@@ -81,7 +86,7 @@ def test_the_training_loss_renders_in_float32_under_autocast(monkeypatch):
 
     def spy(*args, **kwargs):
         seen.extend(t.dtype for t in (*args, *kwargs.values()) if isinstance(t, torch.Tensor) and t.is_floating_point())
-        seen.append(torch.is_autocast_enabled("cpu"))
+        seen.append(autocast_dtype("cpu") is not None)
         return original(*args, **kwargs)
 
     monkeypatch.setattr(render_views_module, "rasterize", spy)

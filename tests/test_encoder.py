@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from helpers.scenes import cameras
 from pixelsplat_ns.core.geometry import project_camera_points
@@ -10,6 +11,8 @@ from pixelsplat_ns.encoder import ComputeOptions, PixelSplatEncoder, ablation, p
 from pixelsplat_ns.encoder.depth import DepthPredictor, relative_disparity_to_depth, sample_bins
 from pixelsplat_ns.encoder.official_sh import official_sh_to_gsplat
 from pixelsplat_ns.render.spherical_harmonics import sh_basis, sh_rotation_matrix
+
+pytestmark = pytest.mark.smoke  # also run in the nerfstudio user's environment (CI's second run)
 
 
 def encode(config, size=32, v=2, b=1, deterministic=True, seed=0, encoder=None):
@@ -245,3 +248,25 @@ def test_prepare_views_checks_the_context_images_as_encode_would():
         trusted = encoder.encode_prepared(views.batched(), deterministic=True)
     for name in ("means", "covariances", "opacities", "harmonics"):
         assert torch.equal(getattr(checked, name), getattr(trusted, name)), name
+
+
+def test_attention_computed_step_by_step_where_the_fused_cpu_backward_is_unsound(monkeypatch):
+    """torch 2.1's CPU flash attention corrupts the heap in its bfloat16 backward: there the formula is computed
+    step by step, with the fused kernel's values and gradients (within bfloat16 rounding)."""
+    from pixelsplat_ns.encoder import attention
+
+    monkeypatch.setattr(attention, "_FUSED_CPU_BACKWARD_SOUND", False)
+    generator = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 17, 8, generator=generator) for _ in range(3))
+    results = []
+    for dtype in (torch.bfloat16, torch.float32):
+        leaves = [t.to(dtype).requires_grad_() for t in (q, k, v)]
+        compute = attention.scaled_dot_product_attention if dtype == torch.bfloat16 else F.scaled_dot_product_attention
+        out = compute(*leaves)
+        (out.float() * torch.linspace(-1, 1, 8)).sum().backward()
+        results.append([out.float(), *(t.grad.float() for t in leaves)])
+    for ours, fused in zip(*results):
+        torch.testing.assert_close(ours, fused, atol=0.05, rtol=0.05)
+    with torch.no_grad():  # without gradients (inference) the fused kernel runs: same values
+        expected = F.scaled_dot_product_attention(q, k, v)
+        torch.testing.assert_close(attention.scaled_dot_product_attention(q, k, v), expected)

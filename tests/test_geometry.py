@@ -94,3 +94,17 @@ def test_triangulation_of_parallel_rays_is_infinite():
     origin = torch.zeros(3)
     direction = torch.tensor([0.0, 0.0, 1.0])
     assert math.isinf(float(triangulate_depth(origin, direction, torch.tensor([1.0, 0.0, 0.0]), direction)))
+
+
+def test_matrix_to_quaternion_gives_wxyz_and_takes_an_empty_batch():
+    from pixelsplat_ns.core.conventions import matrix_to_quaternion
+
+    half = math.radians(30.0)
+    about_z = torch.tensor(
+        [[math.cos(2 * half), -math.sin(2 * half), 0.0], [math.sin(2 * half), math.cos(2 * half), 0.0], [0.0, 0.0, 1.0]]
+    )
+    quaternion = matrix_to_quaternion(torch.stack([torch.eye(3), about_z]))
+    expected = torch.tensor([[1.0, 0.0, 0.0, 0.0], [math.cos(half), 0.0, 0.0, math.sin(half)]])
+    torch.testing.assert_close(quaternion * quaternion[:, :1].sign(), expected)
+    assert matrix_to_quaternion(torch.zeros(0, 3, 3)).shape == (0, 4)
+    assert matrix_to_quaternion(torch.zeros(2, 0, 3, 3)).shape == (2, 0, 4)

@@ -18,8 +18,11 @@ from nerfstudio.engine.schedulers import (
     ExponentialDecaySchedulerConfig,
     MultiStepSchedulerConfig,
 )
+from torch.cuda.amp.grad_scaler import GradScaler  # what nerfstudio 1.1.5's trainer saves
 
 from pixelsplat_ns.nerfstudio_compat import install_process_hooks
+
+pytestmark = pytest.mark.smoke  # also run in the nerfstudio user's environment (CI's second run)
 
 
 @pytest.fixture(autouse=True)
@@ -83,7 +86,7 @@ def save_like_the_trainer(path: Path, optimizers: Optimizers, step: int) -> None
             "pipeline": {"_model.weight": torch.randn(4, 4), "_model.buffer": torch.arange(3)},
             "optimizers": {k: v.state_dict() for (k, v) in optimizers.optimizers.items()},
             "schedulers": {k: v.state_dict() for (k, v) in optimizers.schedulers.items()},
-            "scalers": torch.amp.GradScaler("cpu").state_dict(),
+            "scalers": GradScaler(enabled=False).state_dict(),
         },
         path,
     )
@@ -150,7 +153,7 @@ def test_optimizer_and_scheduler_states_load_back_and_training_continues_identic
             group[0].copy_(original.parameters[name][0])
     restored.load_optimizers(state["optimizers"])
     restored.load_schedulers(state["schedulers"])
-    torch.amp.GradScaler("cpu").load_state_dict(state["scalers"])
+    GradScaler(enabled=False).load_state_dict(state["scalers"])
     for name in original.schedulers:
         assert restored.schedulers[name].get_last_lr() == original.schedulers[name].get_last_lr(), name
         assert restored.schedulers[name].last_epoch == 4

@@ -8,6 +8,8 @@ from pixelsplat_ns.checkpoints import config_from_official
 from pixelsplat_ns.encoder.official_sh import official_sh_to_gsplat
 from pixelsplat_ns.render.spherical_harmonics import sh_basis
 
+pytestmark = pytest.mark.smoke  # also run in the nerfstudio user's environment (CI's second run)
+
 e3nn = pytest.importorskip("e3nn.o3", reason="e3nn (a dev dependency) rotates coefficients as the official code")
 
 C0 = 0.28209479177387814

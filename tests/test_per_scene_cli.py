@@ -16,19 +16,24 @@ pytestmark = pytest.mark.e2e
 LOGIT_1_OVER_255 = -5.5373  # ns-export leaves out Gaussians below this opacity: they can never be drawn
 
 
+SAMPLE_FEED_FORWARD_PSNR = 28.09
+"""dB, ns-eval of ns-train pixelsplat on the sample scene at full size (2 eval views)."""
+
+
 @pytest.fixture(scope="module")
 def feed_forward(tmp_path_factory) -> Path:
     return train(SAMPLE, tmp_path_factory.mktemp("feed_forward") / "outputs", full_size=True)
 
 
+@pytest.mark.smoke
 def test_feed_forward_scene_scores_well_on_the_eval_views(feed_forward):
     params = gaussians(feed_forward)
     # Two 256 x 144 views at the bundled encoder's training size (short side 144): 3 Gaussians per pixel.
     assert params["means"].shape == (2 * 144 * 256 * 3, 3) and params["features_rest"].shape[1:] == (15, 3)
     results = evaluate(feed_forward)
-    # Below the bundled encoder's score, above what the earlier 64-px encoder and a random one score
-    # (docs/benchmarks.md).
-    assert results["psnr"] > 27.0, results
+    # The bundled encoder's score on the sample scene (the demo's, docs/benchmarks.md), in every environment CI
+    # runs this in: the nerfstudio user's (torch 2.1.2, the dependencies' floors) gives the main one's figure.
+    assert results["psnr"] == pytest.approx(SAMPLE_FEED_FORWARD_PSNR, abs=0.01), results
     assert set(results) >= {"psnr", "ssim"}
 
 

@@ -8,6 +8,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
+import torch
 from nerfstudio.plugins.types import MethodSpecification
 
 from helpers.cli import SAMPLE
@@ -21,6 +22,7 @@ def run(args, cwd=None):
     return subprocess.run(args, capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
 
 
+@pytest.mark.smoke
 def test_entry_points_register_every_method_under_its_own_name():
     found = {
         ep.name: ep for ep in entry_points(group="nerfstudio.method_configs") if ep.value.startswith("pixelsplat_ns")
@@ -34,6 +36,7 @@ def test_entry_points_register_every_method_under_its_own_name():
 
 
 @pytest.mark.e2e
+@pytest.mark.smoke
 def test_ns_train_help_lists_the_methods_with_descriptions():
     result = run([NS_TRAIN, "--help"])
     assert result.returncode == 0, result.stderr
@@ -45,7 +48,8 @@ def test_ns_train_help_lists_the_methods_with_descriptions():
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.smoke
+@pytest.mark.parametrize("method", (*METHODS, "splatfacto"))  # splatfacto: nerfstudio's own, beside the plugin
 def test_ns_train_method_help_works(method):
     result = run([NS_TRAIN, method, "--help"])
     assert result.returncode == 0, result.stderr
@@ -94,28 +98,30 @@ def test_per_scene_method_help_documents_its_options():
     assert "densify" not in text, "refinement keeps the predicted Gaussians: no splatfacto densification flags"
 
 
+@pytest.mark.smoke
 def test_importing_the_entry_points_changes_no_global_state():
     """nerfstudio imports every plugin's entry points in every ns-* command (ns-train splatfacto included): that
     import must leave the process as it was; the hooks are installed when a pixelsplat run is set up."""
     code = (
         "import sys, json, torch\n"
         "from nerfstudio.plugins.registry import discover_methods\n"
-        "hook, safe = sys.excepthook, list(torch.serialization.get_safe_globals())\n"
+        "def allowed(): return list(getattr(torch.serialization, 'get_safe_globals', list)())  # torch >= 2.5\n"
+        "hook, safe = sys.excepthook, allowed()\n"
         "methods, _ = discover_methods()\n"
         "assert {'pixelsplat', 'pixelsplat-pretrain'} <= set(methods), sorted(methods)\n"
-        "safe_now = list(torch.serialization.get_safe_globals())\n"
-        "unchanged = {'excepthook': sys.excepthook is hook, 'safe_globals': safe_now == safe}\n"
+        "unchanged = {'excepthook': sys.excepthook is hook, 'safe_globals': allowed() == safe}\n"
         "from pixelsplat_ns.nerfstudio_compat import install_process_hooks\n"
         "install_process_hooks()\n"
-        "safe_now = list(torch.serialization.get_safe_globals())\n"
-        "installed = {'excepthook': sys.excepthook is not hook, 'safe_globals': len(safe_now) > len(safe)}\n"
+        "installed = {'excepthook': sys.excepthook is not hook, 'safe_globals': len(allowed()) > len(safe)}\n"
         "print(json.dumps({'unchanged': unchanged, 'installed': installed}))"
     )
     result = run([sys.executable, "-c", code])
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.splitlines()[-1])
     assert report["unchanged"] == {"excepthook": True, "safe_globals": True}
-    assert report["installed"] == {"excepthook": True, "safe_globals": True}, "the control: the hooks do change both"
+    # The control: the hooks do change both (the allow-list only where torch.load defaults to weights_only, 2.6+).
+    weights_only_default = tuple(int(part) for part in torch.__version__.split(".")[:2]) >= (2, 6)
+    assert report["installed"] == {"excepthook": True, "safe_globals": weights_only_default}
 
 
 # Stands for a module of ours that does not import in the user's environment (as encoder code needing torch 2.4
@@ -134,6 +140,7 @@ sys.meta_path.insert(0, Blocked())
 
 
 @pytest.mark.e2e
+@pytest.mark.smoke
 def test_a_module_that_does_not_import_fails_only_ns_train_pixelsplat(tmp_path):
     site = tmp_path / "site"
     site.mkdir()

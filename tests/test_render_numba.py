@@ -21,6 +21,8 @@ from pixelsplat_ns.render.numba_kernels import compositing as numba_compositing
 from pixelsplat_ns.render.numba_kernels import tiles
 from pixelsplat_ns.render.numba_kernels.compositing import composite_numba
 
+pytestmark = pytest.mark.smoke  # also run in the nerfstudio user's environment (CI's second run)
+
 PARAMS = ["means", "quats", "scales", "opacities", "colors"]
 
 

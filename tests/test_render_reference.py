@@ -11,6 +11,8 @@ from pixelsplat_ns.render import compositing, rasterize
 from pixelsplat_ns.render.projection import project_gaussians, quat_scale_to_covar
 from pixelsplat_ns.render.spherical_harmonics import evaluate_sh
 
+pytestmark = pytest.mark.smoke  # also run in the nerfstudio user's environment (CI's second run)
+
 BACKENDS = ("torch", "numba")
 
 

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from pixelsplat_ns.core.errors import InputError
+from pixelsplat_ns.core.torch_versions import load_tensor_file
 from pixelsplat_ns.encoder.config import EncoderConfig
 from pixelsplat_ns.encoder.encoder import PixelSplatEncoder
 
@@ -84,9 +85,9 @@ def read_checkpoint(path: Union[str, Path]) -> dict:
         raise FileNotFoundError(f"no checkpoint file at {path}")
     try:
         try:
-            data = torch.load(path, map_location="cpu", weights_only=True)
+            data = load_tensor_file(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError:  # pickled objects beyond tensors: read them as inert placeholders
-            data = torch.load(path, map_location="cpu", weights_only=False, pickle_module=_InertPickle)
+            data = load_tensor_file(path, map_location="cpu", weights_only=False, pickle_module=_InertPickle)
     except Exception as error:
         reason = (str(error).splitlines() or [""])[0].rstrip(".")
         raise CheckpointError(

@@ -4,10 +4,12 @@
     pixelsplat-process-data pair --data photos/ --output-dir outputs/scenes/mine         # two photos, no cameras
     pixelsplat-process-data cameras --cameras photos/cameras.json --output-dir outputs/scenes/mine
     pixelsplat-process-data re10k --data datasets/re10k --key 5aca87f95a9412c6 --output-dir outputs/scenes/5aca
+    pixelsplat-process-data sample --output-dir outputs/scenes/sample                  # the bundled sample scene
 
 ``pair``: two photos and nothing else; the cameras come from the pixels (``pixelsplat_ns/process_data/pair.py``).
 ``cameras``: photos with known cameras, described in a small JSON file (``pixelsplat_ns/process_data/cameras.py``).
-``re10k``: one scene of a RealEstate10k/ACID-format dataset. Many photos or a video: nerfstudio's
+``re10k``: one scene of a RealEstate10k/ACID-format dataset. ``sample``: the sample scene that ships inside the
+package, copied where you can see it. Many photos or a video: nerfstudio's
 ``ns-process-data images`` (COLMAP). Subcommands import what they use when they run, so that ``--help`` is quick.
 """
 
@@ -110,9 +112,31 @@ class Re10k:
         print(f"wrote {len(scene)} frames of {self.key} to {self.output_dir}")
 
 
+@dataclass
+class Sample:
+    """The sample scene that ships inside the package (21 views of a synthetic room, 256 x 144, nerfstudio-data
+    format) -> a folder of your choice, to try ``ns-train pixelsplat`` before bringing your own photos."""
+
+    output_dir: Path
+    """Scene folder to write (images/ and transforms.json)."""
+    force: bool = False
+    """Write into OUTPUT_DIR although it is not empty (files of the same names are replaced)."""
+
+    def main(self) -> None:
+        from pixelsplat_ns.process_data.scene_folder import copy_sample_scene
+
+        with input_errors_exit(InputError):
+            images = copy_sample_scene(self.output_dir, self.force)
+        print(
+            f"wrote the sample scene ({images} images) to {self.output_dir}; predict it with: "
+            f"ns-train pixelsplat --data {self.output_dir} (the viewer then stays open until Ctrl+C; add "
+            "--vis tensorboard to end once the prediction is saved)"
+        )
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     tyro.extras.subcommand_cli_from_dict(
-        {"pair": Pair, "cameras": Cameras, "re10k": Re10k}, args=argv, prog="pixelsplat-process-data"
+        {"pair": Pair, "cameras": Cameras, "re10k": Re10k, "sample": Sample}, args=argv, prog="pixelsplat-process-data"
     ).main()
 
 

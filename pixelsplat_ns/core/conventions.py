@@ -109,7 +109,10 @@ def matrix_to_quaternion(rotations: Float[Tensor, "*batch 3 3"]) -> Float[Tensor
     from scipy.spatial.transform import Rotation
 
     flat = rotations.detach().double().reshape(-1, 3, 3).cpu().numpy()
-    quaternions = torch.from_numpy(Rotation.from_matrix(flat).as_quat(scalar_first=True))
+    if len(flat) == 0:  # scipy < 1.11 refuses an empty Rotation
+        return rotations.new_zeros(*rotations.shape[:-2], 4)
+    xyzw = Rotation.from_matrix(flat).as_quat()  # scipy's order; scalar_first= needs scipy 1.14
+    quaternions = torch.from_numpy(xyzw[:, [3, 0, 1, 2]])
     return quaternions.reshape(*rotations.shape[:-2], 4).to(rotations)
 
 

@@ -16,6 +16,7 @@ from jaxtyping import Float, Int64, UInt8
 from torch import Tensor
 
 from pixelsplat_ns.core.errors import InputError
+from pixelsplat_ns.core.torch_versions import load_tensor_file
 
 
 class ChunkFormatError(InputError):
@@ -69,11 +70,11 @@ def _load_mapped(path: Path):
     (training uses a few frames a scene; a resume replays whole passes without decoding). Files in torch's
     legacy (pre-zip) format cannot be mapped and are read whole."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return load_tensor_file(path, map_location="cpu", weights_only=True, mmap=True)
     except RuntimeError as error:
         if "mmap" not in str(error):
             raise
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return load_tensor_file(path, map_location="cpu", weights_only=True)
 
 
 def read_chunk(path: Path) -> list[ChunkScene]:

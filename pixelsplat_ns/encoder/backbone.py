@@ -13,6 +13,7 @@ from jaxtyping import Float
 from torch import Tensor, nn
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
+from pixelsplat_ns.encoder.attention import scaled_dot_product_attention
 from pixelsplat_ns.encoder.config import BackboneConfig, ResNetConfig, ViTConfig
 from pixelsplat_ns.fast_routes.layers import Linear
 from pixelsplat_ns.render.untraced import numba_available
@@ -76,7 +77,7 @@ class ViTBlock(nn.Module):
 
     def forward(self, x: Float[Tensor, "n token dim"]) -> Float[Tensor, "n token dim"]:
         q, k, v = rearrange(self.qkv(self.norm1(x)), "n t (three h d) -> three n h t d", three=3, h=self.num_heads)
-        attended = F.scaled_dot_product_attention(q, k, v)
+        attended = scaled_dot_product_attention(q, k, v)
         x = x + self.proj(rearrange(attended, "n h t d -> n t (h d)"))
         return x + self.mlp(self.norm2(x))
 

@@ -9,6 +9,7 @@ from einops import rearrange
 from jaxtyping import Float
 from torch import Tensor, nn
 
+from pixelsplat_ns.core.devices import check_device
 from pixelsplat_ns.core.gaussians import Gaussians
 from pixelsplat_ns.core.geometry import image_grid
 from pixelsplat_ns.core.views import Views, image_range, image_range_error
@@ -185,6 +186,7 @@ class PixelSplatEncoder(nn.Module):
         b, v, _, h, w = images.shape
         if b == 0 or h == 0 or w == 0:
             raise ValueError(f"images must not be empty, got shape {list(images.shape)}")
+        check_device(images.device)
         named = (
             ("images", images),
             ("extrinsics", extrinsics),

@@ -20,6 +20,7 @@ from jaxtyping import Bool, Float
 from torch import Tensor, nn
 
 from pixelsplat_ns.core.geometry import image_grid, project_segments, triangulate_depth, world_rays
+from pixelsplat_ns.encoder.attention import scaled_dot_product_attention
 from pixelsplat_ns.encoder.config import EpipolarConfig, ImageSelfAttentionConfig
 from pixelsplat_ns.encoder.depth import depth_to_relative_disparity
 from pixelsplat_ns.fast_routes.derived_weights import DerivedWeights
@@ -161,7 +162,7 @@ class TransformerBlock(nn.Module):
         q, k, v = rearrange(
             self.to_qkv(self.attention_norm(x)), "n t (three h d) -> three n h t d", three=3, h=self.num_heads
         )
-        x = x + self.to_out(rearrange(F.scaled_dot_product_attention(q, k, v), "n h t d -> n t (h d)"))
+        x = x + self.to_out(rearrange(scaled_dot_product_attention(q, k, v), "n h t d -> n t (h d)"))
         return x + self.mlp(self.mlp_norm(x))
 
 

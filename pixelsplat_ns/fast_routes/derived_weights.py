@@ -5,7 +5,8 @@ from typing import Callable, Sequence, TypeVar, cast
 
 import torch
 from torch import Tensor
-from torch.amp.autocast_mode import is_autocast_available
+
+from pixelsplat_ns.core.torch_versions import autocast_dtype
 
 T = TypeVar("T")
 
@@ -25,13 +26,10 @@ class DerivedWeights:
         if torch.is_grad_enabled() and any(p.requires_grad for p in parameters):
             self._entries.pop(name, None)
             return compute()
-        device_type = parameters[0].device.type
-        autocast = (
-            is_autocast_available(device_type)
-            and torch.is_autocast_enabled(device_type)
-            and torch.get_autocast_dtype(device_type)
-        )  # "meta" and others have no autocast
-        key = (autocast, *((p.data_ptr(), p._version, p.dtype, p.device) for p in parameters))
+        key = (
+            autocast_dtype(parameters[0].device.type),
+            *((p.data_ptr(), p._version, p.dtype, p.device) for p in parameters),
+        )
         entry = self._entries.get(name)
         if entry is None or entry[1] != key:
             entry = self._entries[name] = ([p.detach() for p in parameters], key, compute())

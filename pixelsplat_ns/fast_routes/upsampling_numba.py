@@ -26,6 +26,8 @@ from jaxtyping import Float
 from numba import prange
 from torch import Tensor
 
+from pixelsplat_ns.render.numba_compilation import announces_compilation
+
 
 @numba.njit(inline="always")
 def _scale(size_in, size_out):
@@ -76,6 +78,7 @@ def _channels_last(t: Tensor) -> np.ndarray:
     return t.detach().permute(0, 2, 3, 1).contiguous().numpy()
 
 
+@announces_compilation("the encoder's full-resolution sum")
 def upsample_and_sum_numba(
     maps: list[Float[Tensor, "n c hi wi"]], patches: Float[Tensor, "n rows cols c"], height: int, width: int
 ) -> Float[Tensor, "n height width c"]:

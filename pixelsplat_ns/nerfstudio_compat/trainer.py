@@ -7,6 +7,7 @@ from nerfstudio.engine.trainer import Trainer
 from nerfstudio.utils import writer
 from nerfstudio.utils.rich_utils import CONSOLE
 
+from pixelsplat_ns.core.devices import check_device
 from pixelsplat_ns.core.errors import InputError, OutOfMemory
 from pixelsplat_ns.nerfstudio_compat import install_process_hooks
 from pixelsplat_ns.nerfstudio_compat.checkpoints import save_atomically, step_checkpoints
@@ -17,9 +18,10 @@ class PixelSplatTrainer(Trainer):
 
     last_trained_step = None
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, config, *args, **kwargs) -> None:
         install_process_hooks()  # before the pipeline reads the user's input or a checkpoint
-        super().__init__(*args, **kwargs)
+        check_device(config.machine.device_type)
+        super().__init__(config, *args, **kwargs)
 
     def setup(self, test_mode="val") -> None:
         super().setup(test_mode)

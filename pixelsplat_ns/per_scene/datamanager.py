@@ -90,7 +90,7 @@ class PixelSplatDataManager(FullImageDatamanager[PixelSplatDataset]):
         if not data.exists():
             raise InputError(
                 f"--data {data} does not exist: give a nerfstudio scene folder (a transforms.json and "
-                "its images), e.g. --data pixelsplat_ns/sample_scene"
+                "its images); `pixelsplat-process-data sample --output-dir DIR` writes the bundled sample scene to DIR"
             )
         if config.data is not None and is_chunk_root(Path(config.data)):
             raise InputError(
@@ -100,7 +100,16 @@ class PixelSplatDataManager(FullImageDatamanager[PixelSplatDataset]):
             )
         # The input's own cameras and images first: nerfstudio's normalization would hide what is wrong with
         # them, and its image loader would fail on a mismatch with an assertion in a worker thread.
-        every_frame = parse_input_frame(config.dataparser, config.data, every_frame=True)
+        try:
+            every_frame = parse_input_frame(config.dataparser, config.data, every_frame=True)
+        except FileNotFoundError as error:  # the dataparser's own message is a traceback through nerfstudio
+            dataparser = type(config.dataparser).__name__.removesuffix("Config")
+            raise InputError(
+                f"--data {data} is not a scene that nerfstudio's {dataparser} reads: "
+                f"{error.strerror or error}: {error.filename}. A nerfstudio scene folder holds transforms.json and "
+                "its images; two photos become one with `pixelsplat-process-data pair --data PHOTOS --output-dir "
+                "SCENE`, many with nerfstudio's `ns-process-data images --data PHOTOS --output-dir SCENE`"
+            ) from error
         check_training_cameras(parse_input_frame(config.dataparser, config.data), len(every_frame.image_filenames))
         check_frames(every_frame)
         rgba_config = without_dataparser_alpha(config)

@@ -15,6 +15,7 @@ import torch
 from nerfstudio.pipelines.base_pipeline import VanillaPipeline
 from nerfstudio.utils.rich_utils import CONSOLE
 
+from pixelsplat_ns.core.devices import check_device
 from pixelsplat_ns.nerfstudio_compat import install_process_hooks
 from pixelsplat_ns.render.views import OFFICIAL_NEAR_FRACTION
 
@@ -29,6 +30,7 @@ class PixelSplatPipeline(VanillaPipeline):
 
     def __init__(self, config, device, test_mode="val", world_size=1, local_rank=0, grad_scaler=None) -> None:
         install_process_hooks()  # the tools that load a run (ns-viewer, ns-eval, ...) read its checkpoint next
+        check_device(device)
         check_fusion_options(config.model)
         super().__init__(config, device, test_mode, world_size, local_rank, grad_scaler)
         if test_mode != "val":  # the post-training tools load the checkpoint's Gaussians

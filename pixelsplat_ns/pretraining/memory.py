@@ -11,13 +11,12 @@ side of caution; docs/benchmarks.md has the figures); on CUDA, the allocator's p
 
 import functools
 import math
-import resource
 from dataclasses import dataclass
 
-import psutil
 import torch
 
 from pixelsplat_ns.core.errors import OutOfMemory
+from pixelsplat_ns.core.process_memory import available_bytes, peak_resident_bytes, resident_bytes
 from pixelsplat_ns.core.views import prepare_views
 from pixelsplat_ns.encoder import PixelSplatEncoder
 
@@ -61,20 +60,20 @@ def probe_scene(image_shape: tuple[int, int], num_context: int, num_target: int,
 def _in_use(device: torch.device) -> float:
     if device.type == "cuda":
         return float(torch.cuda.memory_allocated(device))
-    return float(psutil.Process().memory_info().rss)
+    return resident_bytes()
 
 
 def _peak(device: torch.device) -> float:
     if device.type == "cuda":
         return float(torch.cuda.max_memory_allocated(device))
-    return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    return peak_resident_bytes()
 
 
 def _available(device: torch.device) -> float:
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return float(free) + float(torch.cuda.memory_allocated(device))
-    return float(psutil.virtual_memory().available) + float(psutil.Process().memory_info().rss)
+    return available_bytes() + resident_bytes()
 
 
 def measure_step_memory(encoder: PixelSplatEncoder, scene: dict, loss: LossConfig, lpips_model, device) -> StepMemory:

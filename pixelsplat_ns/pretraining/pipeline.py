@@ -13,6 +13,7 @@ from nerfstudio.utils.rich_utils import CONSOLE
 from torch.nn.parallel import DistributedDataParallel
 
 from pixelsplat_ns.checkpoints import encoder_from_pretraining
+from pixelsplat_ns.core.devices import check_device
 from pixelsplat_ns.evaluation import EvaluationConfig, evaluate
 from pixelsplat_ns.metrics import load_lpips_vgg, psnr
 from pixelsplat_ns.nerfstudio_compat import install_process_hooks
@@ -27,6 +28,7 @@ class PretrainPipeline(Pipeline):
 
     def __init__(self, config, device, test_mode="val", world_size=1, local_rank=0, grad_scaler=None) -> None:
         install_process_hooks()  # the tools that load a run (ns-viewer, ns-eval, ...) read its checkpoint next
+        check_device(device)
         super().__init__()
         self.config, self.test_mode, self.world_size = config, test_mode, world_size
         self._evaluation_lpips: list = []

@@ -6,6 +6,7 @@ import json
 import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -105,3 +106,14 @@ def write_scene_folder(frames: list[Frame], out: Path) -> dict:
             shutil.copyfile(frame.source, target)
         (Path(out) / "transforms.json").write_text(json.dumps(transforms, indent=1))
     return transforms
+
+
+def copy_sample_scene(out: Path, force: bool) -> int:
+    """Copy the sample scene that ships inside the package (``pixelsplat_ns/sample_scene``: transforms.json and
+    its images) to ``out``, where a user can see and use it; returns the number of images. Raises
+    ``OutputFolderError`` as ``check_output_folder`` does, or when ``out`` cannot be written."""
+    check_output_folder(out, [], force)
+    sample = resources.files("pixelsplat_ns") / "sample_scene"
+    with writing_into(out), resources.as_file(sample) as folder:
+        shutil.copytree(folder, out, dirs_exist_ok=True)
+    return len(list((Path(out) / "images").iterdir()))

@@ -1,6 +1,7 @@
 """The project's one Gaussian rasterizer: gsplat on CUDA, the same rules in numba on the CPU and in pure torch
 on any device."""
 
+import functools
 import math
 import numbers
 from typing import Literal, Optional, Union
@@ -11,6 +12,7 @@ from jaxtyping import Float
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
+from pixelsplat_ns.core.devices import check_device
 from pixelsplat_ns.render.compositing import TILE_SIZE, composite
 from pixelsplat_ns.render.projection import Projection, project_gaussians, quat_scale_to_covar
 from pixelsplat_ns.render.spherical_harmonics import MAX_SH_DEGREE, evaluate_sh, num_sh_bases
@@ -440,6 +442,7 @@ def _check_inputs(
 
     if not isinstance(means, Tensor) or means.dim() != 2 or means.shape[-1] != 3:
         fail(f"means must be a tensor of shape [N, 3], got {_shape(means)}")
+    check_device(means.device)
     n = means.shape[0]
     if n == 0:
         fail("the scene is empty (means has N = 0 Gaussians); give at least one Gaussian")
@@ -511,6 +514,11 @@ def _check_inputs(
             f"backend='numba' computes in float32 or float64, got {means.dtype}; use backend='torch' or convert "
             "with .float()"
         )
+    if means.device.type == "cpu" and not _cpu_matmul_takes(means.dtype):
+        fail(
+            f"this torch ({torch.__version__}) has no {means.dtype} matrix products on the CPU (torch 2.2 added "
+            "float16's); convert the tensors with .float()"
+        )
     if means.device.type == "meta":
         return  # meta tensors hold no values to check
     for name, tensor in tensors.items():
@@ -520,6 +528,16 @@ def _check_inputs(
             fail(f"{name} contains NaN or infinite values")
     if bool((Ks[:, 0, 0] <= 0).any() or (Ks[:, 1, 1] <= 0).any()):
         fail("Ks must have positive focal lengths fx = K[0, 0] and fy = K[1, 1] (in pixels)")
+
+
+@functools.cache
+def _cpu_matmul_takes(dtype: torch.dtype) -> bool:
+    """Whether the CPU has batched matrix products in ``dtype`` (not float16 before torch 2.2)."""
+    try:
+        torch.ones(1, 1, 1, dtype=dtype).bmm(torch.ones(1, 1, 1, dtype=dtype))
+    except RuntimeError:
+        return False
+    return True
 
 
 def _shape(value) -> str:

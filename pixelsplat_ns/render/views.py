@@ -5,7 +5,6 @@ axes and normalized intrinsics. ``render_views`` draws any Gaussians into such c
 draws a batch of encoder outputs as the paper's training loss and evaluation do.
 """
 
-import contextlib
 from typing import Optional
 
 import torch
@@ -14,6 +13,7 @@ from torch import Tensor
 
 from pixelsplat_ns.core.conventions import to_gsplat
 from pixelsplat_ns.core.gaussians import Gaussians
+from pixelsplat_ns.core.torch_versions import autocast_off
 from pixelsplat_ns.render.rasterize import RenderMode, rasterize
 
 RENDERED_SH_DEGREE = 3
@@ -52,7 +52,7 @@ def render_views(
         None if t is None else t.float() for t in (quats, scales, covars, backgrounds)
     )
     viewmats, Ks = to_gsplat(extrinsics, intrinsics, width, height)
-    with _without_autocast(means.device):
+    with autocast_off(means.device):
         return rasterize(
             means,
             quats,
@@ -69,13 +69,6 @@ def render_views(
             render_mode=render_mode,
             covars=covars,
         )
-
-
-def _without_autocast(device: torch.device):
-    """Autocast switched off for ``device``'s type (a no-op where autocast does not exist)."""
-    if device.type in ("cpu", "cuda", "mps", "xpu"):
-        return torch.autocast(device_type=device.type, enabled=False)
-    return contextlib.nullcontext()
 
 
 def render_gaussians(

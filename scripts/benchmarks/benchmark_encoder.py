@@ -13,13 +13,14 @@ Random weights: speed does not depend on them. On CUDA (when present) times are 
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import torch
+
+from pixelsplat_ns.core.process_memory import peak_resident_bytes
 
 OFFICIAL_GFLOP = 1540.0  # at 2 x 256 x 256: refinement convs 842, ViT-B/8 430, epipolar attention 143, ResNet 84
 
@@ -44,7 +45,7 @@ def run_case(case: str, size: int, repeats: int, device: str, official_repo, din
         compute = ComputeOptions(exact_rewrites=case != "ours-straightforward", linear_as_convolution=case == "ours")
         model = PixelSplatEncoder(paper(), compute).eval().to(device)
     inputs = {k: v.to(device) for k, v in example_inputs(size, 2).items()}
-    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    baseline = peak_resident_bytes() / 2**30
     times = []
     with torch.no_grad():
         for _ in range(repeats):
@@ -56,11 +57,7 @@ def run_case(case: str, size: int, repeats: int, device: str, official_repo, din
                 model.encode(as_views(inputs))
             synchronize(device)
             times.append(time.perf_counter() - start)
-    peak = (
-        torch.cuda.max_memory_allocated() / 2**30
-        if device == "cuda"
-        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    )
+    peak = torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else peak_resident_bytes() / 2**30
     return {"case": case, "seconds": min(times), "first_seconds": times[0], "peak_gb": peak, "baseline_gb": baseline}
 
 

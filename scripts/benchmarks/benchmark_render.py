@@ -14,13 +14,14 @@ Targets: numba forward <= 0.25x torch forward, numba backward <= 2x numba forwar
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 
 import torch
+
+from pixelsplat_ns.core.process_memory import peak_resident_bytes
 
 
 def run_case(views: int, backend: str, repeats: int) -> dict:
@@ -36,7 +37,7 @@ def run_case(views: int, backend: str, repeats: int) -> dict:
     viewmats = torch.linalg.inv(orbit_c2w(scene, views))
     Ks = scene.K.expand(views, 3, 3)
     params = [t.clone().requires_grad_() for t in (scene.means, scene.quats, scene.scales, scene.opacities, scene.sh)]
-    baseline_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    baseline_rss = peak_resident_bytes() / 2**30
     forward, backward = [], []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -55,7 +56,7 @@ def run_case(views: int, backend: str, repeats: int) -> dict:
         "forward_s": min(forward),
         "backward_s": min(backward),
         "baseline_rss_gb": baseline_rss,
-        "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        "peak_rss_gb": peak_resident_bytes() / 2**30,
         "threads": torch.get_num_threads(),
         "warm_up_s": warm_up_s,
     }

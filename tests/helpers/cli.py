@@ -64,6 +64,8 @@ def last_checkpoint(config: Path) -> dict:
     """The run's last nerfstudio checkpoint (step, pipeline, optimizers, ...), read as the ns-* commands read it:
     torch's safe loading with the numpy scalars nerfstudio's schedulers leave allowed, for this read only."""
     checkpoint = sorted((config.parent / "nerfstudio_models").glob("step-*.ckpt"))[-1]
+    if not hasattr(torch.serialization, "safe_globals"):  # torch < 2.5: the ns-* commands' plain torch.load
+        return torch.load(checkpoint, map_location="cpu", weights_only=False)
     with torch.serialization.safe_globals(nerfstudio_checkpoint_globals()):
         return torch.load(checkpoint, map_location="cpu", weights_only=True)
 

@@ -31,6 +31,7 @@ from numba import prange
 from torch import Tensor
 
 from pixelsplat_ns.render.compositing import ALPHA_MAX, ALPHA_MIN, TRANSMITTANCE_MIN
+from pixelsplat_ns.render.numba_compilation import RENDERER, announces_compilation
 from pixelsplat_ns.render.numba_kernels.tiles import _block_of, _n_blocks, _numpy, _tile_bounds, build_layout
 from pixelsplat_ns.render.untraced import untraced
 
@@ -495,6 +496,7 @@ class _CompositeNumba(torch.autograd.Function):
         return color_out, alpha_out
 
     @staticmethod
+    @announces_compilation(RENDERER)
     def backward(ctx, grad_colors, grad_alphas):
         means2d, conics, opacities, colors = ctx.saved_tensors
         boxes, lists, width, height, final_t, last = ctx.layout
@@ -536,6 +538,7 @@ class _CompositeNumba(torch.autograd.Function):
 
 
 @untraced  # the viewer's interrupts must not land inside a kernel (see untraced.py)
+@announces_compilation(RENDERER)
 def composite_numba(
     means2d: Float[Tensor, "C N 2"],
     conics: Float[Tensor, "C N 3"],

@@ -35,6 +35,7 @@ from jaxtyping import Float, Int
 from numba import prange
 from torch import Tensor
 
+from pixelsplat_ns.render.numba_compilation import RENDERER, announces_compilation
 from pixelsplat_ns.render.numba_kernels.sh import _sh_basis, _sh_basis_gradient
 from pixelsplat_ns.render.numba_kernels.tiles import _numpy
 from pixelsplat_ns.render.spherical_harmonics import MAX_SH_DEGREE, num_sh_bases
@@ -593,6 +594,7 @@ class _ProjectAndShade(torch.autograd.Function):
         return radii, means2d, depths, conics, colors
 
     @staticmethod
+    @announces_compilation(RENDERER)
     def backward(ctx, _v_radii, v_means2d, v_depths, v_conics, v_colors):
         means, covars, quats, scales, coeffs = ctx.saved_tensors
         cameras, radii, eps2d, near, far, degree, shade, from_quats = ctx.setup
@@ -656,6 +658,7 @@ def _gaussian_arrays(means, covars, quats, scales, coeffs) -> tuple:
 
 
 @untraced  # the viewer's interrupts must not land inside a kernel (see untraced.py)
+@announces_compilation(RENDERER)
 def project_and_shade_numba(
     means: Float[Tensor, "N 3"],
     covars: Optional[Float[Tensor, "N 3 3"]],
