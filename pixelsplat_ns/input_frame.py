@@ -135,7 +135,7 @@ def to_input_frame(
 
     # Rows: R^T v is v @ R.
     write(POSITION, (read(POSITION) / scale - translation) @ rotation)
-    if NORMAL[0] in vertices.dtype.names:
+    if NORMAL[0] in (vertices.dtype.names or ()):
         write(NORMAL, read(NORMAL) @ rotation)
     write(SCALE, read(SCALE) - math.log(scale))
     inverse = matrix_to_quaternion(torch.from_numpy(rotation.T.copy()))
