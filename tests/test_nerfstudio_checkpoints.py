@@ -20,6 +20,7 @@ from nerfstudio.engine.schedulers import (
 )
 from torch.cuda.amp.grad_scaler import GradScaler  # what nerfstudio 1.1.5's trainer saves
 
+from pixelsplat_ns.core.torch_versions import TORCH_VERSION
 from pixelsplat_ns.nerfstudio_compat import install_process_hooks
 
 pytestmark = pytest.mark.smoke  # also run in the nerfstudio user's environment (CI's second run)
@@ -32,7 +33,7 @@ def hooks_installed():
     install_process_hooks()
 
 
-TORCH_DEFAULTS_TO_WEIGHTS_ONLY = tuple(int(p) for p in torch.__version__.split(".")[:2]) >= (2, 6)
+TORCH_DEFAULTS_TO_WEIGHTS_ONLY = TORCH_VERSION >= (2, 6)
 
 
 def optimizer_config() -> dict:

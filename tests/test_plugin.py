@@ -8,10 +8,10 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
-import torch
 from nerfstudio.plugins.types import MethodSpecification
 
 from helpers.cli import SAMPLE
+from pixelsplat_ns.core.torch_versions import TORCH_VERSION
 
 METHODS = ("pixelsplat", "pixelsplat-pretrain", "pixelsplat-pretrain-tiny")
 NS_TRAIN = str(Path(sys.executable).with_name("ns-train"))
@@ -120,7 +120,7 @@ def test_importing_the_entry_points_changes_no_global_state():
     report = json.loads(result.stdout.splitlines()[-1])
     assert report["unchanged"] == {"excepthook": True, "safe_globals": True}
     # The control: the hooks do change both (the allow-list only where torch.load defaults to weights_only, 2.6+).
-    weights_only_default = tuple(int(part) for part in torch.__version__.split(".")[:2]) >= (2, 6)
+    weights_only_default = TORCH_VERSION >= (2, 6)
     assert report["installed"] == {"excepthook": True, "safe_globals": weights_only_default}
 
 

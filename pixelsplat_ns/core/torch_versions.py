@@ -13,10 +13,15 @@ from typing import Any, ContextManager, Optional, Union
 import torch
 from torch.amp import autocast_mode
 
+_MAJOR, _MINOR = torch.__version__.split(".")[:2]
+TORCH_VERSION = (int(_MAJOR), int(_MINOR))
+"""(major, minor) of the torch in use: 2.1.2+cu118 is (2, 1)."""
+_DEVICE_GENERIC_AUTOCAST = hasattr(autocast_mode, "is_autocast_available")  # torch >= 2.4
+
 
 def autocast_available(device_type: str) -> bool:
     """Whether torch has autocast for ``device_type`` ("cpu", "cuda", "mps", ...)."""
-    if hasattr(autocast_mode, "is_autocast_available"):  # torch >= 2.4
+    if _DEVICE_GENERIC_AUTOCAST:
         return bool(autocast_mode.is_autocast_available(device_type))
     return device_type in ("cpu", "cuda")
 
@@ -25,7 +30,7 @@ def autocast_dtype(device_type: str) -> Optional[torch.dtype]:
     """The dtype autocast computes in on ``device_type`` now, or None where it is off or does not exist."""
     if not autocast_available(device_type):
         return None
-    if hasattr(autocast_mode, "is_autocast_available"):  # torch >= 2.4
+    if _DEVICE_GENERIC_AUTOCAST:
         return torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else None
     if device_type == "cpu":
         return torch.get_autocast_cpu_dtype() if torch.is_autocast_cpu_enabled() else None

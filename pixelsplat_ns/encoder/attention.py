@@ -12,7 +12,9 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor
 
-_FUSED_CPU_BACKWARD_SOUND = tuple(int(part) for part in torch.__version__.split(".")[:2]) >= (2, 4)
+from pixelsplat_ns.core.torch_versions import TORCH_VERSION
+
+_FUSED_CPU_BACKWARD_SOUND = TORCH_VERSION >= (2, 4)
 
 
 def scaled_dot_product_attention(

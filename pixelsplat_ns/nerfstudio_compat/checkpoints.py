@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pixelsplat_ns.core.torch_versions import TORCH_VERSION
+
 
 def _numpy_scalar_reconstructor():
     """``scalar`` from numpy's multiarray module (``numpy._core`` from numpy 2, ``numpy.core`` before)."""
@@ -48,8 +50,7 @@ def allow_numpy_scalars_in_checkpoints() -> None:
     pixelsplat trainer or pipeline is set up (``install_process_hooks``), never at import.
     A no-op before torch 2.6, where ``torch.load`` does not default to ``weights_only=True``.
     """
-    major, minor = (int(part) for part in torch.__version__.split(".")[:2])
-    if (major, minor) < (2, 6):
+    if TORCH_VERSION < (2, 6):
         return
     torch.serialization.add_safe_globals(nerfstudio_checkpoint_globals())
 

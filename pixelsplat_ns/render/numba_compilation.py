@@ -19,6 +19,39 @@ _announced: set[str] = set()
 """What has been announced in this process (each ``what`` once)."""
 
 
+def _print_before_first_compilation(what: str, data) -> None:
+    """numba's ``numba:compile`` start event: print the line for ``what`` if a kernel of the project starts to
+    compile and the line has not been printed yet."""
+    dispatcher = (data.data or {}).get("dispatcher")
+    module = getattr(getattr(dispatcher, "py_func", None), "__module__", "") or ""
+    if what not in _announced and module.startswith("pixelsplat_ns."):
+        _announced.add(what)
+        print(
+            f"pixelsplat-ns: compiling {what} with numba, once; this call waits for it, later ones (and later runs) "
+            "load them from numba's disk cache",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+@functools.cache
+def _listener_class() -> type:
+    """numba's ``Listener`` for ``_print_before_first_compilation`` (numba imported on first use, not here)."""
+    from numba.core import event
+
+    class FirstCompilation(event.Listener):
+        def __init__(self, what: str) -> None:
+            self.what = what
+
+        def on_start(self, data: event.Event) -> None:
+            _print_before_first_compilation(self.what, data)
+
+        def on_end(self, data: event.Event) -> None:
+            pass
+
+    return FirstCompilation
+
+
 @contextlib.contextmanager
 def announcing_compilation(what: str) -> Iterator[None]:
     """Run numba kernels of the project, printing one line to stderr (once per process and ``what``) before
@@ -28,23 +61,7 @@ def announcing_compilation(what: str) -> Iterator[None]:
         return
     from numba.core import event
 
-    class FirstCompilation(event.Listener):
-        def on_start(self, data: event.Event) -> None:
-            dispatcher = (data.data or {}).get("dispatcher")
-            module = getattr(getattr(dispatcher, "py_func", None), "__module__", "") or ""
-            if what not in _announced and module.startswith("pixelsplat_ns."):
-                _announced.add(what)
-                print(
-                    f"pixelsplat-ns: compiling {what} with numba, once; this call waits for it, later ones (and later "
-                    "runs) load them from numba's disk cache",
-                    file=sys.stderr,
-                    flush=True,
-                )
-
-        def on_end(self, data: event.Event) -> None:
-            pass
-
-    with event.install_listener("numba:compile", FirstCompilation()):
+    with event.install_listener("numba:compile", _listener_class()(what)):
         yield
 
 
