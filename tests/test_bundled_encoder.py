@@ -15,7 +15,7 @@ from pixelsplat_ns.evaluation import EvaluationConfig, evaluate
 def test_bundled_encoder_loads_and_beats_random_weights(tmp_path):
     assert BUNDLED_TINY_ENCODER.is_file(), f"the bundled checkpoint is missing: {BUNDLED_TINY_ENCODER}"
     assert BUNDLED_TINY_ENCODER.stat().st_size < 10_000_000
-    _, _, trained_shape = read_encoder(BUNDLED_TINY_ENCODER)
+    trained_shape = read_encoder(BUNDLED_TINY_ENCODER).image_shape
     assert tuple(trained_shape) == (144, 256), "the bundled encoder sees the sample scene at its full size"
     trained = load_encoder(BUNDLED_TINY_ENCODER)
     torch.manual_seed(0)

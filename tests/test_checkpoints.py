@@ -33,6 +33,21 @@ def official_keys() -> dict:
     return json.loads(REFERENCE.read_text())
 
 
+ORIGINAL_CODEBASE_EXTRA = {
+    f"epipolar_transformer.transformer.layers.{layer}.1.fn.layers.{index}.{name}": shape
+    for layer in (0, 1)
+    for index, name, shape in (
+        (0, "weight", [256, 128, 7, 7]),
+        (0, "bias", [256]),
+        (3, "weight", [128, 256, 7, 7]),
+        (3, "bias", [128]),
+    )
+}
+"""What the original codebase (787a889) has beyond the camera-ready keys (``git diff 787a889 32b1b66 --
+src/model/encoder/epipolar/``): each epipolar transformer layer's ConvFeedForward, Sequential(Conv2d(128, 256,
+7), GELU, Dropout, Conv2d(256, 128, 7), Dropout)."""
+
+
 def meta_state_dict(shapes: dict) -> dict:
     return {k: torch.empty(v, device="meta") for k, v in shapes.items()}
 
@@ -80,14 +95,14 @@ class Tripwire:
         raise AssertionError("checkpoint loading executed code from the file")
 
 
-def official_checkpoint(official_keys, encoder: PixelSplatEncoder) -> dict:
-    """An official-layout Lightning checkpoint holding ``encoder``'s weights (plus a random layer4).
+def official_checkpoint(shapes: dict, encoder: PixelSplatEncoder) -> dict:
+    """An official-layout Lightning checkpoint of the official weight names and ``shapes`` holding ``encoder``'s
+    weights (plus a random layer4).
 
     The floating-point tensors, ``encoder``'s set to them first, are views of one random vector, each starting one
     element after the last (no two alike, so a swapped key still shows): torch.save writes a storage once, so the
     file and its conversion take megabytes where the paper encoder's own tensors would take half a gigabyte each."""
     ours = encoder.state_dict()
-    shapes = official_keys["keys"]
     shared = torch.randn(max(torch.Size(shape).numel() for shape in shapes.values()) + len(shapes))
 
     def window(offset: int, shape) -> torch.Tensor:
@@ -111,7 +126,7 @@ def test_official_lightning_checkpoint_loads_without_running_its_code(tmp_path, 
     torch.manual_seed(0)
     encoder = PixelSplatEncoder(paper()).eval()
     path = tmp_path / "re10k.ckpt"
-    torch.save(official_checkpoint(official_keys, encoder), path)
+    torch.save(official_checkpoint(official_keys["keys"], encoder), path)
     with pytest.raises(AssertionError, match="executed code"):  # what an unrestricted load would do
         torch.load(path, weights_only=False)
     loaded = load_encoder(path)
@@ -123,7 +138,7 @@ def test_official_lightning_checkpoint_loads_without_running_its_code(tmp_path, 
         [str(BIN / "pixelsplat-convert-checkpoint"), str(path), str(converted)], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
-    assert "converted 514 tensors" in result.stdout
+    assert "converted 514 tensors" in result.stdout and "architecture camera-ready (32b1b66)" in result.stdout
     again = load_encoder(converted)
     for key, value in encoder.state_dict().items():
         assert torch.equal(again.state_dict()[key], value), key
@@ -175,8 +190,9 @@ def test_files_holding_the_former_compute_fields_load_with_the_default_options(t
         {"step": 0, "pipeline": {"_model.encoder." + k: v for k, v in encoder.state_dict().items()}},
         run / "nerfstudio_models" / "step-000000000.ckpt",
     )
-    config, state_dict, image_shape = read_encoder(run / "config.yml")
-    assert config == tiny() and image_shape == (32, 32) and state_dict.keys() == encoder.state_dict().keys()
+    read = read_encoder(run / "config.yml")
+    assert read.config == tiny() and read.image_shape == (32, 32)
+    assert read.state_dict.keys() == encoder.state_dict().keys()
 
 
 def _older_run_config(config, encoder_fields: dict):
@@ -259,7 +275,7 @@ def test_files_that_are_not_encoder_checkpoints_get_clear_errors(tmp_path):
     with pytest.raises(CheckpointError, match="not a readable torch checkpoint"):
         read_checkpoint(tmp_path / "notes.ckpt")
     torch.save({"state_dict": {"model.weight": torch.zeros(1)}}, tmp_path / "other.ckpt")
-    with pytest.raises(CheckpointError, match="not an official pixelSplat checkpoint"):
+    with pytest.raises(CheckpointError, match="none of the encoder files: not an official pixelSplat checkpoint"):
         load_encoder(tmp_path / "other.ckpt")
 
 
@@ -267,3 +283,103 @@ def test_load_encoder_is_part_of_the_public_api():
     from pixelsplat_ns import load_encoder as public
 
     assert public is load_encoder
+
+
+def test_original_codebase_checkpoints_are_recognized_by_their_keys(official_keys):
+    shapes = official_keys["keys"] | ORIGINAL_CODEBASE_EXTRA
+    config = config_from_official(meta_state_dict(shapes))
+    assert (config.architecture, config.num_context_views, config.epipolar.d_mlp) == ("original_codebase", 2, 256)
+    renamed = {
+        rename_official_key(k): torch.empty(v, device="meta") for k, v in shapes.items() if rename_official_key(k)
+    }
+    check_state_dict(config, renamed)  # every official weight has its place, with its shape
+    assert len(renamed) == 514 + 8
+    with pytest.raises(CheckpointError, match="unexpected: epipolar_transformer.layers.0.convs.0.bias"):
+        check_state_dict(config_from_official(meta_state_dict(official_keys["keys"])), renamed)
+    # Its ablations: no depth encoding and no probabilistic sampling keep the convolutions.
+    no_depth = {k: v for k, v in shapes.items() if not k.startswith("epipolar_transformer.depth_encoding.")}
+    assert config_from_official(meta_state_dict(no_depth)).architecture == "original_codebase"
+    # No official network has both the convolutions and view embeddings.
+    with_views = shapes | {"epipolar_transformer.view_embeddings.weight": [3, 128]}
+    with pytest.raises(CheckpointError, match="no official pixelSplat network has both"):
+        config_from_official(meta_state_dict(with_views))
+
+
+def test_a_near_miss_is_refused_naming_the_nearest_kind(official_keys):
+    weights = {"encoder." + k: torch.empty(v, device="meta") for k, v in official_keys["keys"].items()}
+    weights["encoder.epipolar_transformer.transformer.layers.0.1.fn.layers.0.weight"] = torch.empty(
+        256, 128, 7, 7, device="meta"
+    )  # one layer's first convolution only: a damaged original-codebase file
+    with pytest.raises(CheckpointError) as error:
+        convert_official({"state_dict": weights})
+    message = str(error.value)
+    assert "nearest kind: an official pixelSplat checkpoint (original codebase architecture" in message
+    assert "missing: epipolar_transformer.layers.0.convs.0.bias" in message
+
+
+def checkpoint_info(path: Path, *flags) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(BIN / "pixelsplat-checkpoint-info"), str(path), *flags], capture_output=True, text=True, timeout=300
+    )
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("architecture", ["camera_ready", "original_codebase"])
+def test_official_checkpoints_of_both_architectures_load_convert_and_are_named(tmp_path, official_keys, architecture):
+    from dataclasses import replace
+
+    from pixelsplat_ns.checkpoints.identity import sha256_of
+
+    torch.manual_seed(0)
+    encoder = PixelSplatEncoder(replace(paper(), architecture=architecture)).eval()
+    shapes = official_keys["keys"] | (ORIGINAL_CODEBASE_EXTRA if architecture == "original_codebase" else {})
+    path = tmp_path / "acid.ckpt"
+    torch.save(official_checkpoint(shapes, encoder), path)
+    loaded = load_encoder(path)
+    assert loaded.config.architecture == architecture
+    for key, value in encoder.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+
+    name = {"camera_ready": "camera-ready (32b1b66)", "original_codebase": "original codebase (787a889)"}[architecture]
+    info = checkpoint_info(path, "--expect-sha256", sha256_of(path).upper())
+    assert info.returncode == 0, info.stderr
+    assert f"architecture   {name}" in info.stdout and "official pixelSplat checkpoint" in info.stdout
+    assert "training step  300000" in info.stdout and "sha256 matches" in info.stdout
+    expected_parameters = 104_014_676 + (6_423_296 if architecture == "original_codebase" else 0)
+    assert f"parameters     {expected_parameters:,}" in info.stdout
+
+    converted = tmp_path / "acid.pt"
+    result = subprocess.run(
+        [str(BIN / "pixelsplat-convert-checkpoint"), str(path), str(converted)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"architecture {name}" in result.stdout
+    again = load_encoder(converted)
+    assert again.config == loaded.config
+    for key, value in encoder.state_dict().items():
+        assert torch.equal(again.state_dict()[key], value), key
+    info = checkpoint_info(converted)
+    assert "pixelsplat-ns encoder file" in info.stdout and f"architecture   {name}" in info.stdout
+    assert "training step  300000" in info.stdout, "the conversion keeps the recorded step"
+
+
+def test_checkpoint_info_names_each_kind_and_refuses_the_rest(tmp_path):
+    from pixelsplat_ns.checkpoints import BUNDLED_TINY_ENCODER
+
+    bundled = checkpoint_info(BUNDLED_TINY_ENCODER)
+    assert bundled.returncode == 0, bundled.stderr
+    assert "pixelsplat-ns encoder file" in bundled.stdout and "trained at     144 x 256" in bundled.stdout
+    assert "ablation       none" in bundled.stdout and "coefficient 14" in bundled.stdout
+
+    wrong = checkpoint_info(BUNDLED_TINY_ENCODER, "--expect-sha256", "0" * 64)
+    assert wrong.returncode == 1 and "differs from the expected" in wrong.stderr
+
+    torch.save(PixelSplatEncoder(tiny()).state_dict(), tmp_path / "bare.pt")
+    bare = checkpoint_info(tmp_path / "bare.pt")
+    assert bare.returncode == 1 and "a bare state dict of the pixelsplat-ns encoder" in bare.stderr
+    torch.save({"model": {"weight": torch.zeros(2)}, "epoch": 3}, tmp_path / "other.pt")
+    other = checkpoint_info(tmp_path / "other.pt")
+    assert other.returncode == 1 and "none of the encoder files" in other.stderr and "model, epoch" in other.stderr
+    missing = checkpoint_info(tmp_path / "missing.ckpt")
+    assert missing.returncode == 1 and "no checkpoint or run config" in missing.stderr
+    assert "Traceback" not in bare.stderr + other.stderr + missing.stderr

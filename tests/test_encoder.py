@@ -162,6 +162,33 @@ def test_exact_rewrites_equal_the_straightforward_path(preset, variant):
         assert float((a - b).abs().max()) <= 1e-4 * max(1.0, float(b.abs().max())), name
 
 
+def test_the_original_codebase_passes_each_layers_self_attention_through_two_convolutions():
+    """Official 787a889's ConvFeedForward: x + convs(SA(LN(x)) + LN(x)) where 32b1b66 has x + SA(LN(x)) + LN(x)."""
+    from dataclasses import replace
+
+    from pixelsplat_ns.encoder.epipolar import EpipolarLayer
+
+    torch.manual_seed(0)
+    config = replace(tiny().epipolar, d_mlp=8)
+    camera_ready = EpipolarLayer(config, 32, "camera_ready").eval()
+    original = EpipolarLayer(config, 32, "original_codebase").eval()
+    missing, unexpected = original.load_state_dict(camera_ready.state_dict(), strict=False)
+    assert not unexpected and sorted(missing) == ["convs.0.bias", "convs.0.weight", "convs.2.bias", "convs.2.weight"]
+    assert [type(m).__name__ for m in original.convs] == ["Conv2d", "GELU", "Conv2d"]
+    assert original.convs[0].kernel_size == original.convs[2].kernel_size == (7, 7)
+    seen = {}
+    original.convs.register_forward_hook(lambda module, inputs, output: seen.update(input=inputs[0], output=output))
+    x, kv = torch.randn(1, 2, 32, 8, 8), torch.randn(2 * 64, 16, 32)
+    with torch.no_grad():
+        out_camera_ready, out_original = camera_ready(x, kv, True), original(x, kv, True)
+    feed_forward_in, feed_forward_out = (seen[k].unflatten(0, (1, 2)) for k in ("input", "output"))
+    # Both are (x + cross attention) + their feed-forward term, and the convolutions take the camera-ready term.
+    torch.testing.assert_close(out_camera_ready - feed_forward_in, out_original - feed_forward_out)
+    assert not torch.allclose(out_camera_ready, out_original)
+    with pytest.raises(ValueError, match="original codebase's epipolar transformer takes 2 context views"):
+        PixelSplatEncoder(replace(tiny(), architecture="original_codebase", num_context_views=3))
+
+
 def test_three_context_views_use_view_embeddings():
     config = tiny()
     config.num_context_views = 3

@@ -52,6 +52,7 @@ def test_evaluate_script_scores_every_indexed_target(tmp_path):
     result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "PSNR" in result.stdout
+    assert f"encoder: {tmp_path / 'tiny.pt'}: pixelsplat-ns encoder file, architecture camera-ready" in result.stdout
     report = json.loads(output.read_text())
     assert set(report["scenes"]) == set(entries)
     for key, scene in report["scenes"].items():

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from plyfile import PlyData
 
-from helpers.cli import SAMPLE, evaluate, gaussians, last_checkpoint, ns, scene_copy, train, train_command
+from helpers.cli import SAMPLE, evaluate, gaussians, last_checkpoint, ns, scene_copy, train, train_command, train_run
 
 pytestmark = pytest.mark.e2e
 LOGIT_1_OVER_255 = -5.5373  # ns-export leaves out Gaussians below this opacity: they can never be drawn
@@ -163,6 +163,26 @@ def test_bad_input_is_refused_with_a_clear_error(tmp_path, frames, edit, args, m
     assert result.returncode != 0
     assert "ContextError" in output and re.search(message, output), output[-3000:]
     assert not list(tmp_path.rglob("*.ckpt"))
+
+
+def test_an_encoder_of_the_original_codebase_architecture_predicts_the_scene(tmp_path):
+    """--pipeline.model.encoder-checkpoint takes both official architectures and says which it found."""
+    from dataclasses import replace
+
+    from pixelsplat_ns.checkpoints import save_converted
+    from pixelsplat_ns.encoder import PixelSplatEncoder, tiny
+
+    config = replace(tiny(), architecture="original_codebase", epipolar=replace(tiny().epipolar, d_mlp=16))
+    torch.manual_seed(0)
+    save_converted(tmp_path / "original.pt", config, PixelSplatEncoder(config).state_dict(), image_shape=(144, 256))
+    run, result = train_run(
+        SAMPLE, tmp_path / "outputs", 0, "--pipeline.model.encoder-checkpoint", tmp_path / "original.pt"
+    )
+    output = " ".join(result.stdout.split())
+    assert "pixelsplat-ns encoder file, architecture original codebase (787a889), 2 context views" in output, output[
+        -3000:
+    ]
+    assert gaussians(run)["means"].shape[0] > 0
 
 
 def test_missing_encoder_checkpoint_is_named(tmp_path):

@@ -84,7 +84,10 @@ def test_pretrain_then_evaluate(tmp_path):
     pipeline = torch.load(last, map_location="cpu", weights_only=False)["pipeline"]
     for key, value in encoder.state_dict().items():
         assert torch.equal(pipeline["_model.encoder." + key], value), key
-    assert read_encoder(exported)[2] == (32, 32), "the export records the training image size"
+    exported_file = read_encoder(exported)
+    assert exported_file.image_shape == (32, 32), "the export records the training image size"
+    assert exported_file.kind == "converted" and exported_file.step == int(last.stem.split("-")[1])
+    assert exported_file.data == str(data), "the export records the run's training data"
 
     # ns-eval scores the checkpoint's encoder exactly as pixelsplat-evaluate's protocol does.
     library = evaluate_index(
@@ -94,9 +97,10 @@ def test_pretrain_then_evaluate(tmp_path):
 
     # The per-scene method takes the run itself too: its config.yml or one of its checkpoints.
     for source in (config, last):
-        run_config, state_dict, image_shape = read_encoder(source)
-        assert image_shape == (32, 32) and run_config == encoder.config
-        assert all(torch.equal(state_dict[k], v) for k, v in encoder.state_dict().items())
+        run_file = read_encoder(source)
+        assert run_file.image_shape == (32, 32) and run_file.config == encoder.config
+        assert run_file.kind == "pretraining_run" and run_file.data == str(data)
+        assert all(torch.equal(run_file.state_dict[k], v) for k, v in encoder.state_dict().items())
 
 
 @pytest.mark.e2e
@@ -178,7 +182,7 @@ def test_a_run_stopped_by_its_time_budget_saves_the_step_it_trained(tmp_path):
 def _pretrain_model(**model_options):
     from nerfstudio.data.scene_box import SceneBox
 
-    config = PretrainModelConfig(encoder=tiny(), loss=LossConfig(lpips_weight=0.0), **model_options)
+    config = PretrainModelConfig(**{"encoder": tiny(), "loss": LossConfig(lpips_weight=0.0), **model_options})
     model = config.setup(scene_box=SceneBox(aabb=torch.tensor([[-1.0] * 3, [1.0] * 3])), num_train_data=1)
     model.initialize_encoder()  # as the pipeline of a training run does
     return model
@@ -223,6 +227,16 @@ def test_encoder_init_takes_an_encoder_of_another_colour_convention(tmp_path):
     source = PixelSplatEncoder(official)
     save_converted(tmp_path / "official.pt", official, source.state_dict())
     model = _pretrain_model(encoder_init=tmp_path / "official.pt")
+    assert all(torch.equal(model.encoder.state_dict()[k], v) for k, v in source.state_dict().items())
+
+
+def test_encoder_init_takes_the_original_codebase_architecture_when_the_run_is_built_for_it(tmp_path):
+    original = replace(tiny(), architecture="original_codebase", epipolar=replace(tiny().epipolar, d_mlp=16))
+    source = PixelSplatEncoder(original)
+    save_converted(tmp_path / "original.pt", original, source.state_dict())
+    with pytest.raises(CheckpointError, match="architecture: original_codebase != camera_ready"):
+        _pretrain_model(encoder_init=tmp_path / "original.pt")
+    model = _pretrain_model(encoder=original, encoder_init=tmp_path / "original.pt")
     assert all(torch.equal(model.encoder.state_dict()[k], v) for k, v in source.state_dict().items())
 
 

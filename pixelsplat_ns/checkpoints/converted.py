@@ -27,9 +27,13 @@ def save_converted(
     config: EncoderConfig,
     state_dict: dict[str, Tensor],
     image_shape: Optional[tuple[int, int]] = None,
+    step: Optional[int] = None,
+    data: Optional[str] = None,
 ) -> None:
-    """Write a converted checkpoint; ``image_shape`` (h, w) records the image size it was trained at."""
-    extra = {} if image_shape is None else {"image_shape": list(image_shape)}
+    """Write a converted checkpoint: weights and configuration only (no optimizer state, no code); what is given
+    of ``image_shape`` (h, w, the image size it was trained at), the training ``step`` and ``data`` is recorded."""
+    given = {"image_shape": None if image_shape is None else list(image_shape), "step": step, "data": data}
+    extra = {k: v for k, v in given.items() if v is not None}
     torch.save(
         {"format": FORMAT, "version": VERSION, "config": asdict(config), "state_dict": state_dict, **extra}, path
     )

@@ -1,5 +1,6 @@
 """``load_encoder``: a trained encoder from any file a user has, recognized by its contents."""
 
+import logging
 from pathlib import Path
 from typing import Optional, Union
 
@@ -7,31 +8,32 @@ import torch
 from torch import Tensor
 
 from pixelsplat_ns.checkpoints.converted import FORMAT, VERSION, config_from_dict
+from pixelsplat_ns.checkpoints.identity import EncoderFile
 from pixelsplat_ns.checkpoints.official import PAPER_IMAGE_SHAPE, convert_official
-from pixelsplat_ns.checkpoints.pretraining_runs import read_pretraining_run, run_of_checkpoint
+from pixelsplat_ns.checkpoints.pretraining_runs import PretrainingRun, read_pretraining_run, run_of_checkpoint
 from pixelsplat_ns.checkpoints.reading import CheckpointError, check_state_dict, read_checkpoint
 from pixelsplat_ns.encoder.compute import ComputeOptions
 from pixelsplat_ns.encoder.config import EncoderConfig
 from pixelsplat_ns.encoder.encoder import PixelSplatEncoder
 
+LOGGER = logging.getLogger(__name__)
 BUNDLED_TINY_ENCODER = Path(__file__).parents[1] / "weights" / "tiny_synthetic.pt"
 """The tiny preset trained on the synthetic dataset on a CPU (README: "The bundled encoder")."""
 
 
-def read_encoder(path: Union[str, Path]) -> tuple[EncoderConfig, dict[str, Tensor], tuple[int, int]]:
-    """Configuration, weights and training image size (h, w) from any encoder file: a converted checkpoint,
-    an official Lightning ``.ckpt``, or a ``pixelsplat-pretrain`` run (its config.yml or a step-*.ckpt).
-    Raises ``FileNotFoundError`` or ``CheckpointError`` saying what is wrong."""
+def read_encoder(path: Union[str, Path]) -> EncoderFile:
+    """Configuration, weights, training image size and what else the file records, from any encoder file: a
+    converted checkpoint, an official Lightning ``.ckpt`` (either architecture, ``EncoderConfig.architecture``,
+    read from its weights' names), or a ``pixelsplat-pretrain`` run (its config.yml or a step-*.ckpt).
+    Raises ``FileNotFoundError`` or ``CheckpointError`` saying what the file is nearest to and what differs."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint or run config at {path}")
     if path.suffix in (".yml", ".yaml"):
-        run = read_pretraining_run(path)
-        return run.config, run.state_dict, run.image_shape
+        return _of_run(path, read_pretraining_run(path))
     checkpoint = read_checkpoint(path)
     if "pipeline" in checkpoint:
-        run = run_of_checkpoint(path, checkpoint)
-        return run.config, run.state_dict, run.image_shape
+        return _of_run(path, run_of_checkpoint(path, checkpoint))
     if checkpoint.get("format") == FORMAT:
         if checkpoint.get("version") != VERSION:
             raise CheckpointError(
@@ -42,8 +44,21 @@ def read_encoder(path: Union[str, Path]) -> tuple[EncoderConfig, dict[str, Tenso
         except (KeyError, TypeError) as error:
             raise CheckpointError(f"{path}: a converted checkpoint without a valid config and state_dict") from error
         check_state_dict(config, state_dict)
-        return config, state_dict, tuple(checkpoint.get("image_shape", PAPER_IMAGE_SHAPE))
-    return (*convert_official(checkpoint), PAPER_IMAGE_SHAPE)
+        image_shape = tuple(checkpoint.get("image_shape", PAPER_IMAGE_SHAPE))
+        return EncoderFile(
+            path, "converted", config, state_dict, image_shape, _integer(checkpoint.get("step")), checkpoint.get("data")
+        )
+    config, state_dict = convert_official(checkpoint)
+    return EncoderFile(path, "official", config, state_dict, PAPER_IMAGE_SHAPE, _integer(checkpoint.get("global_step")))
+
+
+def _of_run(path: Path, run: PretrainingRun) -> EncoderFile:
+    return EncoderFile(path, "pretraining_run", run.config, run.state_dict, run.image_shape, run.step, run.data)
+
+
+def _integer(value) -> Optional[int]:
+    """A recorded step, when it is one (the inert reader turns unknown objects into placeholders)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def build_encoder(
@@ -74,5 +89,6 @@ def load_encoder(path: Union[str, Path], device: Union[str, torch.device] = "cpu
         views, scale = prepare_views(images, extrinsics, intrinsics, context=[0, 1])
         gaussians = encoder.encode(views.batched())  # in the views' frame; .scaled(scale) for the input's
     """
-    config, state_dict, _ = read_encoder(path)
-    return build_encoder(config, state_dict, device)
+    encoder_file = read_encoder(path)
+    LOGGER.info("load_encoder: %s: %s", path, encoder_file.summary())
+    return build_encoder(encoder_file.config, encoder_file.state_dict, device)

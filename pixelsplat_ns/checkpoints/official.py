@@ -8,7 +8,8 @@ from typing import Union
 
 from torch import Tensor
 
-from pixelsplat_ns.checkpoints.reading import CheckpointError, check_state_dict
+from pixelsplat_ns.checkpoints.converted import FORMAT
+from pixelsplat_ns.checkpoints.reading import CheckpointError, check_state_dict, expected_shapes
 from pixelsplat_ns.encoder.config import EncoderConfig, ablation, paper
 
 PAPER_IMAGE_SHAPE = (256, 256)
@@ -44,6 +45,15 @@ RENAMES: list[tuple[str, Union[str, None]]] = [
     (_SELF_ATTENTION + r"transformer\.layers\.(\d+)\.1\.fn\.net\.0\.", _OURS_SELF_ATTENTION + r"blocks.\2.mlp.0."),
     (_SELF_ATTENTION + r"transformer\.layers\.(\d+)\.1\.fn\.net\.3\.", _OURS_SELF_ATTENTION + r"blocks.\2.mlp.2."),
     (_SELF_ATTENTION + r"resampler\.", _OURS_SELF_ATTENTION + "resampler."),
+    # The original codebase's ConvFeedForward: Sequential(conv, GELU, dropout, conv, dropout); ours has no dropout.
+    (
+        r"epipolar_transformer\.transformer\.layers\.(\d+)\.1\.fn\.layers\.0\.",
+        r"epipolar_transformer.layers.\1.convs.0.",
+    ),
+    (
+        r"epipolar_transformer\.transformer\.layers\.(\d+)\.1\.fn\.layers\.3\.",
+        r"epipolar_transformer.layers.\1.convs.2.",
+    ),
     (r"epipolar_transformer\.upscaler\.", "epipolar_transformer.upscaler.expand."),
     (r"epipolar_transformer\.upscale_refinement\.", "epipolar_transformer.upscaler.refinement."),
 ]
@@ -62,7 +72,9 @@ def rename_official_key(key: str) -> Union[str, None]:
 
 
 def config_from_official(state_dict: dict[str, Tensor]) -> EncoderConfig:
-    """The configuration an official checkpoint was trained with, read from which weights it has; its colours
+    """The configuration an official checkpoint was trained with, read from which weights it has: the
+    architecture (``EncoderConfig.architecture``: the original codebase's layers have 7x7 convs after their
+    self-attention), the ablation, the context views (view embeddings); its colours
     as the official renderer drew them in training and in the paper's evaluation (SH coefficient 14 as its
     forward kernel computes it, the official rotation)."""
     config = replace(paper(), sh_coefficient_14="official_forward_kernel")
@@ -75,7 +87,16 @@ def config_from_official(state_dict: dict[str, Tensor]) -> EncoderConfig:
         and state_dict["depth_predictor.projection.1.weight"].shape[0] == 2
     ):
         config = ablation(config, "no_sampling")
+    first_conv = state_dict.get("epipolar_transformer.transformer.layers.0.1.fn.layers.0.weight")
+    if first_conv is not None:
+        config.architecture = "original_codebase"
+        config.epipolar = replace(config.epipolar, d_mlp=first_conv.shape[0])
     if "epipolar_transformer.view_embeddings.weight" in state_dict:
+        if config.architecture == "original_codebase":
+            raise CheckpointError(
+                "the checkpoint has both the original codebase's convolutions (787a889) and the camera-ready code's "
+                "view embeddings (32b1b66): no official pixelSplat network has both"
+            )
         config.num_context_views = state_dict["epipolar_transformer.view_embeddings.weight"].shape[0]
     return config
 
@@ -88,14 +109,42 @@ def convert_official(checkpoint: dict) -> tuple[EncoderConfig, dict[str, Tensor]
             "encoder of a pixelsplat-pretrain run with pixelsplat-export-encoder"
         )
     weights = checkpoint.get("state_dict", checkpoint)
+    if not isinstance(weights, dict):
+        raise CheckpointError(f"its 'state_dict' is a {type(weights).__name__}, not a dictionary of weights")
     official = {k[len("encoder.") :]: v for k, v in weights.items() if isinstance(k, str) and k.startswith("encoder.")}
     if not official:
-        raise CheckpointError("no 'encoder.' weights under 'state_dict': this is not an official pixelSplat checkpoint")
+        raise CheckpointError(_none_of_the_kinds(checkpoint, weights))
     config = config_from_official(official)
     renamed = {}
     for key, value in official.items():
         ours = rename_official_key(key)
         if ours is not None:
             renamed[ours] = value
-    check_state_dict(config, renamed)
+    try:
+        check_state_dict(config, renamed)
+    except CheckpointError as error:
+        matching = len(set(renamed) & set(expected_shapes(config)))
+        raise CheckpointError(
+            f"nearest kind: an official pixelSplat checkpoint ({config.architecture.replace('_', ' ')} "
+            f"architecture, {config.num_context_views} context views; {matching} of its {len(renamed)} weights "
+            f"fit), but {error}"
+        ) from error
     return config, renamed
+
+
+def _none_of_the_kinds(checkpoint: dict, weights: dict) -> str:
+    """Why a dictionary is none of the encoder files, naming the kind it is nearest to."""
+    ours = set(expected_shapes(paper()))
+    bare = sum(key in ours for key in weights)
+    if bare:
+        return (
+            f"a bare state dict of the pixelsplat-ns encoder ({bare} of its {len(weights)} keys are ours), which "
+            "records no configuration: save it with pixelsplat_ns.checkpoints.save_converted, or export the run "
+            "with pixelsplat-export-encoder"
+        )
+    keys = ", ".join(map(str, list(checkpoint)[:8]))
+    return (
+        f"none of the encoder files: not an official pixelSplat checkpoint (no 'encoder.' weights under "
+        f"'state_dict'), not a pixelsplat-ns file (no format '{FORMAT}'), not a nerfstudio run (no "
+        f"'pipeline'); its top-level keys are {keys}"
+    )

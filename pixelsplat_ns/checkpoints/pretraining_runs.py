@@ -52,6 +52,8 @@ class PretrainingRun:
     """(h, w) of the images it was trained on."""
     step: int
     checkpoint: Path
+    data: Optional[str] = None
+    """The run's ``--data``, as its config.yml records it."""
 
 
 def read_pretraining_run(path: Union[str, Path], step: Optional[int] = None) -> PretrainingRun:
@@ -92,8 +94,17 @@ def run_of_checkpoint(path: Path, checkpoint: dict, config_path: Optional[Path] 
         run = yaml.load(config_path.read_text(), Loader=_PlainDataLoader)
         config = config_from_dict(run["pipeline"]["model"]["encoder"])
         image_shape = tuple(run["pipeline"]["datamanager"]["dataset"]["image_shape"])
+        data = _path_text(run.get("data"))
     except (yaml.YAMLError, UnicodeDecodeError, KeyError, TypeError) as error:
         raise CheckpointError(f"{config_path} is not the config of a pixelsplat-pretrain run") from error
     return PretrainingRun(
-        config, encoder_from_pretraining(checkpoint, config), image_shape, int(checkpoint.get("step", -1)), path
+        config, encoder_from_pretraining(checkpoint, config), image_shape, int(checkpoint.get("step", -1)), path, data
     )
+
+
+def _path_text(value) -> Optional[str]:
+    """A path as nerfstudio's config.yml stores it (``!!python/object/apply:pathlib.PosixPath`` with its parts,
+    read as a list here) or as a plain string; None when absent."""
+    if isinstance(value, list) and all(isinstance(part, str) for part in value):
+        return str(Path(*value)) if value else None
+    return value if isinstance(value, str) else None

@@ -98,10 +98,16 @@ def read_checkpoint(path: Union[str, Path]) -> dict:
     return data
 
 
+def expected_shapes(config: EncoderConfig) -> dict[str, torch.Size]:
+    """The encoder's state-dict keys and shapes for ``config``, built on the meta device (no memory, no
+    initialization)."""
+    with torch.device("meta"):
+        return {k: v.shape for k, v in PixelSplatEncoder(config).state_dict().items()}
+
+
 def check_state_dict(config: EncoderConfig, state_dict: dict[str, Tensor]) -> None:
     """Refuse a wrong or partial state dict, naming what is missing, unexpected or misshapen."""
-    with torch.device("meta"):  # shapes only: no memory, no initialization
-        expected = {k: v.shape for k, v in PixelSplatEncoder(config).state_dict().items()}
+    expected = expected_shapes(config)
     missing = sorted(set(expected) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(expected))
     misshapen = sorted(k for k in set(expected) & set(state_dict) if tuple(state_dict[k].shape) != tuple(expected[k]))

@@ -58,7 +58,7 @@ class Evaluate:
 
 def main(argv: Optional[list[str]] = None) -> None:
     args = tyro.cli(Evaluate, args=argv, prog="pixelsplat-evaluate")
-    from pixelsplat_ns.checkpoints import load_encoder
+    from pixelsplat_ns.checkpoints import build_encoder, read_encoder
     from pixelsplat_ns.encoder.config import with_sh_convention
     from pixelsplat_ns.evaluation import EvaluationConfig, evaluate
     from pixelsplat_ns.metrics import load_lpips_vgg
@@ -66,7 +66,9 @@ def main(argv: Optional[list[str]] = None) -> None:
     with input_errors_exit(FileNotFoundError, FileExistsError, KeyError, ValueError, CheckpointError):
         if args.output_path.exists() and not args.force:
             raise FileExistsError(f"{args.output_path} exists; pass --force to overwrite it")
-        encoder = load_encoder(args.checkpoint, device=args.device)
+        encoder_file = read_encoder(args.checkpoint)
+        print(f"encoder: {args.checkpoint}: {encoder_file.summary()}")
+        encoder = build_encoder(encoder_file.config, encoder_file.state_dict, args.device)
         encoder.config = with_sh_convention(encoder.config, args.sh_rotation, args.sh_coefficient_14)
         multiple = encoder.size_multiple
         if any(side % multiple for side in args.image_size):

@@ -38,8 +38,8 @@ def main(argv: Optional[list[str]] = None) -> None:
             raise FileExistsError(f"{args.output_path} exists; pass --force to overwrite it")
         run = read_pretraining_run(args.load_config, args.step)
     args.output_path.parent.mkdir(parents=True, exist_ok=True)
-    save_converted(args.output_path, run.config, run.state_dict, run.image_shape)
-    print(f"exported the encoder of {run.checkpoint} to {args.output_path}")
+    save_converted(args.output_path, run.config, run.state_dict, run.image_shape, run.step, run.data)
+    print(f"exported the encoder of {run.checkpoint} (step {run.step}) to {args.output_path}")
 
 
 if __name__ == "__main__":

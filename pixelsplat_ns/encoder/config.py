@@ -59,6 +59,9 @@ class EpipolarConfig:
     d_dot: int = 128
     downscale: int = 4
     self_attention: ImageSelfAttentionConfig = field(default_factory=ImageSelfAttentionConfig)
+    d_mlp: int = 256
+    """Hidden channels of the two 7x7 convolutions that follow each layer's image self-attention in the
+    original-codebase architecture (official ``EpipolarTransformerCfg.d_mlp``); unused by the camera-ready one."""
 
 
 FORMER_COMPUTE_FIELDS = ("exact_rewrites", "linear_as_convolution")
@@ -66,8 +69,26 @@ FORMER_COMPUTE_FIELDS = ("exact_rewrites", "linear_as_convolution")
 computes, not which network it is): files saved before may hold them; they are ignored when read."""
 
 
+Architecture = Literal["camera_ready", "original_codebase"]
+"""The two networks the official checkpoints hold; they differ only in the epipolar transformer's layers
+(``git diff 787a889 32b1b66 -- src/model/encoder/epipolar/``):
+
+- ``camera_ready`` (commit 32b1b66): after each layer's cross attention, image self-attention alone; learned
+  view embeddings when built for more than two context views;
+- ``original_codebase`` (commit 787a889, the first release, whose checkpoints the Hugging Face mirrors hold):
+  the same self-attention followed by a 7x7 conv, GELU and a 7x7 conv (its ``ConvFeedForward``); two context
+  views only."""
+
+ARCHITECTURE_COMMITS = {"camera_ready": "32b1b66", "original_codebase": "787a889"}
+"""The official commit whose code each architecture is."""
+
+
 @dataclass
 class EncoderConfig:
+    architecture: Architecture = "camera_ready"
+    """Which official network: camera_ready (official commit 32b1b66) or original_codebase (787a889: 7x7
+    convolutions after each epipolar layer's self-attention; 2 context views). Checkpoints record it; set it to
+    train or fine-tune one."""
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     d_feature: int = 128
     use_epipolar_transformer: bool = True

@@ -50,7 +50,7 @@ class PixelSplatEncoder(nn.Module):
         self.backbone = Backbone(config.backbone)
         self.backbone_projection = BackboneProjection(config.backbone.d_out, d)
         self.epipolar_transformer = (
-            EpipolarTransformer(config.epipolar, d, config.num_context_views)
+            EpipolarTransformer(config.epipolar, d, config.num_context_views, config.architecture)
             if config.use_epipolar_transformer
             else None
         )

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from pixelsplat_ns.core.geometry import image_grid, project_segments, triangulate_depth, world_rays
 from pixelsplat_ns.encoder.attention import scaled_dot_product_attention
-from pixelsplat_ns.encoder.config import EpipolarConfig, ImageSelfAttentionConfig
+from pixelsplat_ns.encoder.config import Architecture, EpipolarConfig, ImageSelfAttentionConfig
 from pixelsplat_ns.encoder.depth import depth_to_relative_disparity
 from pixelsplat_ns.fast_routes.derived_weights import DerivedWeights
 from pixelsplat_ns.fast_routes.layers import FourierConv2d, Linear
@@ -195,13 +195,20 @@ class ImageSelfAttention(nn.Module):
 class EpipolarLayer(nn.Module):
     """Cross-attention along epipolar samples, then (in place of a feed-forward) image self-attention.
 
-    The official wrapper adds its layer-normed input back, so the second step is x + SA(LN(x)) + LN(x)."""
+    The official wrapper adds its layer-normed input back, so the second step is x + SA(LN(x)) + LN(x) in the
+    camera-ready architecture and x + convs(SA(LN(x)) + LN(x)) in the original codebase's (its
+    ``ConvFeedForward``: 7x7 conv, GELU, 7x7 conv; its dropout layers are identities at rate 0)."""
 
-    def __init__(self, config: EpipolarConfig, dim: int) -> None:
+    def __init__(self, config: EpipolarConfig, dim: int, architecture: Architecture) -> None:
         super().__init__()
         self.cross_attention = PreNormCrossAttention(dim, config.num_heads, config.d_dot)
         self.image_norm = nn.LayerNorm(dim)
         self.image_attention = ImageSelfAttention(config.self_attention, dim)
+        self.convs = (
+            nn.Sequential(nn.Conv2d(dim, config.d_mlp, 7, 1, 3), nn.GELU(), nn.Conv2d(config.d_mlp, dim, 7, 1, 3))
+            if architecture == "original_codebase"
+            else None
+        )
 
     def forward(
         self, x: Float[Tensor, "b v c h w"], kv: Float[Tensor, "n s c"], exact_rewrites: bool
@@ -209,10 +216,13 @@ class EpipolarLayer(nn.Module):
         b, v, c, h, w = x.shape
         tokens = rearrange(x, "b v c h w -> (b v h w) c")
         tokens = tokens + self.cross_attention(tokens, kv, exact_rewrites)
-        normed = self.image_norm(tokens)
-        image = rearrange(normed, "(n h w) c -> n c h w", h=h, w=w)
-        attended = rearrange(self.image_attention(image), "n c h w -> (n h w) c")
-        return rearrange(tokens + attended + normed, "(b v h w) c -> b v c h w", b=b, v=v, h=h)
+        image = rearrange(self.image_norm(tokens), "(n h w) c -> n c h w", h=h, w=w)
+        feed_forward = self.image_attention(image) + image
+        if self.convs is not None:
+            feed_forward = self.convs(feed_forward)
+        return rearrange(tokens, "(b v h w) c -> b v c h w", b=b, v=v, h=h) + rearrange(
+            feed_forward, "(b v) c h w -> b v c h w", b=b
+        )
 
 
 class Upscaler(nn.Module):
@@ -284,12 +294,17 @@ def _phase_selector(taps: int, factor: int, radius: int, cells: int) -> Tensor:
 
 
 class EpipolarTransformer(nn.Module):
-    def __init__(self, config: EpipolarConfig, dim: int, num_views: int) -> None:
+    def __init__(self, config: EpipolarConfig, dim: int, num_views: int, architecture: Architecture) -> None:
         super().__init__()
+        if num_views > 2 and architecture == "original_codebase":
+            raise ValueError(
+                f"the original codebase's epipolar transformer takes 2 context views, not {num_views} (it has no "
+                "view embeddings): use the camera-ready architecture for more"
+            )
         self.config = config
         self.downscaler = nn.Conv2d(dim, dim, config.downscale, config.downscale)
         self.depth_encoding = Linear(2 * config.num_octaves, dim) if config.num_octaves > 0 else None
-        self.layers = nn.ModuleList([EpipolarLayer(config, dim) for _ in range(config.num_layers)])
+        self.layers = nn.ModuleList([EpipolarLayer(config, dim, architecture) for _ in range(config.num_layers)])
         self.view_embeddings = nn.Embedding(num_views, dim) if num_views > 2 else None
         self.upscaler = Upscaler(dim, config.downscale)
 

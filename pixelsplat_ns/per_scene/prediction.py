@@ -9,6 +9,7 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 import torch
+from nerfstudio.utils.rich_utils import CONSOLE
 
 from pixelsplat_ns.checkpoints import BUNDLED_TINY_ENCODER, CheckpointError, build_encoder, read_encoder
 from pixelsplat_ns.core.conventions import to_gsplat
@@ -113,15 +114,16 @@ def configured_encoder(model_config, device) -> ConfiguredEncoder:
     wrong checkpoint."""
     path = model_config.encoder_checkpoint or BUNDLED_TINY_ENCODER
     try:
-        encoder_config, state_dict, trained_shape = read_encoder(path)
+        encoder_file = read_encoder(path)
     except (FileNotFoundError, CheckpointError) as error:
         raise CheckpointError(
             f"--pipeline.model.encoder-checkpoint {path}: {error}. Give an official .ckpt, a "
             "converted .pt or a pixelsplat-pretrain run's config.yml or step-*.ckpt"
         ) from error
-    encoder_config = with_sh_convention(encoder_config, model_config.sh_rotation, model_config.sh_coefficient_14)
-    encoder = build_encoder(encoder_config, state_dict, device, model_config.encoder_compute)
-    return ConfiguredEncoder(encoder, path, trained_shape, device)
+    CONSOLE.log(f"encoder: {path}: {encoder_file.summary()}")
+    encoder_config = with_sh_convention(encoder_file.config, model_config.sh_rotation, model_config.sh_coefficient_14)
+    encoder = build_encoder(encoder_config, encoder_file.state_dict, device, model_config.encoder_compute)
+    return ConfiguredEncoder(encoder, path, encoder_file.image_shape, device)
 
 
 def plan_scene_context(encoder: ConfiguredEncoder, datamanager, model_config) -> ContextPlan:

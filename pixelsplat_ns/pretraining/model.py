@@ -65,12 +65,13 @@ class PretrainModel(SceneBatchModelHooks, Model):
     def _initialize_from(self, path) -> None:
         """Load another encoder's weights; refuses one of a different architecture, naming the difference."""
         try:
-            config, state_dict, image_shape = read_encoder(path)
+            encoder_file = read_encoder(path)
         except (FileNotFoundError, CheckpointError) as error:
             raise CheckpointError(
                 f"--pipeline.model.encoder-init {path}: {error}. Give an official .ckpt, a converted "
                 ".pt or a pixelsplat-pretrain run's config.yml or step-*.ckpt"
             ) from error
+        config, image_shape = encoder_file.config, encoder_file.image_shape
         own = self.config.encoder
         differences = [
             f"{name}: {getattr(config, name)} != {getattr(own, name)}"
@@ -90,10 +91,10 @@ class PretrainModel(SceneBatchModelHooks, Model):
                     f"with {getattr(own, name)} (--pipeline.model.encoder.{name.replace('_', '-')} "
                     f"{getattr(config, name)} keeps the checkpoint's)"
                 )
-        self.encoder.load_state_dict(state_dict)
+        self.encoder.load_state_dict(encoder_file.state_dict)
         CONSOLE.log(
-            f"pixelsplat-pretrain: encoder initialized from {path} (trained at {image_shape[0]}x{image_shape[1]}; "
-            "the optimizer and the step count start afresh)"
+            f"pixelsplat-pretrain: encoder initialized from {path} ({encoder_file.summary()}; trained at "
+            f"{image_shape[0]}x{image_shape[1]}; the optimizer and the step count start afresh)"
         )
 
     def get_param_groups(self):

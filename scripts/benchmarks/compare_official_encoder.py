@@ -1,7 +1,12 @@
 """Faithfulness check: the official pixelSplat encoder and ours, with the same random weights and inputs.
 
     python scripts/benchmarks/compare_official_encoder.py --official-repo PATH --dino-repo PATH \
-        [--rasterizer-repo PATH] [--size 128] [--float64]
+        [--rasterizer-repo PATH] [--size 128] [--views 2] [--float64]
+
+The official checkout decides the architecture: dcharatan/pixelsplat at 32b1b66 is the camera-ready one, at
+787a889 the original codebase's (``EncoderConfig.architecture``, read by our conversion from the official
+weights' names, as for a downloaded checkpoint). With ``--views 3`` (camera-ready only) both add their learned
+view embeddings in a random order: every order is compared, given to both.
 
 Prints, for deterministic and stochastic encoding, the fraction of Gaussians whose means and covariances
 agree to 1e-4 (relative), the largest opacity difference, and the largest difference of the SH colours
@@ -16,7 +21,9 @@ The official code needs its own requirements (e3nn, omegaconf, dacite) in the en
 """
 
 import argparse
+import contextlib
 import copy
+import itertools
 import sys
 from pathlib import Path
 
@@ -60,8 +67,22 @@ def colour(harmonics, directions, official_layout: bool):
     return torch.stack(per_direction, dim=1).unflatten(0, harmonics.shape[:2]).to(harmonics)
 
 
-def encode_both(official, ours, inputs, deterministic: bool):
-    with torch.no_grad():
+@contextlib.contextmanager
+def view_order(order):
+    """``torch.randperm`` answers ``order`` (both encoders draw their view embeddings' order with it)."""
+    if order is None:
+        yield
+        return
+    randperm = torch.randperm
+    torch.randperm = lambda n, *args, device=None, **kwargs: torch.tensor(order, device=device)  # type: ignore
+    try:
+        yield
+    finally:
+        torch.randperm = randperm
+
+
+def encode_both(official, ours, inputs, deterministic: bool, order=None):
+    with torch.no_grad(), view_order(order):
         torch.manual_seed(1)  # both draw their depth bins from the global generator, in the same order
         g_official = official(inputs, 0, deterministic=deterministic)
         torch.manual_seed(1)
@@ -78,7 +99,7 @@ def report(label: str, g_official, g_other, other_is_official: bool = False) -> 
         g_official.harmonics, directions, True
     )
     print(
-        f"{label:<28} means {float((means < 1e-4).float().mean()):.5f}  covariances "
+        f"{label:<30} means {float((means < 1e-4).float().mean()):.5f}  covariances "
         f"{float((covariances < 1e-4).float().mean()):.5f}  opacity {float(opacity):.1e}  "
         f"SH colour {float(difference.abs().max()):.1e}"
     )
@@ -95,6 +116,7 @@ def main() -> None:
         help="checkout of dcharatan/diff-gaussian-rasterization-modified: colours from its kernel",
     )
     parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--views", type=int, default=2, help="context views (3: the 3-view model, camera-ready)")
     parser.add_argument("--float64", action="store_true", help="also compare in double precision")
     args = parser.parse_args()
     global OFFICIAL_KERNEL
@@ -102,26 +124,36 @@ def main() -> None:
         OFFICIAL_KERNEL = official_kernel_colours(args.rasterizer_repo)
 
     torch.manual_seed(0)
-    official = import_official(args.official_repo, args.dino_repo, 2)()
+    official = import_official(args.official_repo, args.dino_repo, args.views)()
     randomize_batch_norm(official)
     official.eval()
     ours = ours_from(official)
-    inputs = example_inputs(args.size, 2)
-    print(f"fractions of Gaussians within 1e-4 relative, largest absolute differences; 2 x {args.size} x {args.size}")
+    inputs = example_inputs(args.size, args.views)
+    print(
+        f"ours: architecture {ours.config.architecture}, {ours.config.num_context_views} context views "
+        f"(read from the official weights' names)"
+    )
+    print(
+        f"fractions of Gaussians within 1e-4 relative, largest absolute differences; "
+        f"{args.views} x {args.size} x {args.size}"
+    )
     kernel = "the official forward kernel" if OFFICIAL_KERNEL else "the consistent 3DGS formula (no --rasterizer-repo)"
     print(f"official colours from {kernel}; ours with SH coefficient 14 = {ours.config.sh_coefficient_14}")
-    for deterministic in (True, False):
-        report(
-            f"float32, {'deterministic' if deterministic else 'stochastic'}",
-            *encode_both(official, ours, inputs, deterministic),
-        )
+    orders = list(itertools.permutations(range(args.views - 1))) if args.views > 2 else [None]
+    for order in orders:
+        suffix = f", views {list(order)}" if order is not None else ""
+        for deterministic in (True, False):
+            report(
+                f"float32, {'det.' if deterministic else 'stoch.'}{suffix}",
+                *encode_both(official, ours, inputs, deterministic, order),
+            )
     consistent = copy.deepcopy(ours)
     consistent.config = with_sh_convention(ours.config, coefficient_14="consistent")
-    report("float32, det., consistent 14", *encode_both(official, consistent, inputs, True))
+    report("float32, det., consistent 14", *encode_both(official, consistent, inputs, True, orders[0]))
     if not args.float64:
         return
 
-    official32, ours32 = encode_both(official, ours, inputs, True)
+    official32, ours32 = encode_both(official, ours, inputs, True, orders[0])
     # The official code creates some float32 constants explicitly: run it with float64 as the default.
     torch.set_default_dtype(torch.float64)
     make_tensor = torch.tensor
@@ -130,8 +162,10 @@ def main() -> None:
     )
     official64, ours64 = copy.deepcopy(official).double(), copy.deepcopy(ours).double()
     inputs64 = {k: v.double() for k, v in inputs.items()}
-    g_official64, g_ours64 = encode_both(official64, ours64, inputs64, True)
-    report("float64, deterministic", g_official64, g_ours64)
+    for order in orders:
+        suffix = f", views {list(order)}" if order is not None else ""
+        report(f"float64, det.{suffix}", *encode_both(official64, ours64, inputs64, True, order))
+    g_official64, _ = encode_both(official64, ours64, inputs64, True, orders[0])
     report("official float32 vs float64", g_official64, official32, other_is_official=True)
     report("ours float32 vs official f64", g_official64, ours32)
 

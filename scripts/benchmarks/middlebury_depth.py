@@ -112,7 +112,8 @@ def main(args: Args) -> None:
     left, right, disparity = skimage_data.stereo_motorcycle()
     truth = np.where(np.isfinite(disparity), BASELINE_M * FOCAL_PX / (disparity + DOFFS), np.nan)
     images = [torch.from_numpy(pixels).float() / 255 for pixels in (left, right)]
-    config, state_dict, trained_shape = read_encoder(args.encoder or BUNDLED_TINY_ENCODER)
+    encoder_file = read_encoder(args.encoder or BUNDLED_TINY_ENCODER)
+    config, state_dict, trained_shape = encoder_file.config, encoder_file.state_dict, encoder_file.image_shape
     encoder = build_encoder(config, state_dict, "cpu")
     print(
         f"encoder {args.encoder or 'bundled'} (trained at {trained_shape[0]}x{trained_shape[1]}); ground-truth "

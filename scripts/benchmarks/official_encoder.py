@@ -1,7 +1,8 @@
 """Build the official pixelSplat encoder from a checkout the user provides, next to ours with the same weights.
 
 Nothing of the official code is part of this project: it is imported at run time from ``--official-repo``
-(a checkout of dcharatan/pixelsplat at 32b1b66) and ``--dino-repo`` (facebookresearch/dino, for its
+(a checkout of dcharatan/pixelsplat: at 32b1b66 for the camera-ready architecture, at 787a889 for the
+original codebase's) and ``--dino-repo`` (facebookresearch/dino, for its
 ``vision_transformer.py``, since torch hub is offline here). Their training-only imports (Lightning, wandb,
 ...) are replaced by empty stand-ins. Used by compare_official_encoder.py and benchmark_encoder.py.
 """
@@ -24,6 +25,15 @@ TRAINING_ONLY_MODULES = [
     "lightning.pytorch.loggers.wandb",
     "lightning.pytorch.utilities",
     "lightning.pytorch.utilities.types",
+    "lightning_fabric",
+    "lightning_fabric.utilities",
+    "lightning_fabric.utilities.apply_func",
+    "pytorch_lightning",  # the original codebase (787a889) imports Lightning under its older name
+    "pytorch_lightning.callbacks",
+    "pytorch_lightning.loggers",
+    "pytorch_lightning.loggers.logger",
+    "pytorch_lightning.loggers.wandb",
+    "pytorch_lightning.utilities",
     "wandb",
     "moviepy",
     "moviepy.editor",
