@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from pixelsplat_ns.core.errors import InputError
+from pixelsplat_ns.core.inert_unpickling import read_inert
 from pixelsplat_ns.core.torch_versions import load_tensor_file
 from pixelsplat_ns.encoder.config import EncoderConfig
 from pixelsplat_ns.encoder.encoder import PixelSplatEncoder
@@ -21,50 +22,6 @@ from pixelsplat_ns.encoder.encoder import PixelSplatEncoder
 
 class CheckpointError(InputError):
     """A checkpoint that is not, or not entirely, a pixelSplat encoder."""
-
-
-class _Inert:
-    """Stands in for any pickled object that is not a tensor or a plain container: holds nothing, runs nothing."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        pass
-
-    def __call__(self, *args, **kwargs) -> "_Inert":
-        return _Inert()
-
-    def __setstate__(self, state) -> None:
-        pass
-
-    def __setitem__(self, key, value) -> None:
-        pass
-
-    def append(self, value) -> None:
-        pass
-
-    def extend(self, values) -> None:
-        pass
-
-
-class _InertUnpickler(pickle.Unpickler):
-    ALLOWED = {
-        ("collections", "OrderedDict"),
-        ("torch._utils", "_rebuild_tensor_v2"),
-        ("torch._utils", "_rebuild_parameter"),
-        ("torch", "Size"),
-    }
-
-    def find_class(self, module: str, name: str):
-        if (module, name) in self.ALLOWED or (module == "torch" and name.endswith("Storage")):
-            return super().find_class(module, name)
-        return _Inert
-
-
-class _InertPickle:
-    """A ``pickle_module`` for ``torch.load`` whose unpickler cannot construct arbitrary objects."""
-
-    Unpickler = _InertUnpickler
-    load = staticmethod(pickle.load)
-    __name__ = "pixelsplat_ns_inert_pickle"
 
 
 def read_checkpoint(path: Union[str, Path]) -> dict:
@@ -84,14 +41,16 @@ def read_checkpoint(path: Union[str, Path]) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint file at {path}")
     try:
+        refused: set[str] = set()
         try:
             data = load_tensor_file(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError:  # pickled objects beyond tensors: read them as inert placeholders
-            data = load_tensor_file(path, map_location="cpu", weights_only=False, pickle_module=_InertPickle)
+            data = read_inert(path, refused)
     except Exception as error:
         reason = (str(error).splitlines() or [""])[0].rstrip(".")
+        named = f"; it names {', '.join(sorted(refused)[:5])}, which was not run" if refused else ""
         raise CheckpointError(
-            f"{path} is not a readable torch checkpoint (torch.load: {type(error).__name__} {reason})"
+            f"{path} is not a readable torch checkpoint (torch.load: {type(error).__name__} {reason}{named})"
         ) from error
     if not isinstance(data, dict):
         raise CheckpointError(f"{path} holds a {type(data).__name__}, not a checkpoint dictionary")

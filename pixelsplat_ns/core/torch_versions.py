@@ -45,8 +45,10 @@ def autocast_off(device: torch.device) -> ContextManager:
 
 
 def load_tensor_file(path: Union[str, Path], **kwargs: Any) -> Any:
-    """``torch.load(path, **kwargs)`` without torch 2.1-2.3's ``TypedStorage`` deprecation warning, with ``path``
-    as a string (torch < 2.2 memory-maps only a string path)."""
+    """``torch.load(path, **kwargs)`` without torch 2.1-2.3's ``TypedStorage`` deprecation warning or the safe
+    reader's note on a file's pickle protocol (the callers report what is wrong with a file themselves), with
+    ``path`` as a string (torch < 2.2 memory-maps only a string path)."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="TypedStorage is deprecated", category=UserWarning)
+        warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
         return torch.load(str(path), **kwargs)

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pixelsplat_ns.core.errors import InputError
 from pixelsplat_ns.core.torch_versions import TORCH_VERSION
 
 
@@ -32,6 +33,25 @@ def nerfstudio_checkpoint_globals() -> list:
         np.dtype,  # called by the pickle to make the scalar's dtype
         type(np.dtype(np.float64)),  # the dtype instance's class (numpy.dtypes.Float64DType): BUILD checks it
     ]
+
+
+NERFSTUDIO_CHECKPOINT_NAMES = frozenset(
+    {"numpy.core.multiarray.scalar", "numpy._core.multiarray.scalar", "numpy.dtype", "_codecs.encode"}
+)
+"""What a nerfstudio ``step-*.ckpt`` names beyond tensors and containers: its schedulers' numpy scalars (the
+scalar reconstructor under numpy 1's and 2's module paths, the dtype, and the bytes' codec)."""
+
+
+def refuse_foreign_objects(path: Path, names: set[str]) -> None:
+    """Raise ``InputError`` when a checkpoint about to be given to nerfstudio's loader (a plain ``torch.load``)
+    names anything beyond ``NERFSTUDIO_CHECKPOINT_NAMES`` (``names``: from ``read_pickled_names``, which
+    constructed none of them): loading it would call them."""
+    foreign = sorted(names - NERFSTUDIO_CHECKPOINT_NAMES)
+    if foreign:
+        raise InputError(
+            f"{path} names {', '.join(foreign[:5])}, which no nerfstudio checkpoint does: it was not loaded "
+            "(nerfstudio's loader would run it). Resume from a checkpoint your own run wrote"
+        )
 
 
 def allow_numpy_scalars_in_checkpoints() -> None:

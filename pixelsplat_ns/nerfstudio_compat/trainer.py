@@ -9,8 +9,9 @@ from nerfstudio.utils.rich_utils import CONSOLE
 
 from pixelsplat_ns.core.devices import check_device
 from pixelsplat_ns.core.errors import InputError, OutOfMemory
+from pixelsplat_ns.core.inert_unpickling import read_pickled_names
 from pixelsplat_ns.nerfstudio_compat import install_process_hooks
-from pixelsplat_ns.nerfstudio_compat.checkpoints import save_atomically, step_checkpoints
+from pixelsplat_ns.nerfstudio_compat.checkpoints import refuse_foreign_objects, save_atomically, step_checkpoints
 
 
 class PixelSplatTrainer(Trainer):
@@ -58,24 +59,43 @@ class PixelSplatTrainer(Trainer):
                     other.unlink()
 
     def _load_checkpoint(self) -> None:
-        """Works around: resuming (``--load-dir``) takes the newest ``step-*.ckpt`` by name and fails on a
-        damaged one (or on any other file in the folder). The newest checkpoint that reads is taken; the
-        damaged ones are named in a warning."""
-        if self.config.load_dir is not None and self.config.load_step is None:
-            candidates = step_checkpoints(Path(self.config.load_dir))
+        """Works around:
+        - resuming (``--load-dir``) takes the newest ``step-*.ckpt`` by name and fails on a damaged one (or on
+          any other file in the folder). The newest checkpoint that reads is taken; the damaged ones are named
+          in a warning;
+        - nerfstudio reads the checkpoint with a plain ``torch.load``, which before torch 2.6 runs whatever
+          the file's pickle names. The file is read inertly first (``core.inert_unpickling``) and refused when it
+          names anything a nerfstudio checkpoint does not (``unexpected_globals``)."""
+        load_dir, load_step = self.config.load_dir, self.config.load_step
+        if load_dir is not None and load_step is None:
+            candidates = step_checkpoints(Path(load_dir))
             for step, path in candidates:
                 try:
-                    torch.load(path, map_location="cpu")
+                    _, names = read_pickled_names(path)
                 except Exception as error:  # noqa: BLE001  (any unreadable file is skipped, and said so)
                     CONSOLE.print(f"[bold yellow]skipping the damaged checkpoint {path}: {str(error).splitlines()[0]}")
                     continue
+                refuse_foreign_objects(path, names)
                 self.config.load_step = step
                 break
             else:
                 raise InputError(
-                    f"--load-dir {self.config.load_dir}: no readable step-*.ckpt there "
+                    f"--load-dir {load_dir}: no readable step-*.ckpt there "
                     f"({len(candidates)} damaged): resume from another run, or start afresh"
                 )
+        else:
+            given = (
+                Path(load_dir) / f"step-{load_step:09d}.ckpt" if load_dir is not None else self.config.load_checkpoint
+            )
+            if given is not None and Path(given).is_file():
+                try:
+                    _, names = read_pickled_names(given)
+                except Exception as error:  # noqa: BLE001
+                    raise InputError(
+                        f"{given} is not a readable checkpoint ({str(error).splitlines()[0]}): resume from another "
+                        "step or run"
+                    ) from error
+                refuse_foreign_objects(Path(given), names)
         super()._load_checkpoint()
 
     def train_iteration(self, step: int):
