@@ -88,6 +88,9 @@ def test_pretrain_then_evaluate(tmp_path):
     assert exported_file.image_shape == (32, 32), "the export records the training image size"
     assert exported_file.kind == "converted" and exported_file.step == int(last.stem.split("-")[1])
     assert exported_file.data == str(data), "the export records the run's training data"
+    info = ns("pixelsplat-checkpoint-info", config, cwd=tmp_path).stdout
+    assert "ns-train pixelsplat-pretrain run" in info and f"training data  {data}" in info
+    assert f"weights        {last}" in info and f"training step  {int(last.stem.split('-')[1])}" in info
 
     # ns-eval scores the checkpoint's encoder exactly as pixelsplat-evaluate's protocol does.
     library = evaluate_index(

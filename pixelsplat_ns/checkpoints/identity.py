@@ -58,6 +58,8 @@ class EncoderFile:
     """Training step, where the file records it."""
     data: Optional[str] = None
     """Training data, where the file records it (a pretraining run's ``--data``)."""
+    weights_path: Optional[Path] = None
+    """The file holding the weights, where it is not ``path`` (a run's ``step-*.ckpt`` for its config.yml)."""
 
     @property
     def parameters(self) -> int:
@@ -82,8 +84,9 @@ class EncoderFile:
         return ", ".join(parts)
 
     def report(self) -> list[tuple[str, str]]:
-        """Everything known of the file, as (field, value) rows; reads the whole file once for its sha256."""
-        config = self.config
+        """Everything known of the file, as (field, value) rows; reads the weights file once for its sha256 (size
+        and sha256 are the weights file's: a run's checkpoint, not its config.yml)."""
+        config, weights = self.config, self.weights_path or self.path
         return [
             ("file", str(self.path)),
             ("kind", f"{KIND_NAMES[self.kind]} ({KIND_DETAILS[self.kind]})"),
@@ -98,8 +101,9 @@ class EncoderFile:
             ("trained at", f"{self.image_shape[0]} x {self.image_shape[1]}"),
             ("training step", "not recorded" if self.step is None else str(self.step)),
             ("training data", self.data or "not recorded"),
-            ("size", f"{self.path.stat().st_size:,} bytes"),
-            ("sha256", sha256_of(self.path)),
+            *([("weights", str(self.weights_path))] if self.weights_path not in (None, self.path) else []),
+            ("size", f"{weights.stat().st_size:,} bytes"),
+            ("sha256", sha256_of(weights)),
         ]
 
 

@@ -53,7 +53,9 @@ def read_encoder(path: Union[str, Path]) -> EncoderFile:
 
 
 def _of_run(path: Path, run: PretrainingRun) -> EncoderFile:
-    return EncoderFile(path, "pretraining_run", run.config, run.state_dict, run.image_shape, run.step, run.data)
+    return EncoderFile(
+        path, "pretraining_run", run.config, run.state_dict, run.image_shape, run.step, run.data, run.checkpoint
+    )
 
 
 def _integer(value) -> Optional[int]:
