@@ -12,6 +12,7 @@ from helpers.scenes import walk
 from pixelsplat_ns.checkpoints import save_converted
 from pixelsplat_ns.core.gaussians import Gaussians
 from pixelsplat_ns.encoder import PixelSplatEncoder, tiny
+from pixelsplat_ns.per_scene.capture_path import capture_order
 from pixelsplat_ns.per_scene.context import ContextError
 from pixelsplat_ns.per_scene.context_groups import (
     all_usable,
@@ -37,6 +38,39 @@ def test_groups_are_spaced_by_distance_travelled_not_by_frame_count():
     c2w[:6, 0, 3] = torch.linspace(0, 1, 6)  # six views bunched over the first metre, then 1 m steps
     c2w[6:, 0, 3] = torch.tensor([2.0, 3.0, 4.0, 6.0])  # 6 m in all: the halfway point is view 7
     assert groups_along_path(c2w, 2, 2) == [(0, 7), (7, 9)]
+
+
+def name_order(count: int) -> list[int]:
+    """The frame numbers of ``train_1 .. train_<count>`` in the string order of their names (nerfstudio-data's)."""
+    return sorted(range(count), key=lambda i: f"train_{i + 1}")
+
+
+@pytest.mark.parametrize("turn_degrees", [0.0, 2.0])
+def test_a_capture_given_in_name_order_is_grouped_along_its_cameras(turn_degrees):
+    c2w = walk(48, turn_degrees)
+    shuffled = name_order(48)  # train_1, train_10, ..., train_19, train_2, train_20, ...
+    capture = capture_order(c2w[shuffled])
+    assert not capture.follows_given and capture.given_cost > 4 * capture.path_cost
+    assert [shuffled[i] for i in capture.order] == list(range(48)), "the walk's own order, recovered"
+    in_order = groups_along_path(c2w, 4, 2)
+    assert [tuple(shuffled[i] for i in g) for g in groups_along_path(c2w[shuffled], 4, 2)] == in_order
+    assert capture_order(c2w).follows_given, "a capture given in its path's order is kept as given"
+
+
+def test_a_walk_out_and_back_keeps_its_own_order():
+    """Out along x looking ahead, then back along the same places looking the other way: the frames at one place
+    look opposite ways and are not neighbours on the path (TURN_PER_STEP_DEGREES)."""
+    out = walk(12)
+    back = walk(12).flip(0)
+    back[:, :3, 0], back[:, :3, 2] = -back[:, :3, 0], -back[:, :3, 2]  # turned round: looking along -z's opposite
+    c2w = torch.cat([out, back])
+    assert capture_order(c2w).follows_given
+    shuffled = torch.randperm(24, generator=torch.Generator().manual_seed(0)).tolist()
+    found = [shuffled[i] for i in capture_order(c2w[shuffled]).order]
+    # Along the walk one way or the other, with one turn on the spot: at the far end, or at the start (the same
+    # loop, entered at the far end).
+    jumps = [(a, b) for a, b in zip(found, found[1:]) if abs(a - b) != 1]
+    assert jumps in ([], [(23, 0)], [(0, 23)]), found
 
 
 def test_auto_takes_the_fewest_groups_whose_views_overlap():
@@ -203,6 +237,30 @@ def test_several_pairs_along_the_sample_capture_fused_and_concatenated(tmp_path)
     # ns-eval works on the fused scene unchanged, and fusion loses nothing that matters against concatenation
     # (this short capture is best covered by its single widest pair; README "Whole captures" for longer ones).
     assert evaluate(fused)["psnr"] > evaluate(concatenated)["psnr"] - 0.5
+
+
+@pytest.mark.e2e
+def test_a_capture_named_out_of_order_gets_the_groups_of_its_cameras_path(tmp_path):
+    """The sample capture's frames renamed train_1 .. train_21: nerfstudio-data sorts them as strings; the
+    groups are those of the frames in capture order, and the log says the names' order is not the path."""
+    import json
+    import shutil
+
+    renamed = tmp_path / "renamed"
+    (renamed / "images").mkdir(parents=True)
+    transforms = json.loads((SAMPLE / "transforms.json").read_text())
+    for i, frame in enumerate(transforms["frames"]):
+        shutil.copy(SAMPLE / frame["file_path"], renamed / "images" / f"train_{i + 1}.jpg")
+        frame["file_path"] = f"images/train_{i + 1}.jpg"
+    (renamed / "transforms.json").write_text(json.dumps(transforms))
+    flags = ["--pipeline.datamanager.context-pairs", "3", "nerfstudio-data", "--eval-mode", "all"]
+    original, shuffled = train_log(SAMPLE, tmp_path / "a", *flags), train_log(renamed, tmp_path / "b", *flags)
+    views = r"context groups: (.*?) pixelsplat fused"  # the views' names, with rich's wrapping in between
+    frames = [int(n) for n in re.findall(r"frame_(\d+)\.jpg", log_line(original, views).group(1))]
+    renamed_frames = [int(n) - 1 for n in re.findall(r"train_(\d+)\.jpg", log_line(shuffled, views).group(1))]
+    assert len(frames) == 4 and sorted(renamed_frames) == frames
+    log_line(shuffled, r"the training images' order \(train_1\.jpg, train_10\.jpg, .*?\) is not the path")
+    assert "is not the path their cameras took" not in (original.parent / "train.log").read_text()
 
 
 @pytest.mark.e2e

@@ -8,8 +8,9 @@ Several groups along a capture (``--pipeline.datamanager.context-pairs N|auto``)
 (the official 3-view model three); a capture of many views is covered by encoding several groups of them and
 fusing the Gaussians (``pixelsplat_ns.per_scene.fusion``).
 
-The groups follow the capture: the training views in the dataparser's order (a video's frame order, or the
-photos' names) are cut into N stretches of equal camera path length, and each stretch's group is its two end
+The groups follow the capture: the training views in the order of the cameras' path (``capture_path``: the
+dataparser's order where that is the path, as for a video's frames; never the string order of names that is
+not) are cut into N stretches of equal camera path length, and each stretch's group is its two end
 views (for three views per group, also the view nearest the stretch's middle). Consecutive groups share their
 end view, so every training view lies between the views of some group. ``auto`` takes the fewest stretches for
 which every group is usable: its viewing directions differ by at most ``max_context_angle`` (today's rule for
@@ -26,6 +27,7 @@ from torch import Tensor
 
 from pixelsplat_ns.core.bounds import at_one_position
 
+from .capture_path import capture_order
 from .context import ContextError
 
 ContextCount = Union[int, Literal["auto"]]
@@ -58,7 +60,7 @@ def choose_context_views(camera_to_worlds: Float[Tensor, "n 3 4"], max_angle_deg
 
 
 def path_lengths(camera_to_worlds: Float[Tensor, "n 3 4"]) -> Float[Tensor, " n"]:
-    """Distance travelled along the camera centres, in order, up to each view (0 at the first)."""
+    """Distance travelled along the camera centres, in the given order, up to each view (0 at the first)."""
     steps = (camera_to_worlds[1:, :3, 3] - camera_to_worlds[:-1, :3, 3]).double().norm(dim=-1)
     return torch.cat([steps.new_zeros(1), torch.cumsum(steps, 0)])
 
@@ -66,8 +68,9 @@ def path_lengths(camera_to_worlds: Float[Tensor, "n 3 4"]) -> Float[Tensor, " n"
 def groups_along_path(
     camera_to_worlds: Float[Tensor, "n 3 4"], count: int, views_per_group: int
 ) -> list[tuple[int, ...]]:
-    """``count`` groups of ``views_per_group`` views at equal path-length spacing (see the module's docstring).
-    Raises ``ContextError`` when the capture has too few views."""
+    """``count`` groups of ``views_per_group`` views at equal path-length spacing along the capture's path
+    (``capture_path.capture_order``; see the module's docstring), as indices in the dataparser's order. Raises
+    ``ContextError`` when the capture has too few views."""
     if count < 1:  # the flag itself is checked, with its own message, by the datamanager's options
         raise ContextError(f"{count} context groups asked for: at least 1 is needed")
     anchors_needed = count * (views_per_group - 1) + 1
@@ -78,7 +81,8 @@ def groups_along_path(
             f"along the capture; the dataset has {n}: ask for fewer with "
             "--pipeline.datamanager.context-pairs"
         )
-    lengths = path_lengths(camera_to_worlds)
+    order = capture_order(camera_to_worlds).order
+    lengths = path_lengths(camera_to_worlds[list(order)])
     targets = torch.linspace(0, float(lengths[-1]), anchors_needed, dtype=torch.float64)
     anchors: list[int] = []
     for k, target in enumerate(targets):
@@ -88,7 +92,7 @@ def groups_along_path(
         highest = n - anchors_needed + k
         anchors.append(min(max(nearest, lowest), highest))
     step = views_per_group - 1
-    return [tuple(anchors[g * step : g * step + views_per_group]) for g in range(count)]
+    return [tuple(order[a] for a in anchors[g * step : g * step + views_per_group]) for g in range(count)]
 
 
 def group_is_usable(

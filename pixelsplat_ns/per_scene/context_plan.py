@@ -18,6 +18,7 @@ from jaxtyping import Float
 from nerfstudio.utils.rich_utils import CONSOLE
 from torch import Tensor
 
+from .capture_path import capture_order
 from .context import ContextError
 from .context_groups import ContextCount, all_usable, choose_context_groups, choose_context_views, groups_along_path
 
@@ -127,6 +128,8 @@ def plan_context(
         raise ValueError(f"{len(camera_to_worlds)} cameras and {len(names)} names: give one name per camera")
     angle = options.max_context_angle
     messages: list[PlanMessage] = []
+    if options.context_views is None and options.context_pairs != 1:
+        messages.extend(order_messages(camera_to_worlds, names))
     if options.context_views is not None:  # one group (ContextOptions refuses it with several)
         groups = [given_views(options.context_views, len(names))]
     elif options.context_pairs == 1:
@@ -174,6 +177,24 @@ def plan_context(
             )
         )
     return ContextPlan(plan_groups, options.context_views is not None, tuple(messages))
+
+
+def order_messages(camera_to_worlds: Float[Tensor, "n 3 4"], names: Sequence[str]) -> list[PlanMessage]:
+    """A warning when the training views' order (their names') is not the path their cameras took, which the
+    groups follow instead (``capture_path``)."""
+    capture = capture_order(camera_to_worlds)
+    if capture.follows_given:
+        return []
+    given = ", ".join(names[:4])
+    found = ", ".join(names[i] for i in capture.order[:4])
+    return [
+        PlanMessage(
+            f"the training images' order ({given}, ...) is not the path their cameras took (a path in that order "
+            f"is {capture.given_cost / capture.path_cost:.1f} times as long): the context groups follow the "
+            f"cameras' path ({found}, ...)",
+            warning=True,
+        )
+    ]
 
 
 def given_views(views: Sequence[int], count: int) -> tuple[int, ...]:
