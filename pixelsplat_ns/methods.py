@@ -63,8 +63,9 @@ def pretraining_trainer(
     constant rate, gradient norm clipped at 0.5; evaluation is left to ns-eval over the evaluation index.
     ``pipeline``: a ``PretrainPipelineConfig``."""
     from pixelsplat_ns.nerfstudio_compat.trainer import PixelSplatTrainer
+    from pixelsplat_ns.nerfstudio_compat.trainer_config import PixelSplatTrainerConfig
 
-    return TrainerConfig(
+    return PixelSplatTrainerConfig(
         _target=PixelSplatTrainer,
         method_name=method_name,
         max_num_iterations=steps,
@@ -89,9 +90,10 @@ def pretraining_trainer(
 
 def _pixelsplat() -> TrainerConfig:
     from pixelsplat_ns.nerfstudio_compat.trainer import PixelSplatTrainer
+    from pixelsplat_ns.nerfstudio_compat.trainer_config import PixelSplatTrainerConfig
     from pixelsplat_ns.per_scene.config import PixelSplatPipelineConfig
 
-    return TrainerConfig(
+    return PixelSplatTrainerConfig(
         _target=PixelSplatTrainer,
         method_name="pixelsplat",
         max_num_iterations=0,

@@ -146,8 +146,20 @@ def test_wrong_kinds_of_data_point_to_the_right_tool(tmp_path):
         tmp_path, "ns-train", "pixelsplat-pretrain-tiny", "--data", SAMPLE, "--output-dir", tmp_path / "outputs"
     )
     assert "is a nerfstudio dataset" in output and "pixelsplat-to-chunks" in output
-    output = refused(tmp_path, *train_command(tmp_path / "missing", tmp_path / "outputs"))
+    output = refused(tmp_path, *train_command(tmp_path / "missing", tmp_path / "nothing"))
     assert "--data " in output and "missing does not exist: give a nerfstudio scene folder" in output
+    assert not (tmp_path / "nothing").exists(), "a run that cannot start leaves no run folder behind"
+    output = refused(
+        tmp_path,
+        "ns-train",
+        "pixelsplat-pretrain-tiny",
+        "--data",
+        tmp_path / "missing",
+        "--output-dir",
+        tmp_path / "none",
+    )
+    assert "missing does not exist: give a dataset folder of .torch chunks" in output
+    assert not (tmp_path / "none").exists()
     photos = tmp_path / "photos"  # photos not yet made into a scene (no transforms.json), and a scene's images/
     photos.mkdir()
     for name in ("frame_00000.jpg", "frame_00005.jpg"):

@@ -203,6 +203,23 @@ def test_not_two_images_is_refused(motorcycle, tmp_path, capsys):
     assert not (tmp_path / "o1").exists() and not (tmp_path / "o3").exists()
 
 
+def test_pair_and_cameras_read_the_same_formats(motorcycle, tmp_path, capsys):
+    """One list of formats (``core.images.readable_suffixes``): what Pillow opens, AVIF included where it can."""
+    from PIL import features
+
+    if not features.check("avif"):
+        pytest.skip(f"this Pillow ({Image.__version__}) has no AVIF plugin: AVIF photos are refused by both routes")
+    folder = tmp_path / "avif"
+    folder.mkdir()
+    for name in ("left", "right"):
+        Image.open(motorcycle / f"{name}.png").save(folder / f"{name}.avif", quality=95)
+    process_data.main(["pair", "--data", str(folder), "--output-dir", str(tmp_path / "scene")])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "the viewer then stays open until Ctrl+C" in out, "every subcommand says what ns-train then does"
+    transforms = json.loads((tmp_path / "scene" / "transforms.json").read_text())
+    assert sorted(Path(f["file_path"]).suffix for f in transforms["frames"]) == [".avif", ".avif"]
+
+
 def exif_jpeg(path: Path, image: np.ndarray, orientation: int = 1, focal_35mm: int = 0) -> None:
     exif = Image.Exif()
     if orientation != 1:

@@ -55,7 +55,7 @@ class Pair:
             f"{cameras.rotation_degrees:.1f} degrees from the first; focal length {cameras.focal_px:.1f} px, "
             f"{cameras.focal_source}"
         )
-        print(f"wrote {self.output_dir}; predict the scene with: ns-train pixelsplat --data {self.output_dir}")
+        print(f"wrote {self.output_dir}; {next_step(self.output_dir)}")
 
 
 @dataclass
@@ -77,10 +77,7 @@ class Cameras:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
         with input_errors_exit(InputError):
             transforms = scene_from_cameras(self.cameras, self.output_dir, self.images, self.force)
-        print(
-            f"wrote {len(transforms['frames'])} frames to {self.output_dir}; predict the scene with: "
-            f"ns-train pixelsplat --data {self.output_dir}"
-        )
+        print(f"wrote {len(transforms['frames'])} frames to {self.output_dir}; {next_step(self.output_dir)}")
 
 
 @dataclass
@@ -109,7 +106,7 @@ class Re10k:
             scene = read_scene(self.data, self.split, self.key)
             with writing_into(self.output_dir):
                 write_nerfstudio_scene(scene, self.output_dir, overwrite=True)
-        print(f"wrote {len(scene)} frames of {self.key} to {self.output_dir}")
+        print(f"wrote {len(scene)} frames of {self.key} to {self.output_dir}; {next_step(self.output_dir)}")
 
 
 @dataclass
@@ -127,11 +124,16 @@ class Sample:
 
         with input_errors_exit(InputError):
             images = copy_sample_scene(self.output_dir, self.force)
-        print(
-            f"wrote the sample scene ({images} images) to {self.output_dir}; predict it with: "
-            f"ns-train pixelsplat --data {self.output_dir} (the viewer then stays open until Ctrl+C; add "
-            "--vis tensorboard to end once the prediction is saved)"
-        )
+        print(f"wrote the sample scene ({images} images) to {self.output_dir}; {next_step(self.output_dir)}")
+
+
+def next_step(scene: Path) -> str:
+    """What to run on a scene just written, and what that command does with the viewer (every subcommand ends
+    with this line)."""
+    return (
+        f"predict it with: ns-train pixelsplat --data {scene} (the viewer then stays open until Ctrl+C; add "
+        "--vis tensorboard to end once the prediction is saved)"
+    )
 
 
 def main(argv: Optional[list[str]] = None) -> None:

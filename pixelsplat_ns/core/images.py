@@ -29,6 +29,19 @@ class ImageError(InputError):
     """An image that cannot be read, or not as the picture it shows."""
 
 
+COMMON_PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".avif", ".tif", ".tiff", ".bmp", ".gif")
+"""The formats named first in messages (photos come in these); ``readable_suffixes`` has the full list."""
+
+
+def readable_suffixes() -> frozenset[str]:
+    """The file suffixes (lower case, with the dot) that this installation's Pillow opens: what every door that
+    picks image files by name accepts, the same set that ``open_image`` reads (AVIF where Pillow has it)."""
+    Image.init()  # registers every plugin Pillow has; on first call only
+    return frozenset(
+        suffix for suffix, image_format in Image.registered_extensions().items() if image_format in Image.OPEN
+    )
+
+
 def _name(source: Source, name: str | None) -> str:
     return name or (str(source) if not isinstance(source, bytes) else "an image")
 

@@ -14,6 +14,7 @@ from pixelsplat_ns.core.errors import InputError
 from pixelsplat_ns.core.images import ImageError, displayed_size
 from pixelsplat_ns.data.chunks import is_chunk_root
 from pixelsplat_ns.nerfstudio_compat.dataparsers import parse_input_frame, without_dataparser_alpha
+from pixelsplat_ns.nerfstudio_compat.trainer_config import missing_data_message
 
 from .context import check_cameras
 from .context_plan import ContextOptions, ContextPlan
@@ -88,10 +89,7 @@ class PixelSplatDataManager(FullImageDatamanager[PixelSplatDataset]):
         self.context_options = ContextOptions.from_config(config)
         data = Path(config.data if config.data is not None else config.dataparser.data)
         if not data.exists():
-            raise InputError(
-                f"--data {data} does not exist: give a nerfstudio scene folder (a transforms.json and "
-                "its images); `pixelsplat-process-data sample --output-dir DIR` writes the bundled sample scene to DIR"
-            )
+            raise InputError(missing_data_message(data, per_scene=True))
         if config.data is not None and is_chunk_root(Path(config.data)):
             raise InputError(
                 f"{config.data} is a RealEstate10k-format dataset of many scenes, not a nerfstudio "

@@ -30,11 +30,10 @@ from PIL import Image
 from pixelsplat_ns.core.camera_checks import CameraError, check_intrinsics
 from pixelsplat_ns.core.conventions import convert_c2w_opengl_opencv
 from pixelsplat_ns.core.errors import InputError
-from pixelsplat_ns.core.images import ImageError, displayed_size, open_image
+from pixelsplat_ns.core.images import COMMON_PHOTO_SUFFIXES, ImageError, displayed_size, open_image, readable_suffixes
 
 from .scene_folder import Frame
 
-IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
 RATIO = 0.8
 """Lowe's ratio test: a match is kept when its distance is below this share of the second best's."""
 MIN_INLIERS = 30
@@ -129,11 +128,17 @@ def read_pair(folder: Path) -> list[Photo]:
     if not folder.is_dir():
         raise PairError(f"{folder} is not a folder: give the folder that holds your two photos")
     files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
-    paths = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+    suffixes = readable_suffixes()
+    paths = [p for p in files if p.suffix.lower() in suffixes]
     if len(paths) != 2:
         listed = ", ".join(p.name for p in paths[:6]) or "none"
         others = [p.name for p in files if p not in paths]
-        skipped = f" (not read: {', '.join(others[:6])}; photos are {' '.join(IMAGE_SUFFIXES)} files)" if others else ""
+        common = " ".join(s for s in COMMON_PHOTO_SUFFIXES if s in suffixes)
+        skipped = (
+            f" (not read: {', '.join(others[:6])}; photos are image files that Pillow reads: {common} and others)"
+            if others
+            else ""
+        )
         advice = (
             " For more photos use COLMAP: ns-process-data images --data FOLDER --output-dir SCENE "
             "--camera-type pinhole --matching-method exhaustive"
