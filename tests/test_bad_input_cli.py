@@ -213,3 +213,11 @@ def test_resuming_skips_a_damaged_checkpoint(tmp_path):
     resumed = train(SAMPLE, tmp_path / "resumed", 2, "--load-dir", models)
     log = json.dumps(sorted(p.name for p in (resumed.parent / "nerfstudio_models").glob("*.ckpt")))
     assert (resumed.parent / "nerfstudio_models" / "step-000000003.ckpt").exists(), log
+
+
+def test_an_image_cache_on_the_cpu_needs_no_nvidia_driver(tmp_path):
+    """nerfstudio pins its CPU image cache (--pipeline.datamanager.cache-images cpu, and by itself for over 500
+    training images), which fails without an NVIDIA driver; on a CPU run the cache is kept unpinned."""
+    run = train(SAMPLE, tmp_path / "outputs", 0, "--pipeline.datamanager.cache-images", "cpu")
+    default = train(SAMPLE, tmp_path / "default", 0)
+    assert torch.equal(gaussians(run)["means"], gaussians(default)["means"])

@@ -130,6 +130,16 @@ class PixelSplatDataManager(FullImageDatamanager[PixelSplatDataset]):
             self.eval_dataset = self.train_dataset
             self.eval_unseen_cameras = list(range(len(self.eval_dataset)))
 
+    def _load_images(self, split, cache_images_device):
+        """Works around: nerfstudio keeps the image cache in pinned memory when told to cache on the CPU (by
+        ``--pipeline.datamanager.cache-images cpu``, or by itself for over 500 training images), and pinning
+        needs an NVIDIA driver: without one it fails with "Found no NVIDIA driver". Pinned memory only speeds up
+        copies to a GPU; on a run that computes elsewhere the cache is kept on the run's device (its "gpu"
+        cache, which is the same CPU memory, unpinned)."""
+        if cache_images_device == "cpu" and torch.device(self.device).type != "cuda":
+            cache_images_device = "gpu"
+        return super()._load_images(split, cache_images_device)
+
     def use_context_plan(self, plan: ContextPlan) -> None:
         """Take the run's context plan: its views are the context, the other training views the targets."""
         self.context_indices = plan.views
