@@ -263,9 +263,10 @@ def test_partial_checkpoint_is_refused_naming_the_keys(official_keys):
     with pytest.raises(CheckpointError) as error:
         convert_official({"state_dict": weights})
     message = str(error.value)
-    assert "missing: to_gaussians.1.bias" in message
-    assert "unexpected: surprise.weight" in message
-    assert "high_resolution_skip.0.bias [7] != [128]" in message
+    assert "1 missing (pixelsplat-ns names): to_gaussians.1.bias" in message
+    assert "unexpected: encoder.surprise.weight" in message, "unexpected weights by the file's own names"
+    assert "wrong shapes (the file's != the encoder's): encoder.high_resolution_skip.0.bias [7] != [128]" in message
+    assert "512 of the 514 weights it needs are in the file with their shapes" in message
 
 
 def test_files_that_are_not_encoder_checkpoints_get_clear_errors(tmp_path):
@@ -314,7 +315,24 @@ def test_a_near_miss_is_refused_naming_the_nearest_kind(official_keys):
         convert_official({"state_dict": weights})
     message = str(error.value)
     assert "nearest kind: an official pixelSplat checkpoint (original codebase architecture" in message
-    assert "missing: epipolar_transformer.layers.0.convs.0.bias" in message
+    assert "missing (pixelsplat-ns names): epipolar_transformer.layers.0.convs.0.bias" in message
+    # A damaged original-codebase file (one convolution weight lost) is still seen as one.
+    damaged = {"encoder." + k: torch.empty(v, device="meta") for k, v in official_keys["keys"].items()} | {
+        "encoder." + k: torch.empty(v, device="meta")
+        for k, v in ORIGINAL_CODEBASE_EXTRA.items()
+        if k != "epipolar_transformer.transformer.layers.0.1.fn.layers.0.weight"
+    }
+    with pytest.raises(CheckpointError, match=r"\(original codebase architecture.*521 of the 522 weights.*1 missing"):
+        convert_official({"state_dict": damaged})
+
+
+def test_the_official_encoders_own_state_dict_converts_too(official_keys):
+    """Weights saved from the official code's encoder itself (no Lightning, no "encoder." prefix)."""
+    shapes = official_keys["keys"] | ORIGINAL_CODEBASE_EXTRA
+    config, weights = convert_official(meta_state_dict(shapes))
+    assert config.architecture == "original_codebase" and len(weights) == 522
+    config, _ = convert_official({"state_dict": meta_state_dict(official_keys["keys"]), "epoch": 1})
+    assert config.architecture == "camera_ready"
 
 
 def checkpoint_info(path: Path, *flags) -> subprocess.CompletedProcess:
@@ -383,3 +401,72 @@ def test_checkpoint_info_names_each_kind_and_refuses_the_rest(tmp_path):
     missing = checkpoint_info(tmp_path / "missing.ckpt")
     assert missing.returncode == 1 and "no checkpoint or run config" in missing.stderr
     assert "Traceback" not in bare.stderr + other.stderr + missing.stderr
+
+
+def test_files_that_are_plainly_not_checkpoints_are_named_for_what_they_are(tmp_path):
+    (tmp_path / "empty.ckpt").write_bytes(b"")
+    (tmp_path / "page.ckpt").write_text("<!DOCTYPE html><html><title>Google Drive - Virus scan warning</title>")
+    (tmp_path / "folder").mkdir()
+    torch.save({"format": "pixelsplat-ns-encoder"}, tmp_path / "half.pt")
+    (tmp_path / "cut.pt").write_bytes((tmp_path / "half.pt").read_bytes()[:100])
+    nan_config = tiny()
+    weights = PixelSplatEncoder(nan_config).state_dict()
+    weights["to_gaussians.1.bias"][3] = float("nan")
+    save_converted(tmp_path / "nan.pt", nan_config, weights)
+    expected = {
+        "empty.ckpt": "is empty \\(0 bytes\\)",
+        "page.ckpt": r"is a web page \(HTML\), not a checkpoint.*gdown",
+        "folder": "is a folder: give a checkpoint file",
+        "cut.pt": "not a readable torch checkpoint.*download it again",
+        "nan.pt": "hold NaN or infinite values \\(to_gaussians.1.bias\\)",
+    }
+    for name, message in expected.items():
+        with pytest.raises(CheckpointError, match=message):
+            load_encoder(tmp_path / name)
+    result = checkpoint_info(tmp_path / "folder")
+    assert result.returncode == 1 and "is a folder" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_expect_sha256_takes_a_hash_as_people_paste_it(tmp_path):
+    from pixelsplat_ns.checkpoints import BUNDLED_TINY_ENCODER
+    from pixelsplat_ns.checkpoints.identity import sha256_of
+
+    digest = sha256_of(BUNDLED_TINY_ENCODER)
+    for given in (digest, f"sha256:{digest}", f"{digest}  {BUNDLED_TINY_ENCODER.name}", digest.upper()):
+        result = checkpoint_info(BUNDLED_TINY_ENCODER, "--expect-sha256", given)
+        assert result.returncode == 0 and "sha256 matches" in result.stdout, (given, result.stderr)
+    for given in ("xyz", digest[:8]):
+        result = checkpoint_info(BUNDLED_TINY_ENCODER, "--expect-sha256", given)
+        assert result.returncode == 1 and "is not a sha256: give its 64 hexadecimal digits" in result.stderr
+    both = checkpoint_info(BUNDLED_TINY_ENCODER, BUNDLED_TINY_ENCODER)
+    assert both.returncode == 0 and both.stdout.count("pixelsplat-ns encoder file") == 2
+
+
+def test_the_converter_writes_whole_files_where_asked_only(tmp_path, monkeypatch, capsys):
+    from pixelsplat_ns.checkpoints import BUNDLED_TINY_ENCODER
+    from pixelsplat_ns.cli import convert_checkpoint
+
+    def refused(*argv) -> str:
+        with pytest.raises(SystemExit) as exit_info:
+            convert_checkpoint.main([str(a) for a in argv])
+        return str(exit_info.value.code)
+
+    (tmp_path / "folder").mkdir()
+    assert "is a folder: give the path of the file to write" in refused(BUNDLED_TINY_ENCODER, tmp_path / "folder")
+    (tmp_path / "file").write_text("x")
+    assert "is a file, so" in refused(BUNDLED_TINY_ENCODER, tmp_path / "file" / "out.pt")
+
+    out = tmp_path / "out" / "tiny.pt"
+    save = torch.save
+
+    def interrupted(obj, file, *args, **kwargs):  # writes part of the file, then fails (a kill, a full disk)
+        file.write(b"PK" * 1000)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        convert_checkpoint.main([str(BUNDLED_TINY_ENCODER), str(out)])
+    assert list(out.parent.iterdir()) == [], "nothing partial is left, under the name or beside it"
+    monkeypatch.setattr(torch, "save", save)
+    convert_checkpoint.main([str(BUNDLED_TINY_ENCODER), str(out)])
+    assert load_encoder(out).config == load_encoder(BUNDLED_TINY_ENCODER).config

@@ -189,4 +189,12 @@ def test_missing_encoder_checkpoint_is_named(tmp_path):
     command = train_command(SAMPLE, tmp_path / "outputs", "--pipeline.model.encoder-checkpoint", tmp_path / "nope.ckpt")
     result = ns(*command, cwd=tmp_path, check=False)
     output = " ".join((result.stdout + result.stderr).split())
-    assert result.returncode != 0 and "encoder-checkpoint" in output and "nope.ckpt" in output, output[-3000:]
+    assert result.returncode != 0 and "encoder-checkpoint" in output and "nope.ckpt does not exist" in output, output
+    assert not (tmp_path / "outputs").exists(), "refused before nerfstudio writes the run's folder"
+
+
+def test_a_per_scene_run_is_not_taken_for_an_encoder(feed_forward, tmp_path):
+    result = ns("pixelsplat-checkpoint-info", feed_forward, cwd=tmp_path, check=False)
+    assert result.returncode == 1 and "is a run of ns-train pixelsplat: one scene's Gaussians, not an encoder" in (
+        " ".join(result.stderr.split())
+    )

@@ -8,6 +8,7 @@ from typing import Optional, Union
 import torch
 from torch import Tensor
 
+from pixelsplat_ns.core.atomic_files import write_atomically
 from pixelsplat_ns.encoder.config import (
     FORMER_COMPUTE_FIELDS,
     BackboneConfig,
@@ -31,12 +32,12 @@ def save_converted(
     data: Optional[str] = None,
 ) -> None:
     """Write a converted checkpoint: weights and configuration only (no optimizer state, no code); what is given
-    of ``image_shape`` (h, w, the image size it was trained at), the training ``step`` and ``data`` is recorded."""
+    of ``image_shape`` (h, w, the image size it was trained at), the training ``step`` and ``data`` is recorded.
+    Written whole or not at all (``core.atomic_files``)."""
     given = {"image_shape": None if image_shape is None else list(image_shape), "step": step, "data": data}
     extra = {k: v for k, v in given.items() if v is not None}
-    torch.save(
-        {"format": FORMAT, "version": VERSION, "config": asdict(config), "state_dict": state_dict, **extra}, path
-    )
+    content = {"format": FORMAT, "version": VERSION, "config": asdict(config), "state_dict": state_dict, **extra}
+    write_atomically(path, lambda file: torch.save(content, file))
 
 
 def config_from_dict(data: dict) -> EncoderConfig:

@@ -18,7 +18,7 @@ KIND_NAMES: dict[Kind, str] = {
     "pretraining_run": "ns-train pixelsplat-pretrain run",
 }
 KIND_DETAILS: dict[Kind, str] = {
-    "official": "a Lightning .ckpt of the official code",
+    "official": "the official code's weights: a Lightning .ckpt, or its encoder's state dict",
     "converted": "written by pixelsplat-convert-checkpoint or pixelsplat-export-encoder",
     "pretraining_run": "nerfstudio's config.yml and nerfstudio_models/step-*.ckpt",
 }
@@ -35,13 +35,17 @@ def ablation_name(config: EncoderConfig) -> str:
     return "none"
 
 
+def architecture_label(config: EncoderConfig) -> str:
+    """The docs' name of ``config.architecture``: "camera-ready" or "original codebase"."""
+    return {"camera_ready": "camera-ready", "original_codebase": "original codebase"}[config.architecture]
+
+
 def architecture_name(config: EncoderConfig) -> str:
     """The official architecture, with its commit; without the epipolar transformer (where the two differ)
     both are the same network."""
     if not config.use_epipolar_transformer:
         return "camera-ready or original codebase (one network without the epipolar transformer)"
-    name = {"camera_ready": "camera-ready", "original_codebase": "original codebase"}[config.architecture]
-    return f"{name} ({ARCHITECTURE_COMMITS[config.architecture]})"
+    return f"{architecture_label(config)} ({ARCHITECTURE_COMMITS[config.architecture]})"
 
 
 @dataclass
@@ -83,9 +87,10 @@ class EncoderFile:
             parts.append(f"step {self.step}")
         return ", ".join(parts)
 
-    def report(self) -> list[tuple[str, str]]:
+    def report(self, sha256: Optional[str] = None) -> list[tuple[str, str]]:
         """Everything known of the file, as (field, value) rows; reads the weights file once for its sha256 (size
-        and sha256 are the weights file's: a run's checkpoint, not its config.yml)."""
+        and sha256 are the weights file's: a run's checkpoint, not its config.yml); ``sha256``: the weights file's,
+        when the caller has it already."""
         config, weights = self.config, self.weights_path or self.path
         return [
             ("file", str(self.path)),
@@ -103,7 +108,7 @@ class EncoderFile:
             ("training data", self.data or "not recorded"),
             *([("weights", str(self.weights_path))] if self.weights_path not in (None, self.path) else []),
             ("size", f"{weights.stat().st_size:,} bytes"),
-            ("sha256", sha256_of(weights)),
+            ("sha256", sha256 or sha256_of(weights)),
         ]
 
 

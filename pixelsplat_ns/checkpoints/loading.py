@@ -27,6 +27,13 @@ def read_encoder(path: Union[str, Path]) -> EncoderFile:
     read from its weights' names), or a ``pixelsplat-pretrain`` run (its config.yml or a step-*.ckpt).
     Raises ``FileNotFoundError`` or ``CheckpointError`` saying what the file is nearest to and what differs."""
     path = Path(path)
+    if path.is_dir():
+        if not (path / "config.yml").is_file():
+            raise CheckpointError(
+                f"{path} is a folder: give a checkpoint file (.ckpt, .pt), or a pixelsplat-pretrain run's config.yml "
+                "or one of its step-*.ckpt"
+            )
+        path = path / "config.yml"  # a pretraining run's folder
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint or run config at {path}")
     if path.suffix in (".yml", ".yaml"):
@@ -34,22 +41,28 @@ def read_encoder(path: Union[str, Path]) -> EncoderFile:
     checkpoint = read_checkpoint(path)
     if "pipeline" in checkpoint:
         return _of_run(path, run_of_checkpoint(path, checkpoint))
-    if checkpoint.get("format") == FORMAT:
-        if checkpoint.get("version") != VERSION:
-            raise CheckpointError(
-                f"{path}: converted checkpoint version {checkpoint.get('version')}, expected {VERSION}"
-            )
-        try:
-            config, state_dict = config_from_dict(checkpoint["config"]), checkpoint["state_dict"]
-        except (KeyError, TypeError) as error:
-            raise CheckpointError(f"{path}: a converted checkpoint without a valid config and state_dict") from error
-        check_state_dict(config, state_dict)
-        image_shape = tuple(checkpoint.get("image_shape", PAPER_IMAGE_SHAPE))
-        return EncoderFile(
-            path, "converted", config, state_dict, image_shape, _integer(checkpoint.get("step")), checkpoint.get("data")
-        )
-    config, state_dict = convert_official(checkpoint)
+    try:
+        if checkpoint.get("format") == FORMAT:
+            return _converted(path, checkpoint)
+        config, state_dict = convert_official(checkpoint)
+    except CheckpointError as error:
+        raise CheckpointError(f"{path}: {error}") from error
     return EncoderFile(path, "official", config, state_dict, PAPER_IMAGE_SHAPE, _integer(checkpoint.get("global_step")))
+
+
+def _converted(path: Path, checkpoint: dict) -> EncoderFile:
+    """A file of the project's own format (``converted``)."""
+    if checkpoint.get("version") != VERSION:
+        raise CheckpointError(f"converted checkpoint version {checkpoint.get('version')}, expected {VERSION}")
+    try:
+        config, state_dict = config_from_dict(checkpoint["config"]), checkpoint["state_dict"]
+    except (KeyError, TypeError) as error:
+        raise CheckpointError("a converted checkpoint without a valid config and state_dict") from error
+    check_state_dict(config, state_dict)
+    image_shape = tuple(checkpoint.get("image_shape", PAPER_IMAGE_SHAPE))
+    return EncoderFile(
+        path, "converted", config, state_dict, image_shape, _integer(checkpoint.get("step")), checkpoint.get("data")
+    )
 
 
 def _of_run(path: Path, run: PretrainingRun) -> EncoderFile:

@@ -9,8 +9,9 @@ from typing import Union
 from torch import Tensor
 
 from pixelsplat_ns.checkpoints.converted import FORMAT
-from pixelsplat_ns.checkpoints.reading import CheckpointError, check_state_dict, expected_shapes
-from pixelsplat_ns.encoder.config import EncoderConfig, ablation, paper
+from pixelsplat_ns.checkpoints.identity import architecture_label
+from pixelsplat_ns.checkpoints.reading import CheckpointError, check_finite, expected_shapes, state_dict_differences
+from pixelsplat_ns.encoder.config import EncoderConfig, ablation, paper, tiny
 
 PAPER_IMAGE_SHAPE = (256, 256)
 """Image size of the official checkpoints (RealEstate10k and ACID), and of converted files that record none."""
@@ -71,6 +72,12 @@ def rename_official_key(key: str) -> Union[str, None]:
     return key
 
 
+_ORIGINAL_CODEBASE_CONV = re.compile(r"epipolar_transformer\.transformer\.layers\.\d+\.1\.fn\.layers\.[03]\.weight$")
+_OFFICIAL_ONLY = ("backbone.resnet_backbone.", "backbone.dino.", "epipolar_transformer.transformer.")
+"""Prefixes of weight names that only the official code uses (ours: backbone.resnet, backbone.vit, ...)."""
+_OURS_ONLY = ("backbone.resnet.", "backbone.vit.", "epipolar_transformer.layers.")
+
+
 def config_from_official(state_dict: dict[str, Tensor]) -> EncoderConfig:
     """The configuration an official checkpoint was trained with, read from which weights it has: the
     architecture (``EncoderConfig.architecture``: the original codebase's layers have 7x7 convs after their
@@ -87,10 +94,14 @@ def config_from_official(state_dict: dict[str, Tensor]) -> EncoderConfig:
         and state_dict["depth_predictor.projection.1.weight"].shape[0] == 2
     ):
         config = ablation(config, "no_sampling")
-    first_conv = state_dict.get("epipolar_transformer.transformer.layers.0.1.fn.layers.0.weight")
-    if first_conv is not None:
+    # Any of the original codebase's convolutions decides it (a damaged file may miss some): d_mlp is the first
+    # convolution's output channels, or the second's input channels.
+    convs = [(k, v) for k, v in state_dict.items() if _ORIGINAL_CODEBASE_CONV.match(k) and v.dim() == 4]
+    if convs:
+        key, weight = convs[0]
         config.architecture = "original_codebase"
-        config.epipolar = replace(config.epipolar, d_mlp=first_conv.shape[0])
+        d_mlp = weight.shape[0] if key.endswith(".fn.layers.0.weight") else weight.shape[1]
+        config.epipolar = replace(config.epipolar, d_mlp=d_mlp)
     if "epipolar_transformer.view_embeddings.weight" in state_dict:
         if config.architecture == "original_codebase":
             raise CheckpointError(
@@ -102,7 +113,9 @@ def config_from_official(state_dict: dict[str, Tensor]) -> EncoderConfig:
 
 
 def convert_official(checkpoint: dict) -> tuple[EncoderConfig, dict[str, Tensor]]:
-    """Our configuration and state dict from an official Lightning checkpoint (``state_dict``, ``encoder.``)."""
+    """Our configuration and state dict from official weights: a Lightning checkpoint (``state_dict`` with the
+    prefix ``encoder.``), or the official encoder's own state dict (its weight names, no prefix). Raises
+    ``CheckpointError`` naming the kind the file is nearest to and what differs."""
     if "pipeline" in checkpoint:
         raise CheckpointError(
             "this is a checkpoint of a nerfstudio run, not an official pixelSplat one: export the "
@@ -111,32 +124,37 @@ def convert_official(checkpoint: dict) -> tuple[EncoderConfig, dict[str, Tensor]
     weights = checkpoint.get("state_dict", checkpoint)
     if not isinstance(weights, dict):
         raise CheckpointError(f"its 'state_dict' is a {type(weights).__name__}, not a dictionary of weights")
-    official = {k[len("encoder.") :]: v for k, v in weights.items() if isinstance(k, str) and k.startswith("encoder.")}
-    if not official:
-        raise CheckpointError(_none_of_the_kinds(checkpoint, weights))
+    prefix = "encoder."
+    if not any(isinstance(k, str) and k.startswith(prefix) for k in weights):
+        if not any(isinstance(k, str) and k.startswith(_OFFICIAL_ONLY) for k in weights):
+            raise CheckpointError(_none_of_the_kinds(checkpoint, weights))
+        prefix = ""  # the official encoder's state dict itself
+    official = {k[len(prefix) :]: v for k, v in weights.items() if isinstance(k, str) and k.startswith(prefix)}
     config = config_from_official(official)
-    renamed = {}
+    renamed, file_names = {}, {}
     for key, value in official.items():
         ours = rename_official_key(key)
         if ours is not None:
-            renamed[ours] = value
-    try:
-        check_state_dict(config, renamed)
-    except CheckpointError as error:
-        matching = len(set(renamed) & set(expected_shapes(config)))
+            renamed[ours], file_names[ours] = value, prefix + key
+    differences = state_dict_differences(config, renamed, file_names)
+    if differences:
+        expected = expected_shapes(config)
+        fitting = sum(k in renamed and tuple(renamed[k].shape) == tuple(shape) for k, shape in expected.items())
         raise CheckpointError(
-            f"nearest kind: an official pixelSplat checkpoint ({config.architecture.replace('_', ' ')} "
-            f"architecture, {config.num_context_views} context views; {matching} of its {len(renamed)} weights "
-            f"fit), but {error}"
-        ) from error
+            f"nearest kind: an official pixelSplat checkpoint ({architecture_label(config)} architecture, "
+            f"{config.num_context_views} context views), but it does not match that encoder: "
+            f"{fitting} of the {len(expected)} weights it needs are in the file with their shapes; "
+            + "; ".join(differences)
+        )
+    check_finite(renamed)
     return config, renamed
 
 
 def _none_of_the_kinds(checkpoint: dict, weights: dict) -> str:
     """Why a dictionary is none of the encoder files, naming the kind it is nearest to."""
-    ours = set(expected_shapes(paper()))
+    ours = set(expected_shapes(paper())) | set(expected_shapes(tiny()))
     bare = sum(key in ours for key in weights)
-    if bare:
+    if any(isinstance(k, str) and k.startswith(_OURS_ONLY) for k in weights) and bare >= 0.5 * len(weights):
         return (
             f"a bare state dict of the pixelsplat-ns encoder ({bare} of its {len(weights)} keys are ours), which "
             "records no configuration: save it with pixelsplat_ns.checkpoints.save_converted, or export the run "

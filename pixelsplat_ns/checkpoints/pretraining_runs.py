@@ -92,10 +92,16 @@ def run_of_checkpoint(path: Path, checkpoint: dict, config_path: Optional[Path] 
         )
     try:
         run = yaml.load(config_path.read_text(), Loader=_PlainDataLoader)
+        if run.get("method_name") == "pixelsplat":
+            encoder = _path_text(run["pipeline"]["model"].get("encoder_checkpoint")) or "the bundled tiny encoder"
+            raise CheckpointError(
+                f"{config_path} is a run of ns-train pixelsplat: one scene's Gaussians, not an encoder (the encoder "
+                f"it was given is {encoder})"
+            )
         config = config_from_dict(run["pipeline"]["model"]["encoder"])
         image_shape = tuple(run["pipeline"]["datamanager"]["dataset"]["image_shape"])
         data = _path_text(run.get("data"))
-    except (yaml.YAMLError, UnicodeDecodeError, KeyError, TypeError) as error:
+    except (yaml.YAMLError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as error:
         raise CheckpointError(f"{config_path} is not the config of a pixelsplat-pretrain run") from error
     return PretrainingRun(
         config, encoder_from_pretraining(checkpoint, config), image_shape, int(checkpoint.get("step", -1)), path, data

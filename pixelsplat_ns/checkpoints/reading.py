@@ -8,7 +8,7 @@ torch's tensor-rebuilding allowlist into an inert placeholder.
 
 import pickle
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
 
 import torch
 from torch import Tensor
@@ -40,6 +40,7 @@ def read_checkpoint(path: Union[str, Path]) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint file at {path}")
+    not_a_checkpoint(path)
     try:
         refused: set[str] = set()
         try:
@@ -50,11 +51,29 @@ def read_checkpoint(path: Union[str, Path]) -> dict:
         reason = (str(error).splitlines() or [""])[0].rstrip(".")
         named = f"; it names {', '.join(sorted(refused)[:5])}, which was not run" if refused else ""
         raise CheckpointError(
-            f"{path} is not a readable torch checkpoint (torch.load: {type(error).__name__} {reason}{named})"
+            f"{path} is not a readable torch checkpoint (torch.load: {type(error).__name__} {reason}{named}): if it "
+            "was downloaded, the download is incomplete or another file; download it again and check it with "
+            "pixelsplat-checkpoint-info --expect-sha256"
         ) from error
     if not isinstance(data, dict):
         raise CheckpointError(f"{path} holds a {type(data).__name__}, not a checkpoint dictionary")
     return data
+
+
+def not_a_checkpoint(path: Path) -> None:
+    """Refuse, by their first bytes, files that are plainly no checkpoint: an empty file, and a text or web page
+    (what a failed download saves, Google Drive's "virus scan warning" page among them)."""
+    with open(path, "rb") as file:
+        head = file.read(512)
+    if not head:
+        raise CheckpointError(f"{path} is empty (0 bytes): a download or save that did not finish; get it again")
+    if head.lstrip().lower().startswith((b"<!doctype", b"<html", b"<?xml", b"<head", b"{", b"[")):
+        kind = "a web page (HTML)" if head.lstrip().startswith(b"<") else "a text (JSON) file"
+        raise CheckpointError(
+            f"{path} is {kind}, not a checkpoint: a download that saved the server's page instead of the file "
+            "(Google Drive answers large files with a confirmation page: download them with gdown, as "
+            "docs/checkpoints.md shows)"
+        )
 
 
 def expected_shapes(config: EncoderConfig) -> dict[str, torch.Size]:
@@ -64,21 +83,51 @@ def expected_shapes(config: EncoderConfig) -> dict[str, torch.Size]:
         return {k: v.shape for k, v in PixelSplatEncoder(config).state_dict().items()}
 
 
-def check_state_dict(config: EncoderConfig, state_dict: dict[str, Tensor]) -> None:
-    """Refuse a wrong or partial state dict, naming what is missing, unexpected or misshapen."""
+def state_dict_differences(
+    config: EncoderConfig, state_dict: dict[str, Tensor], file_names: Optional[dict[str, str]] = None
+) -> list[str]:
+    """What keeps ``state_dict`` (our weight names) from fitting the encoder of ``config``, one phrase per kind
+    of difference (missing, unexpected, wrong shapes), each naming up to 20 weights; empty when it fits.
+    ``file_names`` (ours -> the file's) names unexpected and misshapen weights as the file does; missing ones
+    are not in the file and keep our names, said so."""
     expected = expected_shapes(config)
+    named = file_names or {}
     missing = sorted(set(expected) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(expected))
+    unexpected = sorted(named.get(k, k) for k in set(state_dict) - set(expected))
     misshapen = sorted(k for k in set(expected) & set(state_dict) if tuple(state_dict[k].shape) != tuple(expected[k]))
-    if missing or unexpected or misshapen:
-        lines = [
-            f"{len(missing)} missing: {', '.join(missing[:20])}" if missing else "",
-            f"{len(unexpected)} unexpected: {', '.join(unexpected[:20])}" if unexpected else "",
-            "wrong shapes: "
-            + ", ".join(f"{k} {list(state_dict[k].shape)} != {list(expected[k])}" for k in misshapen[:20])
-            if misshapen
-            else "",
-        ]
+    phrases = []
+    if missing:
+        names = " (pixelsplat-ns names)" if file_names else ""
+        phrases.append(f"{len(missing)} missing{names}: {', '.join(missing[:20])}")
+    if unexpected:
+        phrases.append(f"{len(unexpected)} unexpected: {', '.join(unexpected[:20])}")
+    if misshapen:
+        shapes = ", ".join(
+            f"{named.get(k, k)} {list(state_dict[k].shape)} != {list(expected[k])}" for k in misshapen[:20]
+        )
+        phrases.append(f"wrong shapes (the file's != the encoder's): {shapes}")
+    return phrases
+
+
+def check_state_dict(config: EncoderConfig, state_dict: dict[str, Tensor]) -> None:
+    """Refuse a wrong or partial state dict, naming what is missing, unexpected or misshapen (by our weight
+    names), and one whose weights are not all finite."""
+    differences = state_dict_differences(config, state_dict)
+    if differences:
+        raise CheckpointError("the checkpoint does not match the pixelSplat encoder: " + "; ".join(differences))
+    check_finite(state_dict)
+
+
+def check_finite(state_dict: dict[str, Tensor]) -> None:
+    """Refuse weights holding NaN or infinity (a damaged or diverged checkpoint), naming the first ones: the
+    encoder would predict non-finite Gaussians from them."""
+    bad = [
+        k
+        for k, v in state_dict.items()
+        if v.is_floating_point() and v.device.type != "meta" and not bool(torch.isfinite(v).all())
+    ]
+    if bad:
         raise CheckpointError(
-            "the checkpoint does not match the pixelSplat encoder: " + "; ".join(line for line in lines if line)
+            f"{len(bad)} of the checkpoint's weights hold NaN or infinite values ({', '.join(bad[:5])}): the "
+            "file is damaged, or was saved from a run that diverged; use another checkpoint"
         )

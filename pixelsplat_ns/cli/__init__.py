@@ -7,6 +7,8 @@ the command line), so tests call them in-process.
 """
 
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Sequence
 
 
 @contextmanager
@@ -18,3 +20,21 @@ def input_errors_exit(*errors: type[Exception]):
         # A KeyError's text is the repr of its argument: show the message itself.
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         raise SystemExit(f"error: {message}") from error
+
+
+def check_output_file(path: Path, force: bool, inputs: Sequence[Path] = ()) -> None:
+    """Refuse an output file that cannot be written as asked, before any work: a folder in its place, a file in
+    place of one of its folders, an existing file without ``--force``, or one of the command's ``inputs``.
+    Raises ``FileExistsError`` saying which."""
+    path = Path(path)
+    if path.is_dir():
+        raise FileExistsError(f"{path} is a folder: give the path of the file to write, e.g. {path / 'out.pt'}")
+    for folder in path.parents:
+        if folder.exists():
+            if not folder.is_dir():
+                raise FileExistsError(f"{folder} is a file, so {path} cannot be written beneath it")
+            break
+    if any(path.resolve() == Path(source).resolve() for source in inputs):
+        raise FileExistsError("the output must be a different file from the input")
+    if path.exists() and not force:
+        raise FileExistsError(f"{path} exists; pass --force to overwrite it")

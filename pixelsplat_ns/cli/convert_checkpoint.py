@@ -16,7 +16,8 @@ import tyro
 from tyro.conf import Positional, arg
 
 from pixelsplat_ns.checkpoints import CheckpointError, read_encoder, save_converted
-from pixelsplat_ns.cli import input_errors_exit
+from pixelsplat_ns.cli import check_output_file, input_errors_exit
+from pixelsplat_ns.core.errors import InputError
 
 
 @dataclass
@@ -34,16 +35,14 @@ class ConvertCheckpoint:
 def main(argv: Optional[list[str]] = None) -> None:
     args = tyro.cli(ConvertCheckpoint, args=argv, prog="pixelsplat-convert-checkpoint")
     with input_errors_exit(FileNotFoundError, FileExistsError, CheckpointError):
-        if args.output.exists() and not args.force:
-            raise FileExistsError(f"{args.output} exists; pass --force to overwrite it")
-        if args.output.resolve() == args.input.resolve():
-            raise FileExistsError("the output must be a different file from the input")
+        check_output_file(args.output, args.force, [args.input])
         encoder_file = read_encoder(args.input)
     weights = {k: v.float() if v.is_floating_point() else v for k, v in encoder_file.state_dict.items()}
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    save_converted(
-        args.output, encoder_file.config, weights, encoder_file.image_shape, encoder_file.step, encoder_file.data
-    )
+    with input_errors_exit(InputError, OSError):  # a folder that cannot be made or written
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        save_converted(
+            args.output, encoder_file.config, weights, encoder_file.image_shape, encoder_file.step, encoder_file.data
+        )
     sizes = f"{args.output.stat().st_size / 1e6:,.1f} MB"
     if args.input.suffix not in (".yml", ".yaml"):
         sizes += f" from {args.input.stat().st_size / 1e6:,.1f} MB"

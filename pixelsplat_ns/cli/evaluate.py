@@ -18,7 +18,7 @@ import tyro
 from tqdm import tqdm
 
 from pixelsplat_ns.checkpoints import CheckpointError
-from pixelsplat_ns.cli import input_errors_exit
+from pixelsplat_ns.cli import check_output_file, input_errors_exit
 
 
 @dataclass
@@ -64,8 +64,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     from pixelsplat_ns.metrics import load_lpips_vgg
 
     with input_errors_exit(FileNotFoundError, FileExistsError, KeyError, ValueError, CheckpointError):
-        if args.output_path.exists() and not args.force:
-            raise FileExistsError(f"{args.output_path} exists; pass --force to overwrite it")
+        check_output_file(args.output_path, args.force, [args.checkpoint, args.index])
         encoder_file = read_encoder(args.checkpoint)
         print(f"encoder: {args.checkpoint}: {encoder_file.summary()}")
         encoder = build_encoder(encoder_file.config, encoder_file.state_dict, args.device)

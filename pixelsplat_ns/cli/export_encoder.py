@@ -14,7 +14,8 @@ from typing import Optional
 import tyro
 
 from pixelsplat_ns.checkpoints import CheckpointError, read_pretraining_run, save_converted
-from pixelsplat_ns.cli import input_errors_exit
+from pixelsplat_ns.cli import check_output_file, input_errors_exit
+from pixelsplat_ns.core.errors import InputError
 
 
 @dataclass
@@ -34,11 +35,11 @@ class ExportEncoder:
 def main(argv: Optional[list[str]] = None) -> None:
     args = tyro.cli(ExportEncoder, args=argv, prog="pixelsplat-export-encoder")
     with input_errors_exit(FileNotFoundError, FileExistsError, CheckpointError):
-        if args.output_path.exists() and not args.force:
-            raise FileExistsError(f"{args.output_path} exists; pass --force to overwrite it")
+        check_output_file(args.output_path, args.force, [args.load_config])
         run = read_pretraining_run(args.load_config, args.step)
-    args.output_path.parent.mkdir(parents=True, exist_ok=True)
-    save_converted(args.output_path, run.config, run.state_dict, run.image_shape, run.step, run.data)
+    with input_errors_exit(InputError, OSError):  # a folder that cannot be made or written
+        args.output_path.parent.mkdir(parents=True, exist_ok=True)
+        save_converted(args.output_path, run.config, run.state_dict, run.image_shape, run.step, run.data)
     print(f"exported the encoder of {run.checkpoint} (step {run.step}) to {args.output_path}")
 
 

@@ -27,14 +27,24 @@ def missing_data_message(data: Union[str, Path], per_scene: bool) -> str:
 
 @dataclass
 class PixelSplatTrainerConfig(TrainerConfig):
-    """nerfstudio's trainer configuration; ``save_config`` refuses a ``--data`` that does not exist first.
+    """nerfstudio's trainer configuration; ``save_config`` first refuses a ``--data`` or an encoder file that does
+    not exist.
 
-    Works around: ``ns-train`` writes the run's folder and config.yml before the datamanager reads ``--data``,
-    so a run that cannot start (a mistyped path) left an empty run behind."""
+    Works around: ``ns-train`` writes the run's folder and config.yml before the datamanager reads ``--data``
+    and the model its encoder file, so a run that cannot start (a mistyped path) left an empty run behind."""
 
     def save_config(self) -> None:
         data = self.data if self.data is not None else getattr(self.pipeline.datamanager, "data", None)
         if data is not None and not Path(data).exists():
             install_process_hooks()  # ns-train's main calls this before the trainer exists: report it in one line
             raise InputError(missing_data_message(data, per_scene=self.method_name == "pixelsplat"))
+        for flag in ("encoder_checkpoint", "encoder_init"):  # read only once the model is built, seconds later
+            given = getattr(self.pipeline.model, flag, None)
+            if given is not None and not Path(given).exists():
+                install_process_hooks()
+                raise InputError(
+                    f"--pipeline.model.{flag.replace('_', '-')} {given} does not exist: give an official .ckpt, a "
+                    "converted .pt or a pixelsplat-pretrain run's config.yml (docs/checkpoints.md says where to get "
+                    "the paper's)"
+                )
         super().save_config()

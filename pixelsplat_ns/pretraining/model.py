@@ -1,6 +1,7 @@
 """The encoder as a nerfstudio model: its parameters form the optimizer group "encoder"."""
 
 import logging
+from dataclasses import is_dataclass
 
 import torch
 from nerfstudio.models.base_model import Model
@@ -73,16 +74,17 @@ class PretrainModel(SceneBatchModelHooks, Model):
             ) from error
         config, image_shape = encoder_file.config, encoder_file.image_shape
         own = self.config.encoder
-        differences = [
-            f"{name}: {getattr(config, name)} != {getattr(own, name)}"
-            for name in vars(config)
-            if name not in HOW_NOT_WHAT and getattr(config, name) != getattr(own, name)
-        ]
-        if differences:
+        differing = [n for n in vars(config) if n not in HOW_NOT_WHAT and getattr(config, n) != getattr(own, n)]
+        if differing:
+            differences = "; ".join(f"{n}: {getattr(config, n)} != {getattr(own, n)}" for n in differing)
+            plain = [n for n in differing if not is_dataclass(getattr(config, n))]  # one flag each
+            flags = " ".join(f"--pipeline.model.encoder.{n.replace('_', '-')} {getattr(config, n)}" for n in plain)
+            fix = (
+                f"give {flags}" if len(plain) == len(differing) else "give the matching --pipeline.model.encoder flags"
+            )
             raise CheckpointError(
-                f"{path} is an encoder of another architecture than --pipeline.model.encoder ("
-                + "; ".join(differences)
-                + "): give the matching encoder flags or another file"
+                f"{path} is an encoder of another architecture than --pipeline.model.encoder ({differences}): {fix}, "
+                "or another file"
             )
         for name in ("sh_rotation", "sh_coefficient_14"):
             if getattr(config, name) != getattr(own, name):
