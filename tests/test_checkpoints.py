@@ -1,6 +1,5 @@
 """Official checkpoints: every key accounted for, conversion round trips, safe loading, clear refusals."""
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -8,6 +7,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers.official_checkpoints import (
+    ORIGINAL_CODEBASE_EXTRA,
+    load_official_keys,
+    meta_state_dict,
+    official_checkpoint,
+)
 from pixelsplat_ns.checkpoints import (
     CheckpointError,
     check_state_dict,
@@ -22,34 +27,12 @@ from pixelsplat_ns.encoder import PixelSplatEncoder, paper, tiny
 
 pytestmark = pytest.mark.smoke  # also run in the nerfstudio user's environment (CI's second run)
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "pixelsplat_official_keys.json"
 BIN = Path(sys.executable).parent
 
 
 @pytest.fixture(scope="module")
 def official_keys() -> dict:
-    if not REFERENCE.is_file():
-        pytest.fail(f"the official key list is missing: expected {REFERENCE} (shared/reference beside the repository)")
-    return json.loads(REFERENCE.read_text())
-
-
-ORIGINAL_CODEBASE_EXTRA = {
-    f"epipolar_transformer.transformer.layers.{layer}.1.fn.layers.{index}.{name}": shape
-    for layer in (0, 1)
-    for index, name, shape in (
-        (0, "weight", [256, 128, 7, 7]),
-        (0, "bias", [256]),
-        (3, "weight", [128, 256, 7, 7]),
-        (3, "bias", [128]),
-    )
-}
-"""What the original codebase (787a889) has beyond the camera-ready keys (``git diff 787a889 32b1b66 --
-src/model/encoder/epipolar/``): each epipolar transformer layer's ConvFeedForward, Sequential(Conv2d(128, 256,
-7), GELU, Dropout, Conv2d(256, 128, 7), Dropout)."""
-
-
-def meta_state_dict(shapes: dict) -> dict:
-    return {k: torch.empty(v, device="meta") for k, v in shapes.items()}
+    return load_official_keys()
 
 
 def test_every_official_key_is_mapped_or_known_unused(official_keys):
@@ -82,43 +65,6 @@ def test_ablation_and_three_view_variants_convert(official_keys):
     shapes = dict(keys, **{"depth_predictor.projection.1.weight": [2, 128], "depth_predictor.projection.1.bias": [2]})
     config = config_from_official(meta_state_dict(shapes))
     assert (config.num_depth_bins, config.gaussians_per_pixel) == (1, 1)
-
-
-class Tripwire:
-    """Stands for a Lightning hyper-parameter object: unpickling it must never run its code."""
-
-    def __reduce__(self):
-        return (Tripwire._explode, ())
-
-    @staticmethod
-    def _explode():
-        raise AssertionError("checkpoint loading executed code from the file")
-
-
-def official_checkpoint(shapes: dict, encoder: PixelSplatEncoder) -> dict:
-    """An official-layout Lightning checkpoint of the official weight names and ``shapes`` holding ``encoder``'s
-    weights (plus a random layer4).
-
-    The floating-point tensors, ``encoder``'s set to them first, are views of one random vector, each starting one
-    element after the last (no two alike, so a swapped key still shows): torch.save writes a storage once, so the
-    file and its conversion take megabytes where the paper encoder's own tensors would take half a gigabyte each."""
-    ours = encoder.state_dict()
-    shared = torch.randn(max(torch.Size(shape).numel() for shape in shapes.values()) + len(shapes))
-
-    def window(offset: int, shape) -> torch.Tensor:
-        return shared[offset : offset + torch.Size(shape).numel()].view(shape)
-
-    weights, windows = {}, {}
-    for offset, (key, shape) in enumerate(shapes.items()):
-        renamed = rename_official_key(key)
-        if renamed and ours[renamed].is_floating_point():
-            windows[renamed] = weights["encoder." + key] = window(offset, shape)
-        elif renamed:
-            weights["encoder." + key] = ours[renamed]
-        else:
-            weights["encoder." + key] = window(offset, shape) if shape else torch.tensor(0)
-    encoder.load_state_dict(windows, strict=False)
-    return {"state_dict": weights, "epoch": 3, "global_step": 300000, "hyper_parameters": {"cfg": Tripwire()}}
 
 
 @pytest.mark.e2e
@@ -333,140 +279,3 @@ def test_the_official_encoders_own_state_dict_converts_too(official_keys):
     assert config.architecture == "original_codebase" and len(weights) == 522
     config, _ = convert_official({"state_dict": meta_state_dict(official_keys["keys"]), "epoch": 1})
     assert config.architecture == "camera_ready"
-
-
-def checkpoint_info(path: Path, *flags) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(BIN / "pixelsplat-checkpoint-info"), str(path), *flags], capture_output=True, text=True, timeout=300
-    )
-
-
-@pytest.mark.e2e
-@pytest.mark.parametrize("architecture", ["camera_ready", "original_codebase"])
-def test_official_checkpoints_of_both_architectures_load_convert_and_are_named(tmp_path, official_keys, architecture):
-    from dataclasses import replace
-
-    from pixelsplat_ns.checkpoints.identity import sha256_of
-
-    torch.manual_seed(0)
-    encoder = PixelSplatEncoder(replace(paper(), architecture=architecture)).eval()
-    shapes = official_keys["keys"] | (ORIGINAL_CODEBASE_EXTRA if architecture == "original_codebase" else {})
-    path = tmp_path / "acid.ckpt"
-    torch.save(official_checkpoint(shapes, encoder), path)
-    loaded = load_encoder(path)
-    assert loaded.config.architecture == architecture
-    for key, value in encoder.state_dict().items():
-        assert torch.equal(loaded.state_dict()[key], value), key
-
-    name = {"camera_ready": "camera-ready (32b1b66)", "original_codebase": "original codebase (787a889)"}[architecture]
-    info = checkpoint_info(path, "--expect-sha256", sha256_of(path).upper())
-    assert info.returncode == 0, info.stderr
-    assert f"architecture   {name}" in info.stdout and "official pixelSplat checkpoint" in info.stdout
-    assert "training step  300000" in info.stdout and "sha256 matches" in info.stdout
-    expected_parameters = 104_014_676 + (6_423_296 if architecture == "original_codebase" else 0)
-    assert f"parameters     {expected_parameters:,}" in info.stdout
-
-    converted = tmp_path / "acid.pt"
-    result = subprocess.run(
-        [str(BIN / "pixelsplat-convert-checkpoint"), str(path), str(converted)], capture_output=True, text=True
-    )
-    assert result.returncode == 0, result.stderr
-    assert f"architecture {name}" in result.stdout
-    again = load_encoder(converted)
-    assert again.config == loaded.config
-    for key, value in encoder.state_dict().items():
-        assert torch.equal(again.state_dict()[key], value), key
-    info = checkpoint_info(converted)
-    assert "pixelsplat-ns encoder file" in info.stdout and f"architecture   {name}" in info.stdout
-    assert "training step  300000" in info.stdout, "the conversion keeps the recorded step"
-
-
-def test_checkpoint_info_names_each_kind_and_refuses_the_rest(tmp_path):
-    from pixelsplat_ns.checkpoints import BUNDLED_TINY_ENCODER
-
-    bundled = checkpoint_info(BUNDLED_TINY_ENCODER)
-    assert bundled.returncode == 0, bundled.stderr
-    assert "pixelsplat-ns encoder file" in bundled.stdout and "trained at     144 x 256" in bundled.stdout
-    assert "ablation       none" in bundled.stdout and "coefficient 14" in bundled.stdout
-
-    wrong = checkpoint_info(BUNDLED_TINY_ENCODER, "--expect-sha256", "0" * 64)
-    assert wrong.returncode == 1 and "differs from the expected" in wrong.stderr
-
-    torch.save(PixelSplatEncoder(tiny()).state_dict(), tmp_path / "bare.pt")
-    bare = checkpoint_info(tmp_path / "bare.pt")
-    assert bare.returncode == 1 and "a bare state dict of the pixelsplat-ns encoder" in bare.stderr
-    torch.save({"model": {"weight": torch.zeros(2)}, "epoch": 3}, tmp_path / "other.pt")
-    other = checkpoint_info(tmp_path / "other.pt")
-    assert other.returncode == 1 and "none of the encoder files" in other.stderr and "model, epoch" in other.stderr
-    missing = checkpoint_info(tmp_path / "missing.ckpt")
-    assert missing.returncode == 1 and "no checkpoint or run config" in missing.stderr
-    assert "Traceback" not in bare.stderr + other.stderr + missing.stderr
-
-
-def test_files_that_are_plainly_not_checkpoints_are_named_for_what_they_are(tmp_path):
-    (tmp_path / "empty.ckpt").write_bytes(b"")
-    (tmp_path / "page.ckpt").write_text("<!DOCTYPE html><html><title>Google Drive - Virus scan warning</title>")
-    (tmp_path / "folder").mkdir()
-    torch.save({"format": "pixelsplat-ns-encoder"}, tmp_path / "half.pt")
-    (tmp_path / "cut.pt").write_bytes((tmp_path / "half.pt").read_bytes()[:100])
-    nan_config = tiny()
-    weights = PixelSplatEncoder(nan_config).state_dict()
-    weights["to_gaussians.1.bias"][3] = float("nan")
-    save_converted(tmp_path / "nan.pt", nan_config, weights)
-    expected = {
-        "empty.ckpt": "is empty \\(0 bytes\\)",
-        "page.ckpt": r"is a web page \(HTML\), not a checkpoint.*gdown",
-        "folder": "is a folder: give a checkpoint file",
-        "cut.pt": "not a readable torch checkpoint.*download it again",
-        "nan.pt": "hold NaN or infinite values \\(to_gaussians.1.bias\\)",
-    }
-    for name, message in expected.items():
-        with pytest.raises(CheckpointError, match=message):
-            load_encoder(tmp_path / name)
-    result = checkpoint_info(tmp_path / "folder")
-    assert result.returncode == 1 and "is a folder" in result.stderr and "Traceback" not in result.stderr
-
-
-def test_expect_sha256_takes_a_hash_as_people_paste_it(tmp_path):
-    from pixelsplat_ns.checkpoints import BUNDLED_TINY_ENCODER
-    from pixelsplat_ns.checkpoints.identity import sha256_of
-
-    digest = sha256_of(BUNDLED_TINY_ENCODER)
-    for given in (digest, f"sha256:{digest}", f"{digest}  {BUNDLED_TINY_ENCODER.name}", digest.upper()):
-        result = checkpoint_info(BUNDLED_TINY_ENCODER, "--expect-sha256", given)
-        assert result.returncode == 0 and "sha256 matches" in result.stdout, (given, result.stderr)
-    for given in ("xyz", digest[:8]):
-        result = checkpoint_info(BUNDLED_TINY_ENCODER, "--expect-sha256", given)
-        assert result.returncode == 1 and "is not a sha256: give its 64 hexadecimal digits" in result.stderr
-    both = checkpoint_info(BUNDLED_TINY_ENCODER, BUNDLED_TINY_ENCODER)
-    assert both.returncode == 0 and both.stdout.count("pixelsplat-ns encoder file") == 2
-
-
-def test_the_converter_writes_whole_files_where_asked_only(tmp_path, monkeypatch, capsys):
-    from pixelsplat_ns.checkpoints import BUNDLED_TINY_ENCODER
-    from pixelsplat_ns.cli import convert_checkpoint
-
-    def refused(*argv) -> str:
-        with pytest.raises(SystemExit) as exit_info:
-            convert_checkpoint.main([str(a) for a in argv])
-        return str(exit_info.value.code)
-
-    (tmp_path / "folder").mkdir()
-    assert "is a folder: give the path of the file to write" in refused(BUNDLED_TINY_ENCODER, tmp_path / "folder")
-    (tmp_path / "file").write_text("x")
-    assert "is a file, so" in refused(BUNDLED_TINY_ENCODER, tmp_path / "file" / "out.pt")
-
-    out = tmp_path / "out" / "tiny.pt"
-    save = torch.save
-
-    def interrupted(obj, file, *args, **kwargs):  # writes part of the file, then fails (a kill, a full disk)
-        file.write(b"PK" * 1000)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(torch, "save", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        convert_checkpoint.main([str(BUNDLED_TINY_ENCODER), str(out)])
-    assert list(out.parent.iterdir()) == [], "nothing partial is left, under the name or beside it"
-    monkeypatch.setattr(torch, "save", save)
-    convert_checkpoint.main([str(BUNDLED_TINY_ENCODER), str(out)])
-    assert load_encoder(out).config == load_encoder(BUNDLED_TINY_ENCODER).config

@@ -258,3 +258,22 @@ def test_encoder_init_refuses_another_architecture(tmp_path):
         _pretrain_model(encoder_init=tmp_path / "notes.txt")
     with pytest.raises(InputError, match="give one"):
         _pretrain_model(encoder_init=tmp_path / "other.pt", dino_init=True)
+
+
+@pytest.mark.e2e
+def test_three_view_pretraining_takes_both_flags_or_none(tmp_path):
+    """The encoder's views and the sampler's must agree: one flag alone is refused before the run's folder is
+    written; both train and export a 3-view encoder."""
+    data = tmp_path / "data"
+    write_synthetic_dataset(data, num_scenes=2, seed=2, config=SyntheticConfig(height=48, width=80), test_fraction=0.5)
+    encoder_views = ["--pipeline.model.encoder.num-context-views", "3"]
+    refused = ns(
+        "ns-train", "pixelsplat-pretrain", "--data", data, "--output-dir", tmp_path / "refused", *SMALL, *encoder_views,
+        cwd=tmp_path, check=False,
+    )  # fmt: skip
+    output = " ".join((refused.stdout + refused.stderr).split())
+    assert refused.returncode != 0 and "--pipeline.datamanager.sampler.num-context-views 2 differ" in output, output
+    assert "Traceback" not in output and not (tmp_path / "refused").exists()
+    sampler_views = ["--pipeline.datamanager.sampler.num-context-views", "3"]
+    pretrain(data, tmp_path / "out", "--max-num-iterations", "1", *encoder_views, *sampler_views)
+    assert read_encoder(next((tmp_path / "out").rglob("config.yml"))).config.num_context_views == 3

@@ -47,4 +47,8 @@ class PixelSplatTrainerConfig(TrainerConfig):
                     "converted .pt or a pixelsplat-pretrain run's config.yml (docs/checkpoints.md says where to get "
                     "the paper's)"
                 )
+        check_flags = getattr(self.pipeline, "check_flags", None)  # a pipeline's own contradictions
+        if callable(check_flags):
+            install_process_hooks()
+            check_flags()
         super().save_config()

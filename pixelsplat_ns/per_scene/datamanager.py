@@ -42,12 +42,21 @@ def check_frames(dataparser_outputs) -> None:
             f"this dataset has {', '.join(kinds)}: undistort the images first (e.g. COLMAP's "
             "image_undistorter) and give pinhole intrinsics"
         )
+    not_finite = [
+        Path(path).name
+        for i, path in enumerate(dataparser_outputs.image_filenames)
+        if not bool(torch.isfinite(cameras.camera_to_worlds[i]).all())
+    ]
+    if not_finite:  # an eval frame's bad pose would become every camera's in nerfstudio's auto-orientation
+        raise CameraError(
+            f"{len(not_finite)} frame(s) have NaN or infinite values in their pose (transform_matrix): "
+            f"{', '.join(not_finite[:5])}; every frame is checked, eval frames too: fix or remove them"
+        )
     mismatched = []
     for i, path in enumerate(dataparser_outputs.image_filenames):
         name = Path(path).name
         camera = cameras[i]
-        if bool(torch.isfinite(camera.camera_to_worlds).all()):
-            check_rotation(camera.camera_to_worlds[:3, :3], f"frame {name}")
+        check_rotation(camera.camera_to_worlds[:3, :3], f"frame {name}")
         width, height = int(camera.width), int(camera.height)
         check_intrinsics(
             float(camera.fx), float(camera.fy), float(camera.cx), float(camera.cy), width, height, f"frame {name}"

@@ -13,6 +13,7 @@ from nerfstudio.data.datamanagers.base_datamanager import DataManagerConfig
 from nerfstudio.models.base_model import ModelConfig
 from nerfstudio.pipelines.base_pipeline import VanillaPipelineConfig
 
+from pixelsplat_ns.core.errors import InputError
 from pixelsplat_ns.data.dataset import ChunkDatasetConfig
 from pixelsplat_ns.data.samplers import BoundedSamplerConfig
 from pixelsplat_ns.encoder.compute import ComputeOptions
@@ -74,3 +75,19 @@ class PretrainPipelineConfig(VanillaPipelineConfig):
     batch size would), instead of being killed by the kernel or running out of GPU memory mid-step."""
     time_budget_minutes: Optional[float] = None
     """Stop training after this many minutes (and save a checkpoint), whatever --max-num-iterations says."""
+
+    def check_flags(self) -> None:
+        """Refuse flags that contradict each other, before anything is built (``PixelSplatTrainerConfig`` calls
+        this before the run's folder is written): an encoder built for another number of context views than the
+        sampler draws. With ``--pipeline.model.encoder.num-context-views 3`` alone a run trained on pairs and
+        exported a 3-view encoder that demands triples; the other way round the first step failed inside the
+        encoder."""
+        encoder_views = self.model.encoder.num_context_views
+        sampler_views = self.datamanager.sampler.num_context_views
+        if encoder_views != sampler_views:
+            views = max(encoder_views, sampler_views)
+            raise InputError(
+                f"--pipeline.model.encoder.num-context-views {encoder_views} and "
+                f"--pipeline.datamanager.sampler.num-context-views {sampler_views} differ: the encoder must be "
+                f"trained on the context views it is built for; give both, e.g. both {views}"
+            )

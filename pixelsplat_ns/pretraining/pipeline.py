@@ -29,6 +29,7 @@ class PretrainPipeline(Pipeline):
     def __init__(self, config, device, test_mode="val", world_size=1, local_rank=0, grad_scaler=None) -> None:
         install_process_hooks()  # the tools that load a run (ns-viewer, ns-eval, ...) read its checkpoint next
         check_device(device)
+        config.check_flags()
         super().__init__()
         self.config, self.test_mode, self.world_size = config, test_mode, world_size
         self._evaluation_lpips: list = []
