@@ -32,7 +32,7 @@ from helpers.cli import BIN, SAMPLE, train
 if TYPE_CHECKING:
     from playwright.sync_api import Page
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("viewer")]  # one worker: one served viewer, one browser
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = [
     "--headless",
