@@ -12,7 +12,7 @@ from plyfile import PlyData
 
 from helpers.cli import SAMPLE, evaluate, gaussians, last_checkpoint, ns, scene_copy, train, train_command, train_run
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("per_scene_cli")]  # one worker: its trained scene is shared
+pytestmark = pytest.mark.e2e
 LOGIT_1_OVER_255 = -5.5373  # ns-export leaves out Gaussians below this opacity: they can never be drawn
 
 

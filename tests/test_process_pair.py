@@ -25,7 +25,6 @@ from pixelsplat_ns.core.conventions import convert_c2w_opengl_opencv
 from pixelsplat_ns.data.synthetic import photo_capture
 from pixelsplat_ns.process_data.pair import COLMAP_FOCAL_PRIOR, FILM_DIAGONAL_MM, exif_focal_px
 
-pytestmark = pytest.mark.xdist_group("process_pair")  # one worker: the processed real pair is shared
 COMMAND = Path(sys.executable).parent / "pixelsplat-process-data"
 # Middlebury 2014 "Motorcycle" at scikit-image's quarter resolution: the right camera sits 0.193 m along the
 # left camera's +x, not turned (rectified pair).

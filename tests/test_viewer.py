@@ -32,7 +32,7 @@ from helpers.cli import BIN, SAMPLE, train
 if TYPE_CHECKING:
     from playwright.sync_api import Page
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("viewer")]  # one worker: one served viewer, one browser
+pytestmark = pytest.mark.e2e
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = [
     "--headless",
