@@ -9,7 +9,7 @@ from typing import Literal, Optional
 
 from torch import Tensor
 
-from pixelsplat_ns.encoder.config import ARCHITECTURE_COMMITS, EncoderConfig
+from pixelsplat_ns.encoder.config import ARCHITECTURE_COMMITS, EncoderConfig, ablation_of
 
 Kind = Literal["official", "converted", "pretraining_run"]
 KIND_NAMES: dict[Kind, str] = {
@@ -22,17 +22,6 @@ KIND_DETAILS: dict[Kind, str] = {
     "converted": "written by pixelsplat-convert-checkpoint or pixelsplat-export-encoder",
     "pretraining_run": "nerfstudio's config.yml and nerfstudio_models/step-*.ckpt",
 }
-
-
-def ablation_name(config: EncoderConfig) -> str:
-    """The paper's ablation (Table 3) a configuration is, "none" for the full model."""
-    if not config.use_epipolar_transformer:
-        return "no epipolar transformer"
-    if config.epipolar.num_octaves == 0:
-        return "no depth encoding"
-    if config.num_depth_bins == 1 and config.gaussians_per_pixel == 1:
-        return "no probabilistic sampling"
-    return "none"
 
 
 def architecture_label(config: EncoderConfig) -> str:
@@ -81,8 +70,8 @@ class EncoderFile:
             f"architecture {architecture_name(self.config)}",
             f"{self.config.num_context_views} context views",
         ]
-        if ablation_name(self.config) != "none":
-            parts.append(f"ablation: {ablation_name(self.config)}")
+        if (ablation := ablation_of(self.config)) != "none":
+            parts.append(f"ablation: {ablation}")
         if self.step is not None:
             parts.append(f"step {self.step}")
         return ", ".join(parts)
@@ -97,7 +86,7 @@ class EncoderFile:
             ("kind", f"{KIND_NAMES[self.kind]} ({KIND_DETAILS[self.kind]})"),
             ("architecture", architecture_name(config)),
             ("context views", str(config.num_context_views)),
-            ("ablation", ablation_name(config)),
+            ("ablation", ablation_of(config)),
             (
                 "SH",
                 f"degree {config.sh_degree}; rotation {config.sh_rotation}; coefficient 14 {config.sh_coefficient_14}",

@@ -163,6 +163,18 @@ def size_multiple(config: EncoderConfig) -> int:
     return math.lcm(vit, config.epipolar.downscale * config.epipolar.self_attention.patch_size)
 
 
+def ablation_of(config: EncoderConfig) -> str:
+    """Which of the paper's ablations (Table 3, as ``ablation`` makes them) ``config`` is, in words; "none" for the
+    full model."""
+    if not config.use_epipolar_transformer:
+        return "no epipolar transformer"
+    if config.epipolar.num_octaves == 0:
+        return "no depth encoding"
+    if config.num_depth_bins == 1 and config.gaussians_per_pixel == 1:
+        return "no probabilistic sampling"
+    return "none"
+
+
 def ablation(config: EncoderConfig, name: Literal["none", "no_epipolar", "no_depth_encoding", "no_sampling"]):
     """The paper's ablations (Table 3) applied to a configuration."""
     if name == "no_epipolar":

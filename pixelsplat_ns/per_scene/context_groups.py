@@ -66,11 +66,15 @@ def path_lengths(camera_to_worlds: Float[Tensor, "n 3 4"]) -> Float[Tensor, " n"
 
 
 def groups_along_path(
-    camera_to_worlds: Float[Tensor, "n 3 4"], count: int, views_per_group: int
+    camera_to_worlds: Float[Tensor, "n 3 4"],
+    count: int,
+    views_per_group: int,
+    order: Optional[Sequence[int]] = None,
 ) -> list[tuple[int, ...]]:
     """``count`` groups of ``views_per_group`` views at equal path-length spacing along the capture's path
     (``capture_path.capture_order``; see the module's docstring), as indices in the dataparser's order. Raises
-    ``ContextError`` when the capture has too few views."""
+    ``ContextError`` when the capture has too few views. ``order``: the capture's order when the caller has it
+    (``capture_order(camera_to_worlds).order``; found here otherwise)."""
     if count < 1:  # the flag itself is checked, with its own message, by the datamanager's options
         raise ContextError(f"{count} context groups asked for: at least 1 is needed")
     anchors_needed = count * (views_per_group - 1) + 1
@@ -81,7 +85,7 @@ def groups_along_path(
             f"along the capture; the dataset has {n}: ask for fewer with "
             "--pipeline.datamanager.context-pairs"
         )
-    order = capture_order(camera_to_worlds).order
+    order = capture_order(camera_to_worlds).order if order is None else order
     lengths = path_lengths(camera_to_worlds[list(order)])
     targets = torch.linspace(0, float(lengths[-1]), anchors_needed, dtype=torch.float64)
     anchors: list[int] = []
@@ -123,12 +127,13 @@ def choose_context_groups(
     capture; the densest possible when none is usable, which ``all_usable`` tells the caller)."""
     if count != "auto":
         return groups_along_path(camera_to_worlds, int(count), views_per_group)
+    order = capture_order(camera_to_worlds).order  # once: every split below cuts the same path
     most = max(1, (len(camera_to_worlds) - 1) // (views_per_group - 1))
     for n in range(1, most + 1):
-        groups = groups_along_path(camera_to_worlds, n, views_per_group)
+        groups = groups_along_path(camera_to_worlds, n, views_per_group, order)
         if all_usable(camera_to_worlds, groups, max_angle_degrees, max_baseline):
             return groups
-    return groups_along_path(camera_to_worlds, most, views_per_group)
+    return groups_along_path(camera_to_worlds, most, views_per_group, order)
 
 
 def all_usable(
