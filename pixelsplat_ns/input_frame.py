@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from plyfile import PlyData
 
+from pixelsplat_ns.core.atomic_files import check_writable, write_atomically
 from pixelsplat_ns.core.camera_checks import CameraError, check_rotation
 from pixelsplat_ns.core.conventions import matrix_to_quaternion, quaternion_multiply
 from pixelsplat_ns.core.errors import InputError
@@ -153,18 +154,22 @@ def to_input_frame(
 
 
 def convert(input_path: Path, transforms_path: Path, output_path: Path, force: bool = False) -> tuple[int, int]:
-    """Read, map and write; returns the number of Gaussians and their SH degree. Writes nothing on error."""
+    """Read, map and write; returns the number of Gaussians and their SH degree. Writes nothing on error: the
+    output is written whole or not at all, and a place that cannot take it raises ``CannotWrite`` (an
+    ``InputError``) before the work where it can be told then (a read-only folder, a disk with less free space
+    than the input's size)."""
     if not input_path.is_file():
         raise ConversionError(f"no .ply file at {input_path}")
     if output_path.resolve() == input_path.resolve() or (output_path.exists() and output_path.samefile(input_path)):
         raise ConversionError(f"the output {output_path} is the input: write the converted splat to another file")
     if output_path.exists() and not force:
         raise ConversionError(f"{output_path} exists; pass --force to overwrite it")
+    check_writable(output_path, input_path.stat().st_size)  # before the work: the output is about the input's size
     rotation, translation, scale = read_dataparser_transform(transforms_path)
     ply, degree = read_splat(input_path)
     vertex = ply["vertex"]
     vertex.data = to_input_frame(vertex.data, degree, rotation, translation, scale)
     ply.comments = [c for c in ply.comments if c not in DATAPARSER_ONLY_COMMENTS] + [CONVERTED_COMMENT]
     output_path.parent.mkdir(parents=True, exist_ok=True)
-    ply.write(str(output_path))
+    write_atomically(output_path, ply.write, size_hint=vertex.data.nbytes)
     return len(vertex.data), degree

@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 from scipy.spatial.transform import Rotation
 
+from pixelsplat_ns.core.errors import InputError
 from pixelsplat_ns.data import load_scene
 from pixelsplat_ns.data.nerfstudio_convert import ConversionError, nerfstudio_to_chunks, write_nerfstudio_scene
 from pixelsplat_ns.data.scene import read_scene
@@ -108,7 +109,7 @@ def test_bad_input_is_refused_with_a_reason(tmp_path):
     with pytest.raises(ConversionError, match="neither transforms.json nor a COLMAP model"):
         nerfstudio_to_chunks([tmp_path / "empty_folder"], tmp_path / "out")
     empty = nerfstudio_dataset(tmp_path / "no_frames", count=0)
-    with pytest.raises(ConversionError, match="no_frames/transforms.json lists no frames"):
+    with pytest.raises(InputError, match="no_frames/transforms.json has no list of frames"):
         nerfstudio_to_chunks([empty], tmp_path / "out")
     distorted = nerfstudio_dataset(tmp_path / "distorted", k1=0.05)
     with pytest.raises(ConversionError, match="lens distortion.*Undistort"):

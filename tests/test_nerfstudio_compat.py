@@ -22,7 +22,7 @@ def test_nerfstudio_is_the_version_the_workarounds_were_checked_against():
 
 def test_a_save_killed_midway_leaves_the_checkpoints_as_they_were(tmp_path):
     """SIGKILL while a large checkpoint is being written: no step-*.ckpt appears, the earlier one still loads,
-    and a resume would find only whole checkpoints."""
+    a resume would find only whole checkpoints, and the next save removes what the killed writer left."""
     import signal
     import subprocess
     import sys
@@ -49,13 +49,19 @@ def test_a_save_killed_midway_leaves_the_checkpoints_as_they_were(tmp_path):
         f"save_atomically({{'step': 2, 'weights': torch.ones(1000)}}, Path({str(folder)!r}) / 'step-000000002.ckpt')"
     )
     writer = subprocess.Popen([sys.executable, "-c", code])
-    partial = tmp_path / "run" / ".saving-step-000000002.ckpt"
     deadline = time.monotonic() + 120
-    while not (partial.exists() and partial.stat().st_size > 0) and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
+        partials = list((tmp_path / "run").glob(".step-000000002.ckpt.*.partial"))
+        if partials and partials[0].stat().st_size > 0:
+            break
         time.sleep(0.01)
+    partial = partials[0]
     writer.send_signal(signal.SIGKILL)
     writer.wait()
     assert partial.exists(), "the save was killed while writing"
     assert [p.name for p in folder.iterdir()] == ["step-000000001.ckpt"]
     assert [step for step, _ in step_checkpoints(folder)] == [1]
     assert torch.load(folder / "step-000000001.ckpt")["step"] == 1
+    save_atomically({"step": 3, "weights": torch.ones(3)}, folder / "step-000000003.ckpt")
+    assert not partial.exists(), "the dead writer's partial file is removed by the next save there"
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["nerfstudio_models"]

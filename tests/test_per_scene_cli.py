@@ -2,6 +2,8 @@
 on the bundled sample scene and on broken copies of it."""
 
 import re
+import signal
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +12,21 @@ import torch
 from PIL import Image
 from plyfile import PlyData
 
-from helpers.cli import SAMPLE, evaluate, gaussians, last_checkpoint, ns, scene_copy, train, train_command, train_run
+from helpers.cli import (
+    BIN,
+    ENV,
+    SAMPLE,
+    SMALL_CONTEXT,
+    evaluate,
+    gaussians,
+    last_checkpoint,
+    ns,
+    scene_copy,
+    train,
+    train_command,
+    train_run,
+)
+from helpers.file_systems import mounted_tmpfs
 
 pytestmark = pytest.mark.e2e
 LOGIT_1_OVER_255 = -5.5373  # ns-export leaves out Gaussians below this opacity: they can never be drawn
@@ -37,6 +53,15 @@ def test_feed_forward_scene_scores_well_on_the_eval_views(feed_forward):
     assert set(results) >= {"psnr", "ssim"}
 
 
+def test_ns_eval_refuses_an_output_path_it_cannot_write_before_evaluating(feed_forward, tmp_path):
+    with mounted_tmpfs(tmp_path / "read_only", size_kb=64, read_only=True) as read_only:
+        output = read_only / "eval.json"
+        result = ns("ns-eval", "--load-config", feed_forward, "--output-path", output, cwd=tmp_path, check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    message = result.stderr.replace("\n", " ")
+    assert re.search(r"CannotWrite: cannot write \S*eval\.json: .*read-only", message), result.stderr
+
+
 def test_refinement_updates_the_predicted_gaussians(feed_forward, tmp_path):
     refined = train(SAMPLE, tmp_path / "outputs", 3, full_size=True)  # compared with the full-size prediction
     before, after = gaussians(feed_forward), gaussians(refined)
@@ -47,11 +72,43 @@ def test_refinement_updates_the_predicted_gaussians(feed_forward, tmp_path):
     )
 
 
-def test_resumed_refinement_keeps_optimizing_the_gaussians(tmp_path):
-    first = train(SAMPLE, tmp_path / "outputs", 2)
-    resumed = train(SAMPLE, tmp_path / "resumed", 2, "--load-dir", first.parent / "nerfstudio_models")
-    assert (resumed.parent / "nerfstudio_models" / "step-000000003.ckpt").exists()
-    assert not torch.equal(gaussians(first)["means"], gaussians(resumed)["means"]), "the resumed steps moved them"
+def test_ctrl_c_saves_the_refinement_and_the_printed_command_goes_on(tmp_path):
+    """Ctrl-C in the middle of a refinement (300 steps planned, none saved yet: --steps-per-save is 500): the step
+    in progress finishes, the run is saved, and the printed flags resume it, optimizing the Gaussians further."""
+    command = [
+        BIN / "ns-train",
+        *train_command(SAMPLE, tmp_path / "outputs", "--timestamp", "run", "--max-num-iterations", 300)[1:],
+        *SMALL_CONTEXT,
+        "--logging.steps-per-log",
+        "1",
+    ]
+    env = dict(ENV, PYTHONUNBUFFERED="1")
+    process = subprocess.Popen(
+        [str(a) for a in command], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path, env=env
+    )
+    assert process.stdout is not None
+    seen = ""
+    for line in process.stdout:  # nerfstudio's table logs each step as "<step> (<percent>%)"
+        seen += line
+        if any(int(step) >= 2 for step in re.findall(r"(\d+) \(\d+\.\d+%\)", line)):
+            process.send_signal(signal.SIGINT)
+            break
+    seen += process.communicate(timeout=120)[0]
+    assert process.returncode == 130, seen[-3000:]
+    compact = re.sub(r"\s+", "", seen)
+    assert "SIGINT:stoppingoncestep" in compact and "Traceback" not in seen, seen[-3000:]
+    stopped = re.search(
+        r"stopped\(SIGINT\)afterstep(\d+);saved.*--max-num-iterations(\d+)and--load-dir(\S+?nerfstudio_models)", compact
+    )
+    assert stopped, seen[-3000:]
+    step, remaining, models = int(stopped[1]), int(stopped[2]), Path(stopped[3])
+    assert step >= 2 and step + remaining == 299, "the printed flags go on to the planned last step"
+    assert [p.name for p in models.iterdir()] == [f"step-{step:09d}.ckpt"]
+
+    resumed = train(SAMPLE, tmp_path / "resumed", 2, "--load-dir", models)
+    assert (resumed.parent / "nerfstudio_models" / f"step-{step + 2:09d}.ckpt").exists()
+    interrupted = next((tmp_path / "outputs").rglob("config.yml"))
+    assert not torch.equal(gaussians(interrupted)["means"], gaussians(resumed)["means"]), "the resumed steps moved them"
 
 
 def test_encoder_refinement_predicts_the_kept_gaussians_anew(feed_forward, tmp_path):

@@ -8,7 +8,7 @@ from typing import Optional, Union
 import torch
 from torch import Tensor
 
-from pixelsplat_ns.core.atomic_files import write_atomically
+from pixelsplat_ns.core.atomic_files import tensor_bytes, write_atomically
 from pixelsplat_ns.encoder.config import (
     FORMER_COMPUTE_FIELDS,
     BackboneConfig,
@@ -37,7 +37,7 @@ def save_converted(
     given = {"image_shape": None if image_shape is None else list(image_shape), "step": step, "data": data}
     extra = {k: v for k, v in given.items() if v is not None}
     content = {"format": FORMAT, "version": VERSION, "config": asdict(config), "state_dict": state_dict, **extra}
-    write_atomically(path, lambda file: torch.save(content, file))
+    write_atomically(path, lambda file: torch.save(content, file), tensor_bytes(state_dict))
 
 
 def config_from_dict(data: dict) -> EncoderConfig:

@@ -10,6 +10,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Sequence
 
+from pixelsplat_ns.core.atomic_files import check_writable
+
 
 @contextmanager
 def input_errors_exit(*errors: type[Exception]):
@@ -24,8 +26,8 @@ def input_errors_exit(*errors: type[Exception]):
 
 def check_output_file(path: Path, force: bool, inputs: Sequence[Path] = ()) -> None:
     """Refuse an output file that cannot be written as asked, before any work: a folder in its place, a file in
-    place of one of its folders, an existing file without ``--force``, or one of the command's ``inputs``.
-    Raises ``FileExistsError`` saying which."""
+    place of one of its folders, an existing file without ``--force``, or one of the command's ``inputs``: raises
+    ``FileExistsError`` saying which. A folder that cannot be written (read-only, not ours) raises ``CannotWrite``."""
     path = Path(path)
     if path.is_dir():
         raise FileExistsError(f"{path} is a folder: give the path of the file to write, e.g. {path / 'out.pt'}")
@@ -38,3 +40,4 @@ def check_output_file(path: Path, force: bool, inputs: Sequence[Path] = ()) -> N
         raise FileExistsError("the output must be a different file from the input")
     if path.exists() and not force:
         raise FileExistsError(f"{path} exists; pass --force to overwrite it")
+    check_writable(path)

@@ -19,6 +19,8 @@ from tqdm import tqdm
 
 from pixelsplat_ns.checkpoints import CheckpointError
 from pixelsplat_ns.cli import check_output_file, input_errors_exit
+from pixelsplat_ns.core.atomic_files import write_text_atomically
+from pixelsplat_ns.core.errors import InputError
 
 
 @dataclass
@@ -95,8 +97,9 @@ def main(argv: Optional[list[str]] = None) -> None:
             progress=lambda items: tqdm(items, desc="scenes", unit="scene"),
         )
     results["settings"] = {k: str(v) for k, v in asdict(args).items()}
-    args.output_path.parent.mkdir(parents=True, exist_ok=True)
-    args.output_path.write_text(json.dumps(results, indent=2))
+    with input_errors_exit(InputError, OSError):  # checked before the work, yet the disk may have filled since
+        args.output_path.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomically(args.output_path, json.dumps(results, indent=2))
 
     mean = results["mean"]
     show = lambda value, digits: "-" if value is None else f"{value:.{digits}f}"  # noqa: E731

@@ -14,7 +14,8 @@ import tyro
 from tyro.conf import Positional, arg
 
 from pixelsplat_ns.cli import input_errors_exit
-from pixelsplat_ns.input_frame import ConversionError, convert
+from pixelsplat_ns.core.errors import InputError
+from pixelsplat_ns.input_frame import convert
 
 
 @dataclass
@@ -33,7 +34,7 @@ class PlyToInputFrame:
 
 def main(argv: Optional[list[str]] = None) -> None:
     args = tyro.cli(PlyToInputFrame, args=argv, prog="pixelsplat-ply-to-input-frame")
-    with input_errors_exit(ConversionError):
+    with input_errors_exit(InputError):  # ConversionError, CannotWrite
         count, degree = convert(args.input, args.transforms, args.output, args.force)
     print(f"wrote {count:,} Gaussians (SH degree {degree}) in the input data's frame to {args.output}")
 

@@ -1,5 +1,6 @@
 """``pixelsplat-process-data``: your own data -> a nerfstudio-data scene (images/ + transforms.json) that
-``ns-train pixelsplat --data <scene>`` takes unchanged. The photos are copied, never changed.
+``ns-train pixelsplat --data <scene>`` takes unchanged. The photos are copied, never changed (``pair
+--distortion`` writes them undistorted, as PNG, since pixelSplat assumes pinhole cameras).
 
     pixelsplat-process-data pair --data photos/ --output-dir outputs/scenes/mine         # two photos, no cameras
     pixelsplat-process-data cameras --cameras photos/cameras.json --output-dir outputs/scenes/mine
@@ -26,8 +27,11 @@ from pixelsplat_ns.core.errors import InputError
 
 @dataclass
 class Pair:
-    """Two photos with no camera information -> their cameras, from the pixels, and the scene. Prints what it
-    found: matches, inliers, the rotation between the photos, where the focal length came from."""
+    """Two photos with no camera information -> their cameras, from the pixels, and the scene. Prints a line per
+    stage and what it found: matches, inliers, the rotation between the photos, where the focal length came from.
+    Warns when the matches show lens distortion; refuses a flat scene whose pose is ambiguous. With --distortion,
+    both photos are undistorted before matching (for the focal length of --focal-px, --fov-deg or EXIF, the
+    principal point at the centre), and the scene gets them undistorted (PNG)."""
 
     data: Path
     """Folder holding exactly two photos (any format; EXIF orientation is applied first)."""
@@ -37,23 +41,34 @@ class Pair:
     """Focal length in pixels of the photos as displayed; overrides EXIF and the estimate."""
     fov_deg: Optional[float] = None
     """Horizontal field of view in degrees, if the focal length is not known; overrides EXIF and the estimate."""
+    distortion: Optional[tuple[float, ...]] = None
+    """Lens distortion, OpenCV's K1 K2 P1 P2 [K3] (calibrateCamera's, its fx as --focal-px): undistorts the photos."""
     force: bool = False
     """Write into OUTPUT_DIR although it is not empty (files of the same names are replaced)."""
 
     def main(self) -> None:
-        from pixelsplat_ns.process_data.pair import pair_cameras, pair_frames, read_pair
-        from pixelsplat_ns.process_data.scene_folder import check_output_folder, write_scene_folder
+        from pixelsplat_ns.core.progress import stage
+        from pixelsplat_ns.process_data.pair import pair_cameras, read_pair, undistorted_pair, write_pair_scene
+        from pixelsplat_ns.process_data.scene_folder import check_output_folder
 
         logging.basicConfig(level=logging.INFO, format="%(message)s")
         with input_errors_exit(InputError):
             check_output_folder(self.output_dir, [self.data], self.force)
-            photos = read_pair(self.data)
+            with stage("reading the photos") as found:
+                photos = read_pair(self.data)
+                found.text = f"{photos[0].path.name}, {photos[1].path.name}, {photos[0].size[0]}x{photos[0].size[1]}"
+            if self.distortion is not None:
+                with stage("undistorting the photos") as found:
+                    photos = undistorted_pair(photos, self.distortion, self.focal_px, self.fov_deg)
+                    found.text = f"--distortion {' '.join(f'{c:g}' for c in self.distortion)}"
             cameras = pair_cameras(photos, self.focal_px, self.fov_deg)
-            write_scene_folder(pair_frames(photos, cameras), self.output_dir)
+            with stage("writing the scene") as found:
+                write_pair_scene(photos, cameras, self.output_dir)
+                found.text = str(self.output_dir)
         print(
             f"{cameras.matches} matches, {cameras.inliers} inliers of the relative pose; the second photo is turned "
             f"{cameras.rotation_degrees:.1f} degrees from the first; focal length {cameras.focal_px:.1f} px, "
-            f"{cameras.focal_source}"
+            f"{cameras.focal_source}; the pose comes from {cameras.pose_from}"
         )
         print(f"wrote {self.output_dir}; {next_step(self.output_dir)}")
 

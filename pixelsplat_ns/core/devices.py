@@ -35,3 +35,14 @@ def check_device(device: Union[torch.device, str]) -> None:
             f"a CUDA device was asked for, but torch {torch.__version__} ({built}) sees no CUDA GPU (no GPU, no "
             "driver, or a torch without CUDA); run on the CPU (with ns-train: --machine.device-type cpu)"
         )
+
+
+def free_memory_bytes(device: Union[torch.device, str]) -> float:
+    """The memory a new allocation on ``device`` could still take (bytes): CUDA's free memory on the GPU, the
+    host's available memory otherwise."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return float(torch.cuda.mem_get_info(device)[0])
+    from pixelsplat_ns.core.process_memory import available_bytes
+
+    return available_bytes()

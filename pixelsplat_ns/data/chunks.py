@@ -7,7 +7,6 @@ name. Chunks are read one at a time (the full datasets are hundreds of GB).
 """
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import torch
 from jaxtyping import Float, Int64, UInt8
 from torch import Tensor
 
+from pixelsplat_ns.core.atomic_files import tensor_bytes, write_atomically, write_text_atomically
 from pixelsplat_ns.core.errors import InputError
 from pixelsplat_ns.core.torch_versions import load_tensor_file
 
@@ -95,11 +95,9 @@ def read_chunk(path: Path) -> list[ChunkScene]:
 
 
 def write_chunk(path: Path, scenes: list[ChunkScene]) -> None:
-    """Write one chunk atomically (a reader never sees a half-written file)."""
-    path = Path(path)
-    partial = path.with_name(path.name + ".partial")
-    torch.save([scene.to_dict() for scene in scenes], partial)
-    os.replace(partial, path)
+    """Write one chunk whole or not at all (``core.atomic_files``): a reader never sees a half-written file."""
+    content = [scene.to_dict() for scene in scenes]
+    write_atomically(path, lambda file: torch.save(content, file), tensor_bytes(content))
 
 
 def is_chunk_root(path: Path) -> bool:
@@ -182,7 +180,7 @@ class ChunkWriter:
 
     def close(self) -> None:
         self.flush()
-        (self.split_dir / "index.json").write_text(json.dumps(self.index, indent=1))
+        write_text_atomically(self.split_dir / "index.json", json.dumps(self.index, indent=1))
 
     def __enter__(self) -> "ChunkWriter":
         return self

@@ -16,11 +16,12 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from pixelsplat_ns.core.atomic_files import write_bytes_atomically, write_text_atomically
 from pixelsplat_ns.core.camera_checks import CameraError, check_intrinsics
 from pixelsplat_ns.core.conventions import convert_c2w_opengl_opencv, denormalize_intrinsics, from_nerfstudio
 from pixelsplat_ns.core.errors import InputError
 from pixelsplat_ns.core.images import ImageError, displayed_size, open_image
-from pixelsplat_ns.nerfstudio_compat.dataparsers import NEUTRAL_DATAPARSER_SETTINGS
+from pixelsplat_ns.nerfstudio_compat.dataparsers import NEUTRAL_DATAPARSER_SETTINGS, check_nerfstudio_transforms
 
 from .cameras import decode_chunk_cameras, encode_chunk_cameras
 from .chunks import ChunkScene, ChunkWriter, existing_chunk_files
@@ -65,7 +66,8 @@ def read_nerfstudio_scene(data: Path, key: str, dataparser: str = "auto", split:
     from nerfstudio.cameras.cameras import CameraType
 
     config = dataparser_config(data, dataparser)
-    _check_transforms(Path(data))
+    if type(config).__name__ == "NerfstudioDataParserConfig":  # what nerfstudio-data would fail on obscurely
+        check_nerfstudio_transforms(Path(data), "choose it with `--dataparser {dataparser}`")
     try:
         outputs = config.setup().get_dataparser_outputs(split=split)
     except Exception as error:  # dataparsers report bad input with asserts and assorted exceptions
@@ -121,19 +123,6 @@ def read_nerfstudio_scene(data: Path, key: str, dataparser: str = "auto", split:
         encode_chunk_cameras(c2w, intrinsics),
         images,
     )
-
-
-def _check_transforms(data: Path) -> None:
-    """Say plainly what nerfstudio's parser would report obscurely: broken or frameless transforms.json."""
-    path = data if data.suffix == ".json" else data / "transforms.json"
-    if not path.is_file():
-        return
-    try:
-        meta = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ConversionError(f"{path} is not valid JSON ({error})") from error
-    if not meta.get("frames"):
-        raise ConversionError(f"{path} lists no frames")
 
 
 def _frame_bytes(path: Path, width: int, height: int) -> torch.Tensor:
@@ -206,7 +195,7 @@ def write_nerfstudio_scene(scene: ChunkScene, out: Path, overwrite: bool = False
                 "write it again from its source, or leave the scene out"
             ) from error
         name = f"images/frame_{i:05d}.jpg"
-        (out / name).write_bytes(raw)
+        write_bytes_atomically(out / name, raw)
         k = denormalize_intrinsics(intrinsics[i].double(), width, height)
         frames.append(
             {
@@ -220,5 +209,5 @@ def write_nerfstudio_scene(scene: ChunkScene, out: Path, overwrite: bool = False
                 "h": height,
             }
         )
-    (out / "transforms.json").write_text(json.dumps({"camera_model": "OPENCV", "frames": frames}, indent=1))
+    write_text_atomically(out / "transforms.json", json.dumps({"camera_model": "OPENCV", "frames": frames}, indent=1))
     return out

@@ -24,6 +24,8 @@ import numpy as np
 import torch
 from jaxtyping import Float
 
+from pixelsplat_ns.core.atomic_files import write_text_atomically
+
 from .cameras import encode_chunk_cameras
 from .chunks import ChunkScene, ChunkWriter
 from .images import encode_jpeg
@@ -548,5 +550,5 @@ def write_synthetic_dataset(
             LOGGER.info("scene %d/%d (%s, %d frames)", i + 1, num_scenes, scene.key, len(scene))
     for writer in writers.values():
         writer.close()
-    index_path.write_text(json.dumps(evaluation))
+    write_text_atomically(index_path, json.dumps(evaluation))
     return {split: len(writer.index) for split, writer in writers.items()}

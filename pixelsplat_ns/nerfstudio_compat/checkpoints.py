@@ -1,12 +1,12 @@
 """nerfstudio's own checkpoints (``step-*.ckpt``): reading them under torch >= 2.6, writing them atomically,
 listing them by step, and loading a splat model's state in place."""
 
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from pixelsplat_ns.core.atomic_files import tensor_bytes, write_atomically
 from pixelsplat_ns.core.errors import InputError
 from pixelsplat_ns.core.torch_versions import TORCH_VERSION
 
@@ -76,17 +76,11 @@ def allow_numpy_scalars_in_checkpoints() -> None:
 
 
 def save_atomically(state: dict, path: Path) -> None:
-    """``torch.save`` that never leaves a partial file at ``path``: the state is written beside the checkpoint
-    folder (where no tool lists it), flushed to disk, then renamed into place, which is atomic."""
-    partial = path.parent.parent / f".saving-{path.name}"
-    try:
-        with open(partial, "wb") as file:
-            torch.save(state, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+    """``torch.save`` that never leaves a partial file at ``path`` (``core.atomic_files.write_atomically``). The
+    temporary file goes beside the checkpoint folder: nerfstudio's tools take every file in that folder for a
+    checkpoint (``eval_utils.eval_load_checkpoint`` parses each name's step). A full disk or a read-only folder
+    raises ``CannotWrite``, checked against the state's size before anything is written."""
+    write_atomically(path, lambda file: torch.save(state, file), tensor_bytes(state), partial_folder=path.parent.parent)
 
 
 def step_checkpoints(folder: Path) -> list[tuple[int, Path]]:

@@ -1,8 +1,11 @@
 """nerfstudio's dataparsers, read so that the input's own frame and every frame survive for our checks."""
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any
+
+from pixelsplat_ns.core.errors import InputError
 
 NEUTRAL_DATAPARSER_SETTINGS: dict[str, Any] = {
     "orientation_method": "none",
@@ -56,3 +59,72 @@ def without_dataparser_alpha(datamanager_config):
     if getattr(dataparser, "alpha_color", None) is None:
         return datamanager_config
     return dataclasses.replace(datamanager_config, dataparser=dataclasses.replace(dataparser, alpha_color=None))
+
+
+NERFSTUDIO_INTRINSICS = {
+    "fl_x": "focal length in x, pixels",
+    "fl_y": "focal length in y, pixels",
+    "cx": "principal point x, pixels",
+    "cy": "principal point y, pixels",
+    "w": "image width, pixels",
+    "h": "image height, pixels",
+}
+"""What nerfstudio-data needs of every frame's camera, at the top level or in the frame
+(``nerfstudio_dataparser.py``: an ``assert`` each)."""
+
+
+NS_TRAIN_DATAPARSER = "add its dataparser at the end of the command, `ns-train pixelsplat --data {data} {dataparser}`"
+"""How an ``ns-train`` user chooses a dataparser, for ``check_nerfstudio_transforms``."""
+
+
+def check_nerfstudio_transforms(data: Path, choose_dataparser: str = NS_TRAIN_DATAPARSER) -> None:
+    """Refuse, in one line naming the fix, a scene that nerfstudio's default dataparser (``nerfstudio-data``) would
+    fail on with a bare ``AssertionError``, ``KeyError`` or JSON error: a scene in another dataparser's format
+    (Blender's synthetic scenes: ``transforms_train.json``, ``camera_angle_x``; instant-ngp's field of view), a
+    transforms.json that is not JSON, or one missing ``frames``, a frame's ``file_path`` / ``transform_matrix``,
+    or an intrinsic (``NERFSTUDIO_INTRINSICS``). ``data`` is ``--data``: the scene's folder or its transforms.json;
+    ``choose_dataparser`` says how the command takes another dataparser (``{data}`` and ``{dataparser}`` filled in).
+    A folder without transforms.json is left to the caller unless it is a Blender scene. Raises ``InputError``."""
+    data = Path(data)
+    path = data if data.suffix == ".json" else data / "transforms.json"
+    folder = path.parent
+    blender = (folder / "transforms_train.json").is_file()
+    if not path.is_file():
+        if blender:
+            raise InputError(
+                f"{folder} is a Blender synthetic scene (transforms_train.json, no transforms.json), which "
+                f"nerfstudio's default dataparser does not read: "
+                + choose_dataparser.format(data=data, dataparser="blender-data")
+            )
+        return
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InputError(f"{path} is not valid JSON ({error}): fix it, or write the scene anew") from error
+    frames = meta.get("frames") if isinstance(meta, dict) else None
+    if not isinstance(frames, list) or not frames or not all(isinstance(frame, dict) for frame in frames):
+        raise InputError(
+            f'{path} has no list of frames (a "frames" list of objects, each with file_path and transform_matrix): '
+            "it is not a nerfstudio scene's transforms.json"
+        )
+    for i, frame in enumerate(frames):
+        for field in ("file_path", "transform_matrix"):
+            if field not in frame:
+                raise InputError(f"{path}: frame {i} has no {field}: each frame needs file_path and transform_matrix")
+    missing = {key for key in NERFSTUDIO_INTRINSICS if key not in meta and any(key not in f for f in frames)}
+    if not missing:
+        return
+    if "camera_angle_x" in meta:
+        dataparser = "blender-data" if blender else "instant-ngp-data"
+        raise InputError(
+            f"{path} gives the cameras' field of view (camera_angle_x) instead of focal lengths in pixels: the "
+            f"{'Blender synthetic scenes' if blender else 'instant-ngp'} format, which nerfstudio's default "
+            f"dataparser does not read: " + choose_dataparser.format(data=data, dataparser=dataparser)
+        )
+    first = next(i for i, frame in enumerate(frames) if any(k not in frame and k not in meta for k in missing))
+    named = ", ".join(f"{key} ({NERFSTUDIO_INTRINSICS[key]})" for key in NERFSTUDIO_INTRINSICS if key in missing)
+    raise InputError(
+        f"{path}: frame {first} has no {named}, at the top level or in the frame: add them (nerfstudio's "
+        "`ns-process-data` and `pixelsplat-process-data` write complete files), or read your format with its own "
+        "dataparser: " + choose_dataparser.format(data=data, dataparser="DATAPARSER")
+    )

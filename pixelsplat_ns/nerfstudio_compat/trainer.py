@@ -1,15 +1,17 @@
 """``PixelSplatTrainer``: nerfstudio's trainer with its fixes, each named by what nerfstudio does without it."""
 
 from pathlib import Path
+from typing import Callable, Optional
 
 import torch
 from nerfstudio.engine.trainer import Trainer
-from nerfstudio.utils import writer
+from nerfstudio.utils import comms, writer
 from nerfstudio.utils.rich_utils import CONSOLE
 
 from pixelsplat_ns.core.devices import check_device
 from pixelsplat_ns.core.errors import InputError, OutOfMemory
 from pixelsplat_ns.core.inert_unpickling import read_pickled_names
+from pixelsplat_ns.core.stop_signals import stop_requests
 from pixelsplat_ns.nerfstudio_compat import install_process_hooks
 from pixelsplat_ns.nerfstudio_compat.checkpoints import refuse_foreign_objects, save_atomically, step_checkpoints
 
@@ -17,7 +19,10 @@ from pixelsplat_ns.nerfstudio_compat.checkpoints import refuse_foreign_objects, 
 class PixelSplatTrainer(Trainer):
     """nerfstudio's trainer with its fixes, named by what nerfstudio does without them."""
 
-    last_trained_step = None
+    last_trained_step: Optional[int] = None
+    stopped_by: Optional[str] = None
+    """The signal that asked the run to stop (``SIGINT``: Ctrl-C; ``SIGTERM``), if one did."""
+    _release_stop_signals: Callable[[], None] = staticmethod(lambda: None)
 
     def __init__(self, config, *args, **kwargs) -> None:
         install_process_hooks()  # before the pipeline reads the user's input or a checkpoint
@@ -38,7 +43,10 @@ class PixelSplatTrainer(Trainer):
     def save_checkpoint(self, step: int) -> None:
         """Works around: ``Trainer.save_checkpoint`` writes ``step-*.ckpt`` in place, so a run killed while
         saving leaves a truncated file, which every tool then takes for the latest checkpoint. The same
-        checkpoint, written atomically (``save_atomically``)."""
+        checkpoint, written atomically (``save_atomically``), by the main process only (as nerfstudio's own
+        ``save_checkpoint``, whose ``check_main_thread`` an override does not inherit)."""
+        if not comms.is_main_process():
+            return
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         path = self.checkpoint_dir / f"step-{step:09d}.ckpt"
         wrapped = getattr(self.pipeline, "module", None)  # the pipeline inside DistributedDataParallel
@@ -113,10 +121,45 @@ class PixelSplatTrainer(Trainer):
         self.last_trained_step = step
         return result
 
+    def train(self) -> None:
+        """Works around: Ctrl-C (or a scheduler's SIGTERM) ended ``ns-train`` with a KeyboardInterrupt traceback
+        from wherever it landed, and everything trained since the last ``--steps-per-save`` was lost. It asks the
+        run to stop instead (``core.stop_signals``): the step in progress finishes, the state is saved atomically
+        and the command to go on is printed; a second Ctrl-C quits at once. With several processes (DDP) nerfstudio's
+        own handling is kept: the ranks must stop at the same step."""
+        if self.world_size > 1:
+            return super().train()
+        with stop_requests(self._request_stop) as self._release_stop_signals:
+            super().train()
+        if self.stopped_by is not None:
+            raise SystemExit(130 if self.stopped_by == "SIGINT" else 143)
+
+    def _request_stop(self, signal_name: str) -> None:
+        self.stopped_by = signal_name
+        self.stop_training = True  # read by Trainer.train before each step
+        CONSOLE.print(
+            f"[bold yellow]{signal_name}: stopping once step {self.step} is done, to save the run "
+            "(Ctrl-C again quits at once, without saving)"
+        )
+
     def _after_train(self) -> None:
         """Works around: a run stopped early (``stop_training``, e.g. pretraining's time budget) saved its
         final checkpoint one step late, so a resumed run skipped a batch: ``Trainer.train`` advances ``step``
-        before it sees the flag. The checkpoint is labelled with the step last trained."""
+        before it sees the flag. The checkpoint is labelled with the step last trained. A run stopped by a
+        signal saves and says how to go on, instead of announcing a finished run and waiting for the viewer."""
         if self.last_trained_step is not None:
             self.step = self.last_trained_step
-        super()._after_train()
+        last_step = self._start_step + self.config.max_num_iterations - 1
+        if self.stopped_by is None or self.step >= last_step:  # not stopped, or stopped with nothing left to do
+            self._release_stop_signals()  # Ctrl-C ends the viewer's wait, as in nerfstudio
+            return super()._after_train()
+        if self.last_trained_step is None:
+            CONSOLE.print(f"[bold yellow]{self.stopped_by} before the first step of this run: nothing new to save")
+            return
+        self.save_checkpoint(self.step)
+        writer.write_out_storage()
+        CONSOLE.print(
+            f"[bold yellow]stopped ({self.stopped_by}) after step {self.step}; saved "
+            f"{self.checkpoint_dir / f'step-{self.step:09d}.ckpt'}. To go on to step {last_step}, run the same "
+            f"ns-train command with --max-num-iterations {last_step - self.step} and --load-dir {self.checkpoint_dir}"
+        )

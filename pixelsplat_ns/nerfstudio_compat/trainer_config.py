@@ -1,13 +1,19 @@
 """``PixelSplatTrainerConfig``: nerfstudio's ``TrainerConfig`` with a fix, named by what nerfstudio does without it."""
 
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
 
+import yaml
+from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
 from nerfstudio.engine.trainer import TrainerConfig
+from nerfstudio.utils.rich_utils import CONSOLE
 
+from pixelsplat_ns.core.atomic_files import check_writable, write_text_atomically
 from pixelsplat_ns.core.errors import InputError
 from pixelsplat_ns.nerfstudio_compat import install_process_hooks
+from pixelsplat_ns.nerfstudio_compat.dataparsers import check_nerfstudio_transforms
 
 SCENE_HINT = (
     "give a nerfstudio scene folder (a transforms.json and its images); `pixelsplat-process-data sample "
@@ -28,20 +34,28 @@ def missing_data_message(data: Union[str, Path], per_scene: bool) -> str:
 @dataclass
 class PixelSplatTrainerConfig(TrainerConfig):
     """nerfstudio's trainer configuration; ``save_config`` first refuses a ``--data`` or an encoder file that does
-    not exist.
+    not exist (or a scene nerfstudio-data cannot read), and gives the run a folder of its own.
 
-    Works around: ``ns-train`` writes the run's folder and config.yml before the datamanager reads ``--data``
-    and the model its encoder file, so a run that cannot start (a mistyped path) left an empty run behind."""
+    Works around:
+    - ``ns-train`` writes the run's folder and config.yml before the datamanager reads ``--data`` and the model
+      its encoder file, so a run that cannot start (a mistyped path) left an empty run behind;
+    - a run's folder is named by the second it started, so two runs started in the same second (a sweep, a
+      script) shared one: one run's config.yml with the other's checkpoints (``claim_run_folder``);
+    - config.yml was written in place (a crash could leave half of it) and a read-only ``--output-dir`` ended
+      in a traceback."""
 
     def save_config(self) -> None:
+        install_process_hooks()  # ns-train's main calls this before the trainer exists: report refusals in one line
         data = self.data if self.data is not None else getattr(self.pipeline.datamanager, "data", None)
+        per_scene = self.method_name == "pixelsplat"
         if data is not None and not Path(data).exists():
-            install_process_hooks()  # ns-train's main calls this before the trainer exists: report it in one line
-            raise InputError(missing_data_message(data, per_scene=self.method_name == "pixelsplat"))
+            raise InputError(missing_data_message(data, per_scene=per_scene))
+        dataparser = getattr(self.pipeline.datamanager, "dataparser", None)
+        if per_scene and data is not None and isinstance(dataparser, NerfstudioDataParserConfig):
+            check_nerfstudio_transforms(Path(data))  # another format's scene: read seconds later, by the datamanager
         for flag in ("encoder_checkpoint", "encoder_init"):  # read only once the model is built, seconds later
             given = getattr(self.pipeline.model, flag, None)
             if given is not None and not Path(given).exists():
-                install_process_hooks()
                 raise InputError(
                     f"--pipeline.model.{flag.replace('_', '-')} {given} does not exist: give an official .ckpt, a "
                     "converted .pt or a pixelsplat-pretrain run's config.yml (docs/checkpoints.md says where to get "
@@ -49,6 +63,27 @@ class PixelSplatTrainerConfig(TrainerConfig):
                 )
         check_flags = getattr(self.pipeline, "check_flags", None)  # a pipeline's own contradictions
         if callable(check_flags):
-            install_process_hooks()
             check_flags()
-        super().save_config()
+        check_writable(self.get_base_dir() / "config.yml")
+        config_path = self.claim_run_folder() / "config.yml"
+        CONSOLE.log(f"Saving config to: {config_path}")
+        write_text_atomically(config_path, yaml.dump(self))
+
+    def claim_run_folder(self) -> Path:
+        """Make the run's folder and claim it (an exclusive create of its config.yml, atomic on every platform);
+        a folder another run holds gets the next free suffix: ``<timestamp>_2``, ``_3``, ... Returns the folder;
+        ``timestamp`` names it from then on (nerfstudio pickles this config into DDP workers after
+        ``save_config``)."""
+        requested = self.timestamp
+        for attempt in itertools.count(1):
+            self.timestamp = requested if attempt == 1 else f"{requested}_{attempt}"
+            folder = self.get_base_dir()
+            folder.mkdir(parents=True, exist_ok=True)
+            try:
+                (folder / "config.yml").open("x").close()
+            except FileExistsError:
+                continue
+            if attempt > 1:
+                CONSOLE.log(f"another run holds {folder.parent / requested}: this run is {folder}")
+            return folder
+        raise AssertionError("unreachable")

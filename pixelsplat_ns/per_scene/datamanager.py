@@ -7,13 +7,18 @@ from pathlib import Path
 import torch
 from nerfstudio.cameras.cameras import CameraType
 from nerfstudio.data.datamanagers.full_images_datamanager import FullImageDatamanager
+from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
 from nerfstudio.utils.rich_utils import CONSOLE
 
 from pixelsplat_ns.core.camera_checks import CameraError, check_intrinsics, check_rotation
 from pixelsplat_ns.core.errors import InputError
 from pixelsplat_ns.core.images import ImageError, displayed_size
 from pixelsplat_ns.data.chunks import is_chunk_root
-from pixelsplat_ns.nerfstudio_compat.dataparsers import parse_input_frame, without_dataparser_alpha
+from pixelsplat_ns.nerfstudio_compat.dataparsers import (
+    check_nerfstudio_transforms,
+    parse_input_frame,
+    without_dataparser_alpha,
+)
 from pixelsplat_ns.nerfstudio_compat.trainer_config import missing_data_message
 
 from .context import check_cameras
@@ -107,6 +112,8 @@ class PixelSplatDataManager(FullImageDatamanager[PixelSplatDataset]):
             )
         # The input's own cameras and images first: nerfstudio's normalization would hide what is wrong with
         # them, and its image loader would fail on a mismatch with an assertion in a worker thread.
+        if isinstance(config.dataparser, NerfstudioDataParserConfig):  # the default, and the usual mix-ups
+            check_nerfstudio_transforms(data)
         try:
             every_frame = parse_input_frame(config.dataparser, config.data, every_frame=True)
         except FileNotFoundError as error:  # the dataparser's own message is a traceback through nerfstudio

@@ -8,6 +8,7 @@ ns-export) build the pipeline without predicting (nor choosing the context) and 
 checkpoint.
 """
 
+import sys
 import time
 from typing import cast
 
@@ -15,12 +16,19 @@ import torch
 from nerfstudio.pipelines.base_pipeline import VanillaPipeline
 from nerfstudio.utils.rich_utils import CONSOLE
 
-from pixelsplat_ns.core.devices import check_device
+from pixelsplat_ns.core.devices import check_device, free_memory_bytes
 from pixelsplat_ns.nerfstudio_compat import install_process_hooks
+from pixelsplat_ns.nerfstudio_compat.error_reporting import check_ns_eval_output_path
 from pixelsplat_ns.render.views import OFFICIAL_NEAR_FRACTION
 
 from .datamanager import PixelSplatDataManager
-from .prediction import bind_scene_encoder, check_fusion_options, configured_encoder, plan_scene_context
+from .prediction import (
+    bind_scene_encoder,
+    check_fusion_options,
+    configured_encoder,
+    plan_scene_context,
+    prediction_size_warning,
+)
 
 
 class PixelSplatPipeline(VanillaPipeline):
@@ -30,6 +38,7 @@ class PixelSplatPipeline(VanillaPipeline):
 
     def __init__(self, config, device, test_mode="val", world_size=1, local_rank=0, grad_scaler=None) -> None:
         install_process_hooks()  # the tools that load a run (ns-viewer, ns-eval, ...) read its checkpoint next
+        check_ns_eval_output_path(sys.argv)
         check_device(device)
         check_fusion_options(config.model)
         super().__init__(config, device, test_mode, world_size, local_rank, grad_scaler)
@@ -43,6 +52,10 @@ class PixelSplatPipeline(VanillaPipeline):
         scene_encoder = bind_scene_encoder(encoder, plan, datamanager, self.model.config)
         height, width = scene_encoder.context.image_shape
         groups = len(scene_encoder.contexts)
+        count, free = scene_encoder.gaussian_count(), free_memory_bytes(device)
+        warning = prediction_size_warning(count, (height, width), min(height, width), free)
+        if warning is not None:  # before the wait, and before memory runs out without a word
+            CONSOLE.print(f"[bold yellow]{warning}")
         if groups > 1 and self.model.config.context_fusion == "deduplicate":
             fused = scene_encoder.fuse(self.model.config.fusion_depth_tolerance)
             gaussians = fused.gaussians()
@@ -53,7 +66,7 @@ class PixelSplatPipeline(VanillaPipeline):
             )
         else:
             with torch.no_grad():
-                gaussians = scene_encoder()
+                gaussians = scene_encoder(progress=True)
             of_groups = f" of {groups} context groups" if groups > 1 else ""
             CONSOLE.log(
                 f"pixelsplat predicted {gaussians.means.shape[1]} Gaussians from {width}x{height} context "

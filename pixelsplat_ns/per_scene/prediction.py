@@ -5,7 +5,7 @@ fused by ``fusion``), and what the plan needs measured first (the scene's depth,
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Iterable, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -14,6 +14,7 @@ from nerfstudio.utils.rich_utils import CONSOLE
 from pixelsplat_ns.checkpoints import BUNDLED_TINY_ENCODER, CheckpointError, build_encoder, read_encoder
 from pixelsplat_ns.core.conventions import to_gsplat
 from pixelsplat_ns.core.gaussians import Gaussians
+from pixelsplat_ns.core.progress import progress_bar
 from pixelsplat_ns.core.views import Views
 from pixelsplat_ns.encoder import PixelSplatEncoder
 from pixelsplat_ns.encoder.config import with_sh_convention
@@ -60,17 +61,31 @@ class SceneEncoder(torch.nn.Module):
         gaussians = self.encoder.encode_prepared(self.contexts[group], self.deterministic, generator)
         return gaussians.scaled(self.scales[group])
 
-    def forward(self) -> Gaussians:
-        parts = [self.predict_group(g) for g in range(len(self.contexts))]
+    def each_group(self, progress: bool = False) -> Iterable[int]:
+        """The groups' indices; with ``progress`` and several groups, under a progress bar (a capture's groups take
+        seconds each on a CPU)."""
+        groups = range(len(self.contexts))
+        if not progress or len(groups) < 2:
+            return groups
+        return progress_bar(groups, "pixelsplat: predicting context groups")
+
+    def gaussian_count(self) -> int:
+        """How many Gaussians the groups predict before any fusion: each context pixel's ``gaussians_per_pixel``."""
+        per_pixel = self.encoder.config.gaussians_per_pixel
+        return sum(context.images[..., 0, :, :].numel() * per_pixel for context in self.contexts)
+
+    def forward(self, progress: bool = False) -> Gaussians:
+        parts = [self.predict_group(g) for g in self.each_group(progress)]
         if self.keep is not None:
             parts = [part.select(keep.nonzero()[:, 0]) for part, keep in zip(parts, self.keep)]
         return parts[0] if len(parts) == 1 else Gaussians.concatenate(parts)
 
     def fuse(self, tolerance: float) -> FusedScene:
-        """Predict the groups one at a time and fuse them (``fusion``); later calls keep the same Gaussians."""
+        """Predict the groups one at a time, under a progress bar, and fuse them (``fusion``); later calls keep the
+        same Gaussians."""
         scene = FusedScene(tolerance)
         with torch.no_grad():
-            for group in range(len(self.contexts)):
+            for group in self.each_group(progress=True):
                 add_group(scene, self.predict_group(group), *self.context_cameras(group))
         self.keep = scene.keep
         return scene
@@ -241,4 +256,39 @@ def group_views(group: tuple[int, ...], datamanager, model_config, trained_shape
         background=context_background(model_config),
         names=[Path(datamanager.train_dataparser_outputs.image_filenames[i]).name for i in indices],
         multiple=encoder.size_multiple,
+    )
+
+
+BYTES_PER_PREDICTED_GAUSSIAN = 1000
+"""About what one predicted Gaussian adds to a per-scene run's peak memory (the encoder's activations, the
+Gaussians, splatfacto's parameters): 0.86 kB measured on a CPU for the sample scene at three context sizes
+(docs/benchmarks.md), rounded up."""
+
+MAX_CONTEXT_ASPECT = 4.0
+"""Context views wider than this (longer side over shorter) are far from anything pixelSplat was trained on (the
+paper's 256 x 256, the bundled encoder's 144 x 256)."""
+
+
+def prediction_size_warning(
+    count: int, image_shape: tuple[int, int], short_side: int, free_bytes: float
+) -> Optional[str]:
+    """What to say before predicting ``count`` Gaussians from context views of ``image_shape`` (h, w) when it may
+    not fit (the estimate over half of ``free_bytes``) or the views are far wider than the encoder's training
+    views (``MAX_CONTEXT_ASPECT``); None otherwise. The message gives the count, the estimate (bytes of
+    ``BYTES_PER_PREDICTED_GAUSSIAN`` each) and what shrinks it."""
+    height, width = image_shape
+    aspect = max(height, width) / min(height, width)
+    estimate = count * BYTES_PER_PREDICTED_GAUSSIAN
+    if estimate <= 0.5 * free_bytes and aspect <= MAX_CONTEXT_ASPECT:
+        return None
+    fits = "more than" if estimate > free_bytes else "against"
+    wide = (
+        "; photos far wider than tall (panoramas) are better cropped to a few views of ordinary shape"
+        if aspect > MAX_CONTEXT_ASPECT
+        else ""
+    )
+    return (
+        f"pixelsplat will predict {count / 1e6:.1f} M Gaussians from {width}x{height} context views (aspect "
+        f"{aspect:.0f}:1), about {estimate / 1e9:.1f} GB, {fits} the {free_bytes / 1e9:.1f} GB free here: a smaller "
+        f"--pipeline.model.context-short-side (now {short_side}) shrinks it with the side's square{wide}"
     )

@@ -1,5 +1,6 @@
 """The pretraining pipeline: one training step per batch of scenes, ns-eval over the paper's evaluation index."""
 
+import sys
 import time
 from pathlib import Path
 from typing import Optional, cast
@@ -17,6 +18,7 @@ from pixelsplat_ns.core.devices import check_device
 from pixelsplat_ns.evaluation import EvaluationConfig, evaluate
 from pixelsplat_ns.metrics import load_lpips_vgg, psnr
 from pixelsplat_ns.nerfstudio_compat import install_process_hooks
+from pixelsplat_ns.nerfstudio_compat.error_reporting import check_ns_eval_output_path
 from pixelsplat_ns.nerfstudio_compat.scene_batches import EvaluatedOverTheIndex
 
 from .datamanager import PretrainDataManager, global_rank
@@ -28,6 +30,7 @@ class PretrainPipeline(Pipeline):
 
     def __init__(self, config, device, test_mode="val", world_size=1, local_rank=0, grad_scaler=None) -> None:
         install_process_hooks()  # the tools that load a run (ns-viewer, ns-eval, ...) read its checkpoint next
+        check_ns_eval_output_path(sys.argv)
         check_device(device)
         config.check_flags()
         super().__init__()

@@ -7,20 +7,28 @@
    explains the most matches, refined with the relative pose by minimizing the matches' Sampson error, the
    first-order two-view bundle adjustment), when the matches determine it; else COLMAP's prior, 1.2 x the longer
    side. ``focal_px`` or ``fov_deg`` override all of it. The principal point is the image centre.
-3. The relative pose: SIFT features, matches that pass Lowe's ratio test, a robust essential matrix (USAC
-   MAGSAC) and the cheirality check (``cv2.recoverPose``); the baseline is 1 (pixelSplat normalizes it anyway).
+3. The relative pose: SIFT features (found on the photos scaled down to ``MATCH_SIDE``: larger photos only
+   cost time), matches that pass Lowe's ratio test, a robust essential matrix (USAC MAGSAC) and the cheirality
+   check (``cv2.recoverPose``); the baseline is 1 (pixelSplat normalizes it anyway). A flat scene, where a
+   homography explains the matches about as well, takes its pose from the homography instead, or is refused
+   when that is ambiguous (``two_view_models``). Matches that show lens distortion are warned about
+   (``lens_distortion``); ``undistorted_pair`` removes it when its coefficients are known.
+
+Each stage prints a line (``progress``): two 4000 x 3000 photos take about ten seconds.
 
 A pair that cannot give cameras is refused with ``PairError``: not two images, unreadable files, photos of
 different sizes or (by EXIF) zoom settings, an impossible given focal length, too few matches, no baseline (two
 identical photos, or a camera turned or zoomed in place) and a relative rotation no real pair has (a mirrored
-photo). An implausible EXIF focal length is ignored with a warning.
+photo), a flat scene whose pose is ambiguous. An implausible EXIF focal length is ignored with a warning.
 """
 
 import logging
 import math
-from dataclasses import dataclass
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import cv2
 import numpy as np
@@ -31,9 +39,33 @@ from pixelsplat_ns.core.camera_checks import CameraError, check_intrinsics
 from pixelsplat_ns.core.conventions import convert_c2w_opengl_opencv
 from pixelsplat_ns.core.errors import InputError
 from pixelsplat_ns.core.images import COMMON_PHOTO_SUFFIXES, ImageError, displayed_size, open_image, readable_suffixes
+from pixelsplat_ns.core.progress import progress_bar, stage
 
-from .scene_folder import Frame
+from .lens_distortion import (
+    DistortionError,
+    check_distortion,
+    distortion_vector,
+    distortion_warning,
+    fit_radial_distortion,
+    undistorted,
+)
+from .scene_folder import Frame, write_scene_folder
+from .two_view_models import (
+    ModelComparison,
+    camera_matrix,
+    compare_models,
+    planar_poses,
+    rotation_degrees,
+    sampson,
+)
 
+MATCH_SIDE = 2000
+"""Features are found on the photos scaled down to this longer side (pixels), and every threshold below is in
+those pixels: on 4000 x 3000 photos full-size SIFT found 60,000 features a photo, whose matching took two minutes
+and 3.4 GB."""
+MAX_FEATURES = 8192
+"""SIFT keeps at most this many features a photo, those of the most contrast (COLMAP's default): matching costs
+the product of the two counts."""
 RATIO = 0.8
 """Lowe's ratio test: a match is kept when its distance is below this share of the second best's."""
 MIN_INLIERS = 30
@@ -82,6 +114,8 @@ class Photo:
     path: Path
     pixels: np.ndarray
     """[h, w, 3] uint8, RGB, as displayed."""
+    undistorted: bool = False
+    """The pixels are the photo's with its lens distortion removed: the scene gets them, not the file."""
 
     @property
     def size(self) -> tuple[int, int]:
@@ -102,6 +136,8 @@ class PairCameras:
     """The second camera's centre, at distance 1."""
     matches: int
     inliers: int
+    pose_from: str = "the essential matrix"
+    """Which model gave the pose, and why, for the summary."""
 
     @property
     def rotation_degrees(self) -> float:
@@ -115,11 +151,6 @@ class PairCameras:
         second = np.eye(4)
         second[:3, :3], second[:3, 3] = self.rotation, self.centre
         return np.stack([np.eye(4), second])
-
-
-def camera_matrix(focal_px: float, width: float, height: float) -> np.ndarray:
-    """Pixel intrinsics [3, 3] with the principal point at the centre of a ``width`` x ``height`` image."""
-    return np.array([[focal_px, 0.0, width / 2], [0.0, focal_px, height / 2], [0.0, 0.0, 1.0]])
 
 
 def read_pair(folder: Path) -> list[Photo]:
@@ -191,11 +222,24 @@ def exif_focal_px(path: Path, width: int, height: int) -> Optional[tuple[float, 
     return None
 
 
+def working_scale(width: int, height: int) -> float:
+    """The factor from the photos' pixels to those the features are found in (``MATCH_SIDE``), at most 1."""
+    return min(1.0, MATCH_SIDE / max(width, height))
+
+
 def match_features(first: Photo, second: Photo) -> tuple[np.ndarray, np.ndarray]:
-    """Matched pixel positions [n, 2] in each photo (pixel centres at half-integers): SIFT, mutual nearest
-    neighbours passing Lowe's ratio test."""
-    sift = cv2.SIFT.create(contrastThreshold=0.02)  # SIFT_create's typed spelling (OpenCV >= 4.4)
+    """Matched pixel positions [n, 2] in each photo (pixel centres at half-integers): SIFT on the photos scaled
+    down to ``MATCH_SIDE`` (area averaging), at most ``MAX_FEATURES`` a photo, mutual nearest neighbours passing
+    Lowe's ratio test."""
+    sift = cv2.SIFT.create(MAX_FEATURES, contrastThreshold=0.02)  # SIFT_create's typed spelling (OpenCV >= 4.4)
+    width, height = first.size
+    scale = working_scale(width, height)
     grey = [cv2.cvtColor(p.pixels, cv2.COLOR_RGB2GRAY) for p in (first, second)]
+    if scale < 1:
+        size = (round(width * scale), round(height * scale))
+        grey = [cv2.resize(g, size, interpolation=cv2.INTER_AREA) for g in grey]
+    # Each axis's own factor back to the photo's pixels (the scaled size is rounded).
+    back = np.array([width / grey[0].shape[1], height / grey[0].shape[0]])
     (k0, d0), (k1, d1) = (
         sift.detectAndCompute(g, None)  # type: ignore[call-overload]  # None = no mask; OpenCV's stubs omit it
         for g in grey
@@ -207,8 +251,8 @@ def match_features(first: Photo, second: Photo) -> tuple[np.ndarray, np.ndarray]
     backward = {m.queryIdx: m.trainIdx for m, n in matcher.knnMatch(d1, d0, k=2) if m.distance < RATIO * n.distance}
     mutual = [m for m in forward if backward.get(m.trainIdx) == m.queryIdx]
     # OpenCV puts pixel centres at integers; the cameras here (nerfstudio's, pixelSplat's) at half-integers.
-    points0 = np.array([k0[m.queryIdx].pt for m in mutual], dtype=np.float64).reshape(-1, 2) + 0.5
-    points1 = np.array([k1[m.trainIdx].pt for m in mutual], dtype=np.float64).reshape(-1, 2) + 0.5
+    points0 = (np.array([k0[m.queryIdx].pt for m in mutual], dtype=np.float64).reshape(-1, 2) + 0.5) * back
+    points1 = (np.array([k1[m.trainIdx].pt for m in mutual], dtype=np.float64).reshape(-1, 2) + 0.5) * back
     return points0, points1
 
 
@@ -222,25 +266,6 @@ def relative_pose(points0: np.ndarray, points1: np.ndarray, intrinsics: np.ndarr
         return None, None, np.zeros(len(points0), dtype=bool)
     count, rotation, translation, mask = cv2.recoverPose(essential, points0, points1, intrinsics, mask=mask)
     return rotation, translation[:, 0], mask[:, 0].astype(bool)
-
-
-def _sampson(points0, points1, focal, rotation, translation, centre):
-    """Sampson distances (pixels) of the matches to the epipolar geometry of (focal, R, t)."""
-    k_inv = np.linalg.inv(camera_matrix(focal, 2 * centre[0], 2 * centre[1]))
-    tx = np.array(
-        [
-            [0, -translation[2], translation[1]],
-            [translation[2], 0, -translation[0]],
-            [-translation[1], translation[0], 0],
-        ]
-    )
-    fundamental = k_inv.T @ tx @ rotation @ k_inv
-    x0 = np.c_[points0, np.ones(len(points0))]
-    x1 = np.c_[points1, np.ones(len(points1))]
-    f_x0, ft_x1 = x0 @ fundamental.T, x1 @ fundamental
-    numerator = np.einsum("ni,ni->n", x1, f_x0)
-    denominator = np.sqrt(f_x0[:, 0] ** 2 + f_x0[:, 1] ** 2 + ft_x1[:, 0] ** 2 + ft_x1[:, 1] ** 2)
-    return numerator / np.maximum(denominator, 1e-12)
 
 
 @dataclass
@@ -262,8 +287,8 @@ def refine_pose(
     focal: float,
     rotation: np.ndarray,
     translation: np.ndarray,
-    width: int,
-    height: int,
+    width: float,
+    height: float,
     free_focal: bool,
 ) -> PoseFit:
     """The two-view bundle adjustment, to first order: the rotation, the translation's direction and, with
@@ -280,7 +305,7 @@ def refine_pose(
         return (math.exp(x[0]) if free_focal else 1.0) * focal, rot, direction / np.linalg.norm(direction)
 
     def residuals(x):
-        return _sampson(points0, points1, *unpack(x), centre)
+        return sampson(points0, points1, *unpack(x), centre)
 
     # Cauchy's robust loss at the inlier threshold: a few mismatches among the inliers must not decide the fit.
     fit = least_squares(residuals, np.zeros(unknowns), loss="cauchy", f_scale=INLIER_THRESHOLD_PX)
@@ -294,26 +319,29 @@ def refine_pose(
     return PoseFit(f, error, rot, t, squared_error, cost)
 
 
-def focal_from_fov(fov_deg: float, width: int) -> float:
+def focal_from_fov(fov_deg: float, width: float) -> float:
     """The focal length (pixels) of a horizontal field of view ``fov_deg`` across ``width`` pixels."""
     return width / (2 * math.tan(math.radians(fov_deg) / 2))
 
 
-def focal_candidates(width: int) -> np.ndarray:
+def focal_candidates(width: float) -> np.ndarray:
     """Focal lengths (pixels) spaced evenly in ratio over the fields of view ``FOCAL_SEARCH_FOV``."""
     low, high = (focal_from_fov(fov, width) for fov in FOCAL_SEARCH_FOV[::-1])
     return np.geomspace(low, high, 24)
 
 
 def estimate_focal(
-    points0: np.ndarray, points1: np.ndarray, width: int, height: int, prior: float
+    points0: np.ndarray, points1: np.ndarray, width: float, height: float, prior: float
 ) -> Optional[PoseFit]:
     """The focal length (pixels) whose essential matrix has the most inliers, refined with the pose, when the
     matches reject the ``prior`` focal length (a likelihood-ratio test on the Sampson errors, ``PRIOR_REJECTION``);
     None when they do not, as for a camera moved sideways without turning, where every focal length explains
     the matches alike."""
     candidates = focal_candidates(width)
-    poses = [relative_pose(points0, points1, camera_matrix(f, width, height)) for f in candidates]
+    poses = [
+        relative_pose(points0, points1, camera_matrix(f, width, height))
+        for f in progress_bar(list(candidates), "trying focal lengths")
+    ]
     counts = np.array([inliers.sum() for _, _, inliers in poses])
     if counts.max() < MIN_INLIERS:
         return None
@@ -345,11 +373,16 @@ def estimate_focal(
 
 
 def pair_cameras(photos: list[Photo], focal_px: Optional[float] = None, fov_deg: Optional[float] = None) -> PairCameras:
-    """The two photos' cameras (see the module's docstring). Raises ``PairError`` saying why a pair cannot."""
+    """The two photos' cameras (see the module's docstring), printing a line per stage. Raises ``PairError``
+    saying why a pair cannot; warns (``LOGGER``) when the matches show lens distortion."""
     first, second = photos
     width, height = first.size
     given = given_focal(focal_px, fov_deg, width, height)
-    points0, points1 = match_features(first, second)
+    with stage("matching SIFT features") as found:
+        points0, points1 = match_features(first, second)
+        found.text = f"{len(points0):,} matches"
+        if working_scale(width, height) < 1:
+            found.text += f" (found with the photos scaled to {MATCH_SIDE} px on the longer side)"
     if len(points0) < MIN_INLIERS:
         small = (
             f" (the photos are only {width}x{height}: larger photos give more features)"
@@ -363,18 +396,36 @@ def pair_cameras(photos: list[Photo], focal_px: Optional[float] = None, fov_deg:
         )
     exif = None if given is not None else exif_focal(photos)
     known = given or exif
-    focals = [known[0]] if known else list(focal_candidates(width)) + [COLMAP_FOCAL_PRIOR * max(width, height)]
+    # From here on, pixels are those of the photos scaled to MATCH_SIDE (focal lengths included), so that every
+    # threshold means what it means for a photo of that size; the focal length is scaled back at the end.
+    scale = working_scale(width, height)
+    matches = len(points0)
+    points0, points1 = points0 * scale, points1 * scale
+    work_width, work_height = width * scale, height * scale
+    known_focal = known[0] * scale if known is not None else None
+    prior = COLMAP_FOCAL_PRIOR * max(work_width, work_height)
+    focals = [known_focal] if known_focal else list(focal_candidates(work_width)) + [prior]
     if np.median(np.linalg.norm(points1 - points0, axis=1)) < MIN_PARALLAX_PX or turned_in_place(
-        points0, points1, focals, width, height
+        points0, points1, focals, work_width, work_height
     ):
         raise PairError(no_baseline(first, second))
+    with stage("comparing a flat scene's homography with the epipolar geometry") as found:
+        models = compare_models(points0, points1)
+        found.text = (
+            f"the homography explains {int(models.homography_inliers.sum()):,} matches, the epipolar geometry "
+            f"{models.fundamental_inliers:,} (ratio {models.ratio:.2f}: "
+            f"{'a flat scene' if models.planar else 'a scene with depth'})"
+        )
+    if models.planar:
+        return planar_pair_cameras(photos, models, points0, points1, known, scale, matches)
     if known is not None:
-        focal, source = known
+        focal, source = known[0] * scale, known[1]
     else:
-        prior = COLMAP_FOCAL_PRIOR * max(width, height)
-        estimated = estimate_focal(points0, points1, width, height, prior)
+        with stage("estimating the focal length", spinner=False) as found:
+            estimated = estimate_focal(points0, points1, work_width, work_height, prior)
+            found.text = f"{estimated.focal / scale:.1f} px" if estimated is not None else "not determined by the pair"
         focal, source = (
-            (estimated.focal, f"estimated from the pair (standard error {estimated.focal_error:.1f} px)")
+            (estimated.focal, f"estimated from the pair (standard error {estimated.focal_error / scale:.1f} px)")
             if estimated is not None
             else (
                 prior,
@@ -382,25 +433,134 @@ def pair_cameras(photos: list[Photo], focal_px: Optional[float] = None, fov_deg:
                 "the pair does not determine it: give --focal-px or --fov-deg if you know it)",
             )
         )
-    intrinsics = camera_matrix(focal, width, height)
-    rotation, translation, inliers = relative_pose(points0, points1, intrinsics)
-    if rotation is None or inliers.sum() < MIN_INLIERS:
+    with stage("fitting the relative pose") as found:
+        intrinsics = camera_matrix(focal, work_width, work_height)
+        rotation, translation, inliers = relative_pose(points0, points1, intrinsics)
+        if rotation is None or inliers.sum() < MIN_INLIERS:
+            raise PairError(
+                f"only {int(inliers.sum())} of {len(points0)} matches agree on one relative pose: the photos "
+                "may show a moving scene, or too little of the same surfaces"
+            )
+        fit = refine_pose(
+            points0[inliers], points1[inliers], focal, rotation, translation, work_width, work_height, free_focal=False
+        )
+        # x1 = R x0 + t: the second camera's camera-to-world is R^T, its centre -R^T t (unit length).
+        cameras = PairCameras(
+            width,
+            height,
+            focal / scale,
+            source,
+            fit.rotation.T,
+            -fit.rotation.T @ fit.translation,
+            matches,
+            int(inliers.sum()),
+        )
+        found.text = f"{cameras.inliers:,} inliers, turned {cameras.rotation_degrees:.1f} degrees"
+    check_rotation(first, second, cameras)
+    if not any(photo.undistorted for photo in photos):
+        with stage("looking for lens distortion in the matches") as found:
+            distortion = fit_radial_distortion(
+                points0, points1, focal, fit.rotation, fit.translation, work_width, work_height, known is None
+            )
+            if distortion is None:
+                found.text = "too few matches to tell"
+            elif distortion.significant:
+                found.text = (
+                    f"{distortion.kind} distortion, about {distortion.corner_shift_px / scale:.0f} px at the corners"
+                )
+            else:
+                found.text = (
+                    f"none to speak of (the best fit moves the corners {distortion.corner_shift_px / scale:.0f} px; "
+                    f"evidence {distortion.evidence:.0f})"
+                )
+        if distortion is not None and distortion.significant:
+            LOGGER.warning("warning: %s", distortion_warning(first.path.name, second.path.name, distortion, 1 / scale))
+    return cameras
+
+
+def planar_pair_cameras(
+    photos: list[Photo],
+    models: ModelComparison,
+    points0: np.ndarray,
+    points1: np.ndarray,
+    known: Optional[tuple[float, str]],
+    scale: float,
+    matches: int,
+) -> PairCameras:
+    """The cameras of a flat scene's pair from the homography of ``models`` (``points0``/``points1``: the
+    matches, in the pixels of the photos times ``scale``), or ``PairError`` when its pose is ambiguous."""
+    first, second = photos
+    width, height = first.size
+    work_width, work_height = width * scale, height * scale
+    homography = models.homography
+    assert homography is not None  # planar models have one
+    inliers = models.homography_inliers
+    if np.linalg.det(homography) < 0:  # a real plane, in front of both cameras, keeps the image's orientation
         raise PairError(
-            f"only {int(inliers.sum())} of {len(points0)} matches agree on one relative pose: the photos "
+            f"{first.path.name} and {second.path.name} are mirror images of each other by their matches (they map "
+            "onto each other turned over): is one photo mirrored?"
+        )
+    if inliers.sum() < MIN_INLIERS:
+        raise PairError(
+            f"only {int(inliers.sum())} of {matches} matches agree on the homography of a flat scene: the photos "
             "may show a moving scene, or too little of the same surfaces"
         )
-    fit = refine_pose(points0[inliers], points1[inliers], focal, rotation, translation, width, height, free_focal=False)
-    # x1 = R x0 + t: the second camera's camera-to-world is R^T, its centre -R^T t (unit length).
-    cameras = PairCameras(
-        width,
-        height,
-        focal,
-        source,
-        fit.rotation.T,
-        -fit.rotation.T @ fit.translation,
-        len(points0),
-        int(inliers.sum()),
+    if known is not None:
+        focal, source = known[0] * scale, known[1]
+    else:
+        focal = COLMAP_FOCAL_PRIOR * max(work_width, work_height)
+        source = (
+            f"COLMAP's prior, {COLMAP_FOCAL_PRIOR:g} x the longer side (no usable focal length in EXIF, and a flat "
+            "scene does not determine it: give --focal-px or --fov-deg if you know it)"
+        )
+    with stage("taking the pose from the homography") as found:
+        intrinsics = camera_matrix(focal, work_width, work_height)
+        poses, angles = planar_poses(homography, points0[inliers], points1[inliers], intrinsics)
+        if len(poses) != 1:
+            raise PairError(flat_scene(first, second, models.ratio, angles, len(poses)))
+        pose = poses[0]
+        kept = rotation_degrees(pose.rotation)
+        dropped = " or ".join(
+            f"{a:.1f}" for a in sorted({round(a, 1) for a in pose.rejected_degrees if abs(a - kept) > 0.05})
+        )
+        cameras = PairCameras(
+            width,
+            height,
+            focal / scale,
+            source,
+            pose.rotation.T,
+            -pose.rotation.T @ pose.translation,
+            matches,
+            int(inliers.sum()),
+            f"the homography of a flat scene (its other decomposition, turned {dropped} degrees, puts part of the "
+            "plane behind a camera)"
+            if dropped
+            else "the homography of a flat scene",
+        )
+        found.text = f"{cameras.inliers:,} inliers, turned {cameras.rotation_degrees:.1f} degrees"
+    check_rotation(first, second, cameras)
+    return cameras
+
+
+def flat_scene(first: Photo, second: Photo, ratio: float, angles: list[float], kept: int) -> str:
+    """Why a flat scene's pair is refused (``kept``: its decompositions with the plane in front of both
+    cameras), and what to do."""
+    turns = " or ".join(f"{a:.0f}" for a in sorted(set(round(a) for a in angles)))
+    why = (
+        f"its homography's two decompositions (turned {turns} degrees) both put the plane in front of both "
+        "cameras, so the pose is ambiguous"
+        if kept > 1
+        else "no decomposition of its homography puts all of the plane in front of both cameras (a moving scene?)"
     )
+    return (
+        f"{first.path.name} and {second.path.name} show a flat scene (a homography explains {ratio:.0%} as many "
+        f"matches as the epipolar geometry) and {why}: photograph a scene with depth (things at different "
+        "distances), or give the cameras with `pixelsplat-process-data cameras`"
+    )
+
+
+def check_rotation(first: Photo, second: Photo, cameras: PairCameras) -> None:
+    """Refuse a relative rotation no real pair has (``MAX_ROTATION_DEGREES``)."""
     if cameras.rotation_degrees > MAX_ROTATION_DEGREES:
         raise PairError(
             f"{first.path.name} and {second.path.name} come out turned {cameras.rotation_degrees:.0f} "
@@ -408,7 +568,6 @@ def pair_cameras(photos: list[Photo], focal_px: Optional[float] = None, fov_deg:
             "matches are wrong (is one photo mirrored?). pixelSplat's pairs are turned a few tens of "
             "degrees at most"
         )
-    return cameras
 
 
 def given_focal(
@@ -469,7 +628,7 @@ def exif_focal(photos: list[Photo]) -> Optional[tuple[float, str]]:
     return usable[0] if usable else None
 
 
-def turned_in_place(points0: np.ndarray, points1: np.ndarray, focals: list[float], width: int, height: int) -> bool:
+def turned_in_place(points0: np.ndarray, points1: np.ndarray, focals: list[float], width: float, height: float) -> bool:
     """Whether the matches are the view of a camera turned about its centre: a homography moves them within
     ``MIN_PARALLAX_PX`` and, for one of ``focals``, it is a rotation (K R K^-1). A plane seen from two places
     is also a homography, but not a rotation's: that pair has a baseline."""
@@ -511,3 +670,53 @@ def pair_frames(photos: list[Photo], cameras: PairCameras) -> list[Frame]:
         "h": cameras.height,
     }
     return [Frame(photo.path, photo.path.name, matrix, camera) for photo, matrix in zip(photos, c2w)]
+
+
+def undistorted_pair(
+    photos: list[Photo],
+    coefficients: tuple[float, ...],
+    focal_px: Optional[float] = None,
+    fov_deg: Optional[float] = None,
+) -> list[Photo]:
+    """Both photos with the lens distortion of OpenCV's ``coefficients`` (k1 k2 p1 p2 [k3]) removed, onto the
+    pinhole camera of their focal length (``focal_px`` or ``fov_deg``, else EXIF: the coefficients belong to
+    one) with the principal point at the centre. Raises ``PairError`` without a focal length, or for
+    coefficients that cannot be used."""
+    width, height = photos[0].size
+    known = given_focal(focal_px, fov_deg, width, height) or exif_focal(photos)
+    if known is None:
+        raise PairError(
+            "--distortion needs the focal length its coefficients were calibrated with: give --focal-px F "
+            "(cv2.calibrateCamera's fx, for photos of this size) or --fov-deg"
+        )
+    try:
+        vector = distortion_vector(coefficients)
+        check_distortion(vector, known[0], width, height)
+    except DistortionError as error:
+        raise PairError(str(error)) from error
+    return [Photo(photo.path, undistorted(photo.pixels, vector, known[0]), undistorted=True) for photo in photos]
+
+
+def write_pair_scene(photos: list[Photo], cameras: PairCameras, out: Path) -> dict:
+    """Write the scene (``scene_folder.write_scene_folder``): the photos copied, or, where their distortion was
+    removed, their undistorted pixels as PNG (lossless) under the photo's name with the suffix .png."""
+    frames = pair_frames(photos, cameras)
+    if not any(photo.undistorted for photo in photos):
+        return write_scene_folder(frames, out)
+    names = [photo.path.stem + ".png" for photo in photos]
+    if len(set(names)) < len(names):  # a.jpg and a.png
+        names = [photo.path.name + ".png" for photo in photos]
+    with _temporary_folder() as folder:
+        sources = []
+        for photo, name in zip(photos, names):
+            Image.fromarray(photo.pixels).save(folder / name)
+            sources.append(folder / name)
+        return write_scene_folder(
+            [replace(frame, source=source, name=name) for frame, source, name in zip(frames, sources, names)], out
+        )
+
+
+@contextmanager
+def _temporary_folder() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="pixelsplat-pair-") as folder:
+        yield Path(folder)

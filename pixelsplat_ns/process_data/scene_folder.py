@@ -4,7 +4,7 @@
 
 import json
 import shutil
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -12,6 +12,7 @@ from typing import Any, Iterator
 
 import torch
 
+from pixelsplat_ns.core.atomic_files import copy_atomically, write_text_atomically
 from pixelsplat_ns.core.errors import InputError
 
 
@@ -49,16 +50,30 @@ def check_output_folder(out: Path, inputs: list[Path], force: bool, force_flag: 
 
 @contextmanager
 def writing_into(out: Path) -> Iterator[None]:
-    """Turn a failed write (no permission, a read-only or virtual file system, a full disk) into an
-    ``OutputFolderError`` that names the output folder."""
+    """Write into the folder ``out`` all or nothing: when a write fails, every file and folder made in the block
+    is removed again (what was there before stays), so a rerun meets the folder as it was. A failed write (no
+    permission, a read-only or virtual file system, a full disk) raises ``OutputFolderError`` naming the output
+    folder, or ``CannotWrite`` naming the file (``core.atomic_files``)."""
+    out = Path(out)
+    before = set(out.rglob("*")) if out.is_dir() else set()
+    made_out = not out.exists()
     try:
         yield
-    except OSError as error:
-        where = f" ({error.filename})" if error.filename else ""
-        raise OutputFolderError(
-            f"could not write the scene to {out}: {error.strerror or error}{where}; choose an "
-            "output folder you can write to"
-        ) from error
+    except BaseException as error:
+        made = sorted(set(out.rglob("*")) - before, key=lambda path: len(path.parts), reverse=True)
+        for path in made + ([out] if made_out else []):
+            with suppress(OSError):  # each file was written whole or not at all: a leftover is never partial
+                if path.is_dir():
+                    path.rmdir()
+                else:
+                    path.unlink()
+        if isinstance(error, OSError):
+            where = f" ({error.filename})" if error.filename else ""
+            raise OutputFolderError(
+                f"could not write the scene to {out}: {error.strerror or error}{where}; choose an "
+                "output folder you can write to"
+            ) from error
+        raise
 
 
 def check_targets(frames: list[Frame], out: Path) -> None:
@@ -85,7 +100,8 @@ def check_targets(frames: list[Frame], out: Path) -> None:
 def write_scene_folder(frames: list[Frame], out: Path) -> dict:
     """Copy the photos and write transforms.json (returned): intrinsics at the top when all frames agree.
     Raises ``OutputFolderError`` before writing anything when the output folder is in the way (``check_targets``),
-    and when a write fails."""
+    and ``OutputFolderError`` or ``CannotWrite`` when a write fails; the files and folders it made are then
+    removed (each file is written whole or not at all: ``core.atomic_files``)."""
     check_targets(frames, out)
     transforms: dict[str, Any] = {"camera_model": "OPENCV"}
     entries: list[dict[str, Any]] = [
@@ -103,8 +119,8 @@ def write_scene_folder(frames: list[Frame], out: Path) -> dict:
         for frame in frames:
             target = Path(out) / "images" / frame.name
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(frame.source, target)
-        (Path(out) / "transforms.json").write_text(json.dumps(transforms, indent=1))
+            copy_atomically(frame.source, target)
+        write_text_atomically(Path(out) / "transforms.json", json.dumps(transforms, indent=1))
     return transforms
 
 
@@ -115,5 +131,5 @@ def copy_sample_scene(out: Path, force: bool) -> int:
     check_output_folder(out, [], force)
     sample = resources.files("pixelsplat_ns") / "sample_scene"
     with writing_into(out), resources.as_file(sample) as folder:
-        shutil.copytree(folder, out, dirs_exist_ok=True)
+        shutil.copytree(folder, out, dirs_exist_ok=True, copy_function=copy_atomically)
     return len(list((Path(out) / "images").iterdir()))

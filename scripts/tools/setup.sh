@@ -8,9 +8,10 @@ PYTHON=${PYTHON:-python3}
 TORCH_PINS=(torch==2.14.1 torchvision==0.29.1)
 
 # System packages: libusb for open3d (imported by ns-export), ffmpeg for ns-render's videos, chromium for the
-# viewer test, colmap for ns-process-data images (many photos). Installed with apt when missing and we are
-# root; otherwise the command to run is printed.
-SYSTEM_PACKAGES=(libusb-1.0-0 ffmpeg chromium colmap)
+# viewer test, colmap for ns-process-data images (many photos), opencv-doc for OpenCV's sample photos that the
+# pair tests measure against (a flat wall with its true homography, a calibrated webcam stereo rig). Installed
+# with apt when missing and we are root; otherwise the command to run is printed.
+SYSTEM_PACKAGES=(libusb-1.0-0 ffmpeg chromium colmap opencv-doc)
 missing=()
 for package in "${SYSTEM_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")

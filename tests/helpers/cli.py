@@ -96,3 +96,28 @@ def scene_copy(tmp_path: Path, frames: list[int], edit=None) -> Path:
         edit(transforms, data)
     (data / "transforms.json").write_text(json.dumps(transforms))
     return data
+
+
+def blender_scene(out: Path, instant_ngp: bool = False) -> Path:
+    """The sample scene in the format of Blender's synthetic scenes (``transforms_{train,val,test}.json``: the field
+    of view as ``camera_angle_x``, ``file_path`` without its .png), or with ``instant_ngp`` in instant-ngp's (one
+    transforms.json, ``camera_angle_x``); returns ``out``."""
+    import math
+
+    from PIL import Image
+
+    transforms = json.loads((SAMPLE / "transforms.json").read_text())
+    width = transforms["frames"][0].get("w", transforms.get("w"))
+    focal = transforms["frames"][0].get("fl_x", transforms.get("fl_x"))
+    (out / "train").mkdir(parents=True)
+    frames = []
+    for i, frame in enumerate(transforms["frames"]):
+        Image.open(SAMPLE / frame["file_path"]).save(out / "train" / f"r_{i}.png")
+        frames.append({"file_path": f"./train/r_{i}", "transform_matrix": frame["transform_matrix"]})
+    fov = {"camera_angle_x": 2 * math.atan(width / (2 * focal))}
+    if instant_ngp:
+        (out / "transforms.json").write_text(json.dumps({**fov, "frames": frames}))
+    else:
+        for split, chosen in (("train", frames), ("val", frames[9::10]), ("test", frames[9::10])):
+            (out / f"transforms_{split}.json").write_text(json.dumps({**fov, "frames": chosen}))
+    return out
