@@ -235,7 +235,7 @@ def test_several_pairs_along_the_sample_capture_fused_and_concatenated(tmp_path)
     assert len(gaussians(fused)["means"]) == int(kept.group(1))
     assert len(gaussians(concatenated)["means"]) == total
     # ns-eval works on the fused scene unchanged, and fusion loses nothing that matters against concatenation
-    # (this short capture is best covered by its single widest pair; README "Whole captures" for longer ones).
+    # (this short capture is best covered by its single widest pair; docs/captures.md for longer ones).
     assert evaluate(fused)["psnr"] > evaluate(concatenated)["psnr"] - 0.5
 
 

@@ -18,7 +18,7 @@ from pixelsplat_ns.encoder.encoder import PixelSplatEncoder
 
 LOGGER = logging.getLogger(__name__)
 BUNDLED_TINY_ENCODER = Path(__file__).parents[1] / "weights" / "tiny_synthetic.pt"
-"""The tiny preset trained on the synthetic dataset on a CPU (README: "The bundled encoder")."""
+"""The tiny preset trained on the synthetic dataset on a CPU (docs/training.md: "The bundled encoder")."""
 
 
 def read_encoder(path: Union[str, Path]) -> EncoderFile:

@@ -61,7 +61,7 @@ class PixelSplatModelConfig(SplatfactoModelConfig):
     sh_rotation: Literal["official", "frame_independent"] = "frame_independent"
     """How view-dependent colour is rotated from each context camera to the world: exactly, so that it depends
     only on the direction relative to the camera, whatever frame the dataparser chose; or "official", as the
-    official code does it, which makes it depend on that frame (README: "View-dependent colour")."""
+    official code does it, which makes it depend on that frame (docs/faithfulness.md)."""
     sh_coefficient_14: Optional[Literal["official_forward_kernel", "consistent"]] = None
     """Degree-3 SH coefficient 14: as the official renderer's forward kernel draws it ("official_forward_kernel",
     the default for official checkpoints) or the consistent basis function. Default: the encoder's own."""
@@ -81,7 +81,7 @@ class PixelSplatModelConfig(SplatfactoModelConfig):
     fusion_depth_tolerance: float = 1.0
     """Two groups' pixel rays describe the same surface when their depths agree within a factor 1 + this,
     either way (pixelsplat_ns/per_scene/fusion.py). The default, 1.0 (a factor 2), is chosen for the bundled
-    encoder, whose depth of one pixel varies a lot between partner views (README, "Whole captures"); a more
+    encoder, whose depth of one pixel varies a lot between partner views (docs/captures.md); a more
     consistent encoder can take less."""
     output_depth_during_training: bool = False
     """Also render depth during refinement (it is always rendered for evaluation and the viewer)."""

@@ -53,7 +53,7 @@ class Args:
     splatfacto)."""
     output_dir: Path = Path("outputs/benchmark_fusion")
     plot: Path = Path("outputs/benchmark_fusion/fusion_vs_pairs.png")
-    """The README's figure: mean held-out PSNR and Gaussians against the number of pairs (numeric N only)."""
+    """The figure of docs/captures.md: mean held-out PSNR and Gaussians against the number of pairs (numeric N only)."""
 
 
 def capture(seed: int, frames: int, out: Path) -> Path:
