@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from helpers.cli import evaluate, ns
+from helpers.pretraining import SMALL, pretrain
 from pixelsplat_ns import load_encoder
 from pixelsplat_ns.checkpoints import CheckpointError, read_encoder, save_converted
 from pixelsplat_ns.core.errors import InputError
@@ -22,47 +23,6 @@ from pixelsplat_ns.pretraining.config import PretrainModelConfig
 from pixelsplat_ns.pretraining.loss import LossConfig
 
 ROOT = Path(__file__).resolve().parents[1]
-SMALL = [
-    "--pipeline.datamanager.batch-size",
-    "1",
-    "--pipeline.datamanager.num-workers",
-    "1",
-    "--pipeline.datamanager.dataset.image-shape",
-    "32",
-    "32",
-    "--pipeline.model.loss.lpips-weight",
-    "0",
-    "--pipeline.model.encoder.backbone.resnet.block",
-    "basic",
-    "--pipeline.model.encoder.backbone.resnet.layers",
-    "1",
-    "1",
-    "1",
-    "--pipeline.model.encoder.backbone.vit.embed-dim",
-    "96",
-    "--pipeline.model.encoder.backbone.vit.depth",
-    "1",
-    "--pipeline.model.encoder.backbone.vit.num-heads",
-    "3",
-    "--pipeline.datamanager.sampler.warm-up-steps",
-    "0",
-    *[
-        arg
-        for name in ("min", "max")
-        for arg in (
-            f"--pipeline.datamanager.sampler.{name}-distance-between-context-views",
-            "8",
-            f"--pipeline.datamanager.sampler.initial-{name}-distance-between-context-views",
-            "8",
-        )
-    ],
-]
-
-
-def pretrain(data: Path, out: Path, *flags) -> subprocess.CompletedProcess:
-    """``ns-train pixelsplat-pretrain`` on ``data`` into ``out`` at the SMALL size, run from ``out``'s folder;
-    ``flags`` come after SMALL's (and override them)."""
-    return ns("ns-train", "pixelsplat-pretrain", "--data", data, "--output-dir", out, *SMALL, *flags, cwd=out.parent)
 
 
 @pytest.mark.e2e

@@ -20,9 +20,12 @@ def install_process_hooks() -> None:
 
     ``allow_numpy_scalars_in_checkpoints`` (so ``ns-viewer``, ``ns-eval``, ``ns-render``, ``ns-export`` and a
     resumed ``ns-train`` read nerfstudio's own checkpoints under torch >= 2.6) and
-    ``report_input_errors_without_traceback``."""
+    ``report_input_errors_without_traceback`` and ``allow_pickling_lazy_targets`` (so ``ns-train`` can hand the
+    config to the processes of ``--machine.num-devices N``)."""
     from pixelsplat_ns.nerfstudio_compat.checkpoints import allow_numpy_scalars_in_checkpoints
     from pixelsplat_ns.nerfstudio_compat.error_reporting import report_input_errors_without_traceback
+    from pixelsplat_ns.nerfstudio_compat.lazy_targets import allow_pickling_lazy_targets
 
     allow_numpy_scalars_in_checkpoints()
     report_input_errors_without_traceback()
+    allow_pickling_lazy_targets()

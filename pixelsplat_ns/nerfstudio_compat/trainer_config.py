@@ -50,6 +50,12 @@ class PixelSplatTrainerConfig(TrainerConfig):
         per_scene = self.method_name == "pixelsplat"
         if data is not None and not Path(data).exists():
             raise InputError(missing_data_message(data, per_scene=per_scene))
+        if per_scene and self.machine.num_devices * self.machine.num_machines > 1:
+            raise InputError(
+                f"ns-train pixelsplat predicts one scene in one process: --machine.num-devices "
+                f"{self.machine.num_devices} --machine.num-machines {self.machine.num_machines} would give the other "
+                "processes nothing to do; leave both out (several devices are for ns-train pixelsplat-pretrain)"
+            )
         dataparser = getattr(self.pipeline.datamanager, "dataparser", None)
         if per_scene and data is not None and isinstance(dataparser, NerfstudioDataParserConfig):
             check_nerfstudio_transforms(Path(data))  # another format's scene: read seconds later, by the datamanager

@@ -1,0 +1,26 @@
+"""On a test's PYTHONPATH only: nerfstudio 1.1.5's spawned worker (``scripts/train.py: _distributed_worker``)
+asserts ``torch.cuda.is_available()`` and ``num_devices <= torch.cuda.device_count()`` even for
+``--machine.device-type cpu``. Those two answers are relaxed for that caller alone; everything after them (gloo,
+the trainer, the pipeline) is the real path. Python imports ``sitecustomize`` at start-up in every process,
+the spawned ones too."""
+
+import sys
+
+import torch
+
+_is_available, _device_count = torch.cuda.is_available, torch.cuda.device_count
+
+
+def _asked_by_the_worker() -> bool:
+    return sys._getframe(2).f_code.co_name == "_distributed_worker"
+
+
+def is_available() -> bool:
+    return True if _asked_by_the_worker() else _is_available()
+
+
+def device_count() -> int:
+    return 64 if _asked_by_the_worker() else _device_count()
+
+
+torch.cuda.is_available, torch.cuda.device_count = is_available, device_count
