@@ -111,6 +111,31 @@ def test_ctrl_c_saves_the_refinement_and_the_printed_command_goes_on(tmp_path):
     assert not torch.equal(gaussians(interrupted)["means"], gaussians(resumed)["means"]), "the resumed steps moved them"
 
 
+def test_ctrl_c_during_the_prediction_ends_the_run_in_one_line_leaving_no_run_folder(tmp_path):
+    """Ctrl-C while the scene is read and predicted (before training): one line, the signal's exit status, and
+    no run folder holding a config.yml and nothing to resume (a traceback, status 0 and the folder before)."""
+    command = [BIN / "ns-train", *train_command(SAMPLE, tmp_path / "outputs", "--timestamp", "run")[1:]]
+    process = subprocess.Popen(
+        [str(a) for a in command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=tmp_path,
+        env=dict(ENV, PYTHONUNBUFFERED="1"),
+    )
+    assert process.stdout is not None
+    seen = ""
+    for line in process.stdout:  # logged in the set-up, as the encoder is read: the prediction follows
+        seen += line
+        if "encoder: " in line:
+            process.send_signal(signal.SIGINT)
+            break
+    seen += process.communicate(timeout=120)[0]
+    assert process.returncode == 130, seen[-3000:]
+    assert "SIGINT before training started: stopped, with nothing to save" in seen and "Traceback" not in seen
+    assert not list((tmp_path / "outputs").rglob("config.yml"))
+
+
 def test_encoder_refinement_predicts_the_kept_gaussians_anew(feed_forward, tmp_path):
     refined = train(SAMPLE, tmp_path / "outputs", 2, "--pipeline.model.refine-encoder", "True", full_size=True)
     state = last_checkpoint(refined)

@@ -7,6 +7,7 @@ The places that cannot take a file are real: a small tmpfs that fills up, a read
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -42,11 +43,11 @@ def read_only_folder(tmp_path):
 
 def test_a_full_disk_is_named_with_the_bytes_needed_and_nothing_is_left(small_disk):
     target = small_disk / "state.pt"
-    with pytest.raises(CannotWrite, match=r"state\.pt: the disk is full \(it needs about 1\.0 MB; 0\.5 MB free"):
+    with pytest.raises(CannotWrite, match=r"state\.pt: the disk is full \(it needs about 1\.0 MB; 524 kB free"):
         write_atomically(target, lambda file: torch.save(MEGABYTE_OF_FLOATS, file), size_hint=1_048_576)
     # Without the size told in advance, torch's writer meets the full disk midway and says only "[enforce fail at
     # inline_container.cc] unexpected pos": the OSError behind it is found and reported the same way.
-    with pytest.raises(CannotWrite, match=r"state\.pt: the disk is full \(0\.\d MB free there\)") as error:
+    with pytest.raises(CannotWrite, match=r"state\.pt: the disk is full \(\d+ kB free there\)") as error:
         write_atomically(target, lambda file: torch.save(MEGABYTE_OF_FLOATS, file))
     assert "unexpected pos" in str(error.value.__cause__) or "No space" in str(error.value.__cause__)
     assert list(small_disk.iterdir()) == [], "nothing partial is left, under the name or beside it"
@@ -95,15 +96,17 @@ def test_a_killed_writers_temporary_file_is_removed_by_the_next_write_there(tmp_
 
 
 def test_the_first_stop_signal_is_a_request_and_the_second_acts(tmp_path):
-    requests, previous_calls = [], []
+    requests, repeats, previous_calls = [], [], []
     previous = signal.signal(signal.SIGTERM, lambda number, frame: previous_calls.append(number))
     try:
-        with stop_requests(requests.append) as release:
+        with stop_requests(requests.append, repeats.append) as release:
             os.kill(os.getpid(), signal.SIGTERM)
-            assert requests == ["SIGTERM"] and previous_calls == [], "the first asks to stop, nothing else"
+            assert requests == ["SIGTERM"] and repeats == [], "the first asks to stop, nothing else"
             os.kill(os.getpid(), signal.SIGTERM)
-            assert previous_calls == [signal.SIGTERM], "the second reaches the handler in place before"
+            assert repeats == ["SIGTERM"] and previous_calls == [], "the second acts (here: recorded)"
             release()
+            os.kill(os.getpid(), signal.SIGTERM)
+            assert previous_calls == [signal.SIGTERM], "released: the handler in place before acts again"
         assert requests == ["SIGTERM"]
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -123,7 +126,7 @@ def test_the_commands_refuse_a_place_that_cannot_take_their_output(small_disk, r
 
     fill(small_disk, leave_kb=64)
     message = refused(convert_checkpoint.main, BUNDLED_TINY_ENCODER, small_disk / "tiny.pt")
-    assert "tiny.pt: the disk is full (it needs about" in message and "MB free there" in message, message
+    assert re.search(r"tiny\.pt: the disk is full \(it needs about 7\.6 MB; \d+ kB free there\)", message), message
     assert sorted(p.name for p in small_disk.iterdir()) == ["filler"]
     (small_disk / "filler").unlink()
     fill(small_disk, leave_kb=128)  # the sample scene takes 256 KiB
@@ -188,3 +191,87 @@ def test_runs_started_in_the_same_second_get_folders_of_their_own(tmp_path):
     folders = {config.get_base_dir() for config in configs}
     assert len(folders) == 6 and all((folder / "config.yml").exists() for folder in folders)
     assert sorted(config.timestamp for config in configs)[:2] == ["2026-12-06_120000", "2026-12-06_120000_2"]
+
+
+def test_a_second_stop_signal_quits_at_once_in_one_line(tmp_path):
+    """The first SIGTERM is a request; the second ends the process at once with the signal's status and one line,
+    no traceback (a KeyboardInterrupt from inside a kernel or a save came out as a traceback with status 0)."""
+    script = (
+        "import os, signal, time\n"
+        "from pixelsplat_ns.core.stop_signals import stop_requests\n"
+        "with stop_requests(lambda name: print('requested', name, flush=True)):\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    time.sleep(30)\n"
+        "print('not reached')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 128 + signal.SIGTERM, result.stderr
+    assert result.stdout.strip() == "requested SIGTERM"
+    assert result.stderr.strip() == "SIGTERM again: quitting at once, without saving"
+
+
+def test_what_cannot_be_written_is_named_before_the_work(tmp_path, read_only_folder, monkeypatch):
+    from nerfstudio.scripts.train import entrypoint
+
+    from helpers.cli import SAMPLE, blender_scene, train_command
+    from pixelsplat_ns.checkpoints import BUNDLED_TINY_ENCODER
+    from pixelsplat_ns.cli import convert_checkpoint, make_synthetic
+    from pixelsplat_ns.core.atomic_files import cannot_write
+    from pixelsplat_ns.core.errors import InputError
+
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(CannotWrite, match=r"afile is a file, not a folder"):
+        check_writable(tmp_path / "afile" / "sub" / "eval.json")
+    with pytest.raises(SystemExit, match=r"^error: cannot write .*conv\.pt: .*read-only"):
+        convert_checkpoint.main([str(BUNDLED_TINY_ENCODER), str(read_only_folder / "conv.pt")])
+    with pytest.raises(SystemExit, match=r"^error: .*read-only|^error: .*Read-only"):
+        make_synthetic.main(["--output-dir", str(read_only_folder / "synthetic"), "--scenes", "2"])
+    # A full disk whose error names no file says so, without another disk's free space.
+    unnamed = cannot_write(None, OSError(28, "No space left on device"), atomic=False)
+    assert str(unnamed) == "a file could not be written: the disk is full: free some space or write elsewhere"
+
+    for data, refusal in (
+        (SAMPLE / "images" / "frame_00000.jpg", r"frame_00000\.jpg is a file: give the scene's folder"),
+        (blender_scene(tmp_path / "lego") / "transforms_train.json", r"--data \S*lego blender-data`"),
+    ):
+        monkeypatch.setattr(sys, "argv", [str(a) for a in train_command(data, tmp_path / "outputs")])
+        with pytest.raises(InputError, match=refusal):
+            entrypoint()
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_a_partial_dataset_is_removed_so_the_rerun_works(small_disk, tmp_path):
+    """pixelsplat-make-synthetic on a disk that fills midway (the train chunk fits, the test chunk does not): what
+    fitted is removed again, so the rerun once there is room is not refused for it ("already holds chunk files")."""
+    from pixelsplat_ns.cli import make_synthetic
+
+    def argv(out):
+        scene = ["--scene.height", "64", "--scene.width", "64", "--scene.min-frames", "24", "--scene.max-frames", "24"]
+        return ["--output-dir", str(out), "--scenes", "6", "--test-fraction", "0.5", *scene]
+
+    make_synthetic.main(argv(tmp_path / "probe"))  # the same dataset where there is room: its chunks' sizes
+    train_bytes = sum(p.stat().st_size for p in (tmp_path / "probe" / "train").iterdir())
+    test_bytes = sum(p.stat().st_size for p in (tmp_path / "probe" / "test").iterdir())
+    assert test_bytes > 40_000, "the test chunk must not fit in what the fill leaves beyond the train chunk"
+    fill(small_disk, leave_kb=(train_bytes + 20_000) // 1024)
+    with pytest.raises(SystemExit, match="the disk is full"):
+        make_synthetic.main(argv(small_disk / "synthetic"))
+    assert sorted(p.name for p in small_disk.iterdir()) == ["filler"]
+    (small_disk / "filler").unlink()
+    make_synthetic.main(argv(small_disk / "synthetic"))
+    assert (small_disk / "synthetic" / "test" / "index.json").is_file()
+
+
+def test_ns_train_checks_the_room_for_a_checkpoint_before_training(small_disk, monkeypatch):
+    """A disk without room for one checkpoint is refused after the prediction, before any training step (it used
+    to train every step, then fail at the first save), and the run folder it made is removed again."""
+    from nerfstudio.scripts.train import entrypoint
+
+    from helpers.cli import SAMPLE, SMALL_CONTEXT, train_command
+
+    command = train_command(SAMPLE, small_disk / "outputs", "--max-num-iterations", "30", *SMALL_CONTEXT)
+    monkeypatch.setattr(sys, "argv", [str(a) for a in command])
+    with pytest.raises(CannotWrite, match=r"step-000000000\.ckpt: the disk is full \(it needs about \d+\.\d MB"):
+        entrypoint()
+    assert not list(small_disk.rglob("config.yml")), "the run folder, which held nothing to resume, is removed"

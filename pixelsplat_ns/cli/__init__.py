@@ -10,18 +10,27 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Sequence
 
-from pixelsplat_ns.core.atomic_files import check_writable
+from pixelsplat_ns.core.atomic_files import cannot_write, cannot_write_reason, check_writable
+from pixelsplat_ns.core.errors import InputError
 
 
 @contextmanager
 def input_errors_exit(*errors: type[Exception]):
-    """Bad input (one of ``errors``) ends the command with ``error: <what is wrong>`` and status 1."""
+    """Bad input (an ``InputError``, or one of ``errors``) ends the command with ``error: <what is wrong>`` and
+    status 1; so does a place that cannot take a file (a full disk, a read-only folder), named."""
+    caught: tuple[type[Exception], ...] = (InputError, *errors)
     try:
         yield
-    except errors as error:
+    except caught as error:
         # A KeyError's text is the repr of its argument: show the message itself.
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         raise SystemExit(f"error: {message}") from error
+    except OSError as error:
+        reason = cannot_write_reason(error)
+        if reason is None:
+            raise
+        path = Path(reason.filename) if reason.filename else None
+        raise SystemExit(f"error: {cannot_write(path, reason, atomic=False)}") from error
 
 
 def check_output_file(path: Path, force: bool, inputs: Sequence[Path] = ()) -> None:

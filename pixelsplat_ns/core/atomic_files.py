@@ -12,8 +12,9 @@ import os
 import re
 import shutil
 import uuid
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Optional, Union
+from typing import Any, BinaryIO, Callable, Iterator, Optional, Union
 
 from pixelsplat_ns.core.errors import InputError
 
@@ -31,7 +32,8 @@ class CannotWrite(InputError):
 
 
 def megabytes(size: float) -> str:
-    return f"{size / 1e6:,.1f} MB"
+    """A size for people: kB below a megabyte, MB above."""
+    return f"{size / 1e3:,.0f} kB" if size < 1e6 else f"{size / 1e6:,.1f} MB"
 
 
 def partial_path(path: Path, folder: Optional[Path] = None) -> Path:
@@ -66,18 +68,19 @@ def cannot_write_reason(error: BaseException) -> Optional[OSError]:
     return None
 
 
-def cannot_write(path: Path, reason: OSError, size_hint: Optional[int] = None, atomic: bool = True) -> CannotWrite:
-    """The one-line error for ``path``: what stops it and what to do (``atomic``: and that nothing was written, as
-    ``write_atomically`` guarantees)."""
+def cannot_write(
+    path: Optional[Path], reason: OSError, size_hint: Optional[int] = None, atomic: bool = True
+) -> CannotWrite:
+    """The one-line error for ``path`` (None: a file whose name the error does not give): what stops it and what
+    to do (``atomic``: and that nothing was written, as ``write_atomically`` guarantees)."""
     outcome = " (nothing was written)" if atomic else ""
+    what = f"cannot write {path}" if path is not None else "a file could not be written"
     if reason.errno in FULL:
         needed = f"it needs about {megabytes(size_hint)}; " if size_hint else ""
-        free = shutil.disk_usage(existing_folder(path)).free
-        return CannotWrite(
-            f"cannot write {path}: the disk is full ({needed}{megabytes(free)} free there): free some space or "
-            f"write elsewhere{outcome}"
-        )
-    return CannotWrite(f"cannot write {path}: {reason.strerror or reason}: choose a folder you can write to{outcome}")
+        free = f"{megabytes(shutil.disk_usage(existing_folder(path)).free)} free there" if path is not None else ""
+        figures = f" ({needed}{free})" if needed or free else ""
+        return CannotWrite(f"{what}: the disk is full{figures}: free some space or write elsewhere{outcome}")
+    return CannotWrite(f"{what}: {reason.strerror or reason}: choose a folder you can write to{outcome}")
 
 
 def existing_folder(path: Path) -> Path:
@@ -89,9 +92,12 @@ def existing_folder(path: Path) -> Path:
 
 
 def check_writable(path: Union[str, Path], size_hint: Optional[int] = None) -> None:
-    """Before any work: refuse a ``path`` whose nearest existing folder is read-only or not ours to write, or
-    whose disk has less than ``size_hint`` bytes free. Raises ``CannotWrite``."""
+    """Before any work: refuse a ``path`` beneath a file, or whose nearest existing folder is read-only or not ours
+    to write, or whose disk has less than ``size_hint`` bytes free. Raises ``CannotWrite``."""
     path = Path(path)
+    for above in path.parents:
+        if above.exists() and not above.is_dir():
+            raise CannotWrite(f"cannot write {path}: {above} is a file, not a folder: choose another path")
     folder = existing_folder(path.parent)
     if not os.access(folder, os.W_OK | os.X_OK):  # also False on a read-only file system, for root too
         code = errno.EROFS if _read_only_mount(folder) else errno.EACCES
@@ -179,3 +185,25 @@ def tensor_bytes(state: Any) -> int:
 
     visit(state)
     return sum(seen.values())
+
+
+@contextmanager
+def undone_on_failure(folder: Union[str, Path]) -> Iterator[None]:
+    """Write into ``folder`` all or nothing: when the block fails (any exception, Ctrl-C included), every file and
+    folder made in it since the block began is removed again, and ``folder`` itself if the block made it; what was
+    there before stays (files the block replaced keep their new, whole content). A rerun then meets the folder as
+    it was, not "not empty; pass --force"."""
+    folder = Path(folder)
+    before = set(folder.rglob("*")) if folder.is_dir() else set()
+    made_folder = not folder.exists()
+    try:
+        yield
+    except BaseException:
+        made = sorted(set(folder.rglob("*")) - before, key=lambda path: len(path.parts), reverse=True)
+        for path in made + ([folder] if made_folder else []):
+            with suppress(OSError):  # each file was written whole or not at all: a leftover is never partial
+                if path.is_dir():
+                    path.rmdir()
+                else:
+                    path.unlink()
+        raise

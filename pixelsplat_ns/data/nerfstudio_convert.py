@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from pixelsplat_ns.core.atomic_files import write_bytes_atomically, write_text_atomically
+from pixelsplat_ns.core.atomic_files import undone_on_failure, write_bytes_atomically, write_text_atomically
 from pixelsplat_ns.core.camera_checks import CameraError, check_intrinsics
 from pixelsplat_ns.core.conventions import convert_c2w_opengl_opencv, denormalize_intrinsics, from_nerfstudio
 from pixelsplat_ns.core.errors import InputError
@@ -168,9 +168,10 @@ def nerfstudio_to_chunks(
         raise ValueError(f"scene keys must be unique, got {keys}; give them with --keys")
     existing_chunk_files(Path(out) / split, overwrite)  # fail before the slow part
     scenes = [read_nerfstudio_scene(Path(d), k, dataparser) for d, k in zip(datasets, keys)]
-    with ChunkWriter(Path(out) / split, overwrite=overwrite) as writer:
-        for scene in scenes:
-            writer.add(scene)
+    with undone_on_failure(Path(out)):
+        with ChunkWriter(Path(out) / split, overwrite=overwrite) as writer:
+            for scene in scenes:
+                writer.add(scene)
     return writer.index
 
 
@@ -182,32 +183,34 @@ def write_nerfstudio_scene(scene: ChunkScene, out: Path, overwrite: bool = False
         raise FileExistsError(f"{out} is not empty; choose another folder or pass --overwrite")
     c2w, intrinsics = decode_chunk_cameras(scene.cameras)
     c2w_gl = convert_c2w_opengl_opencv(c2w.double())
-    (out / "images").mkdir(parents=True, exist_ok=True)
-    frames = []
-    for i, data in enumerate(scene.images):
-        raw = data.numpy().tobytes()
-        try:
-            with Image.open(io.BytesIO(raw)) as image:
-                width, height = image.size
-        except (OSError, SyntaxError) as error:
-            raise ConversionError(
-                f"scene {scene.key!r}: frame {i} is not a readable image ({error}): the chunk is damaged; "
-                "write it again from its source, or leave the scene out"
-            ) from error
-        name = f"images/frame_{i:05d}.jpg"
-        write_bytes_atomically(out / name, raw)
-        k = denormalize_intrinsics(intrinsics[i].double(), width, height)
-        frames.append(
-            {
-                "file_path": name,
-                "transform_matrix": c2w_gl[i].tolist(),
-                "fl_x": k[0, 0].item(),
-                "fl_y": k[1, 1].item(),
-                "cx": k[0, 2].item(),
-                "cy": k[1, 2].item(),
-                "w": width,
-                "h": height,
-            }
-        )
-    write_text_atomically(out / "transforms.json", json.dumps({"camera_model": "OPENCV", "frames": frames}, indent=1))
+    with undone_on_failure(out):
+        (out / "images").mkdir(parents=True, exist_ok=True)
+        frames = []
+        for i, data in enumerate(scene.images):
+            raw = data.numpy().tobytes()
+            try:
+                with Image.open(io.BytesIO(raw)) as image:
+                    width, height = image.size
+            except (OSError, SyntaxError) as error:
+                raise ConversionError(
+                    f"scene {scene.key!r}: frame {i} is not a readable image ({error}): the chunk is damaged; "
+                    "write it again from its source, or leave the scene out"
+                ) from error
+            name = f"images/frame_{i:05d}.jpg"
+            write_bytes_atomically(out / name, raw)
+            k = denormalize_intrinsics(intrinsics[i].double(), width, height)
+            frames.append(
+                {
+                    "file_path": name,
+                    "transform_matrix": c2w_gl[i].tolist(),
+                    "fl_x": k[0, 0].item(),
+                    "fl_y": k[1, 1].item(),
+                    "cx": k[0, 2].item(),
+                    "cy": k[1, 2].item(),
+                    "w": width,
+                    "h": height,
+                }
+            )
+        transforms = {"camera_model": "OPENCV", "frames": frames}
+        write_text_atomically(out / "transforms.json", json.dumps(transforms, indent=1))
     return out

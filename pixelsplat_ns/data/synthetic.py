@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from jaxtyping import Float
 
-from pixelsplat_ns.core.atomic_files import write_text_atomically
+from pixelsplat_ns.core.atomic_files import undone_on_failure, write_text_atomically
 
 from .cameras import encode_chunk_cameras
 from .chunks import ChunkScene, ChunkWriter
@@ -529,26 +529,28 @@ def write_synthetic_dataset(
     is_test = rng.uniform(size=num_scenes) < test_fraction
     if num_scenes >= 2 and test_fraction > 0 and not is_test.any():
         is_test[-1] = True
-    writers = {split: ChunkWriter(out / split, max_chunk_bytes, overwrite) for split in ("train", "test")}
-    evaluation: dict[str, dict] = {}
-    jobs = [(seed, i, config) for i in range(num_scenes)]
-    with multiprocessing.get_context("spawn").Pool(workers) if workers > 1 else nullcontext() as pool:
-        results: Iterable[dict] = pool.imap(_render_for_pool, jobs) if pool is not None else map(_render_for_pool, jobs)
-        if progress is not None:
-            results = progress(results)
-        for i, item in enumerate(results):
-            scene = ChunkScene(
-                item["key"],
-                item["url"],
-                torch.from_numpy(item["timestamps"]),
-                torch.from_numpy(item["cameras"]),
-                [torch.frombuffer(bytearray(data), dtype=torch.uint8) for data in item["images"]],
-            )
-            writers["test" if is_test[i] else "train"].add(scene)
-            if is_test[i]:
-                evaluation[scene.key] = evaluation_entry(len(scene), np.random.default_rng([seed, i, 2]))
-            LOGGER.info("scene %d/%d (%s, %d frames)", i + 1, num_scenes, scene.key, len(scene))
-    for writer in writers.values():
-        writer.close()
-    write_text_atomically(index_path, json.dumps(evaluation))
-    return {split: len(writer.index) for split, writer in writers.items()}
+    with undone_on_failure(out):  # a failed run (a full disk) leaves the folder as it was: the rerun works
+        writers = {split: ChunkWriter(out / split, max_chunk_bytes, overwrite) for split in ("train", "test")}
+        evaluation: dict[str, dict] = {}
+        jobs = [(seed, i, config) for i in range(num_scenes)]
+        with multiprocessing.get_context("spawn").Pool(workers) if workers > 1 else nullcontext() as pool:
+            render = pool.imap if pool is not None else map
+            results: Iterable[dict] = render(_render_for_pool, jobs)
+            if progress is not None:
+                results = progress(results)
+            for i, item in enumerate(results):
+                scene = ChunkScene(
+                    item["key"],
+                    item["url"],
+                    torch.from_numpy(item["timestamps"]),
+                    torch.from_numpy(item["cameras"]),
+                    [torch.frombuffer(bytearray(data), dtype=torch.uint8) for data in item["images"]],
+                )
+                writers["test" if is_test[i] else "train"].add(scene)
+                if is_test[i]:
+                    evaluation[scene.key] = evaluation_entry(len(scene), np.random.default_rng([seed, i, 2]))
+                LOGGER.info("scene %d/%d (%s, %d frames)", i + 1, num_scenes, scene.key, len(scene))
+        for writer in writers.values():
+            writer.close()
+        write_text_atomically(index_path, json.dumps(evaluation))
+        return {split: len(writer.index) for split, writer in writers.items()}

@@ -94,7 +94,7 @@ def check_nerfstudio_transforms(data: Path, choose_dataparser: str = NS_TRAIN_DA
             raise InputError(
                 f"{folder} is a Blender synthetic scene (transforms_train.json, no transforms.json), which "
                 f"nerfstudio's default dataparser does not read: "
-                + choose_dataparser.format(data=data, dataparser="blender-data")
+                + choose_dataparser.format(data=folder, dataparser="blender-data")
             )
         return
     try:
@@ -119,7 +119,8 @@ def check_nerfstudio_transforms(data: Path, choose_dataparser: str = NS_TRAIN_DA
         raise InputError(
             f"{path} gives the cameras' field of view (camera_angle_x) instead of focal lengths in pixels: the "
             f"{'Blender synthetic scenes' if blender else 'instant-ngp'} format, which nerfstudio's default "
-            f"dataparser does not read: " + choose_dataparser.format(data=data, dataparser=dataparser)
+            f"dataparser does not read: "
+            + choose_dataparser.format(data=folder if blender else data, dataparser=dataparser)
         )
     first = next(i for i, frame in enumerate(frames) if any(k not in frame and k not in meta for k in missing))
     named = ", ".join(f"{key} ({NERFSTUDIO_INTRINSICS[key]})" for key in NERFSTUDIO_INTRINSICS if key in missing)

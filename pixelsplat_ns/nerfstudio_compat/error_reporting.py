@@ -23,7 +23,7 @@ def report_input_errors_without_traceback() -> None:
         if issubclass(kind, InputError):
             print(f"\n{kind.__name__}: {error}", file=sys.stderr)
         elif reason is not None:
-            message = cannot_write(Path(reason.filename or "a file"), reason, atomic=False)
+            message = cannot_write(Path(reason.filename) if reason.filename else None, reason, atomic=False)
             print(f"\n{type(message).__name__}: {message}", file=sys.stderr)
         else:
             previous(kind, error, traceback)
@@ -31,6 +31,10 @@ def report_input_errors_without_traceback() -> None:
     if not getattr(sys.excepthook, "reports_input_errors", False):
         hook.reports_input_errors = True  # type: ignore[attr-defined]  # a marker: install the hook once
         sys.excepthook = hook
+
+
+EVAL_OUTPUT_BYTES = 1 << 20
+"""Room asked for ``ns-eval``'s JSON (metrics and settings: kilobytes) before the evaluation starts."""
 
 
 def check_ns_eval_output_path(argv: list[str]) -> None:
@@ -47,4 +51,4 @@ def check_ns_eval_output_path(argv: list[str]) -> None:
         flag, _, value = arg.partition("=")
         if flag.replace("_", "-") == "--output-path":
             output = value if value else (argv[i + 1] if i + 1 < len(argv) else output)
-    check_writable(Path(output))
+    check_writable(Path(output), size_hint=EVAL_OUTPUT_BYTES)

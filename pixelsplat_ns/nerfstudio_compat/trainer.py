@@ -1,5 +1,8 @@
 """``PixelSplatTrainer``: nerfstudio's trainer with its fixes, each named by what nerfstudio does without it."""
 
+import shutil
+import signal
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -8,10 +11,11 @@ from nerfstudio.engine.trainer import Trainer
 from nerfstudio.utils import comms, writer
 from nerfstudio.utils.rich_utils import CONSOLE
 
+from pixelsplat_ns.core.atomic_files import check_writable, tensor_bytes
 from pixelsplat_ns.core.devices import check_device
 from pixelsplat_ns.core.errors import InputError, OutOfMemory
 from pixelsplat_ns.core.inert_unpickling import read_pickled_names
-from pixelsplat_ns.core.stop_signals import stop_requests
+from pixelsplat_ns.core.stop_signals import quit_now, stop_requests
 from pixelsplat_ns.nerfstudio_compat import install_process_hooks
 from pixelsplat_ns.nerfstudio_compat.checkpoints import refuse_foreign_objects, save_atomically, step_checkpoints
 
@@ -23,6 +27,8 @@ class PixelSplatTrainer(Trainer):
     stopped_by: Optional[str] = None
     """The signal that asked the run to stop (``SIGINT``: Ctrl-C; ``SIGTERM``), if one did."""
     _release_stop_signals: Callable[[], None] = staticmethod(lambda: None)
+    _saved_at_end: Optional[int] = None
+    """The step ``_after_train`` saved (nerfstudio's own ``_after_train`` then saves it again: skipped)."""
 
     def __init__(self, config, *args, **kwargs) -> None:
         install_process_hooks()  # before the pipeline reads the user's input or a checkpoint
@@ -30,9 +36,53 @@ class PixelSplatTrainer(Trainer):
         super().__init__(config, *args, **kwargs)
 
     def setup(self, test_mode="val") -> None:
-        super().setup(test_mode)
+        """Works around: the set-up (reading the scene, predicting it: seconds to minutes) ran after ``ns-train``
+        had made the run's folder; a set-up that failed, or that Ctrl-C or SIGTERM ended (with a traceback from
+        wherever it landed, inside a compiled kernel an unrelated ``SystemError``), left that folder holding a
+        config.yml and nothing to resume. Now a signal ends the set-up at once in one line, and either way the
+        folder is removed again while it holds only what the run wrote before training. Before training, the
+        disk must also have room for a checkpoint (``_check_room_for_checkpoints``), not only at the first save."""
+        quit_at_once = self._quit_during_setup
+        # With several processes nerfstudio's launcher handles the signals.
+        with stop_requests(quit_at_once, quit_at_once) if self.world_size == 1 else nullcontext():
+            try:
+                super().setup(test_mode)
+                self._check_room_for_checkpoints()
+            except BaseException:
+                self._remove_unstarted_run_folder()
+                raise
         if self.config.max_num_iterations == 0:
             self._finish_a_run_of_zero_iterations()
+
+    def _quit_during_setup(self, signal_name: str) -> None:
+        self._remove_unstarted_run_folder()
+        quit_now(signal_name, f"{signal_name} before training started: stopped, with nothing to save")
+
+    UNSTARTED_RUN_FILES = ("config.yml", "dataparser_transforms.json", "events.out.tfevents.*")
+    """What a run's folder holds before its first checkpoint (nerfstudio's ``logging.relative_log_dir`` is the
+    folder itself)."""
+
+    def _remove_unstarted_run_folder(self) -> None:
+        """Remove the run's folder if it holds nothing but ``UNSTARTED_RUN_FILES`` and an empty checkpoint folder
+        (by the main process: the others share it)."""
+        folder = Path(self.base_dir)
+        if not comms.is_main_process() or not folder.is_dir():
+            return
+        ours = {path for pattern in self.UNSTARTED_RUN_FILES for path in folder.glob(pattern)}
+        models = Path(self.checkpoint_dir)
+        if models.is_dir() and not any(models.iterdir()):
+            ours.add(models)
+        if set(folder.iterdir()) <= ours:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def _check_room_for_checkpoints(self) -> None:
+        """Refuse, before training, a checkpoint folder whose disk cannot take one checkpoint: the pipeline's
+        weights, and for a run that trains the optimizer's two moments of each (Adam). Raises ``CannotWrite``."""
+        if not comms.is_main_process():
+            return
+        weights = tensor_bytes(self.pipeline.state_dict())
+        needed = weights * (3 if self.config.max_num_iterations > 0 else 1)
+        check_writable(Path(self.checkpoint_dir) / "step-000000000.ckpt", needed)
 
     def _finish_a_run_of_zero_iterations(self) -> None:
         """Works around: with ``--max-num-iterations 0`` (the per-scene method's feed-forward mode) the
@@ -45,7 +95,7 @@ class PixelSplatTrainer(Trainer):
         saving leaves a truncated file, which every tool then takes for the latest checkpoint. The same
         checkpoint, written atomically (``save_atomically``), by the main process only (as nerfstudio's own
         ``save_checkpoint``, whose ``check_main_thread`` an override does not inherit)."""
-        if not comms.is_main_process():
+        if not comms.is_main_process() or step == self._saved_at_end:
             return
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         path = self.checkpoint_dir / f"step-{step:09d}.ckpt"
@@ -132,34 +182,47 @@ class PixelSplatTrainer(Trainer):
         with stop_requests(self._request_stop) as self._release_stop_signals:
             super().train()
         if self.stopped_by is not None:
-            raise SystemExit(130 if self.stopped_by == "SIGINT" else 143)
+            raise SystemExit(128 + signal.Signals[self.stopped_by].value)
 
     def _request_stop(self, signal_name: str) -> None:
         self.stopped_by = signal_name
         self.stop_training = True  # read by Trainer.train before each step
+        again = "Ctrl-C" if signal_name == "SIGINT" else signal_name
         CONSOLE.print(
             f"[bold yellow]{signal_name}: stopping once step {self.step} is done, to save the run "
-            "(Ctrl-C again quits at once, without saving)"
+            f"({again} again quits at once, without saving)"
         )
 
     def _after_train(self) -> None:
-        """Works around: a run stopped early (``stop_training``, e.g. pretraining's time budget) saved its
-        final checkpoint one step late, so a resumed run skipped a batch: ``Trainer.train`` advances ``step``
-        before it sees the flag. The checkpoint is labelled with the step last trained. A run stopped by a
-        signal saves and says how to go on, instead of announcing a finished run and waiting for the viewer."""
+        """Works around:
+        - a run stopped early (``stop_training``, e.g. pretraining's time budget) saved its final checkpoint one
+          step late, so a resumed run skipped a batch: ``Trainer.train`` advances ``step`` before it sees the
+          flag. The checkpoint is labelled with the step last trained;
+        - the final checkpoint is saved here, while a signal is still only a request (``train``), so a Ctrl-C or
+          SIGTERM during the save waits for it instead of losing the run;
+        - a run stopped by a signal says how to go on instead of announcing a finished run and waiting for the
+          viewer. Stopped before its first step, a run that trains saves nothing new (a feed-forward run, which
+          has no steps, is saved: the prediction is its result)."""
+        trained = self.last_trained_step is not None
         if self.last_trained_step is not None:
             self.step = self.last_trained_step
-        last_step = self._start_step + self.config.max_num_iterations - 1
-        if self.stopped_by is None or self.step >= last_step:  # not stopped, or stopped with nothing left to do
-            self._release_stop_signals()  # Ctrl-C ends the viewer's wait, as in nerfstudio
-            return super()._after_train()
-        if self.last_trained_step is None:
+        if self.stopped_by is not None and not trained and self.config.max_num_iterations > 0:
             CONSOLE.print(f"[bold yellow]{self.stopped_by} before the first step of this run: nothing new to save")
+            self._remove_unstarted_run_folder()
             return
         self.save_checkpoint(self.step)
+        self._saved_at_end = self.step
+        if self.stopped_by is None:
+            self._release_stop_signals()  # Ctrl-C ends the viewer's wait, as in nerfstudio
+            return super()._after_train()
         writer.write_out_storage()
+        saved = self.checkpoint_dir / f"step-{self.step:09d}.ckpt"
+        last_step = self._start_step + self.config.max_num_iterations - 1
+        if self.step >= last_step:
+            CONSOLE.print(f"[bold yellow]stopped ({self.stopped_by}) after the run's last step; saved {saved}")
+            return
         CONSOLE.print(
-            f"[bold yellow]stopped ({self.stopped_by}) after step {self.step}; saved "
-            f"{self.checkpoint_dir / f'step-{self.step:09d}.ckpt'}. To go on to step {last_step}, run the same "
-            f"ns-train command with --max-num-iterations {last_step - self.step} and --load-dir {self.checkpoint_dir}"
+            f"[bold yellow]stopped ({self.stopped_by}) after step {self.step}; saved {saved}. To go on to step "
+            f"{last_step}, run the same ns-train command with --max-num-iterations {last_step - self.step} and "
+            f"--load-dir {self.checkpoint_dir}"
         )

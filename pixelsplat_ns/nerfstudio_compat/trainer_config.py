@@ -50,6 +50,8 @@ class PixelSplatTrainerConfig(TrainerConfig):
         per_scene = self.method_name == "pixelsplat"
         if data is not None and not Path(data).exists():
             raise InputError(missing_data_message(data, per_scene=per_scene))
+        if per_scene and data is not None and Path(data).is_file() and Path(data).suffix != ".json":
+            raise InputError(f"--data {data} is a file: give the scene's folder (or its transforms.json)")
         if per_scene and self.machine.num_devices * self.machine.num_machines > 1:
             raise InputError(
                 f"ns-train pixelsplat predicts one scene in one process: --machine.num-devices "
@@ -90,6 +92,6 @@ class PixelSplatTrainerConfig(TrainerConfig):
             except FileExistsError:
                 continue
             if attempt > 1:
-                CONSOLE.log(f"another run holds {folder.parent / requested}: this run is {folder}")
+                CONSOLE.log(f"{folder.parent / requested} already holds a run: this run is {folder}")
             return folder
         raise AssertionError("unreachable")

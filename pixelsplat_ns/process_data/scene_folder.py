@@ -4,7 +4,7 @@
 
 import json
 import shutil
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -12,7 +12,12 @@ from typing import Any, Iterator
 
 import torch
 
-from pixelsplat_ns.core.atomic_files import copy_atomically, write_text_atomically
+from pixelsplat_ns.core.atomic_files import (
+    check_writable,
+    copy_atomically,
+    undone_on_failure,
+    write_text_atomically,
+)
 from pixelsplat_ns.core.errors import InputError
 
 
@@ -32,7 +37,8 @@ class Frame:
 
 def check_output_folder(out: Path, inputs: list[Path], force: bool, force_flag: str = "--force") -> None:
     """Never write over or next to the user's own files: OUT may not hold the inputs, and a folder that is not
-    empty is written into only with ``force`` (the command's ``force_flag``, named in the message)."""
+    empty is written into only with ``force`` (the command's ``force_flag``, named in the message). A place that
+    cannot be written (read-only, beneath a file) raises ``CannotWrite``, before any work."""
     out = Path(out).resolve()
     for path in inputs:
         if Path(path).resolve().is_relative_to(out):
@@ -46,34 +52,23 @@ def check_output_folder(out: Path, inputs: list[Path], force: bool, force_flag: 
             f"{out} is not empty; choose another folder or pass {force_flag} (files of the "
             "same names are then replaced)"
         )
+    check_writable(out / "transforms.json")  # a read-only place, or a file above it: before the work
 
 
 @contextmanager
 def writing_into(out: Path) -> Iterator[None]:
-    """Write into the folder ``out`` all or nothing: when a write fails, every file and folder made in the block
-    is removed again (what was there before stays), so a rerun meets the folder as it was. A failed write (no
+    """Write into the folder ``out`` all or nothing (``core.atomic_files.undone_on_failure``). A failed write (no
     permission, a read-only or virtual file system, a full disk) raises ``OutputFolderError`` naming the output
-    folder, or ``CannotWrite`` naming the file (``core.atomic_files``)."""
-    out = Path(out)
-    before = set(out.rglob("*")) if out.is_dir() else set()
-    made_out = not out.exists()
+    folder, or ``CannotWrite`` naming the file."""
     try:
-        yield
-    except BaseException as error:
-        made = sorted(set(out.rglob("*")) - before, key=lambda path: len(path.parts), reverse=True)
-        for path in made + ([out] if made_out else []):
-            with suppress(OSError):  # each file was written whole or not at all: a leftover is never partial
-                if path.is_dir():
-                    path.rmdir()
-                else:
-                    path.unlink()
-        if isinstance(error, OSError):
-            where = f" ({error.filename})" if error.filename else ""
-            raise OutputFolderError(
-                f"could not write the scene to {out}: {error.strerror or error}{where}; choose an "
-                "output folder you can write to"
-            ) from error
-        raise
+        with undone_on_failure(out):
+            yield
+    except OSError as error:
+        where = f" ({error.filename})" if error.filename else ""
+        raise OutputFolderError(
+            f"could not write the scene to {out}: {error.strerror or error}{where}; choose an "
+            "output folder you can write to"
+        ) from error
 
 
 def check_targets(frames: list[Frame], out: Path) -> None:
@@ -115,12 +110,15 @@ def write_scene_folder(frames: list[Frame], out: Path) -> dict:
             for entry, value in zip(entries, values):
                 entry[key] = value
     transforms["frames"] = entries
+    text = json.dumps(transforms, indent=1)
+    # The whole scene's size, before anything is written: a full disk is told what the scene needs, not one file.
+    check_writable(Path(out) / "transforms.json", sum(Path(f.source).stat().st_size for f in frames) + len(text))
     with writing_into(out):
         for frame in frames:
             target = Path(out) / "images" / frame.name
             target.parent.mkdir(parents=True, exist_ok=True)
             copy_atomically(frame.source, target)
-        write_text_atomically(Path(out) / "transforms.json", json.dumps(transforms, indent=1))
+        write_text_atomically(Path(out) / "transforms.json", text)
     return transforms
 
 
@@ -130,6 +128,8 @@ def copy_sample_scene(out: Path, force: bool) -> int:
     ``OutputFolderError`` as ``check_output_folder`` does, or when ``out`` cannot be written."""
     check_output_folder(out, [], force)
     sample = resources.files("pixelsplat_ns") / "sample_scene"
+    with resources.as_file(sample) as folder:
+        check_writable(Path(out) / "transforms.json", sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()))
     with writing_into(out), resources.as_file(sample) as folder:
         shutil.copytree(folder, out, dirs_exist_ok=True, copy_function=copy_atomically)
     return len(list((Path(out) / "images").iterdir()))
