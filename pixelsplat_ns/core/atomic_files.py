@@ -102,7 +102,9 @@ def check_writable(path: Union[str, Path], size_hint: Optional[int] = None) -> N
     if not os.access(folder, os.W_OK | os.X_OK):  # also False on a read-only file system, for root too
         code = errno.EROFS if _read_only_mount(folder) else errno.EACCES
         raise cannot_write(path, OSError(code, f"{folder} is {'read-only' if code == errno.EROFS else 'not writable'}"))
-    if size_hint is not None and shutil.disk_usage(folder).free < size_hint:
+    usage = shutil.disk_usage(folder)
+    # A virtual file system (/proc, /sys) reports no size at all: its writes fail on their own, saying why.
+    if size_hint is not None and usage.total > 0 and usage.free < size_hint:
         raise cannot_write(path, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), size_hint)
 
 
