@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Sequence
 
-from pixelsplat_ns.core.atomic_files import cannot_write, cannot_write_reason, check_writable
+from pixelsplat_ns.core.atomic_files import as_cannot_write, check_writable
 from pixelsplat_ns.core.errors import InputError
 
 
@@ -26,11 +26,10 @@ def input_errors_exit(*errors: type[Exception]):
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         raise SystemExit(f"error: {message}") from error
     except OSError as error:
-        reason = cannot_write_reason(error)
-        if reason is None:
+        cannot_write = as_cannot_write(error)
+        if cannot_write is None:
             raise
-        path = Path(reason.filename) if reason.filename else None
-        raise SystemExit(f"error: {cannot_write(path, reason, atomic=False)}") from error
+        raise SystemExit(f"error: {cannot_write}") from error
 
 
 def check_output_file(path: Path, force: bool, inputs: Sequence[Path] = ()) -> None:

@@ -31,7 +31,7 @@ class CannotWrite(InputError):
     """A place that cannot take a file: a full disk, a read-only file system, no permission. Nothing was written."""
 
 
-def megabytes(size: float) -> str:
+def human_size(size: float) -> str:
     """A size for people: kB below a megabyte, MB above."""
     return f"{size / 1e3:,.0f} kB" if size < 1e6 else f"{size / 1e6:,.1f} MB"
 
@@ -76,11 +76,20 @@ def cannot_write(
     outcome = " (nothing was written)" if atomic else ""
     what = f"cannot write {path}" if path is not None else "a file could not be written"
     if reason.errno in FULL:
-        needed = f"it needs about {megabytes(size_hint)}; " if size_hint else ""
-        free = f"{megabytes(shutil.disk_usage(existing_folder(path)).free)} free there" if path is not None else ""
+        needed = f"it needs about {human_size(size_hint)}; " if size_hint else ""
+        free = f"{human_size(shutil.disk_usage(existing_folder(path)).free)} free there" if path is not None else ""
         figures = f" ({needed}{free})" if needed or free else ""
         return CannotWrite(f"{what}: the disk is full{figures}: free some space or write elsewhere{outcome}")
     return CannotWrite(f"{what}: {reason.strerror or reason}: choose a folder you can write to{outcome}")
+
+
+def as_cannot_write(error: BaseException) -> Optional[CannotWrite]:
+    """The one-line ``CannotWrite`` for an error from someone else's write (nerfstudio's, a library's) whose cause
+    is a place that cannot take a file, naming the file where the error does; None for any other error."""
+    reason = cannot_write_reason(error)
+    if reason is None:
+        return None
+    return cannot_write(Path(reason.filename) if reason.filename else None, reason, atomic=False)
 
 
 def existing_folder(path: Path) -> Path:

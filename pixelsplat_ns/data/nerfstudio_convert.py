@@ -64,9 +64,10 @@ def dataparser_config(data: Path, dataparser: str = "auto"):
 def read_nerfstudio_scene(data: Path, key: str, dataparser: str = "auto", split: str = "train") -> ChunkScene:
     """One nerfstudio dataset as one chunk scene (frames in the dataparser's order)."""
     from nerfstudio.cameras.cameras import CameraType
+    from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
 
     config = dataparser_config(data, dataparser)
-    if type(config).__name__ == "NerfstudioDataParserConfig":  # what nerfstudio-data would fail on obscurely
+    if isinstance(config, NerfstudioDataParserConfig):  # what nerfstudio-data would fail on obscurely
         check_nerfstudio_transforms(Path(data), "choose it with `--dataparser {dataparser}`")
     try:
         outputs = config.setup().get_dataparser_outputs(split=split)

@@ -3,7 +3,7 @@
 import sys
 from pathlib import Path
 
-from pixelsplat_ns.core.atomic_files import cannot_write, cannot_write_reason, check_writable
+from pixelsplat_ns.core.atomic_files import as_cannot_write, check_writable
 from pixelsplat_ns.core.errors import InputError
 
 
@@ -19,12 +19,11 @@ def report_input_errors_without_traceback() -> None:
     previous = sys.excepthook
 
     def hook(kind, error, traceback):
-        reason = None if issubclass(kind, InputError) else cannot_write_reason(error)
+        cannot_write = None if issubclass(kind, InputError) else as_cannot_write(error)
         if issubclass(kind, InputError):
             print(f"\n{kind.__name__}: {error}", file=sys.stderr)
-        elif reason is not None:
-            message = cannot_write(Path(reason.filename) if reason.filename else None, reason, atomic=False)
-            print(f"\n{type(message).__name__}: {message}", file=sys.stderr)
+        elif cannot_write is not None:
+            print(f"\n{type(cannot_write).__name__}: {cannot_write}", file=sys.stderr)
         else:
             previous(kind, error, traceback)
 

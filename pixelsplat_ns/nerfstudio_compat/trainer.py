@@ -19,6 +19,10 @@ from pixelsplat_ns.core.stop_signals import quit_now, stop_requests
 from pixelsplat_ns.nerfstudio_compat import install_process_hooks
 from pixelsplat_ns.nerfstudio_compat.checkpoints import refuse_foreign_objects, save_atomically, step_checkpoints
 
+UNSTARTED_RUN_FILES = ("config.yml", "dataparser_transforms.json", "events.out.tfevents.*")
+"""What a run's folder holds before its first checkpoint (nerfstudio's ``logging.relative_log_dir`` is the folder
+itself)."""
+
 
 class PixelSplatTrainer(Trainer):
     """nerfstudio's trainer with its fixes, named by what nerfstudio does without them."""
@@ -58,17 +62,13 @@ class PixelSplatTrainer(Trainer):
         self._remove_unstarted_run_folder()
         quit_now(signal_name, f"{signal_name} before training started: stopped, with nothing to save")
 
-    UNSTARTED_RUN_FILES = ("config.yml", "dataparser_transforms.json", "events.out.tfevents.*")
-    """What a run's folder holds before its first checkpoint (nerfstudio's ``logging.relative_log_dir`` is the
-    folder itself)."""
-
     def _remove_unstarted_run_folder(self) -> None:
         """Remove the run's folder if it holds nothing but ``UNSTARTED_RUN_FILES`` and an empty checkpoint folder
         (by the main process: the others share it)."""
         folder = Path(self.base_dir)
         if not comms.is_main_process() or not folder.is_dir():
             return
-        ours = {path for pattern in self.UNSTARTED_RUN_FILES for path in folder.glob(pattern)}
+        ours = {path for pattern in UNSTARTED_RUN_FILES for path in folder.glob(pattern)}
         models = Path(self.checkpoint_dir)
         if models.is_dir() and not any(models.iterdir()):
             ours.add(models)

@@ -146,6 +146,12 @@ class PairCameras:
     def intrinsics(self) -> np.ndarray:
         return camera_matrix(self.focal_px, self.width, self.height)
 
+    @classmethod
+    def from_relative_pose(cls, rotation: np.ndarray, translation: np.ndarray, **fields) -> "PairCameras":
+        """The cameras of a relative pose x1 = R x0 + t (OpenCV axes, |t| = 1): the second camera's camera-to-world
+        rotation is R^T and its centre -R^T t; ``fields`` are the others."""
+        return cls(rotation=rotation.T, centre=-rotation.T @ translation, **fields)
+
     def camera_to_worlds(self) -> np.ndarray:
         """[2, 4, 4] camera-to-world, OpenCV axes."""
         second = np.eye(4)
@@ -444,16 +450,15 @@ def pair_cameras(photos: list[Photo], focal_px: Optional[float] = None, fov_deg:
         fit = refine_pose(
             points0[inliers], points1[inliers], focal, rotation, translation, work_width, work_height, free_focal=False
         )
-        # x1 = R x0 + t: the second camera's camera-to-world is R^T, its centre -R^T t (unit length).
-        cameras = PairCameras(
-            width,
-            height,
-            focal / scale,
-            source,
-            fit.rotation.T,
-            -fit.rotation.T @ fit.translation,
-            matches,
-            int(inliers.sum()),
+        cameras = PairCameras.from_relative_pose(
+            fit.rotation,
+            fit.translation,
+            width=width,
+            height=height,
+            focal_px=focal / scale,
+            focal_source=source,
+            matches=matches,
+            inliers=int(inliers.sum()),
         )
         found.text = f"{cameras.inliers:,} inliers, turned {cameras.rotation_degrees:.1f} degrees"
     check_rotation(first, second, cameras)
@@ -523,19 +528,18 @@ def planar_pair_cameras(
         dropped = " or ".join(
             f"{a:.1f}" for a in sorted({round(a, 1) for a in pose.rejected_degrees if abs(a - kept) > 0.05})
         )
-        cameras = PairCameras(
-            width,
-            height,
-            focal / scale,
-            source,
-            pose.rotation.T,
-            -pose.rotation.T @ pose.translation,
-            matches,
-            int(inliers.sum()),
-            f"the homography of a flat scene (its other decomposition, turned {dropped} degrees, puts part of the "
-            "plane behind a camera)"
-            if dropped
-            else "the homography of a flat scene",
+        behind = f" (its other decomposition, turned {dropped} degrees, puts part of the plane behind a camera)"
+        other = behind if dropped else ""
+        cameras = PairCameras.from_relative_pose(
+            pose.rotation,
+            pose.translation,
+            width=width,
+            height=height,
+            focal_px=focal / scale,
+            focal_source=source,
+            matches=matches,
+            inliers=int(inliers.sum()),
+            pose_from=f"the homography of a flat scene{other}",
         )
         found.text = f"{cameras.inliers:,} inliers, turned {cameras.rotation_degrees:.1f} degrees"
     check_rotation(first, second, cameras)
