@@ -101,27 +101,39 @@ def test_per_scene_method_help_documents_its_options():
 @pytest.mark.smoke
 def test_importing_the_entry_points_changes_no_global_state():
     """nerfstudio imports every plugin's entry points in every ns-* command (ns-train splatfacto included): that
-    import must leave the process as it was; the hooks are installed when a pixelsplat run is set up."""
+    import must leave the process as it was (excepthook, torch's allow-list, pickle's reducers, signal handlers);
+    the hooks are installed when a pixelsplat run is set up."""
     code = (
-        "import sys, json, torch\n"
+        "import copyreg, signal, sys, json, torch\n"
         "from nerfstudio.plugins.registry import discover_methods\n"
         "def allowed(): return list(getattr(torch.serialization, 'get_safe_globals', list)())  # torch >= 2.5\n"
-        "hook, safe = sys.excepthook, allowed()\n"
+        "def ours(): return sorted(str(t) for t in copyreg.dispatch_table if 'pixelsplat_ns' in t.__module__)\n"
+        "def handlers(): return [signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)]\n"
+        "hook, safe, reducers, before = sys.excepthook, allowed(), ours(), handlers()\n"
         "methods, _ = discover_methods()\n"
         "assert {'pixelsplat', 'pixelsplat-pretrain'} <= set(methods), sorted(methods)\n"
-        "unchanged = {'excepthook': sys.excepthook is hook, 'safe_globals': allowed() == safe}\n"
+        "unchanged = {'excepthook': sys.excepthook is hook, 'safe_globals': allowed() == safe,\n"
+        "             'reducers': ours() == reducers, 'signals': handlers() == before}\n"
         "from pixelsplat_ns.nerfstudio_compat import install_process_hooks\n"
         "install_process_hooks()\n"
-        "installed = {'excepthook': sys.excepthook is not hook, 'safe_globals': len(allowed()) > len(safe)}\n"
+        "installed = {'excepthook': sys.excepthook is not hook, 'safe_globals': len(allowed()) > len(safe),\n"
+        "             'reducers': len(ours()) > len(reducers), 'signals': handlers() == before}\n"
         "print(json.dumps({'unchanged': unchanged, 'installed': installed}))"
     )
     result = run([sys.executable, "-c", code])
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.splitlines()[-1])
-    assert report["unchanged"] == {"excepthook": True, "safe_globals": True}
-    # The control: the hooks do change both (the allow-list only where torch.load defaults to weights_only, 2.6+).
+    assert report["unchanged"] == {"excepthook": True, "safe_globals": True, "reducers": True, "signals": True}
+    # The control: the hooks do change them (the allow-list only where torch.load defaults to weights_only, 2.6+;
+    # the pickling of lazy targets, for nerfstudio's launcher of several processes). Signal handlers are the
+    # trainer's, only while it trains.
     weights_only_default = TORCH_VERSION >= (2, 6)
-    assert report["installed"] == {"excepthook": True, "safe_globals": weights_only_default}
+    assert report["installed"] == {
+        "excepthook": True,
+        "safe_globals": weights_only_default,
+        "reducers": True,
+        "signals": True,
+    }
 
 
 # Stands for a module of ours that does not import in the user's environment (as encoder code needing torch 2.4
