@@ -1,78 +1,24 @@
-"""Multi-GPU training, proven on the CPU: the pretraining step in 2 processes with DDP over gloo keeps the
-parameters identical on both ranks while each rank reads different scenes."""
+"""Training in several processes through ``ns-train``, as a user starts it, on CPU processes over gloo:
+nerfstudio's launcher on one machine (``--machine.num-devices 2``) and on two "machines" of this host
+(``--machine.num-machines 2``, a tcp dist-url). The worker's CUDA asserts are relaxed by
+``tests/helpers/cpu_launcher/sitecustomize.py`` for that caller alone, and ``training_probe.py`` records what each
+process trained on and its gradients; everything else is the real path."""
 
-import json
 import os
 import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 
-from pixelsplat_ns.data import BoundedSamplerConfig, ChunkDatasetConfig
+from helpers.cli import ENV
+from helpers.pretraining import SMALL
 from pixelsplat_ns.data.synthetic import SyntheticConfig, write_synthetic_dataset
-from pixelsplat_ns.encoder import tiny
-from pixelsplat_ns.pretraining.config import PretrainDataManagerConfig, PretrainModelConfig, PretrainPipelineConfig
-from pixelsplat_ns.pretraining.loss import LossConfig
 
 pytestmark = pytest.mark.e2e
-
-
-def small_pipeline(data) -> PretrainPipelineConfig:
-    gap = dict(
-        min_distance_between_context_views=8,
-        max_distance_between_context_views=8,
-        initial_min_distance_between_context_views=8,
-        initial_max_distance_between_context_views=8,
-    )
-    return PretrainPipelineConfig(
-        datamanager=PretrainDataManagerConfig(
-            data=data,
-            dataset=ChunkDatasetConfig(repeat=True, image_shape=(32, 32)),
-            sampler=BoundedSamplerConfig(num_target_views=2, warm_up_steps=0, **gap),
-            batch_size=1,
-            num_workers=0,
-        ),
-        model=PretrainModelConfig(encoder=tiny(), loss=LossConfig(lpips_weight=0.0)),
-    )
-
-
-def train_rank(rank: int, world_size: int, data: str, port: int, out: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world_size)
-    torch.manual_seed(rank)  # different initializations: DDP must broadcast rank 0's
-    pipeline = small_pipeline(data).setup(device="cpu", world_size=world_size, local_rank=rank)
-    scenes = []
-    next_train = pipeline.datamanager.next_train
-
-    def recording(step):
-        cameras, batch = next_train(step)
-        scenes.extend(batch["scene"])
-        return cameras, batch
-
-    pipeline.datamanager.next_train = recording
-    parameters = pipeline.get_param_groups()["encoder"]
-    initial = torch.cat([p.detach().flatten() for p in parameters]).clone()
-    optimizer = torch.optim.Adam(parameters, lr=1e-3)
-    for step in range(2):
-        _, losses, _ = pipeline.get_train_loss_dict(step)
-        optimizer.zero_grad()
-        sum(losses.values()).backward()
-        optimizer.step()
-    final = torch.cat([p.detach().flatten() for p in parameters])
-    gathered = [torch.zeros_like(final) for _ in range(world_size)]
-    dist.all_gather(gathered, final)
-    with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
-        json.dump(
-            {
-                "scenes": scenes,
-                "max_difference": max(float((g - final).abs().max()) for g in gathered),
-                "moved": float((final - initial).abs().max()),
-            },
-            f,
-        )
-    dist.destroy_process_group()
+HARNESS = Path(__file__).parent / "helpers" / "cpu_launcher"
 
 
 def free_port() -> int:
@@ -81,38 +27,141 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_rank_training_keeps_parameters_identical_on_different_data(tmp_path):
-    data = tmp_path / "data"
-    write_synthetic_dataset(data, num_scenes=4, seed=2, config=SyntheticConfig(height=48, width=80), test_fraction=0.0)
-    mp.spawn(train_rank, args=(2, str(data), free_port(), str(tmp_path)), nprocs=2, join=True)
-    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
-    assert all(r["max_difference"] == 0.0 for r in ranks), "parameters must stay identical across ranks"
-    assert all(r["moved"] > 0 for r in ranks), "the optimizer must have changed the parameters"
-    assert not set(ranks[0]["scenes"]) & set(ranks[1]["scenes"]), f"ranks read the same scenes: {ranks}"
-
-
-def test_ns_train_on_two_cpu_devices_through_nerfstudios_launcher(tmp_path):
-    """``ns-train pixelsplat-pretrain --machine.num-devices 2 --machine.device-type cpu``, as a user starts it:
-    nerfstudio's launcher pickles the config into two spawned processes (its stand-in classes were refused by
-    pickle) that train over gloo; the run ends with its checkpoint. The worker's CUDA asserts are relaxed by
-    ``tests/helpers/cpu_launcher/sitecustomize.py`` for that caller alone."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    from helpers.cli import ENV
-    from helpers.pretraining import SMALL
-
+def dataset(tmp_path: Path) -> Path:
     data = tmp_path / "data"
     write_synthetic_dataset(data, 8, 0, SyntheticConfig(height=32, width=32, min_frames=24, max_frames=24), 0.25)
-    harness = Path(__file__).parent / "helpers" / "cpu_launcher"
-    env = dict(ENV, PYTHONPATH=os.pathsep.join([str(harness), ENV.get("PYTHONPATH", "")]))
-    command = [Path(sys.executable).parent / "ns-train", "pixelsplat-pretrain", "--data", data, "--output-dir"]
-    command += [tmp_path / "out", *SMALL, "--max-num-iterations", "3", "--vis", "tensorboard"]
-    command += ["--machine.num-devices", "2", "--machine.device-type", "cpu", "--pipeline.check-memory", "False"]
-    result = subprocess.run([str(a) for a in command], capture_output=True, text=True, env=env, timeout=600)
+    return data
+
+
+def pretrain_command(data: Path, out: Path, steps: int, *flags) -> list[str]:
+    command = [Path(sys.executable).parent / "ns-train", "pixelsplat-pretrain", "--data", data, "--output-dir", out]
+    command += [*SMALL, "--max-num-iterations", steps, "--vis", "tensorboard", "--pipeline.check-memory", "False"]
+    return [str(a) for a in [*command, "--machine.device-type", "cpu", *flags]]
+
+
+def probed(probe: Path, **variables) -> dict:
+    """The environment of an ``ns-train`` whose processes ``training_probe`` watches, writing into ``probe``."""
+    probe.mkdir(parents=True, exist_ok=True)
+    path = os.pathsep.join([str(HARNESS), ENV.get("PYTHONPATH", "")])
+    return dict(ENV, PYTHONPATH=path, PIXELSPLAT_PROBE=str(probe), **variables)
+
+
+def run(command: list[str], env: dict, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def passed(result: subprocess.CompletedProcess) -> str:
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
-    assert [p.name for p in (tmp_path / "out").rglob("*.ckpt")] == ["step-000000002.ckpt"]
+    return result.stdout + result.stderr
+
+
+def scenes(probe: Path, rank: int) -> list[str]:
+    return (probe / f"scenes-rank{rank}.txt").read_text().split()
+
+
+def encoder_weights(out: Path) -> dict[str, torch.Tensor]:
+    (checkpoint,) = out.rglob("*.ckpt")
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)["pipeline"]  # the test's own run
+    return {k.split("encoder.", 1)[1]: v for k, v in state.items() if ".encoder." in k or k.startswith("encoder.")}
+
+
+def test_two_devices_average_the_gradients_of_different_scenes(tmp_path):
+    """``ns-train pixelsplat-pretrain --machine.num-devices 2`` with batch 1 each: the processes read different
+    scenes, and the gradients they step with are the average of theirs: what one process computes from the same
+    examples (replayed into it by the probe, each as its process drew and normalized it; with SyncBatchNorm, on
+    GPUs, that is one process with batch 2), at every step, and the weights after the steps equal within float
+    rounding. The run's folder, its config and its checkpoints are written once, its messages printed once."""
+    data, steps = dataset(tmp_path), 2
+    two, one = tmp_path / "two-devices", tmp_path / "one-device"
+    command = pretrain_command(data, two / "out", steps, "--machine.num-devices", "2")
+    printed = passed(run(command, probed(two / "probe")))
+    assert printed.count("Training Finished") == 1, printed[-3000:]
+    assert [p.name for p in (two / "out").rglob("*.ckpt")] == [f"step-{steps - 1:09d}.ckpt"]
+    assert len(list((two / "out").rglob("config.yml"))) == 1
+    first, second = scenes(two / "probe", 0), scenes(two / "probe", 1)
+    assert len(first) == len(second) == steps and not set(first) & set(second), (first, second)
+
+    command = pretrain_command(data, one / "out", steps)
+    passed(run(command, probed(one / "probe", PIXELSPLAT_PROBE_REPLAY=str(two / "probe"))))
+    assert scenes(one / "probe", 0) == [name for pair in zip(first, second) for name in pair]
+    for step in range(steps):
+        averaged = [torch.load(two / "probe" / f"gradients-rank{r}-step{step}.pt") for r in (0, 1)]
+        single = torch.load(one / "probe" / f"gradients-rank0-step{step}.pt")
+        assert torch.equal(averaged[0], averaged[1]), f"step {step}: the ranks stepped with different gradients"
+        torch.testing.assert_close(averaged[0], single, rtol=1e-4, atol=1e-7, msg=f"gradients of step {step}")
+    ddp, reference = encoder_weights(two / "out"), encoder_weights(one / "out")
+    assert ddp.keys() == reference.keys() and ddp
+    # Batch norm's running statistics are not trained: DDP keeps rank 0's (it broadcasts its buffers).
+    for name in [n for n in ddp if not n.endswith(("running_mean", "running_var", "num_batches_tracked"))]:
+        torch.testing.assert_close(ddp[name], reference[name], rtol=1e-3, atol=1e-5, msg=name)
+
+
+def test_two_machines_on_one_host_train_one_run(tmp_path):
+    """Two ``ns-train`` commands, as two machines run them (``--machine.num-machines 2``, ranks 0 and 1, a tcp
+    dist-url on 127.0.0.1), each finishing its steps on scenes of its own; only machine 0 writes the run, which
+    then resumes in one process."""
+    data, url = dataset(tmp_path), f"tcp://127.0.0.1:{free_port()}"
+    flags = ["--machine.num-machines", "2", "--machine.dist-url", url]
+    machines = [
+        subprocess.Popen(
+            pretrain_command(data, tmp_path / "out", 2, *flags, "--machine.machine-rank", str(rank)),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=probed(tmp_path / "probe"),
+        )
+        for rank in (0, 1)
+    ]
+    printed = [machine.communicate(timeout=600)[0] for machine in machines]
+    assert [m.returncode for m in machines] == [0, 0], "\n\n".join(p[-3000:] for p in printed)
+    assert "the run's folder (config, checkpoints, logs) is written on machine 0" in printed[1]
+    assert [p.name for p in (tmp_path / "out").rglob("*.ckpt")] == ["step-000000001.ckpt"]
+    assert len(list((tmp_path / "out").rglob("config.yml"))) == 1
+    first, second = scenes(tmp_path / "probe", 0), scenes(tmp_path / "probe", 1)
+    assert len(first) == len(second) == 2 and not set(first) & set(second), (first, second)
+
+    # Resumed in one process: it says what changes, and goes on from the step after the checkpoint's.
+    (checkpoints,) = {p.parent for p in (tmp_path / "out").rglob("*.ckpt")}
+    command = pretrain_command(data, tmp_path / "resumed", 1, "--load-dir", str(checkpoints))
+    printed = " ".join(passed(run(command, dict(ENV))).split())
+    assert "resuming in 1 process(es) a run saved from 2: from step 2 on, a step's batch is 1 x" in printed, printed
+    assert [p.name for p in (tmp_path / "resumed").rglob("*.ckpt")] == ["step-000000002.ckpt"]
+
+
+def test_a_process_that_fails_stops_the_others_with_its_message(tmp_path):
+    """One of two processes fails at its first step on an input error: the command ends at once (no process waits for
+    it in a collective), with that process's message in one line, not the launcher's traceback."""
+    command = pretrain_command(dataset(tmp_path), tmp_path / "out", 2, "--machine.num-devices", "2")
+    result = run(command, probed(tmp_path / "probe", PIXELSPLAT_PROBE_FAIL="1:0"), timeout=300)
+    assert result.returncode == 1, (result.stdout + result.stderr)[-3000:]
+    message = "InputError (in process 1 of this machine; the others were stopped): the probe stops the process of "
+    assert result.stderr.strip().splitlines()[-1] == message + "rank 1 at step 0", result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+
+
+def test_machine_flags_the_launcher_cannot_use_are_refused(monkeypatch, tmp_path):
+    """Flags nerfstudio's launcher fails on later (an assert, or a process waiting for a machine that never
+    comes) are refused before anything starts."""
+    from nerfstudio.scripts.train import entrypoint
+
+    from pixelsplat_ns.core.errors import InputError
+
+    data = tmp_path / "data"
+    (data / "train").mkdir(parents=True)
+    (data / "train" / "000000.torch").touch()
+    cases = {
+        ("--machine.num-machines", "2"): "needs --machine.dist-url tcp://ADDRESS:PORT",
+        ("--machine.num-machines", "2", "--machine.machine-rank", "2", "--machine.dist-url", "tcp://a:1"): (
+            r"--machine.machine-rank 2 is outside 0..1"
+        ),
+        ("--machine.dist-url", "http://a:1"): "give tcp://ADDRESS:PORT",
+    }
+    for flags, message in cases.items():
+        argv = ["ns-train", "pixelsplat-pretrain", "--data", str(data), "--output-dir", str(tmp_path / "out"), *flags]
+        monkeypatch.setattr(sys, "argv", argv)
+        with pytest.raises(InputError, match=message):
+            entrypoint()
+    assert not (tmp_path / "out").exists()
 
 
 def test_ns_train_pixelsplat_on_several_devices_says_it_uses_one(monkeypatch, tmp_path):

@@ -193,3 +193,13 @@ def _context_positions(context, views: int) -> Tensor:
     if bool((positions < -views).any() or (positions >= views).any()):
         raise InputError(f"context positions {positions.tolist()} out of range for {views} views")
     return positions
+
+
+def to_device(batch, device):
+    """A batch (dicts, ``Views`` and tensors, nested; other values as they are) on ``device``; from pinned memory
+    the copies overlap with the GPU's work (``non_blocking``)."""
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, Views):
+        return Views(*(to_device(t, device) for t in batch))
+    return batch.to(device, non_blocking=True) if isinstance(batch, Tensor) else batch

@@ -2,8 +2,6 @@
 an offset within each bin, sampled so that the pdf learns through the opacity (the paper's
 reparameterization) and the offsets through the Gaussians' positions."""
 
-from typing import Optional
-
 import torch
 from einops import rearrange
 from jaxtyping import Float, Int64
@@ -11,6 +9,8 @@ from torch import Tensor, nn
 
 from pixelsplat_ns.core.geometry import FLOAT32_EPS
 from pixelsplat_ns.fast_routes.layers import Linear
+
+from .random_draws import Generators, uniform
 
 
 def depth_to_relative_disparity(depth: Tensor, near: Tensor, far: Tensor, eps: float = 1e-10) -> Tensor:
@@ -26,15 +26,16 @@ def relative_disparity_to_depth(relative: Tensor, near: Tensor, far: Tensor, eps
 
 
 def sample_bins(
-    pdf: Float[Tensor, "*batch bin"], num_samples: int, deterministic: bool, generator: Optional[torch.Generator] = None
-) -> tuple[Int64[Tensor, "*batch sample"], Float[Tensor, "*batch sample"]]:
-    """Bins drawn i.i.d. by inverse CDF (or the most likely one) and their probabilities."""
+    pdf: Float[Tensor, "b *rest bin"], num_samples: int, deterministic: bool, generator: Generators = None
+) -> tuple[Int64[Tensor, "b *rest sample"], Float[Tensor, "b *rest sample"]]:
+    """Bins drawn i.i.d. by inverse CDF (or the most likely one) and their probabilities; ``generator``: see
+    ``random_draws`` (one per example of ``b``, or one for all)."""
     normalized = pdf / (FLOAT32_EPS + pdf.sum(dim=-1, keepdim=True))
     if deterministic:
         index = pdf.topk(k=num_samples, dim=-1).indices
     else:
-        uniform = torch.rand((*pdf.shape[:-1], num_samples), device=pdf.device, generator=generator)
-        index = torch.searchsorted(normalized.cumsum(dim=-1), uniform, right=True).clip(max=pdf.shape[-1] - 1)
+        draws = uniform((*pdf.shape[:-1], num_samples), pdf.device, generator)
+        index = torch.searchsorted(normalized.cumsum(dim=-1), draws, right=True).clip(max=pdf.shape[-1] - 1)
     return index, normalized.gather(-1, index)
 
 
@@ -51,7 +52,7 @@ class DepthPredictor(nn.Module):
         far: Float[Tensor, "b v"],
         num_samples: int,
         deterministic: bool,
-        generator: Optional[torch.Generator] = None,
+        generator: Generators = None,
     ) -> tuple[Float[Tensor, "b v r s"], Float[Tensor, "b v r s"]]:
         """Depths and the probabilities of their bins; channels interleave (pdf logit, offset logit) per bin."""
         pdf_logits, offset_logits = rearrange(self.projection(features), "... (bin two) -> two ... bin", two=2)

@@ -19,6 +19,7 @@ from pixelsplat_ns.encoder.config import EncoderConfig, size_multiple
 from pixelsplat_ns.encoder.depth import DepthPredictor
 from pixelsplat_ns.encoder.epipolar import EpipolarTransformer
 from pixelsplat_ns.encoder.gaussian_adapter import to_gaussians
+from pixelsplat_ns.encoder.random_draws import Generators
 from pixelsplat_ns.fast_routes.layers import Linear
 from pixelsplat_ns.render.spherical_harmonics import num_sh_bases
 
@@ -80,7 +81,7 @@ class PixelSplatEncoder(nn.Module):
         self,
         context: Views,
         deterministic: bool = False,
-        generator: Optional[torch.Generator] = None,
+        generator: Generators = None,
     ) -> Gaussians:
         """The Gaussians of a batch of scenes, predicted from their context views (paper, section 3).
 
@@ -90,7 +91,8 @@ class PixelSplatEncoder(nn.Module):
         are in the frame of those extrinsics, ordered (view, pixel row-major, sample).
 
         Stochastic mode (the default, as in training and the paper's evaluation) draws ``gaussians_per_pixel``
-        depth bins per pixel from the predicted distribution, with ``generator``; ``deterministic`` takes each
+        depth bins per pixel from the predicted distribution, with ``generator`` (one for the batch, or one per
+        example: ``encoder.random_draws``); ``deterministic`` takes each
         pixel's most likely bin (one Gaussian per pixel). Opacities are divided by ``gaussians_per_pixel`` in
         both modes, as the official code does. Raises ``ValueError`` saying what is wrong with the input: every
         rule is checked here, the values included (``encode_prepared`` leaves out what ``prepare_views`` checked).
@@ -104,7 +106,7 @@ class PixelSplatEncoder(nn.Module):
         self,
         context: Views,
         deterministic: bool = False,
-        generator: Optional[torch.Generator] = None,
+        generator: Generators = None,
     ) -> Gaussians:
         """``encode`` for context views made by ``prepare_views`` and since only batched, moved, selected or
         mirrored (as the library's datasets, evaluation and per-scene method do): the values ``prepare_views``
@@ -116,7 +118,7 @@ class PixelSplatEncoder(nn.Module):
         self._check_depth_range(context.near, context.far)
         return self._predict(context, deterministic, generator)
 
-    def _predict(self, context: Views, deterministic: bool, generator: Optional[torch.Generator]) -> Gaussians:
+    def _predict(self, context: Views, deterministic: bool, generator: Generators) -> Gaussians:
         images, extrinsics, intrinsics = context.images, context.extrinsics, context.intrinsics
         b, v, _, h, w = images.shape
         flat_images = rearrange(images, "b v c h w -> (b v) c h w").contiguous(memory_format=torch.channels_last)

@@ -11,7 +11,7 @@ With ``exact_rewrites`` the same function is computed with far less arithmetic:
 """
 
 from dataclasses import dataclass
-from typing import Optional, cast
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +23,7 @@ from pixelsplat_ns.core.geometry import image_grid, project_segments, triangulat
 from pixelsplat_ns.encoder.attention import scaled_dot_product_attention
 from pixelsplat_ns.encoder.config import Architecture, EpipolarConfig, ImageSelfAttentionConfig
 from pixelsplat_ns.encoder.depth import depth_to_relative_disparity
+from pixelsplat_ns.encoder.random_draws import Generators, permutations
 from pixelsplat_ns.fast_routes.derived_weights import DerivedWeights
 from pixelsplat_ns.fast_routes.layers import FourierConv2d, Linear
 
@@ -316,7 +317,7 @@ class EpipolarTransformer(nn.Module):
         near: Float[Tensor, "b v"],
         far: Float[Tensor, "b v"],
         exact_rewrites: bool = True,
-        generator: Optional[torch.Generator] = None,
+        generator: Generators = None,
     ) -> Float[Tensor, "b v c h w"]:
         b, v = features.shape[:2]
         features = rearrange(
@@ -332,10 +333,10 @@ class EpipolarTransformer(nn.Module):
         if v > 2:
             if self.view_embeddings is None:
                 raise ValueError(f"this epipolar transformer was built for 2 views and cannot take {v}")
-            # The other views get the learned embeddings in a random order, as in pixelSplat.
-            device = generator.device if generator is not None else kv.device
-            shuffle = torch.randperm(v - 1, generator=generator, device=device).to(kv.device)
-            kv = kv + self.view_embeddings(shuffle)[:, None, None, :]
+            # The other views get the learned embeddings in a random order, as in pixelSplat (one order for the
+            # batch; one per example with per-example generators).
+            shuffle = permutations(b, v - 1, kv.device, generator)
+            kv = kv + rearrange(self.view_embeddings(shuffle), "b ov c -> b () ov () () c")
         kv = rearrange(kv, "b v ov r s c -> (b v r) (s ov) c")
         del samples
         for layer in self.layers:

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from pixelsplat_ns.core.atomic_files import as_cannot_write, check_writable
 from pixelsplat_ns.core.errors import InputError
+from pixelsplat_ns.nerfstudio_compat.distributed import failed_process_report
 
 
 def report_input_errors_without_traceback() -> None:
@@ -14,14 +15,18 @@ def report_input_errors_without_traceback() -> None:
     Works around: ``ns-train`` builds the pipeline inside ``nerfstudio.scripts.train.main`` and lets whatever
     it raises reach the top level, so a message about the user's input (context views, cameras, images,
     checkpoints) came at the end of a long traceback; nerfstudio's own writes (``ns-eval``'s JSON, ``ns-export``,
-    ``ns-render``) end the same way on a full disk or a read-only folder. Every other exception keeps its
-    traceback."""
+    ``ns-render``) end the same way on a full disk or a read-only folder; with several processes
+    (``--machine.num-devices``), the error of the one that failed came inside a launcher's traceback
+    (``distributed.failed_process_report``). Every other exception keeps its traceback."""
     previous = sys.excepthook
 
     def hook(kind, error, traceback):
         cannot_write = None if issubclass(kind, InputError) else as_cannot_write(error)
+        failed_process = failed_process_report(str(error)) if kind.__name__ == "ProcessRaisedException" else None
         if issubclass(kind, InputError):
             print(f"\n{kind.__name__}: {error}", file=sys.stderr)
+        elif failed_process is not None:
+            print(f"\n{failed_process}", file=sys.stderr)
         elif cannot_write is not None:
             print(f"\n{type(cannot_write).__name__}: {cannot_write}", file=sys.stderr)
         else:

@@ -35,8 +35,15 @@ class PixelSplatTrainer(Trainer):
     """The step ``_after_train`` saved (nerfstudio's own ``_after_train`` then saves it again: skipped)."""
 
     def __init__(self, config, *args, **kwargs) -> None:
+        """Works around: with several processes every one printed the run's messages ("Training Finished" once
+        per process) and the first process of each machine started a viewer. The process of global rank 0 speaks
+        for the run; another one's error still ends the run through the launcher (``distributed``)."""
         install_process_hooks()  # before the pipeline reads the user's input or a checkpoint
         check_device(config.machine.device_type)
+        if not comms.is_main_process():
+            CONSOLE.quiet = True  # this process's console only: each process has its own
+            if config.is_viewer_enabled() or config.is_viewer_legacy_enabled():
+                config.vis = "tensorboard"  # whose writers, like every nerfstudio writer, write on rank 0 alone
         super().__init__(config, *args, **kwargs)
 
     def setup(self, test_mode="val") -> None:
@@ -108,6 +115,7 @@ class PixelSplatTrainer(Trainer):
                 "optimizers": {k: v.state_dict() for (k, v) in self.optimizers.optimizers.items()},
                 "schedulers": {k: v.state_dict() for (k, v) in self.optimizers.schedulers.items()},
                 "scalers": self.grad_scaler.state_dict(),
+                "processes": self.world_size,  # read on resume (_say_how_the_stream_goes_on); nerfstudio ignores it
             },
             path,
         )
@@ -125,11 +133,12 @@ class PixelSplatTrainer(Trainer):
           the file's pickle names. The file is read inertly first (``core.inert_unpickling``) and refused when it
           names anything a nerfstudio checkpoint does not (``unexpected_globals``)."""
         load_dir, load_step = self.config.load_dir, self.config.load_step
+        content = None
         if load_dir is not None and load_step is None:
             candidates = step_checkpoints(Path(load_dir))
             for step, path in candidates:
                 try:
-                    _, names = read_pickled_names(path)
+                    content, names = read_pickled_names(path)
                 except Exception as error:  # noqa: BLE001  (any unreadable file is skipped, and said so)
                     CONSOLE.print(f"[bold yellow]skipping the damaged checkpoint {path}: {str(error).splitlines()[0]}")
                     continue
@@ -147,7 +156,7 @@ class PixelSplatTrainer(Trainer):
             )
             if given is not None and Path(given).is_file():
                 try:
-                    _, names = read_pickled_names(given)
+                    content, names = read_pickled_names(given)
                 except Exception as error:  # noqa: BLE001
                     raise InputError(
                         f"{given} is not a readable checkpoint ({str(error).splitlines()[0]}): resume from another "
@@ -155,6 +164,21 @@ class PixelSplatTrainer(Trainer):
                     ) from error
                 refuse_foreign_objects(Path(given), names)
         super()._load_checkpoint()
+        if isinstance(content, dict):
+            self._say_how_the_stream_goes_on(content)
+
+    def _say_how_the_stream_goes_on(self, checkpoint: dict) -> None:
+        """A run resumed in another number of processes than it was saved from trains on: say what changes (the
+        global batch, and which scenes each process reads from the next step on)."""
+        saved = checkpoint.get("processes", 1)  # checkpoints older than this key: one process
+        if not isinstance(saved, int) or saved == self.world_size:
+            return
+        CONSOLE.log(
+            f"[bold yellow]resuming in {self.world_size} process(es) a run saved from {saved}: from step "
+            f"{self._start_step} on, a step's batch is {self.world_size} x --pipeline.datamanager.batch-size "
+            f"examples (it was {saved} x), and the scenes are shared among {self.world_size} process(es), so the data "
+            f"stream goes on in another order than the {saved}-process run's"
+        )
 
     def train_iteration(self, step: int):
         """Works around: a CUDA out-of-memory error ends ``ns-train`` with a traceback from inside the step;

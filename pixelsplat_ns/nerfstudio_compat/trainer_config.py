@@ -14,6 +14,7 @@ from pixelsplat_ns.core.atomic_files import check_writable, write_text_atomicall
 from pixelsplat_ns.core.errors import InputError
 from pixelsplat_ns.nerfstudio_compat import install_process_hooks
 from pixelsplat_ns.nerfstudio_compat.dataparsers import check_nerfstudio_transforms
+from pixelsplat_ns.nerfstudio_compat.distributed import check_machine_flags, writes_the_run
 
 SCENE_HINT = (
     "give a nerfstudio scene folder (a transforms.json and its images); `pixelsplat-process-data sample "
@@ -42,7 +43,9 @@ class PixelSplatTrainerConfig(TrainerConfig):
     - a run's folder is named by the second it started, so two runs started in the same second (a sweep, a
       script) shared one: one run's config.yml with the other's checkpoints (``claim_run_folder``);
     - config.yml was written in place (a crash could leave half of it) and a read-only ``--output-dir`` ended
-      in a traceback."""
+      in a traceback;
+    - with several machines every machine wrote a run folder of its own (only machine 0's gets checkpoints), and
+      ``--machine`` flags the launcher cannot use failed in an assert or hung (``distributed``)."""
 
     def save_config(self) -> None:
         install_process_hooks()  # ns-train's main calls this before the trainer exists: report refusals in one line
@@ -58,6 +61,7 @@ class PixelSplatTrainerConfig(TrainerConfig):
                 f"{self.machine.num_devices} --machine.num-machines {self.machine.num_machines} would give the other "
                 "processes nothing to do; leave both out (several devices are for ns-train pixelsplat-pretrain)"
             )
+        check_machine_flags(self.machine)
         dataparser = getattr(self.pipeline.datamanager, "dataparser", None)
         if per_scene and data is not None and isinstance(dataparser, NerfstudioDataParserConfig):
             check_nerfstudio_transforms(Path(data))  # another format's scene: read seconds later, by the datamanager
@@ -72,6 +76,12 @@ class PixelSplatTrainerConfig(TrainerConfig):
         check_flags = getattr(self.pipeline, "check_flags", None)  # a pipeline's own contradictions
         if callable(check_flags):
             check_flags()
+        if not writes_the_run(self.machine):
+            CONSOLE.log(
+                f"machine {self.machine.machine_rank} of {self.machine.num_machines}: the run's folder (config, "
+                "checkpoints, logs) is written on machine 0"
+            )
+            return
         check_writable(self.get_base_dir() / "config.yml")
         config_path = self.claim_run_folder() / "config.yml"
         CONSOLE.log(f"Saving config to: {config_path}")

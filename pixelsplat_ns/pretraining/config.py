@@ -75,6 +75,11 @@ class PretrainPipelineConfig(VanillaPipelineConfig):
     batch size would), instead of being killed by the kernel or running out of GPU memory mid-step."""
     time_budget_minutes: Optional[float] = None
     """Stop training after this many minutes (and save a checkpoint), whatever --max-num-iterations says."""
+    sync_batch_norm: bool = True
+    """With several GPUs (--machine.num-devices, --machine.num-machines), the backbone's batch norm takes its
+    statistics over the whole step's batch, every process's examples, as one GPU with that batch does (the
+    paper's setting: batch 7 on one GPU); off, each process normalizes over its own examples alone. torch's
+    SyncBatchNorm needs GPUs: CPU processes normalize over their own examples."""
 
     def check_flags(self) -> None:
         """Refuse flags that contradict each other, before anything is built (``PixelSplatTrainerConfig`` calls

@@ -1,14 +1,16 @@
 """Batches of scenes for pretraining, streamed from RealEstate10k-format chunks by DataLoader workers."""
 
 import dataclasses
+import os
 from pathlib import Path
 
 import torch
 from nerfstudio.data.datamanagers.base_datamanager import DataManager
 from torch.utils.data import DataLoader
 
+from pixelsplat_ns.core.child_processes import die_with
 from pixelsplat_ns.core.errors import InputError
-from pixelsplat_ns.core.views import Views
+from pixelsplat_ns.core.views import to_device
 from pixelsplat_ns.data import BoundedViewSampler, ChunkDataset
 from pixelsplat_ns.nerfstudio_compat.scene_batches import SceneBatchDataManagerHooks
 
@@ -34,22 +36,14 @@ def global_rank(world_size: int) -> int:
     return torch.distributed.get_rank() if world_size > 1 else 0
 
 
-def to_device(batch, device):
-    """A batch (dicts, ``Views`` and tensors, nested) on ``device``; from pinned memory the copies overlap
-    with the GPU's work."""
-    if isinstance(batch, dict):
-        return {k: to_device(v, device) for k, v in batch.items()}
-    if isinstance(batch, Views):
-        return Views(*(to_device(t, device) for t in batch))
-    return batch.to(device, non_blocking=True) if isinstance(batch, torch.Tensor) else batch
-
-
 def loader_options(device, num_workers: int) -> dict:
-    """DataLoader settings for batches bound for ``device``: pinned host memory when it is a GPU."""
+    """DataLoader settings for batches bound for ``device``: pinned host memory when it is a GPU; workers that
+    end with their training process (``core.child_processes``)."""
     return {
         "num_workers": num_workers,
         "persistent_workers": num_workers > 0,
         "pin_memory": torch.device(device).type == "cuda",
+        "worker_init_fn": die_with(os.getpid()) if num_workers > 0 else None,
     }
 
 

@@ -11,6 +11,7 @@ from torch import Tensor
 
 from pixelsplat_ns.core.views import Views
 from pixelsplat_ns.encoder import PixelSplatEncoder
+from pixelsplat_ns.encoder.random_draws import Generators
 from pixelsplat_ns.render import render_gaussians
 
 
@@ -27,7 +28,7 @@ def pretraining_loss(
     step: int,
     config: LossConfig,
     lpips_model: Optional[torch.nn.Module] = None,
-    generator: Optional[torch.Generator] = None,
+    generator: Generators = None,
     prepared: bool = False,
 ) -> tuple[dict[str, Tensor], Tensor]:
     """Loss terms (``mse`` and, when enabled, ``lpips`` already weighted) and the rendered targets

@@ -6,7 +6,7 @@ One scene's training step (forward, loss with LPIPS when it will be used, backwa
 device on a random scene of the configured shape, and its memory is extrapolated to the batch: the step of b
 scenes needs about ``before + b * (one scene's peak - before)``. On the CPU the peak is the process's resident
 memory (a second scene adds less than the first one's peak over ``before``, so the extrapolation errs on the
-side of caution; docs/benchmarks.md has the figures); on CUDA, the allocator's peak.
+side of caution); on CUDA, the allocator's peak.
 """
 
 import functools

@@ -3,7 +3,6 @@
 import logging
 from dataclasses import is_dataclass
 
-import torch
 from nerfstudio.models.base_model import Model
 from nerfstudio.utils.rich_utils import CONSOLE
 
@@ -11,6 +10,7 @@ from pixelsplat_ns.checkpoints import CheckpointError, read_encoder
 from pixelsplat_ns.checkpoints.dino import load_dino_weights
 from pixelsplat_ns.core.errors import InputError
 from pixelsplat_ns.encoder import PixelSplatEncoder
+from pixelsplat_ns.encoder.random_draws import per_example_generators
 from pixelsplat_ns.metrics import load_lpips_vgg
 from pixelsplat_ns.nerfstudio_compat.scene_batches import SceneBatchModelHooks
 
@@ -103,7 +103,10 @@ class PretrainModel(SceneBatchModelHooks, Model):
         return {"encoder": list(self.encoder.parameters())}
 
     def forward(self, batch: dict, step: int, rank: int = 0):  # type: ignore[override]  # scene batches, not rays
-        """Loss of one batch. The depth-bin draws are seeded by (step, rank), so a resumed run repeats them."""
-        generator = torch.Generator(self.device).manual_seed(step * 65_536 + rank)
+        """Loss of one batch, the batch of process ``rank`` in the step's global batch. Each example's random
+        draws are seeded by (step, its place in the global batch): a resumed run repeats them, and N processes
+        with batch b draw what one process with batch N x b draws for the same examples."""
+        size = batch["context"].images.shape[0]
+        generators = per_example_generators(step, rank * size, size, self.device)
         # The datamanager's batches are ChunkDataset's, made by prepare_views.
-        return pretraining_loss(self.encoder, batch, step, self.config.loss, self.lpips, generator, prepared=True)
+        return pretraining_loss(self.encoder, batch, step, self.config.loss, self.lpips, generators, prepared=True)

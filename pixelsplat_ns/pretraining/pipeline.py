@@ -49,10 +49,20 @@ class PretrainPipeline(Pipeline):
         if test_mode == "val" and config.check_memory:
             self._check_memory(device)
         if world_size > 1:
-            # Typed as the Model it wraps, as nerfstudio's VanillaPipeline does: ``self.model`` unwraps it.
-            self._model = cast(
-                Model, DistributedDataParallel(self._model, device_ids=[local_rank] if device != "cpu" else None)
+            self._model = self._distributed(self._model, device, local_rank)
+
+    def _distributed(self, model: Model, device, local_rank: int) -> Model:
+        """The model wrapped for several processes: gradients averaged over them (``DistributedDataParallel``), and
+        on GPUs batch norm over the whole step's batch (``--pipeline.sync-batch-norm``)."""
+        if torch.device(device).type == "cuda" and self.config.sync_batch_norm:
+            model = cast(Model, torch.nn.SyncBatchNorm.convert_sync_batchnorm(model))
+        elif self.config.sync_batch_norm:
+            CONSOLE.log(
+                f"batch norm over each process's {self.config.datamanager.batch_size} examples: torch synchronizes "
+                "it across GPUs only"
             )
+        # Typed as the Model it wraps, as nerfstudio's VanillaPipeline does: ``self.model`` unwraps it.
+        return cast(Model, DistributedDataParallel(model, device_ids=[local_rank] if device != "cpu" else None))
 
     def _check_memory(self, device) -> None:
         """Refuse a batch whose training step would not fit (``pretraining.memory``), before the first step."""

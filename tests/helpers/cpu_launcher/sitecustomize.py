@@ -4,6 +4,7 @@ asserts ``torch.cuda.is_available()`` and ``num_devices <= torch.cuda.device_cou
 the trainer, the pipeline) is the real path. Python imports ``sitecustomize`` at start-up in every process,
 the spawned ones too."""
 
+import os
 import sys
 
 import torch
@@ -24,3 +25,8 @@ def device_count() -> int:
 
 
 torch.cuda.is_available, torch.cuda.device_count = is_available, device_count
+
+if "PIXELSPLAT_PROBE" in os.environ:  # tests/test_ddp.py's probe on the training step (training_probe.py)
+    import training_probe
+
+    training_probe.install()
