@@ -8,6 +8,12 @@
 3. Timings, synchronized, fastest of several after warm-up: encode 2 x 256^2, render one 256^2 view with
    gsplat and with the torch backend, a pretraining step at batch 7 with its peak memory; each in float32,
    with TF32 and with bf16 autocast, with how far the Gaussians move from float32's.
+4. ``ddp``: two processes on the one device (``torch.multiprocessing``), each a DistributedDataParallel rank
+   around the tiny encoder's training loss, a few Adam steps on its own data, batches from a
+   ``DataLoader(pin_memory=True)`` moved by non-blocking copies: the parameters must be equal across the ranks
+   afterwards (DDP broadcast rank 0's differently seeded ones and averaged the gradients) and must have moved;
+   the time of a step. On a GPU, NCCL first: most NCCL versions refuse two ranks on one GPU ("Duplicate GPU
+   detected"), which the report records as the reason, then gloo with CUDA tensors; on the CPU, gloo.
 
 Comparisons are ``allclose`` with rtol = atol = 1e-4 (TF32 and bf16: 1e-2, reported, not required); the
 "error" column is the largest |a - b| / (1 + |b|). It needs no nerfstudio and no network: only torch, einops,
@@ -32,7 +38,7 @@ must name the toolkit, not the folder of a linked nvcc, or the C++ binding misse
         && python3 scripts/gpu_check.py --out $OUT --fallback-gsplat-wheel .whl/gsplat-1.5.3-py3-none-any.whl
 
 Without a GPU, gsplat 1.4.0's CUDA sources were seen to compile with nvcc 13.0 for sm_90 and its binding to
-link and load against torch 2.14's headers (a long compile: docs/benchmarks.md): it should build there.
+link and load against torch 2.14's headers (a long compile): it should build there.
 
 Here, without a GPU (``tests/test_gpu_check.py`` runs it so, with nerfstudio made unimportable):
 
@@ -43,6 +49,8 @@ import argparse
 import json
 import os
 import platform
+import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -50,7 +58,7 @@ import time
 import traceback
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
@@ -61,8 +69,9 @@ sys.path[:0] = [str(ROOT), str(ROOT / "scripts" / "benchmarks")]
 from official_encoder import as_views, example_inputs  # noqa: E402  (scripts/benchmarks/)
 
 from pixelsplat_ns.core.conventions import to_gsplat  # noqa: E402
-from pixelsplat_ns.core.views import Views  # noqa: E402
+from pixelsplat_ns.core.views import Views, to_device  # noqa: E402
 from pixelsplat_ns.encoder import PixelSplatEncoder, paper, tiny  # noqa: E402
+from pixelsplat_ns.encoder.random_draws import per_example_generators  # noqa: E402
 from pixelsplat_ns.evaluation import peak_memory_gb  # noqa: E402
 from pixelsplat_ns.fast_routes import layers as fast_layers  # noqa: E402
 from pixelsplat_ns.pretraining.loss import LossConfig, pretraining_loss  # noqa: E402
@@ -73,6 +82,9 @@ TOLERANCE = 1e-4
 REDUCED_PRECISION_TOLERANCE = 1e-2
 PAPER = {"encode_s": 0.102, "render_s": 0.002, "training_memory_gb": 14.4}
 """The paper's figures on its GPU: encode 2 x 256^2, render one view, training memory at batch 7."""
+DDP_DEADLINE_S = 180.0
+"""Seconds after which the two DDP ranks are killed: a rank whose peer failed may wait for a collective's
+timeout (imports, CUDA start-up and a few steps of the tiny encoder take far less)."""
 
 
 class Report:
@@ -463,6 +475,213 @@ def timings(device: torch.device, gsplat_ok: bool, quick: bool, repeats: int, re
         del model, optimizer
 
 
+# 4. Two processes on one device: DistributedDataParallel.
+
+
+class TrainingLoss(torch.nn.Module):
+    """The encoder whose forward pass is the paper's training loss of a batch (one random generator per example,
+    seeded by the step and the example's place in the global batch): in ``ns-train pixelsplat-pretrain``
+    DistributedDataParallel wraps such a module, nerfstudio's ``PretrainModel``, which cannot be imported here."""
+
+    def __init__(self, encoder: PixelSplatEncoder) -> None:
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, batch: dict, step: int, rank: int) -> torch.Tensor:
+        device, size = batch["context"].images.device, batch["context"].images.shape[0]
+        generators = per_example_generators(step, rank * size, size, device)
+        losses, _ = pretraining_loss(self.encoder, batch, step, LossConfig(lpips_weight=0.0), None, generators)
+        return sum(losses.values(), torch.zeros((), device=device))
+
+
+def scene_examples(count: int, size: int, first_seed: int) -> list[dict]:
+    """Examples as ``ChunkDataset`` yields them (one scene's ``Views`` each, 2 context + 4 target views of
+    ``size`` x ``size``, random images), for a ``DataLoader`` to batch."""
+    examples = []
+    for seed in range(first_seed, first_seed + count):
+        views = as_views(example_inputs(size, 6, seed=seed))  # a batch of one scene: [1, 6, ...]
+        scene = Views(views.images[0], views.extrinsics[0], views.intrinsics[0], views.near[0], views.far[0])
+        scene = scene._replace(index=torch.arange(6))  # the DataLoader batches tensors, not None
+        examples.append({"context": scene.select(slice(0, 2)), "target": scene.select(slice(2, None))})
+    return examples
+
+
+def batch_tensors(batch) -> list[torch.Tensor]:
+    """The tensors of a batch (dicts and ``Views``, nested)."""
+    if isinstance(batch, dict):
+        return [t for value in batch.values() for t in batch_tensors(value)]
+    if isinstance(batch, tuple):
+        return [t for value in batch for t in batch_tensors(value)]
+    return [batch] if isinstance(batch, torch.Tensor) else []
+
+
+def flat_parameters(model: torch.nn.Module) -> torch.Tensor:
+    return torch.cat([p.detach().flatten() for p in model.parameters()]).cpu()
+
+
+def ddp_rank(rank: int, backend: str, device_name: str, init_method: str, quick: bool, folder: str) -> None:
+    """One of the two ranks (``torch.multiprocessing`` calls it in a fresh process): DDP around the tiny
+    encoder's training loss, a few Adam steps on this rank's own data from a pinned-memory ``DataLoader``.
+    Writes ``rank<r>.json`` (what happened, the error's traceback if any) and ``rank<r>.pt`` (the parameters
+    after DDP's start-up broadcast and after the steps) into ``folder``; never raises."""
+    device = torch.device(device_name)
+    if device.type == "cuda":
+        device = torch.device("cuda", device.index or 0)  # both ranks on the one GPU
+    size, batch_size, steps = (32, 1, 2) if quick else (256, 2, 6)
+    result: dict = {"rank": rank, "backend": backend, "device": str(device), "ok": False}
+    report = Path(folder) / f"rank{rank}.json"
+    try:
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        else:
+            torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))  # two ranks share the cores
+        torch.distributed.init_process_group(backend, init_method=init_method, rank=rank, world_size=2)
+        torch.manual_seed(rank)  # different initial weights: DDP's broadcast of rank 0's must make them equal
+        model = TrainingLoss(PixelSplatEncoder(tiny())).to(device).train()
+        # NCCL sets up its communicator here, at DDP's first collective: where it refuses a duplicate GPU.
+        ddp = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+        start = flat_parameters(model)
+        optimizer = torch.optim.Adam(ddp.parameters(), lr=1e-3)
+        examples: Any = scene_examples(steps * batch_size, size, first_seed=1000 * (rank + 1))  # rank's own
+        loader = torch.utils.data.DataLoader(
+            examples,  # a list serves as a dataset
+            batch_size=batch_size,
+            num_workers=1,
+            pin_memory=device.type == "cuda",
+        )
+        seconds, pinned, copy_error = [], [], 0.0
+        for step, batch in enumerate(loader):
+            pinned.append(all(t.is_pinned() for t in batch_tensors(batch)))
+            synchronize(device)
+            began = time.perf_counter()
+            moved = to_device(batch, device)
+            optimizer.zero_grad(set_to_none=True)
+            ddp(moved, step, rank).backward()
+            optimizer.step()
+            synchronize(device)
+            seconds.append(time.perf_counter() - began)
+            pairs = zip(batch_tensors(moved), batch_tensors(batch))
+            copy_error = max([copy_error] + [difference(a, b) for a, b in pairs])
+        torch.save({"start": start, "end": flat_parameters(model)}, Path(folder) / f"rank{rank}.pt")
+        result |= {
+            "ok": True,
+            "steps": len(seconds),
+            "batch_size": batch_size,
+            "size": size,
+            "step_s": statistics.median(seconds[1:] or seconds),  # the first step warms up
+            "pinned": all(pinned),
+            "copy_error": copy_error,
+        }
+    except Exception:  # noqa: BLE001  (reported to the parent, which decides)
+        result["error"] = traceback.format_exc()
+    report.write_text(json.dumps(result))  # before the teardown, which may hang after a failure
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_two_ranks(backend: str, device: torch.device, quick: bool, deadline_s: float) -> dict:
+    """Both ranks of ``ddp_rank`` in fresh processes; killed after ``deadline_s`` (a rank left waiting for a
+    failed peer would wait for a collective's timeout). Returns the ranks' reports and parameters."""
+    with tempfile.TemporaryDirectory(prefix="gpu-check-ddp-") as folder:
+        context = torch.multiprocessing.start_processes(
+            ddp_rank,
+            args=(backend, str(device), f"tcp://127.0.0.1:{free_port()}", quick, folder),
+            nprocs=2,
+            join=False,
+            start_method="spawn",
+        )
+        deadline, note = time.monotonic() + deadline_s, ""
+        try:
+            while not context.join(timeout=1):
+                if time.monotonic() > deadline:
+                    for process in context.processes:
+                        process.kill()
+                        process.join()
+                    note = f"killed after {deadline_s:.0f} s"
+                    break
+        except Exception as error:  # noqa: BLE001  (a rank that died without its report)
+            note = f"{type(error).__name__}: {error}"
+        ranks, parameters = [], []
+        for rank in range(2):
+            report_path, parameters_path = Path(folder) / f"rank{rank}.json", Path(folder) / f"rank{rank}.pt"
+            ranks.append(
+                json.loads(report_path.read_text())
+                if report_path.is_file()
+                else {"rank": rank, "ok": False, "error": f"no report ({note or 'exited'})"}
+            )
+            if parameters_path.is_file():
+                parameters.append(torch.load(parameters_path))
+    return {"ranks": ranks, "parameters": parameters}
+
+
+def check_ddp(device: torch.device, quick: bool, report: Report) -> dict:
+    """DDP with two processes on the one device: NCCL first on a GPU (most NCCL versions refuse two ranks on
+    one GPU, "Duplicate GPU detected": recorded as the reason, not a failure), then gloo, with CUDA tensors on
+    a GPU and CPU tensors on the CPU. Returns the JSON report's ``ddp`` entry."""
+    print("4. DDP: two processes on one device, the tiny encoder's training step", flush=True)
+    backends = ["nccl", "gloo"] if device.type == "cuda" else ["gloo"]
+    if device.type == "cuda":
+        torch.cuda.empty_cache()  # the GPU memory this process keeps from the timings, for the ranks
+    entry: dict = {"runs": [], "backend": None}
+    for backend in backends:
+        outcome = run_two_ranks(backend, device, quick, DDP_DEADLINE_S)
+        ranks = outcome["ranks"]
+        ok = all(rank["ok"] for rank in ranks)
+        errors = "\n".join(rank.get("error", "") for rank in ranks)
+        run = {"backend": backend, "device": str(device), "ok": ok, "ranks": ranks}
+        entry["runs"].append(run)
+        if not ok:
+            refusal = next((line.strip() for line in errors.splitlines() if "Duplicate GPU" in line), None)
+            if backend == "nccl" and refusal is None and "ncclInvalidUsage" in errors:  # without NCCL's own text
+                refusal = "ncclInvalidUsage (most likely two ranks on one GPU)"
+            if backend == "nccl" and refusal is not None:
+                run["reason"] = refusal
+                report.note(f"DDP with nccl refused: {refusal} (expected with one GPU; gloo instead)")
+            else:
+                run["reason"] = errors[-3000:]
+                report.note(f"DDP with {backend} on {device} failed:\n{run['reason']}")
+                # gloo must work; NCCL failing otherwise than on the duplicate GPU is shown, not required.
+                report.check("ddp", f"{backend} on {device.type}: both ranks ran", 1.0, 0.0, required=backend == "gloo")
+            continue
+        first, second = outcome["parameters"]
+        moved = difference(first["end"], first["start"])
+        report.check(
+            "ddp",
+            f"{backend} on {device.type}: parameters equal across ranks after the steps",
+            difference(first["end"], second["end"]),
+            0.0,
+        )
+        report.check("ddp", f"{backend} on {device.type}: parameters moved (1: they did not)", float(moved == 0.0), 0.0)
+        report.check(
+            "ddp",
+            f"{backend} on {device.type}: non-blocking copies equal the loader's batches",
+            max(rank["copy_error"] for rank in ranks),
+            0.0,
+        )
+        pinned = all(rank["pinned"] for rank in ranks)
+        if device.type == "cuda":
+            report.check(
+                "ddp", f"{backend}: DataLoader(pin_memory=True) batches pinned (1: not)", float(not pinned), 0.0
+            )
+        step_s = max(rank["step_s"] for rank in ranks)
+        report.timing(
+            f"DDP step, 2 ranks on 1 {device.type}, {backend}, tiny {ranks[0]['size']}^2",
+            step_s,
+            batch_per_rank=ranks[0]["batch_size"],
+        )
+        run |= {"parameters_moved": moved, "pinned": pinned if device.type == "cuda" else None, "step_s": step_s}
+        entry["backend"] = entry["backend"] or backend
+    return entry
+
+
 def environment(device: torch.device) -> dict:
     info = {
         "python": platform.python_version(),
@@ -500,10 +719,15 @@ def main() -> None:
         gsplat_ok = result["gsplat"]["ok"]
     else:
         report.note("gsplat is left out on the CPU (it needs CUDA tensors)")
+
+    def ddp_section() -> None:
+        result["ddp"] = check_ddp(device, args.quick, report)
+
     for section in (
         lambda: check_rasterize(device, gsplat_ok, args.quick, report),
         lambda: check_encoder(device, args.quick, report),
         lambda: timings(device, gsplat_ok, args.quick, args.repeats, report),
+        ddp_section,
     ):
         try:
             section()

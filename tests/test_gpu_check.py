@@ -67,10 +67,17 @@ def test_the_gpu_check_runs_on_the_cpu_without_nerfstudio(tmp_path):
     report = json.loads((out / "gpu_check.json").read_text())
     assert report["ok"] and report["environment"]["device"] == "cpu"
     sections = {row["section"] for row in report["checks"]}
-    assert {"rasterize", "encoder"} <= sections and "section" not in sections, "every section ran to its end"
+    assert {"rasterize", "encoder", "ddp"} <= sections and "section" not in sections, "every section ran to its end"
     rasterized = [row["case"] for row in report["checks"] if row["section"] == "rasterize"]
     assert any("grad means" in case and "paper scale" in case for case in rasterized)
     assert all(any(f"SH {degree}" in case for case in rasterized) for degree in range(4))
     timed = " ".join(row["case"] for row in report["timings"])
-    assert "encode" in timed and "render" in timed and "training step" in timed
+    assert "encode" in timed and "render" in timed and "training step" in timed and "DDP step" in timed
+    # Two processes over gloo on the CPU (a GPU tries NCCL first): equal parameters after steps on different data.
+    ddp = [row["case"] for row in report["checks"] if row["section"] == "ddp"]
+    assert any("parameters equal across ranks" in case for case in ddp) and any("moved" in case for case in ddp)
+    assert report["ddp"]["backend"] == "gloo" and [run["backend"] for run in report["ddp"]["runs"]] == ["gloo"]
+    run = report["ddp"]["runs"][0]
+    assert run["ok"] and run["parameters_moved"] > 0 and run["step_s"] > 0 and run["pinned"] is None
+    assert all(rank["ok"] and rank["copy_error"] == 0 for rank in run["ranks"])
     assert all(row["seconds"] > 0 for row in report["timings"])
