@@ -25,8 +25,8 @@ from pixelsplat_ns.nerfstudio_compat.unavailable import registered
 @dataclass
 class FusedAdamOptimizerConfig(AdamOptimizerConfig):
     """nerfstudio's Adam config with torch's fused kernel: one pass over each parameter instead of several, so
-    the update of every Gaussian's parameters reads and writes memory once a step (docs/benchmarks.md has the
-    timings); the same update up to float rounding."""
+    the update of every Gaussian's parameters reads and writes memory once a step; the
+    same update up to float rounding."""
 
     fused: bool = True
 

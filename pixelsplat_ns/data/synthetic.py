@@ -265,7 +265,7 @@ def render(
     Returns the colour in [0, 1] and the camera depth z of each pixel centre.
 
     Works in bands of rows: small temporaries stay in the cache and off the kernel's page-fault path, where
-    whole-image temporaries would each be faulted in and evicted from the cache (docs/benchmarks.md)."""
+    whole-image temporaries would each be faulted in and evicted from the cache."""
     rows = max(1, band_pixels // width)
     bands = [
         _render_rows(room, c2w, intrinsics, height, width, top, min(top + rows, height))

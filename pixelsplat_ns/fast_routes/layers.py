@@ -2,7 +2,7 @@
 
 - Linear layers as channels-last 1x1 convolutions: torch sends float32 matmuls to MKL, whose sgemm takes
   its AVX2 path on AMD CPUs, and convolutions to oneDNN, which uses AVX-512: the same products and sums run
-  faster (``scripts/benchmarks/benchmark_encoder.py`` measures by how much; docs/benchmarks.md has the figures).
+  faster (``scripts/benchmarks/benchmark_encoder.py`` measures by how much).
 - Large-kernel convolutions in the Fourier domain, tile by tile (overlap-save): a 7x7 convolution costs
   about a tenth of the multiply-adds; used at inference on large images, where it is faster.
 
@@ -22,7 +22,7 @@ MIN_ROWS_FOR_CONVOLUTION = 128
 
 FFT_TILE = 32
 """Side of the Fourier tiles: each yields (FFT_TILE - kernel + 1)^2 output pixels, so larger tiles waste less of
-each transform on the overlap but cost more per pixel to transform; chosen by timing (docs/benchmarks.md)."""
+each transform on the overlap but cost more per pixel to transform; chosen by timing."""
 
 MIN_FOURIER_SIDE = 128
 """Smaller images convolve faster directly: their tiles waste more of each transform."""
@@ -104,7 +104,7 @@ class FourierConv2d(nn.Conv2d):
     """``nn.Conv2d`` (same parameters and state dict; odd square kernel, "same" padding) whose ``fourier``
     method computes the same convolution in the Fourier domain where that is faster: on CPU in float32, at
     inference, on images of at least ``MIN_FOURIER_SIDE`` pixels (on smaller images, and with autograd's
-    backward, the direct convolution is faster; docs/benchmarks.md has the figures). The kernel's spectrum is
+    backward, the direct convolution is faster). The kernel's spectrum is
     computed once while the weights stay unchanged."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int) -> None:

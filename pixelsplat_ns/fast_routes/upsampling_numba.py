@@ -11,7 +11,7 @@ may fuse a multiply-add that this one rounds, about one unit in the last place).
 
 The output is allocated by torch, not numpy: numpy asks for transparent huge pages for large arrays, and in a
 process whose memory is fragmented (an encode) faulting those in stalled the encode at random for a sizeable
-share of its time (docs/benchmarks.md).
+share of its time.
 
 numba compiles the kernel on first use and keeps it on disk (``cache=True``); ``warm_up_upsampling()`` compiles or
 loads it.

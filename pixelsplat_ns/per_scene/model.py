@@ -137,8 +137,7 @@ class PixelSplatModel(SplatfactoModel):
     def _still_splats(self, params: dict[str, torch.Tensor]) -> Splats:
         """``parameter_splats`` for renders without gradients, kept while the parameters are unchanged: the
         viewer draws the same Gaussians frame after frame, and activating them (the SH concatenation above
-        all: 42 MB at 221k Gaussians of degree 3) would otherwise be redone for every frame (docs/benchmarks.md
-        has its cost on the CPU).
+        all: 42 MB at 221k Gaussians of degree 3) would otherwise be redone for every frame.
 
         Dropped whenever the parameters are drawn for training or with gradients (an optimizer step may
         follow: torch's fused Adam changes them in place without bumping their version), and keyed on the
