@@ -24,7 +24,17 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
 fi
 
-[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+# Room for the environment (torch's build with its CUDA libraries is most of it), checked before pip would fail
+# halfway with "No space left on device".
+need_gb() {
+    local free_kb
+    free_kb=$(df -Pk . | awk 'NR == 2 { print $4 }')
+    if [ "$free_kb" -lt $(($1 * 1024 * 1024)) ]; then
+        echo "$(basename "$0"): $((free_kb / 1024 / 1024)) GB free on the disk of $PWD; $2 needs about $1 GB: free some space and run it again" >&2
+        exit 1
+    fi
+}
+[ -x .venv/bin/python ] || { need_gb 9 ".venv (Python packages with torch)"; "$PYTHON" -m venv .venv; }
 PY=.venv/bin/python
 
 # torch first, pinned: a bare "torch" requirement could otherwise pull a multi-GB build from the index.

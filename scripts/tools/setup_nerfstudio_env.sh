@@ -15,7 +15,14 @@ if [ -z "${PYTHON310:-}" ]; then
 fi
 
 rm -rf build  # setuptools' in-tree build folder: a stale one would put modules removed since into the install
-[ -x $VENV/bin/python ] || "$PYTHON310" -m venv $VENV
+if [ ! -x $VENV/bin/python ]; then
+    free_kb=$(df -Pk . | awk 'NR == 2 { print $4 }')  # torch 2.1.2 with its CUDA libraries is most of it
+    if [ "$free_kb" -lt $((8 * 1024 * 1024)) ]; then
+        echo "setup_nerfstudio_env.sh: $((free_kb / 1024 / 1024)) GB free on the disk of $PWD; $VENV needs about 8 GB: free some space and run it again" >&2
+        exit 1
+    fi
+    "$PYTHON310" -m venv $VENV
+fi
 PY=$VENV/bin/python
 stamp=$VENV/.dependencies-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ "$FLOORS" -nt "$stamp" ]; then
