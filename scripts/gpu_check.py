@@ -548,7 +548,7 @@ def ddp_rank(rank: int, backend: str, device_name: str, init_method: str, quick:
         loader = torch.utils.data.DataLoader(
             examples,  # a list serves as a dataset
             batch_size=batch_size,
-            num_workers=1,
+            num_workers=0 if quick else 1,  # quick: no worker, one interpreter fewer to start in each rank
             pin_memory=device.type == "cuda",
         )
         seconds, pinned, copy_error = [], [], 0.0

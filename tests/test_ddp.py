@@ -73,7 +73,10 @@ def test_two_devices_average_the_gradients_of_different_scenes(tmp_path):
     rounding. The run's folder, its config and its checkpoints are written once, its messages printed once."""
     data, steps = dataset(tmp_path), 2
     two, one = tmp_path / "two-devices", tmp_path / "one-device"
-    command = pretrain_command(data, two / "out", steps, "--machine.num-devices", "2")
+    # No loader workers: each would be one more interpreter to start; the shares of (process, worker) pairs are
+    # the dataset's tests', and the failing process's test runs with a worker.
+    workers = ("--pipeline.datamanager.num-workers", "0")
+    command = pretrain_command(data, two / "out", steps, "--machine.num-devices", "2", *workers)
     printed = passed(run(command, probed(two / "probe")))
     assert printed.count("Training Finished") == 1, printed[-3000:]
     assert [p.name for p in (two / "out").rglob("*.ckpt")] == [f"step-{steps - 1:09d}.ckpt"]
@@ -81,7 +84,7 @@ def test_two_devices_average_the_gradients_of_different_scenes(tmp_path):
     first, second = scenes(two / "probe", 0), scenes(two / "probe", 1)
     assert len(first) == len(second) == steps and not set(first) & set(second), (first, second)
 
-    command = pretrain_command(data, one / "out", steps)
+    command = pretrain_command(data, one / "out", steps, *workers)
     passed(run(command, probed(one / "probe", PIXELSPLAT_PROBE_REPLAY=str(two / "probe"))))
     assert scenes(one / "probe", 0) == [name for pair in zip(first, second) for name in pair]
     for step in range(steps):
@@ -98,10 +101,9 @@ def test_two_devices_average_the_gradients_of_different_scenes(tmp_path):
 
 def test_two_machines_on_one_host_train_one_run(tmp_path):
     """Two ``ns-train`` commands, as two machines run them (``--machine.num-machines 2``, ranks 0 and 1, a tcp
-    dist-url on 127.0.0.1), each finishing its steps on scenes of its own; only machine 0 writes the run, which
-    then resumes in one process."""
+    dist-url on 127.0.0.1), each finishing its steps on scenes of its own; only machine 0 writes the run."""
     data, url = dataset(tmp_path), f"tcp://127.0.0.1:{free_port()}"
-    flags = ["--machine.num-machines", "2", "--machine.dist-url", url]
+    flags = ["--machine.num-machines", "2", "--machine.dist-url", url, "--pipeline.datamanager.num-workers", "0"]
     machines = [
         subprocess.Popen(
             pretrain_command(data, tmp_path / "out", 2, *flags, "--machine.machine-rank", str(rank)),
@@ -115,17 +117,12 @@ def test_two_machines_on_one_host_train_one_run(tmp_path):
     printed = [machine.communicate(timeout=600)[0] for machine in machines]
     assert [m.returncode for m in machines] == [0, 0], "\n\n".join(p[-3000:] for p in printed)
     assert "the run's folder (config, checkpoints, logs) is written on machine 0" in printed[1]
-    assert [p.name for p in (tmp_path / "out").rglob("*.ckpt")] == ["step-000000001.ckpt"]
+    (checkpoint,) = (tmp_path / "out").rglob("*.ckpt")
+    assert checkpoint.name == "step-000000001.ckpt"
+    assert torch.load(checkpoint, map_location="cpu", weights_only=False)["processes"] == 2  # read on resume
     assert len(list((tmp_path / "out").rglob("config.yml"))) == 1
     first, second = scenes(tmp_path / "probe", 0), scenes(tmp_path / "probe", 1)
     assert len(first) == len(second) == 2 and not set(first) & set(second), (first, second)
-
-    # Resumed in one process: it says what changes, and goes on from the step after the checkpoint's.
-    (checkpoints,) = {p.parent for p in (tmp_path / "out").rglob("*.ckpt")}
-    command = pretrain_command(data, tmp_path / "resumed", 1, "--load-dir", str(checkpoints))
-    printed = " ".join(passed(run(command, dict(ENV))).split())
-    assert "resuming in 1 process(es) a run saved from 2: from step 2 on, a step's batch is 1 x" in printed, printed
-    assert [p.name for p in (tmp_path / "resumed").rglob("*.ckpt")] == ["step-000000002.ckpt"]
 
 
 def test_a_process_that_fails_stops_the_others_with_its_message(tmp_path):
@@ -141,7 +138,8 @@ def test_a_process_that_fails_stops_the_others_with_its_message(tmp_path):
 
 def test_machine_flags_the_launcher_cannot_use_are_refused(monkeypatch, tmp_path):
     """Flags nerfstudio's launcher fails on later (an assert, or a process waiting for a machine that never
-    comes) are refused before anything starts."""
+    comes) are refused before anything starts; several processes where CUDA is missing, too (nerfstudio's worker
+    asserts it: the other tests here relax that assert and this check with their harness)."""
     from nerfstudio.scripts.train import entrypoint
 
     from pixelsplat_ns.core.errors import InputError
@@ -156,6 +154,8 @@ def test_machine_flags_the_launcher_cannot_use_are_refused(monkeypatch, tmp_path
         ),
         ("--machine.dist-url", "http://a:1"): "give tcp://ADDRESS:PORT",
     }
+    if not torch.cuda.is_available():  # nerfstudio's worker asserts CUDA: refused before it starts
+        cases[("--machine.num-devices", "2", "--machine.device-type", "cpu")] = "only where CUDA is available"
     for flags, message in cases.items():
         argv = ["ns-train", "pixelsplat-pretrain", "--data", str(data), "--output-dir", str(tmp_path / "out"), *flags]
         monkeypatch.setattr(sys, "argv", argv)

@@ -88,3 +88,47 @@ def test_a_loader_worker_ends_with_its_killed_parent(asked):
     for child in alive:
         child.kill()
     assert (gone, alive) == ((children, []) if asked != "not" else ([], children))
+
+
+def test_a_second_process_chooses_its_gpu_keeps_quiet_and_serves_no_viewer(monkeypatch, tmp_path):
+    """The trainer of the process of local rank 1 (global rank 3: machine 1 of 2 GPUs each) on a GPU machine: it
+    makes cuda:1 the current GPU (nerfstudio's worker never does, so NCCL's barrier went to GPU 0 from every
+    process), prints nothing and starts no viewer. The CUDA calls are recorded, as this machine has no GPU."""
+    from nerfstudio.utils import comms
+    from nerfstudio.utils.rich_utils import CONSOLE
+
+    from pixelsplat_ns.methods import _pixelsplat_pretrain_tiny
+    from pixelsplat_ns.nerfstudio_compat import trainer
+
+    chosen = []
+    monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
+    monkeypatch.setattr(trainer, "check_device", lambda device: None)
+    monkeypatch.setattr(comms, "get_world_size", lambda: 4)
+    monkeypatch.setattr(comms, "get_rank", lambda: 3)
+    monkeypatch.setattr(CONSOLE, "quiet", False)
+    config = _pixelsplat_pretrain_tiny()
+    config.machine.device_type, config.vis, config.output_dir = "cuda", "viewer", tmp_path
+    trainer.PixelSplatTrainer(config, local_rank=1, world_size=4)
+    assert chosen == [1] and CONSOLE.quiet and not config.is_viewer_enabled()
+
+
+def test_a_run_resumed_in_another_number_of_processes_says_what_changes(monkeypatch, tmp_path):
+    """The checkpoint records how many processes trained it; resumed in another number, the run says that the
+    batch of a step and the order of the scenes change from the step it goes on at (in as many, nothing)."""
+    from nerfstudio.utils.rich_utils import CONSOLE
+
+    from pixelsplat_ns.methods import _pixelsplat_pretrain_tiny
+    from pixelsplat_ns.nerfstudio_compat import trainer
+
+    monkeypatch.setattr(CONSOLE, "quiet", False)
+    config = _pixelsplat_pretrain_tiny()
+    config.output_dir, config.machine.device_type = tmp_path, "cpu"
+    resumed = trainer.PixelSplatTrainer(config, local_rank=0, world_size=1)
+    resumed._start_step = 8
+    said = {}
+    for saved in ({"processes": 2}, {"processes": 1}, {}):  # {}: a checkpoint older than the key, one process
+        with CONSOLE.capture() as captured:
+            resumed._say_how_the_stream_goes_on({"step": 7, **saved})
+        said[saved.get("processes")] = " ".join(captured.get().split())
+    assert "resuming in 1 process(es) a run saved from 2: from step 8 on, a step's batch is 1 x" in said[2], said
+    assert said[1] == said[None] == ""

@@ -44,6 +44,27 @@ def check_machine_flags(machine: "MachineConfig") -> None:
             f"--machine.dist-url {machine.dist_url}: give tcp://ADDRESS:PORT (or file://PATH on a shared file "
             "system, or env:// with MASTER_ADDR and MASTER_PORT set)"
         )
+    if machine.num_devices * machine.num_machines > 1:
+        check_the_launcher_can_start(machine)
+
+
+def check_the_launcher_can_start(machine: "MachineConfig") -> None:
+    """Refuse what nerfstudio 1.1.5's worker asserts once its processes have started (``_distributed_worker``):
+    CUDA available, even for ``--machine.device-type cpu``, and at least ``--machine.num-devices`` GPUs. Raises
+    ``InputError``."""
+    import torch
+
+    if not torch.cuda.is_available():
+        raise InputError(
+            f"--machine.num-devices {machine.num_devices} --machine.num-machines {machine.num_machines}: nerfstudio "
+            "starts several processes only where CUDA is available (its worker asserts it, also with "
+            "--machine.device-type cpu); here, train in one process (leave both flags out)"
+        )
+    if machine.device_type == "cuda" and machine.num_devices > torch.cuda.device_count():
+        raise InputError(
+            f"--machine.num-devices {machine.num_devices}, but this machine shows {torch.cuda.device_count()} GPU(s) "
+            "(CUDA_VISIBLE_DEVICES chooses which): give at most that many"
+        )
 
 
 def writes_the_run(machine: "MachineConfig") -> bool:

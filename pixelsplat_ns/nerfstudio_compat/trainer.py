@@ -36,10 +36,16 @@ class PixelSplatTrainer(Trainer):
 
     def __init__(self, config, *args, **kwargs) -> None:
         """Works around: with several processes every one printed the run's messages ("Training Finished" once
-        per process) and the first process of each machine started a viewer. The process of global rank 0 speaks
-        for the run; another one's error still ends the run through the launcher (``distributed``)."""
+        per process), the first process of each machine started a viewer, and no process chose its GPU. The
+        process of global rank 0 speaks for the run; another one's error still ends the run through the launcher
+        (``distributed``); each process makes its GPU, ``cuda:<local rank>``, the current one."""
         install_process_hooks()  # before the pipeline reads the user's input or a checkpoint
         check_device(config.machine.device_type)
+        local_rank = kwargs.get("local_rank", args[0] if args else 0)
+        if comms.get_world_size() > 1 and config.machine.device_type == "cuda":
+            # nerfstudio's worker never chooses the GPU: NCCL's calls without a tensor (the final barrier) would
+            # all go to GPU 0.
+            torch.cuda.set_device(local_rank)
         if not comms.is_main_process():
             CONSOLE.quiet = True  # this process's console only: each process has its own
             if config.is_viewer_enabled() or config.is_viewer_legacy_enabled():
