@@ -35,7 +35,8 @@ def unavailable_reason(error: BaseException) -> str:
     summary = (str(error).splitlines() or [""])[0]
     return (
         f"pixelsplat-ns does not import in this environment: {type(error).__name__}: {summary}{where}. Install "
-        "the versions it requires into this environment (`pip install --upgrade pixelsplat-ns`, then `pip check`); "
+        "the versions it requires into this environment (reinstall pixelsplat-ns with your torch kept: `pip install "
+        "<its folder> -c keep-torch.txt`, docs/installation.md; then `pip check`); "
         "every other ns-train method works as before"
     )
 
