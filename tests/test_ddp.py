@@ -15,7 +15,11 @@ import torch
 
 from helpers.cli import ENV
 from helpers.pretraining import SMALL
+from pixelsplat_ns.checkpoints import read_encoder
 from pixelsplat_ns.data.synthetic import SyntheticConfig, write_synthetic_dataset
+from pixelsplat_ns.encoder import PixelSplatEncoder
+from pixelsplat_ns.encoder.random_draws import per_example_generators
+from pixelsplat_ns.pretraining.loss import LossConfig, pretraining_loss
 
 pytestmark = pytest.mark.e2e
 HARNESS = Path(__file__).parent / "helpers" / "cpu_launcher"
@@ -59,44 +63,42 @@ def scenes(probe: Path, rank: int) -> list[str]:
     return (probe / f"scenes-rank{rank}.txt").read_text().split()
 
 
-def encoder_weights(out: Path) -> dict[str, torch.Tensor]:
-    (checkpoint,) = out.rglob("*.ckpt")
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)["pipeline"]  # the test's own run
-    return {k.split("encoder.", 1)[1]: v for k, v in state.items() if ".encoder." in k or k.startswith("encoder.")}
-
-
 def test_two_devices_average_the_gradients_of_different_scenes(tmp_path):
     """``ns-train pixelsplat-pretrain --machine.num-devices 2`` with batch 1 each: the processes read different
-    scenes, and the gradients they step with are the average of theirs: what one process computes from the same
-    examples (replayed into it by the probe, each as its process drew and normalized it; with SyncBatchNorm, on
-    GPUs, that is one process with batch 2), at every step, and the weights after the steps equal within float
-    rounding. The run's folder, its config and its checkpoints are written once, its messages printed once."""
-    data, steps = dataset(tmp_path), 2
-    two, one = tmp_path / "two-devices", tmp_path / "one-device"
+    scenes, and at every step both step with the average of their gradients: what the encoder computes from the
+    same weights and examples, each example as its process drew and normalized it (with SyncBatchNorm, on GPUs,
+    that is one process with batch 2). The run's folder, its config and its checkpoints are written once, its
+    messages printed once."""
+    data, steps, probe = dataset(tmp_path), 2, tmp_path / "probe"
     # No loader workers: each would be one more interpreter to start; the shares of (process, worker) pairs are
     # the dataset's tests', and the failing process's test runs with a worker.
-    workers = ("--pipeline.datamanager.num-workers", "0")
-    command = pretrain_command(data, two / "out", steps, "--machine.num-devices", "2", *workers)
-    printed = passed(run(command, probed(two / "probe")))
+    flags = ("--machine.num-devices", "2", "--pipeline.datamanager.num-workers", "0")
+    printed = passed(run(pretrain_command(data, tmp_path / "out", steps, *flags), probed(probe)))
     assert printed.count("Training Finished") == 1, printed[-3000:]
-    assert [p.name for p in (two / "out").rglob("*.ckpt")] == [f"step-{steps - 1:09d}.ckpt"]
-    assert len(list((two / "out").rglob("config.yml"))) == 1
-    first, second = scenes(two / "probe", 0), scenes(two / "probe", 1)
+    assert [p.name for p in (tmp_path / "out").rglob("*.ckpt")] == [f"step-{steps - 1:09d}.ckpt"]
+    (config,) = (tmp_path / "out").rglob("config.yml")
+    first, second = scenes(probe, 0), scenes(probe, 1)
     assert len(first) == len(second) == steps and not set(first) & set(second), (first, second)
 
-    command = pretrain_command(data, one / "out", steps, *workers)
-    passed(run(command, probed(one / "probe", PIXELSPLAT_PROBE_REPLAY=str(two / "probe"))))
-    assert scenes(one / "probe", 0) == [name for pair in zip(first, second) for name in pair]
+    encoder = PixelSplatEncoder(read_encoder(config).config).train()
     for step in range(steps):
-        averaged = [torch.load(two / "probe" / f"gradients-rank{r}-step{step}.pt") for r in (0, 1)]
-        single = torch.load(one / "probe" / f"gradients-rank0-step{step}.pt")
-        assert torch.equal(averaged[0], averaged[1]), f"step {step}: the ranks stepped with different gradients"
-        torch.testing.assert_close(averaged[0], single, rtol=1e-4, atol=1e-7, msg=f"gradients of step {step}")
-    ddp, reference = encoder_weights(two / "out"), encoder_weights(one / "out")
-    assert ddp.keys() == reference.keys() and ddp
-    # Batch norm's running statistics are not trained: DDP keeps rank 0's (it broadcasts its buffers).
-    for name in [n for n in ddp if not n.endswith(("running_mean", "running_var", "num_batches_tracked"))]:
-        torch.testing.assert_close(ddp[name], reference[name], rtol=1e-3, atol=1e-5, msg=name)
+        weights = [torch.load(probe / f"weights-rank{r}-step{step}.pt") for r in (0, 1)]
+        assert all(torch.equal(a, b) for a, b in zip(*weights)), f"step {step}: the ranks' weights differ"
+        with torch.no_grad():
+            for parameter, value in zip(encoder.parameters(), weights[0]):
+                parameter.copy_(value)
+        encoder.zero_grad()
+        losses = []
+        for rank in (0, 1):  # each example with its process's draws and batch statistics
+            batch = torch.load(probe / f"batch-rank{rank}-step{step}.pt", weights_only=False)  # the test's own file
+            generators = per_example_generators(step, rank, 1, "cpu")
+            loss, _ = pretraining_loss(encoder, batch, step, LossConfig(lpips_weight=0.0), None, generators, True)
+            losses.append(loss["mse"])
+        (sum(losses) / 2).backward()
+        expected = torch.cat([p.grad.flatten() for p in encoder.parameters() if p.grad is not None])
+        stepped = [torch.load(probe / f"gradients-rank{r}-step{step}.pt") for r in (0, 1)]
+        assert torch.equal(stepped[0], stepped[1]), f"step {step}: the ranks stepped with different gradients"
+        torch.testing.assert_close(stepped[0], expected, rtol=1e-4, atol=1e-7, msg=f"gradients of step {step}")
 
 
 def test_two_machines_on_one_host_train_one_run(tmp_path):
