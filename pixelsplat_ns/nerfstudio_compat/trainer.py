@@ -41,16 +41,15 @@ class PixelSplatTrainer(Trainer):
         (``distributed``); each process makes its GPU, ``cuda:<local rank>``, the current one."""
         install_process_hooks()  # before the pipeline reads the user's input or a checkpoint
         check_device(config.machine.device_type)
-        local_rank = kwargs.get("local_rank", args[0] if args else 0)
-        if comms.get_world_size() > 1 and config.machine.device_type == "cuda":
-            # nerfstudio's worker never chooses the GPU: NCCL's calls without a tensor (the final barrier) would
-            # all go to GPU 0.
-            torch.cuda.set_device(local_rank)
         if not comms.is_main_process():
             CONSOLE.quiet = True  # this process's console only: each process has its own
             if config.is_viewer_enabled() or config.is_viewer_legacy_enabled():
                 config.vis = "tensorboard"  # whose writers, like every nerfstudio writer, write on rank 0 alone
         super().__init__(config, *args, **kwargs)
+        if self.world_size > 1 and config.machine.device_type == "cuda":
+            # nerfstudio's worker never chooses the GPU: NCCL's calls without a tensor (the final barrier) would
+            # all go to GPU 0.
+            torch.cuda.set_device(self.local_rank)
 
     def setup(self, test_mode="val") -> None:
         """Works around: the set-up (reading the scene, predicting it: seconds to minutes) ran after ``ns-train``
